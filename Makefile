@@ -1,0 +1,59 @@
+# Tugboat: every target does its own set-up (Debian packages, pinned Node 24,
+# npm dependencies), so `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+NODE  := vendor/node/bin/node
+STAMP := build/.stamps
+
+.PHONY: all setup build fixtures test test-unit test-integration demo bench install clean typecheck
+
+all: build
+
+$(STAMP)/system:
+	@scripts/setup-system.sh
+	@mkdir -p $(STAMP) && touch $@
+
+$(NODE): scripts/setup-node.sh scripts/lib.sh
+	@scripts/setup-node.sh
+	@touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	@echo "==> npm ci"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(STAMP)/system $(NODE) node_modules/.package-lock.json
+
+build: setup
+	@echo "==> build (tsc, WASI host bundle, runtime kit, examples)"
+	@$(NODE) node_modules/typescript/bin/tsc -p tsconfig.json
+	@$(NODE) scripts/bundle-host.mjs
+	@scripts/build-kit.sh
+	@examples/rust-wasm/build.sh
+
+typecheck: setup
+	@$(NODE) node_modules/typescript/bin/tsc -p tsconfig.json --noEmit
+
+fixtures: build
+	@scripts/build-fixtures.sh
+
+test: fixtures
+	@scripts/run-tests.sh
+
+test-unit: build
+	@$(NODE) node_modules/vitest/vitest.mjs run --project unit
+
+test-integration: fixtures
+	@$(NODE) node_modules/vitest/vitest.mjs run --project integration
+
+demo: fixtures
+	@scripts/demo.sh
+
+bench: fixtures
+	@$(NODE) bench/cold-start.mjs
+	@$(NODE) bench/compute.mjs
+
+install: build
+	ln -sf $(CURDIR)/bin/tugboat /usr/local/bin/tugboat
+
+clean:
+	rm -rf dist build test/fixtures/out examples/rust-wasm/out

@@ -1,0 +1,84 @@
+// Shared benchmark plumbing: private roots, bundles for plain runc, timing of
+// whole commands, medians. Benchmarks print ratios against a baseline run in
+// the same process, interleaved, so machine noise hits both sides alike.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const FIXTURES = join(REPO, 'test', 'fixtures', 'out');
+export const EXAMPLES = join(REPO, 'examples', 'rust-wasm', 'out');
+export const TUGBOAT = join(REPO, 'bin', 'tugboat');
+
+export function workspace(name) {
+  const dir = mkdtempSync(join(tmpdir(), `tugboat-bench-${name}-`));
+  const runcRoot = join(dir, 'runc');
+  const cleanup = () => {
+    try {
+      const list = JSON.parse(execFileSync('runc', ['--root', runcRoot, 'list', '--format', 'json'], { encoding: 'utf8' }) || 'null') ?? [];
+      for (const c of list) spawnSync('runc', ['--root', runcRoot, 'delete', '--force', c.id]);
+    } catch {}
+    for (const line of execFileSync('cat', ['/proc/self/mountinfo'], { encoding: 'utf8' }).split('\n')) {
+      const m = line.split(' ')[4];
+      if (m?.startsWith(dir)) spawnSync('umount', ['-l', m]);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', cleanup);
+  return { dir, runcRoot };
+}
+
+/** A bundle for plain `runc run` from an unpacked rootfs, with runc's default spec. */
+export function runcBundle(dir, rootfsSource, args) {
+  const bundle = join(dir, `bundle-${args[0].replace(/\W/g, '')}`);
+  mkdirSync(bundle, { recursive: true });
+  cpSync(rootfsSource, join(bundle, 'rootfs'), { recursive: true, verbatimSymlinks: true });
+  execFileSync('runc', ['spec'], { cwd: bundle });
+  const spec = JSON.parse(execFileSync('cat', [join(bundle, 'config.json')], { encoding: 'utf8' }));
+  spec.process.terminal = false;
+  spec.process.args = args;
+  spec.root.readonly = false;
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+  return bundle;
+}
+
+export function timeCommand(cmd, args, expectStatus = 0) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== expectStatus) {
+    throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  }
+  return ms;
+}
+
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Runs each case `runs` times, interleaved round-robin; returns medians in ms. */
+export function interleave(cases, runs) {
+  const samples = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
+  for (let i = 0; i < runs; i++) for (const [name, fn] of Object.entries(cases)) samples[name].push(fn(i));
+  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
+}
+
+export function report(title, medians, baseline) {
+  console.log(`\n${title}`);
+  const base = medians[baseline];
+  for (const [name, ms] of Object.entries(medians)) {
+    console.log(`  ${name.padEnd(44)} ${ms.toFixed(1).padStart(8)} ms   ${(ms / base).toFixed(2)}x ${name === baseline ? '(baseline)' : ''}`);
+  }
+}
+
+/** Unpacks an image's rootfs once through Tugboat's own store and returns its path. */
+export function unpackedRootfs(root, image) {
+  execFileSync(TUGBOAT, ['--root', root, 'run', '--rm', '--entrypoint', '/bin/true', image], { stdio: 'ignore' });
+  const dir = join(root, 'rootfs');
+  const [hex] = execFileSync('ls', [dir], { encoding: 'utf8' }).split('\n').filter((n) => !n.includes('.tmp'));
+  return join(dir, hex);
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the test and demo images locally (no registry can be reached):
+#   test/fixtures/out/wasm      OCI layout, tags hello, fileio, exitcode, compute (wasi/wasm)
+#   test/fixtures/out/busybox   OCI layout, tag latest (linux/<arch>, busybox-static)
+#   test/fixtures/out/mixed     OCI layout, tag app: one reference, linux + wasi/wasm manifests
+source "$(dirname "$0")/lib.sh"
+out="$ROOT/test/fixtures/out"
+ex="$ROOT/examples/rust-wasm/out"
+stamp="$out/.stamp"
+if [[ -f "$stamp" && "$stamp" -nt "$ex/hello.wasm" && "$stamp" -nt "$ROOT/dist/oci/image-build.js" && "$stamp" -nt "$0" ]]; then exit 0; fi
+log "building test images"
+rm -rf "$out"; mkdir -p "$out"
+tb() { "$ROOT/bin/tugboat" "$@"; }
+for m in hello fileio exitcode compute; do
+  tb image build "$ex/$m.wasm" -o "oci:$out/wasm:$m" >/dev/null
+done
+tb image build "$ex/hello.wasm" --artifact -o "oci:$out/artifact:hello" >/dev/null
+tb image build "$ex/hello.wasm" -o "oci-archive:$out/hello-wasm.oci.tar:hello" >/dev/null
+tb image build "$ex/hello.wasm" -o "docker-archive:$out/hello-wasm.docker.tar:tugboat.local/hello-wasm:latest" >/dev/null
+"$NODE_BIN" "$ROOT/scripts/build-busybox-image.mjs" "$out"
+tb image build "$ex/hello.wasm" --add-to "oci:$out/mixed:app" >/dev/null
+touch "$stamp"

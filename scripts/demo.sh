@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make demo`: a Wasm container and a Linux container, started side by side by
+# the same runtime from the same kind of image, each confined by runc.
+source "$(dirname "$0")/lib.sh"
+fx="$ROOT/test/fixtures/out"
+root="$(mktemp -d /tmp/tugboat-demo.XXXXXX)"
+trap 'rm -rf "$root"' EXIT
+tb() { "$ROOT/bin/tugboat" --root "$root" "$@"; }
+wasm_out="$root/wasm.txt"; linux_out="$root/linux.txt"
+
+log "running a Wasm and a Linux container at the same time"
+( tb run --rm -e GREETING=ahoy "oci:$fx/wasm:hello" hello.wasm from the wasm side >"$wasm_out" 2>&1; echo "exit status: $?" >>"$wasm_out" ) &
+( tb run --rm -e GREETING=ahoy "oci:$fx/busybox:latest" sh -c 'echo "hello from $(uname -s) $(uname -m)"; echo "args: sh -c ..."; echo "env: GREETING=$GREETING"; echo "pid 1 is $(cat /proc/1/comm)"; id' >"$linux_out" 2>&1; echo "exit status: $?" >>"$linux_out" ) &
+wait
+printf '%-60s %s\n' "WASM  (wasi/wasm, oci:wasm:hello)" "LINUX (busybox, oci:busybox:latest)"
+printf '%-60s %s\n' "$(printf '%.0s-' {1..58})" "$(printf '%.0s-' {1..40})"
+paste -d '\t' <(cut -c1-58 "$wasm_out") "$linux_out" | awk -F'\t' '{ printf "%-60s %s\n", $1, $2 }'
+
+echo
+log "exit codes pass through exactly"
+for code in 0 3 42; do
+  tb run --rm "oci:$fx/wasm:exitcode" exitcode.wasm "$code"; echo "  wasm guest exit($code) -> container status $?"
+done
+tb run --rm "oci:$fx/wasm:exitcode" exitcode.wasm trap 2>&1 | sed 's/^/  /'; echo "  wasm trap -> container status ${PIPESTATUS[0]}"
+tb run --rm "oci:$fx/busybox:latest" sh -c 'exit 3'; echo "  busybox exit 3 -> container status $?"
+
+echo
+log "one image reference, two platforms (oci:mixed:app)"
+tb run --rm "oci:$fx/mixed:app" | head -1 | sed 's/^/  default (Wasm first): /'
+tb run --rm --platform "linux/$GOARCH" "oci:$fx/mixed:app" uname -sm | sed "s/^/  --platform linux\/$GOARCH:  /"

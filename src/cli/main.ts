@@ -1,0 +1,210 @@
+#!/usr/bin/env node
+// The `tugboat` command. Thin: parses arguments with commander and calls the
+// plain async functions that do the work; maps every error to one line and an
+// exit status in exactly one place (fail()).
+import { execFileSync } from 'node:child_process';
+import { Command, CommanderError, Option } from 'commander';
+import { describeError, exitCodeFor, UsageError } from '../errors.js';
+import { isLogLevel, log, setLogLevel } from '../log.js';
+import { parsePlatform } from '../oci/platform.js';
+import { defaultKitDir, loadKit } from '../linux-runtime/kit.js';
+import { TUGBOAT_VERSION } from '../version.js';
+import { buildCommand, importCommand, listCommand, parseFileMapping, removeCommand } from './image-commands.js';
+import { parseContainerName, parseEnvArg, parseEnvFile, parseMemory, parseNetwork, parseVolume } from './options.js';
+import { listContainers, removeContainer, runContainer, type Paths } from './run-container.js';
+import { shortDigest, table } from './table.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function fail(err: unknown): never {
+  process.stderr.write(`tugboat: ${describeError(err)}\n`);
+  log().debug({ err }, 'command failed');
+  process.exit(exitCodeFor(err));
+}
+
+function paths(program: Command): Paths {
+  const g = program.opts<{ root: string; runc?: string; kit?: string }>();
+  return { root: g.root, ...(g.runc ? { runcBinary: g.runc } : {}), ...(g.kit ? { kitDir: g.kit } : {}) };
+}
+
+function versionText(): string {
+  let runc = 'runc: not found';
+  try {
+    runc = execFileSync(process.env.TUGBOAT_RUNC ?? 'runc', ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? runc;
+  } catch {
+    // reported as not found
+  }
+  let kit: string;
+  try {
+    const k = loadKit();
+    kit = `kit: ${k.dir} (node ${k.nodeVersion})`;
+  } catch {
+    kit = `kit: not built (${defaultKitDir()})`;
+  }
+  return [`tugboat version ${TUGBOAT_VERSION}`, 'spec: 1.0.2-dev', `node: ${process.version}`, runc, kit].join('\n');
+}
+
+function buildProgram(): Command {
+  const program = new Command('tugboat');
+  // Set before any subcommand is added: commander copies these settings into
+  // each subcommand when it is created.
+  program.exitOverride();
+  program.configureOutput({ outputError: (str, write) => write(`tugboat: ${str.replace(/^error: /, '')}`) });
+  program
+    .description('Wasm-first container runtime: runs WASI and Linux images side by side, confined by runc')
+    .option('-v, --version', 'print version information')
+    .addOption(new Option('--root <dir>', 'image store and container data').default(process.env.TUGBOAT_ROOT ?? '/var/lib/tugboat'))
+    .addOption(new Option('--runc <path>', 'runc binary').default(process.env.TUGBOAT_RUNC))
+    .addOption(new Option('--kit <dir>', 'runtime kit for Wasm containers').default(process.env.TUGBOAT_KIT))
+    .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace (JSON logs on stderr)').default('warn'))
+    .enablePositionalOptions()
+    .showHelpAfterError('(run with --help for usage)')
+    .hook('preAction', () => {
+      const level = program.opts<{ logLevel: string }>().logLevel;
+      if (!isLogLevel(level)) throw new UsageError(`--log-level: unknown level ${level}`);
+      setLogLevel(level);
+    });
+
+  program
+    .command('run')
+    .description('run a command in a new container from an image (Wasm or Linux)')
+    .argument('<image>', 'oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:TAG] or a name from `tugboat image ls`')
+    .argument('[args...]', 'arguments (replace the image CMD)')
+    .option('--platform <os/arch>', 'platform to pick from a multi-platform image (default: Wasm first, then this host)')
+    .option('--rm', 'remove the container when it exits', false)
+    .option('--name <name>', 'container name (default: random)')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable; KEY alone copies it from here)', collect, [])
+    .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect, [])
+    .option('-v, --volume <host:ctr[:ro]>', 'bind-mount a host path (repeatable)', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <uid[:gid]>', 'user to run as (numeric or a name from the image)')
+    .option('-m, --memory <size>', 'memory limit (e.g. 64m, 1g); exceeding it ends the container with 137')
+    .option('--network <mode>', 'none (private, loopback only) or host', 'none')
+    .option('--entrypoint <path>', 'replace the image ENTRYPOINT (drops its CMD)')
+    .option('-t, --tty', 'allocate a terminal', false)
+    .passThroughOptions()
+    .action(async (image: string, args: string[], o: Record<string, unknown>) => {
+      const envFiles = (o.envFile as string[]).flatMap((f) => parseEnvFile(f));
+      const envArgs = (o.env as string[]).map((e) => parseEnvArg(e)).filter((e): e is string => e !== undefined);
+      const status = await runContainer({
+        ...paths(program),
+        image,
+        args,
+        ...(o.platform ? { platform: parsePlatform(o.platform as string) } : {}),
+        rm: o.rm as boolean,
+        ...(o.name ? { name: parseContainerName(o.name as string) } : {}),
+        env: [...envFiles, ...envArgs],
+        volumes: (o.volume as string[]).map((v) => parseVolume(v)),
+        ...(o.workdir ? { workdir: o.workdir as string } : {}),
+        ...(o.user ? { user: o.user as string } : {}),
+        ...(o.memory ? { memoryBytes: parseMemory(o.memory as string) } : {}),
+        network: parseNetwork(o.network as string),
+        ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint as string } : {}),
+        tty: o.tty as boolean,
+      });
+      process.exitCode = status;
+    });
+
+  program
+    .command('ps')
+    .description('list containers')
+    .option('--format <fmt>', 'table or json', 'table')
+    .action(async (o: { format: string }) => {
+      const rows = await listContainers(paths(program));
+      if (o.format === 'json') process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      else process.stdout.write(table(['CONTAINER', 'IMAGE', 'KIND', 'STATUS', 'CREATED'], rows.map((r) => [r.id, r.image, r.workload, r.status, r.created])));
+    });
+
+  program
+    .command('rm')
+    .description('remove containers')
+    .argument('<container...>')
+    .option('-f, --force', 'kill it first if it is running', false)
+    .action(async (ids: string[], o: { force: boolean }) => {
+      for (const id of ids) await removeContainer(paths(program), id, o.force);
+    });
+
+  const image = program.command('image').description('build, import, list and remove images');
+  image
+    .command('build')
+    .description('build an image from a .wasm file (platform wasi/wasm, the module as entrypoint)')
+    .argument('<wasm>', 'WebAssembly module or component')
+    .argument('[args...]', 'default arguments (image CMD); put them after --')
+    .option('-o, --output <ref>', 'oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:TAG]')
+    .option('--add-to <ref>', 'add the Wasm manifest to the image TAG of an existing oci:DIR layout (multi-platform index)')
+    .option('--artifact', 'write the CNCF Wasm OCI artifact form (application/wasm layer)', false)
+    .option('--file <host:ctr>', 'also add a file or directory (repeatable)', collect, [])
+    .option('-e, --env <KEY=VALUE>', 'image environment (repeatable)', collect, [])
+    .option('-w, --workdir <dir>', 'image working directory')
+    .option('--module-path <path>', 'path of the module inside the image (default /<file name>)')
+    .action(async (wasm: string, args: string[], o: Record<string, unknown>) => {
+      const output = (o.addTo ?? o.output) as string | undefined;
+      if (!output) throw new UsageError('image build: give -o REF or --add-to REF');
+      if (o.addTo && o.output) throw new UsageError('image build: -o and --add-to are exclusive');
+      const r = await buildCommand({
+        wasm,
+        output,
+        addTo: o.addTo !== undefined,
+        artifact: o.artifact as boolean,
+        files: (o.file as string[]).map(parseFileMapping),
+        args,
+        env: o.env as string[],
+        ...(o.workdir ? { workingDir: o.workdir as string } : {}),
+        ...(o.modulePath ? { modulePath: o.modulePath as string } : {}),
+      });
+      process.stdout.write(`${r.indexDigest ?? r.manifestDigest}\n`);
+    });
+  image
+    .command('import')
+    .description('copy an image into the local store')
+    .argument('<ref>', 'oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:TAG]')
+    .option('--name <name>', 'name in the store (default: the tag)')
+    .action(async (ref: string, o: { name?: string }) => {
+      const r = await importCommand(paths(program).root, ref, o.name);
+      process.stdout.write(`${r.name} ${r.digest}\n`);
+    });
+  image
+    .command('ls')
+    .description('list images in the local store')
+    .option('--format <fmt>', 'table or json', 'table')
+    .action(async (o: { format: string }) => {
+      const rows = await listCommand(paths(program).root);
+      if (o.format === 'json') process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      else process.stdout.write(table(['NAME', 'DIGEST', 'PLATFORMS'], rows.map((r) => [r.name, shortDigest(r.digest), r.platforms.join(',')])));
+    });
+  image
+    .command('rm')
+    .description('remove images from the local store')
+    .argument('<name...>')
+    .action(async (names: string[]) => removeCommand(paths(program).root, names));
+
+  program
+    .command('version')
+    .description('print version information')
+    .action(() => {
+      process.stdout.write(versionText() + '\n');
+    });
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  // Handled before commander so that ordinary commands never pay for probing runc.
+  const first = argv[2];
+  if (first === '-v' || first === '--version') {
+    process.stdout.write(versionText() + '\n');
+    return;
+  }
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and --version end here with code 0; parse errors were printed by commander.
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    }
+    fail(err);
+  }
+}
+
+void main(process.argv);

@@ -1,0 +1,79 @@
+// Parsing of `tugboat run` option values. Every bad value is a UsageError
+// naming the option and the value.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { UsageError } from '../errors.js';
+import type { NetworkMode, Volume } from '../linux-runtime/spec-edits.js';
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** "512m", "1g", "65536", "1.5g" → bytes (Docker's units: binary multiples). */
+export function parseMemory(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?$/i.exec(value.trim());
+  if (!m) throw new UsageError(`--memory: invalid size ${JSON.stringify(value)} (examples: 64m, 1g)`);
+  const bytes = Math.floor(Number(m[1]) * UNITS[(m[2] ?? '').toLowerCase()]!);
+  // Below this a Node-based Wasm container cannot even start; say so up front.
+  if (bytes < 6 * 1024 * 1024) throw new UsageError(`--memory: ${value} is below the 6 MiB minimum`);
+  return bytes;
+}
+
+/** HOST:CONTAINER[:ro|rw] with an existing absolute-or-relative host path. */
+export function parseVolume(value: string, cwd = process.cwd()): Volume {
+  const parts = value.split(':');
+  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) {
+    throw new UsageError(`-v: expected HOST:CONTAINER[:ro], got ${JSON.stringify(value)}`);
+  }
+  const [host, container, mode] = parts as [string, string, string | undefined];
+  if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw new UsageError(`-v: unknown mode ${JSON.stringify(mode)} in ${value} (ro or rw)`);
+  if (!isAbsolute(container)) throw new UsageError(`-v: container path must be absolute: ${container}`);
+  const source = resolve(cwd, host);
+  if (!existsSync(source)) throw new UsageError(`-v: host path does not exist: ${source}`);
+  return { source, destination: container, readonly: mode === 'ro' };
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+/** -e KEY=VALUE, or -e KEY to copy KEY from our own environment (skipped when unset, as docker does). */
+export function parseEnvArg(value: string, hostEnv: NodeJS.ProcessEnv = process.env): string | undefined {
+  const eq = value.indexOf('=');
+  const name = eq === -1 ? value : value.slice(0, eq);
+  if (!ENV_NAME.test(name)) throw new UsageError(`-e: invalid variable name ${JSON.stringify(name)}`);
+  if (eq !== -1) return value;
+  const v = hostEnv[name];
+  return v === undefined ? undefined : `${name}=${v}`;
+}
+
+/** Docker's env-file format: KEY=VALUE or KEY per line, # comments, blank lines ignored, no quoting. */
+export function parseEnvFile(path: string, hostEnv: NodeJS.ProcessEnv = process.env): string[] {
+  let text: string;
+  try {
+    if (!statSync(path).isFile()) throw new Error('not a regular file');
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--env-file: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const out: string[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.replace(/^\s+/, '');
+    if (line === '' || line.startsWith('#')) return;
+    try {
+      const kv = parseEnvArg(line, hostEnv);
+      if (kv !== undefined) out.push(kv);
+    } catch (err) {
+      throw new UsageError(`--env-file ${path}:${i + 1}: ${(err as Error).message.replace(/^-e: /, '')}`);
+    }
+  });
+  return out;
+}
+
+export function parseNetwork(value: string): NetworkMode {
+  if (value === 'none' || value === 'host') return value;
+  throw new UsageError(`--network: unsupported mode ${JSON.stringify(value)} (none or host; bridge networking comes with containerd or docker)`);
+}
+
+const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+export function parseContainerName(value: string): string {
+  if (!CONTAINER_NAME.test(value)) throw new UsageError(`--name: invalid container name ${JSON.stringify(value)} ([a-zA-Z0-9][a-zA-Z0-9_.-]*)`);
+  return value;
+}

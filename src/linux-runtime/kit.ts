@@ -1,0 +1,56 @@
+// Locates the runtime kit (see scripts/build-kit.sh) that Wasm containers get
+// at /.tugboat.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../errors.js';
+
+export const KIT_MOUNT_POINT = '/.tugboat';
+
+export interface Kit {
+  /** Host directory holding the kit. */
+  dir: string;
+  /** Paths relative to the kit root. */
+  loader: string;
+  node: string;
+  host: string;
+  nodeVersion: string;
+}
+
+/** dist/linux-runtime/kit.js → checkout root → build/kit; TUGBOAT_KIT overrides. */
+export function defaultKitDir(): string {
+  const fromEnv = process.env.TUGBOAT_KIT;
+  if (fromEnv) return resolve(fromEnv);
+  const here = dirname(fileURLToPath(import.meta.url));
+  return resolve(here, '..', '..', 'build', 'kit');
+}
+
+export function loadKit(dir = defaultKitDir()): Kit {
+  const manifest = join(dir, 'kit.json');
+  if (!existsSync(manifest)) {
+    throw new ConfigError(`runtime kit not found at ${dir} (run "make build", or set TUGBOAT_KIT)`);
+  }
+  let parsed: Partial<Kit>;
+  try {
+    parsed = JSON.parse(readFileSync(manifest, 'utf8')) as Partial<Kit>;
+  } catch (err) {
+    throw new ConfigError(`runtime kit manifest ${manifest} is not valid JSON: ${(err as Error).message}`);
+  }
+  const { loader, node, host, nodeVersion } = parsed;
+  if (!loader || !node || !host) throw new ConfigError(`runtime kit manifest ${manifest} lacks loader/node/host`);
+  return { dir, loader, node, host, nodeVersion: nodeVersion ?? 'unknown' };
+}
+
+/** argv that starts the host inside the container, through the kit's own loader. */
+export function hostArgv(kit: Kit): string[] {
+  const inKit = (p: string) => `${KIT_MOUNT_POINT}/${p}`;
+  return [
+    inKit(kit.loader),
+    '--library-path',
+    inKit('lib'),
+    inKit(kit.node),
+    // Warnings (node:wasi is "experimental") would land on the guest's stderr.
+    '--no-warnings',
+    inKit(kit.host),
+  ];
+}

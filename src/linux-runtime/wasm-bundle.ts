@@ -1,0 +1,44 @@
+// The one transformation that turns a Linux container into a Wasm container:
+// the kit is bind-mounted read-only at /.tugboat and the process becomes the
+// WASI host, which runs the original argv as a Wasm guest. Everything else in
+// the spec (namespaces, cgroups, mounts, hooks, user, capabilities, seccomp)
+// is left exactly as the caller wrote it. Pure: returns a new spec.
+import { encodeGuestConfig, GUEST_ENV_VAR, type GuestConfig } from '../wasi-host/guest-config.js';
+import type { Mount, Process, Spec } from '../oci/runtime-spec.js';
+import { hostArgv, KIT_MOUNT_POINT, type Kit } from './kit.js';
+
+export const WORKLOAD_ANNOTATION = 'io.tugboat.workload';
+export const PREOPENS_ANNOTATION = 'io.tugboat.wasm.preopens';
+
+export function kitMount(kit: Kit): Mount {
+  return {
+    destination: KIT_MOUNT_POINT,
+    type: 'bind',
+    source: kit.dir,
+    options: ['rbind', 'ro', 'nosuid', 'nodev'],
+  };
+}
+
+/** The process that runs `original` as a Wasm guest under the host. */
+export function wasmHostProcess(original: Process, kit: Kit, preopens?: Record<string, string>): Process {
+  const guest: GuestConfig = { args: original.args ?? [], env: original.env ?? [] };
+  if (preopens) guest.preopens = preopens;
+  return {
+    ...original,
+    args: hostArgv(kit),
+    // Only the guest description: nothing of the user's environment may steer
+    // Node itself (NODE_OPTIONS and friends).
+    env: [`${GUEST_ENV_VAR}=${encodeGuestConfig(guest)}`],
+  };
+}
+
+export function rewriteSpecForWasm(spec: Spec, kit: Kit, preopens?: Record<string, string>): Spec {
+  if (!spec.process) throw new Error('spec has no process to run');
+  const mounts = (spec.mounts ?? []).filter((m) => m.destination !== KIT_MOUNT_POINT);
+  return {
+    ...spec,
+    process: wasmHostProcess(spec.process, kit, preopens),
+    mounts: [...mounts, kitMount(kit)],
+    annotations: { ...spec.annotations, [WORKLOAD_ANNOTATION]: 'wasm-module' },
+  };
+}

@@ -1,0 +1,26 @@
+// The slice of the WebAssembly JS API that Tugboat uses. TypeScript only ships
+// it inside lib.dom, which would drag browser globals into a Node program.
+declare namespace WebAssembly {
+  class Module {
+    constructor(bytes: BufferSource);
+    static exports(module: Module): { name: string; kind: string }[];
+    static imports(module: Module): { module: string; name: string; kind: string }[];
+  }
+  class Instance {
+    constructor(module: Module, imports?: Imports);
+    readonly exports: Record<string, unknown>;
+  }
+  class Memory {
+    constructor(descriptor: { initial: number; maximum?: number; shared?: boolean });
+    readonly buffer: ArrayBuffer;
+    grow(delta: number): number;
+  }
+  class CompileError extends Error {}
+  class LinkError extends Error {}
+  class RuntimeError extends Error {}
+  type BufferSource = ArrayBufferView | ArrayBuffer;
+  type Imports = Record<string, Record<string, unknown>>;
+  function compile(bytes: BufferSource): Promise<Module>;
+  function validate(bytes: BufferSource): boolean;
+  function instantiate(module: Module, imports?: Imports): Promise<Instance>;
+}

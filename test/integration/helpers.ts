@@ -1,0 +1,87 @@
+// Shared plumbing for integration tests: a private Tugboat root per test file,
+// a way to run the real CLI (which drives the real runc), and a cleanup that
+// removes every container, mount and file the file created, even on failure.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const FIXTURES = join(REPO, 'test', 'fixtures', 'out');
+export const EXAMPLES = join(REPO, 'examples', 'rust-wasm', 'out');
+export const TUGBOAT = join(REPO, 'bin', 'tugboat');
+export const WASM = (tag: string) => `oci:${join(FIXTURES, 'wasm')}:${tag}`;
+export const BUSYBOX = `oci:${join(FIXTURES, 'busybox')}:latest`;
+
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOpts {
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Send this signal to tugboat once stdout contains `after`. */
+  signal?: { name: NodeJS.Signals; after: string };
+}
+
+export function exec(cmd: string, args: string[], opts: RunOpts = {}): Promise<Result> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let signalled = false;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      if (opts.signal && !signalled && stdout.includes(opts.signal.after)) {
+        signalled = true;
+        child.kill(opts.signal.name);
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.once('error', reject);
+    child.once('close', (code, sig) => resolvePromise({ code: code ?? 128 + (sig === 'SIGKILL' ? 9 : 15), stdout, stderr }));
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+export class TugboatSandbox {
+  readonly root: string;
+  constructor(prefix = 'tugboat-it-') {
+    this.root = mkdtempSync(join(tmpdir(), prefix));
+  }
+
+  run(args: string[], opts: RunOpts = {}): Promise<Result> {
+    return exec(TUGBOAT, ['--root', this.root, ...args], opts);
+  }
+
+  /** Removes runc containers, unmounts everything under the root, deletes the root. */
+  cleanup(): void {
+    const runcRoot = join(this.root, 'runc');
+    try {
+      const list = JSON.parse(execFileSync('runc', ['--root', runcRoot, 'list', '--format', 'json'], { encoding: 'utf8' }) || 'null') as
+        | { id: string }[]
+        | null;
+      for (const c of list ?? []) execFileSync('runc', ['--root', runcRoot, 'delete', '--force', c.id], { stdio: 'ignore' });
+    } catch {
+      // no runc state: nothing ran
+    }
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m): m is string => m !== undefined && m.startsWith(this.root))
+      .sort((a, b) => b.length - a.length);
+    for (const m of mounts) execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+    rmSync(this.root, { recursive: true, force: true });
+  }
+
+  /** Paths of mounts still under the root (for leak assertions). */
+  mounts(): string[] {
+    return readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m): m is string => m !== undefined && m.startsWith(this.root));
+  }
+}

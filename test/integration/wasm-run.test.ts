@@ -1,0 +1,113 @@
+// `tugboat run` of Wasm images under real runc: what reaches the guest, what
+// comes back out, and exit statuses.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURES, TugboatSandbox, WASM } from './helpers.js';
+
+describe('tugboat run: Wasm images', () => {
+  let tb: TugboatSandbox;
+  let vol: string;
+  beforeAll(() => {
+    tb = new TugboatSandbox();
+    vol = mkdtempSync(join(tmpdir(), 'tugboat-vol-'));
+  });
+  afterAll(() => {
+    tb.cleanup();
+    rmSync(vol, { recursive: true, force: true });
+  });
+
+  it('passes stdout, stderr, args and env to the guest', async () => {
+    const r = await tb.run(['run', '--rm', '-e', 'GREETING=ahoy', WASM('hello'), 'one', 'two words']);
+    expect(r.stderr).toBe('stderr: hello\n');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('hello from wasm\n');
+    expect(r.stdout).toContain('args: /hello.wasm one two words\n');
+    expect(r.stdout).toContain('env: GREETING=ahoy\n');
+    // Nothing of the host's plumbing leaks into the guest environment.
+    expect(r.stdout).not.toMatch(/TUGBOAT_GUEST|NODE_/);
+  });
+
+  it('reads variables from --env-file', async () => {
+    const file = join(vol, 'env.list');
+    writeFileSync(file, '# comment\nFROM_FILE=yes\n\nOTHER=two\n');
+    const r = await tb.run(['run', '--rm', '--env-file', file, WASM('hello')]);
+    expect(r.stdout).toContain('env: FROM_FILE=yes\n');
+    expect(r.stdout).toContain('env: OTHER=two\n');
+  });
+
+  it('resolves relative paths against the working directory (-w)', async () => {
+    const r = await tb.run(['run', '--rm', '-w', '/tmp', WASM('fileio'), 'write', 'rel.txt', 'in tmp']);
+    expect(r.stdout).toBe('wrote rel.txt\n');
+    expect(r.code).toBe(0);
+    const c = await tb.run(['run', '--rm', '-w', '/tmp', '--entrypoint', '/fileio.wasm', WASM('fileio'), 'write', 'rel.txt', 'x']);
+    expect(c.code).toBe(0);
+  });
+
+  it('reads and writes files in its own root filesystem', async () => {
+    const r = await tb.run(['run', '--rm', WASM('fileio'), 'ls', '/']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n')).toContain('fileio.wasm');
+    const w = await tb.run(['run', '--rm', WASM('fileio'), 'write', '/note.txt', 'hi']);
+    expect(w.code).toBe(0);
+    expect(w.stdout).toBe('wrote /note.txt\n');
+  });
+
+  it('reads and writes a -v volume', async () => {
+    writeFileSync(join(vol, 'in.txt'), 'from the host\n');
+    const r = await tb.run(['run', '--rm', '-v', `${vol}:/data`, WASM('fileio'), 'read', '/data/in.txt']);
+    expect(r.stdout).toBe('from the host\n');
+    const w = await tb.run(['run', '--rm', '-v', `${vol}:/data`, WASM('fileio'), 'write', '/data/out.txt', 'from the guest']);
+    expect(w.code).toBe(0);
+    expect(readFileSync(join(vol, 'out.txt'), 'utf8')).toBe('from the guest');
+  });
+
+  it('refuses writes to a read-only volume', async () => {
+    const r = await tb.run(['run', '--rm', '-v', `${vol}:/data:ro`, WASM('fileio'), 'write', '/data/ro.txt', 'x']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/fileio: \/data\/ro.txt: .*(Read-only|read-only|EROFS|not permitted|Permission)/i);
+  });
+
+  it.each([0, 3, 42, 255])('passes guest exit code %i through', async (code) => {
+    const r = await tb.run(['run', '--rm', WASM('exitcode'), String(code)]);
+    expect(r.code).toBe(code);
+  });
+
+  it('reports a trap on stderr with status 134', async () => {
+    const r = await tb.run(['run', '--rm', WASM('exitcode'), 'trap']);
+    expect(r.code).toBe(134);
+    expect(r.stdout).toBe('about to trap\n');
+    expect(r.stderr).toMatch(/^tugboat: wasm trap in \/exitcode\.wasm: unreachable/m);
+  });
+
+  it('ends with 143 on SIGTERM', async () => {
+    const r = await tb.run(['run', '--rm', WASM('exitcode'), 'sleep', '60'], { signal: { name: 'SIGTERM', after: 'sleeping' } });
+    expect(r.code).toBe(143);
+  });
+
+  it('ends with 137 when it exceeds --memory', async () => {
+    const r = await tb.run(['run', '--rm', '--memory', '96m', WASM('exitcode'), 'alloc', '400']);
+    expect(r.code).toBe(137);
+    expect(r.stdout).not.toContain('allocated');
+  });
+
+  it('runs with --network none: only a loopback interface', async () => {
+    const r = await tb.run(['run', '--rm', '--network', 'none', WASM('fileio'), 'ls', '/sys/class/net']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('lo\n');
+  });
+
+  it('runs the CNCF Wasm artifact form', async () => {
+    const r = await tb.run(['run', '--rm', `oci:${join(FIXTURES, 'artifact')}:hello`]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('hello from wasm');
+  });
+
+  it('leaves no mounts or containers behind with --rm', async () => {
+    await tb.run(['run', '--rm', WASM('hello')]);
+    expect(tb.mounts()).toEqual([]);
+    const ps = await tb.run(['ps', '--format', 'json']);
+    expect(JSON.parse(ps.stdout)).toEqual([]);
+  });
+});

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { decodeGuestConfig } from '../../src/wasi-host/guest-config.js';
+import { hostArgv, KIT_MOUNT_POINT, type Kit } from '../../src/linux-runtime/kit.js';
+import { runcErrorMessage } from '../../src/linux-runtime/runc.js';
+import { withMemoryLimit, withNetwork, withVolumes } from '../../src/linux-runtime/spec-edits.js';
+import { rewriteSpecForWasm, WORKLOAD_ANNOTATION } from '../../src/linux-runtime/wasm-bundle.js';
+import type { Spec } from '../../src/oci/runtime-spec.js';
+
+const kit: Kit = { dir: '/opt/kit', loader: 'lib/ld-linux-x86-64.so.2', node: 'node', host: 'host/host.mjs', nodeVersion: 'v24' };
+
+function baseSpec(): Spec {
+  return {
+    ociVersion: '1.0.2-dev',
+    root: { path: 'rootfs' },
+    process: { terminal: false, user: { uid: 1000, gid: 1000 }, args: ['/app.wasm', 'x'], env: ['PATH=/bin', 'NODE_OPTIONS=--inspect'], cwd: '/w' },
+    mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }],
+    linux: { namespaces: [{ type: 'pid' }, { type: 'network' }], cgroupsPath: '/x' },
+    annotations: { keep: 'me' },
+  } as Spec;
+}
+
+describe('wasm bundle rewrite', () => {
+  it('runs the host through the kit loader and keeps everything else', () => {
+    const spec = baseSpec();
+    const out = rewriteSpecForWasm(spec, kit);
+    expect(out.process?.args).toEqual(hostArgv(kit));
+    expect(out.process?.args?.[0]).toBe(`${KIT_MOUNT_POINT}/lib/ld-linux-x86-64.so.2`);
+    expect(out.process?.user).toEqual({ uid: 1000, gid: 1000 });
+    expect(out.process?.cwd).toBe('/w');
+    expect(out.linux).toEqual(spec.linux);
+    expect(out.mounts?.at(-1)).toEqual({ destination: '/.tugboat', type: 'bind', source: '/opt/kit', options: ['rbind', 'ro', 'nosuid', 'nodev'] });
+    expect(out.annotations).toEqual({ keep: 'me', [WORKLOAD_ANNOTATION]: 'wasm-module' });
+    // The input is not modified.
+    expect(spec.process?.args).toEqual(['/app.wasm', 'x']);
+  });
+
+  it('hands the guest its argv and env and gives Node nothing of the user environment', () => {
+    const out = rewriteSpecForWasm(baseSpec(), kit);
+    expect(out.process?.env).toHaveLength(1);
+    const guest = decodeGuestConfig(out.process!.env![0]!.replace(/^TUGBOAT_GUEST=/, ''));
+    expect(guest).toEqual({ args: ['/app.wasm', 'x'], env: ['PATH=/bin', 'NODE_OPTIONS=--inspect'] });
+  });
+
+  it('is idempotent about the kit mount', () => {
+    const twice = rewriteSpecForWasm(rewriteSpecForWasm(baseSpec(), kit), kit);
+    expect(twice.mounts?.filter((m) => m.destination === '/.tugboat')).toHaveLength(1);
+  });
+});
+
+describe('spec edits', () => {
+  it('sets a memory limit without swap', () => {
+    expect(withMemoryLimit(baseSpec(), 1024).linux?.resources?.memory).toEqual({ limit: 1024, swap: 1024 });
+  });
+  it('host network drops the namespace and binds resolv.conf', () => {
+    const s = withNetwork(baseSpec(), 'host', { resolvConf: true, hosts: false });
+    expect(s.linux?.namespaces?.map((n) => n.type)).toEqual(['pid']);
+    expect(s.mounts?.map((m) => m.destination)).toContain('/etc/resolv.conf');
+  });
+  it('none network keeps a private namespace', () => {
+    const s = withNetwork({ ...baseSpec(), linux: { namespaces: [] } } as Spec, 'none', { resolvConf: true, hosts: true });
+    expect(s.linux?.namespaces).toEqual([{ type: 'network' }]);
+  });
+  it('adds volumes as rbind mounts', () => {
+    const s = withVolumes(baseSpec(), [{ source: '/h', destination: '/c', readonly: true }]);
+    expect(s.mounts?.at(-1)).toEqual({ destination: '/c', type: 'bind', source: '/h', options: ['rbind', 'rprivate', 'ro'] });
+  });
+});
+
+describe('runc error messages', () => {
+  it('takes the last error message from logrus output', () => {
+    const stderr = 'time="2026-01-01T00:00:00Z" level=warning msg="x"\ntime="2026-01-01T00:00:00Z" level=error msg="container \\"a\\" does not exist"\n';
+    expect(runcErrorMessage(stderr)).toBe('container "a" does not exist');
+  });
+  it('falls back to the last line', () => {
+    expect(runcErrorMessage('plain failure\n')).toBe('plain failure');
+    expect(runcErrorMessage('')).toBe('runc failed without a message');
+  });
+});
