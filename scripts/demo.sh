@@ -9,7 +9,7 @@ tb() { "$ROOT/bin/tugboat" --root "$root" "$@"; }
 wasm_out="$root/wasm.txt"; linux_out="$root/linux.txt"
 
 log "running a Wasm and a Linux container at the same time"
-( tb run --rm -e GREETING=ahoy "oci:$fx/wasm:hello" hello.wasm from the wasm side >"$wasm_out" 2>&1; echo "exit status: $?" >>"$wasm_out" ) &
+( tb run --rm -e GREETING=ahoy "oci:$fx/wasm:hello" from the wasm side >"$wasm_out" 2>&1; echo "exit status: $?" >>"$wasm_out" ) &
 ( tb run --rm -e GREETING=ahoy "oci:$fx/busybox:latest" sh -c 'echo "hello from $(uname -s) $(uname -m)"; echo "args: sh -c ..."; echo "env: GREETING=$GREETING"; echo "pid 1 is $(cat /proc/1/comm)"; id' >"$linux_out" 2>&1; echo "exit status: $?" >>"$linux_out" ) &
 wait
 printf '%-60s %s\n' "WASM  (wasi/wasm, oci:wasm:hello)" "LINUX (busybox, oci:busybox:latest)"
@@ -18,13 +18,17 @@ paste -d '\t' <(cut -c1-58 "$wasm_out") "$linux_out" | awk -F'\t' '{ printf "%-6
 
 echo
 log "exit codes pass through exactly"
+# Runs a command with its output kept out of the way and prints its exit status.
+status() { local s=0; "$@" >"$root/out" 2>"$root/err" || s=$?; echo "$s"; }
 for code in 0 3 42; do
-  tb run --rm "oci:$fx/wasm:exitcode" exitcode.wasm "$code"; echo "  wasm guest exit($code) -> container status $?"
+  echo "  wasm guest exit($code) -> container status $(status tb run --rm "oci:$fx/wasm:exitcode" "$code")"
 done
-tb run --rm "oci:$fx/wasm:exitcode" exitcode.wasm trap 2>&1 | sed 's/^/  /'; echo "  wasm trap -> container status ${PIPESTATUS[0]}"
-tb run --rm "oci:$fx/busybox:latest" sh -c 'exit 3'; echo "  busybox exit 3 -> container status $?"
+echo "  wasm trap             -> container status $(status tb run --rm "oci:$fx/wasm:exitcode" trap)  ($(cat "$root/err"))"
+echo "  busybox exit 3        -> container status $(status tb run --rm "oci:$fx/busybox:latest" sh -c 'exit 3')"
 
 echo
 log "one image reference, two platforms (oci:mixed:app)"
-tb run --rm "oci:$fx/mixed:app" | head -1 | sed 's/^/  default (Wasm first): /'
-tb run --rm --platform "linux/$GOARCH" "oci:$fx/mixed:app" uname -sm | sed "s/^/  --platform linux\/$GOARCH:  /"
+tb run --rm "oci:$fx/mixed:app" >"$root/out" 2>/dev/null
+echo "  default (Wasm first):     $(head -1 "$root/out")"
+tb run --rm --platform "linux/$GOARCH" "oci:$fx/mixed:app" uname -sm >"$root/out"
+echo "  --platform linux/$GOARCH:   $(cat "$root/out")"

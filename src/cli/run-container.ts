@@ -70,8 +70,12 @@ export function containersDir(root: string): string {
   return join(root, 'containers');
 }
 
+export function runcRoot(paths: Paths): string {
+  return join(paths.root, 'runc');
+}
+
 export function runcFor(paths: Paths): Runc {
-  return new Runc({ root: join(paths.root, 'runc'), ...(paths.runcBinary ? { binary: paths.runcBinary } : {}) });
+  return new Runc({ root: runcRoot(paths), ...(paths.runcBinary ? { binary: paths.runcBinary } : {}) });
 }
 
 /** An image argument is a transport reference or a name in the local store. */
@@ -195,7 +199,9 @@ export async function startForeground(prepared: PreparedContainer, opts: RunOpti
     });
   } finally {
     for (const sig of FORWARDED) process.off(sig, relay);
-    await runc.delete(prepared.id, true).catch(() => undefined);
+    // `runc run` removes its container when it returns; only a runc that died
+    // itself (killed, crashed) leaves state behind, and only then is a delete worth a spawn.
+    if (existsSync(join(runcRoot(opts), prepared.id))) await runc.delete(prepared.id, true).catch(() => undefined);
     if (opts.rm) await removeContainerDir(prepared.dir);
     else await unmountContainerRootfs(prepared.dir);
   }

@@ -17,12 +17,21 @@ export interface Kit {
   nodeVersion: string;
 }
 
-/** dist/linux-runtime/kit.js → checkout root → build/kit; TUGBOAT_KIT overrides. */
+/**
+ * TUGBOAT_KIT, else build/kit of the checkout this code runs from: the code is
+ * either the bundle (dist/tugboat.mjs) or a module (dist/linux-runtime/kit.js),
+ * so look upwards for it.
+ */
 export function defaultKitDir(): string {
   const fromEnv = process.env.TUGBOAT_KIT;
   if (fromEnv) return resolve(fromEnv);
-  const here = dirname(fileURLToPath(import.meta.url));
-  return resolve(here, '..', '..', 'build', 'kit');
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 3; i++) {
+    const candidate = join(dir, 'build', 'kit');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'kit');
 }
 
 export function loadKit(dir = defaultKitDir()): Kit {
