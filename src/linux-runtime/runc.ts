@@ -59,14 +59,19 @@ export class Runc {
 
   private capture(args: string[], input?: string): Promise<Captured> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.binary, this.argv(args), { stdio: ['pipe', 'pipe', 'pipe'], env: runcEnv() });
+      const child = spawn(this.binary, this.argv(args), { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: runcEnv() });
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
       child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
       child.once('error', (err) => reject(new RuntimeError(`cannot run ${this.binary}: ${err.message}`)));
       child.once('close', (code, signal) => resolve({ code: code ?? 128 + (signal ? 9 : 0), stdout, stderr }));
-      child.stdin.end(input ?? '');
+      if (input !== undefined && child.stdin) {
+        // runc may exit before reading its input (a failed command): that is
+        // its answer, reported through the exit status, not an EPIPE crash.
+        child.stdin.on('error', () => undefined);
+        child.stdin.end(input);
+      }
     });
   }
 

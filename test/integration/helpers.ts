@@ -43,6 +43,8 @@ export function exec(cmd: string, args: string[], opts: RunOpts = {}): Promise<R
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.once('error', reject);
     child.once('close', (code, sig) => resolvePromise({ code: code ?? 128 + (sig === 'SIGKILL' ? 9 : 15), stdout, stderr }));
+    // The command may exit without reading its input; that is not a test failure.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }
