@@ -62,8 +62,8 @@ export class Runc {
       const child = spawn(this.binary, this.argv(args), { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: runcEnv() });
       let stdout = '';
       let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
       child.once('error', (err) => reject(new RuntimeError(`cannot run ${this.binary}: ${err.message}`)));
       child.once('close', (code, signal) => resolve({ code: code ?? 128 + (signal ? 9 : 0), stdout, stderr }));
       if (input !== undefined && child.stdin) {
