@@ -13,6 +13,7 @@ import { buildCommand, importCommand, listCommand, parseFileMapping, removeComma
 import { parseContainerName, parseEnvArg, parseEnvFile, parseMemory, parseNetwork, parseVolume } from './options.js';
 import { listContainers, removeContainer, runContainer, type Paths } from './run-container.js';
 import { shortDigest, table } from './table.js';
+import { isOciInvocation, runOciCommand } from './oci/commands.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -193,6 +194,12 @@ async function main(argv: string[]): Promise<void> {
   const first = argv[2];
   if (first === '-v' || first === '--version') {
     process.stdout.write(versionText() + '\n');
+    return;
+  }
+  // runc's command line (Docker, containerd-shim-runc-v2, podman): Tugboat is
+  // their OCI runtime.
+  if (isOciInvocation(argv.slice(2))) {
+    process.exitCode = await runOciCommand(argv.slice(2));
     return;
   }
   const program = buildProgram();

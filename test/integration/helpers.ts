@@ -2,7 +2,7 @@
 // a way to run the real CLI (which drives the real runc), and a cleanup that
 // removes every container, mount and file the file created, even on failure.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,28 @@ export function exec(cmd: string, args: string[], opts: RunOpts = {}): Promise<R
     // The command may exit without reading its input; that is not a test failure.
     child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
+  });
+}
+
+/**
+ * For commands that leave a process behind holding their stdout (runc create,
+ * exec --detach): output goes to files, and the command's own exit is awaited
+ * rather than the end of its output.
+ */
+export function execDetached(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
+  const dir = mkdtempSync(join(tmpdir(), 'tugboat-out-'));
+  const out = openSync(join(dir, 'out'), 'w');
+  const err = openSync(join(dir, 'err'), 'w');
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', out, err] });
+    closeSync(out);
+    closeSync(err);
+    child.once('error', reject);
+    child.once('exit', (code, sig) => {
+      const r = { code: code ?? 128 + (sig === 'SIGKILL' ? 9 : 15), stdout: readFileSync(join(dir, 'out'), 'utf8'), stderr: readFileSync(join(dir, 'err'), 'utf8') };
+      rmSync(dir, { recursive: true, force: true });
+      resolvePromise(r);
+    });
   });
 }
 

@@ -1,0 +1,25 @@
+// Where the runtime keeps the bundles it derives for Wasm containers. The
+// caller's bundle (Docker's, containerd's, podman's) is never modified: a Wasm
+// container is created by runc from a copy of its config.json, rewritten, in
+// a directory of our own keyed by runc's state root and the container id.
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { UsageError } from '../../errors.js';
+
+export function stateDir(): string {
+  return process.env.TUGBOAT_STATE ?? '/run/tugboat';
+}
+
+const CONTAINER_ID = /^[\w+.-]+$/;
+
+/** runc's rule for ids, plus no path traversal. */
+export function checkContainerId(id: string | undefined, command: string): string {
+  if (id === undefined || id === '') throw new UsageError(`${command}: container id cannot be empty`);
+  if (!CONTAINER_ID.test(id) || id === '.' || id === '..') throw new UsageError(`${command}: invalid container id format: ${id}`);
+  return id;
+}
+
+export function derivedBundleDir(runcRoot: string | undefined, id: string): string {
+  const key = createHash('sha256').update(runcRoot ?? '/run/runc').digest('hex').slice(0, 16);
+  return join(stateDir(), 'bundles', key, id);
+}

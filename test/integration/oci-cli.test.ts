@@ -1,0 +1,147 @@
+// `tugboat` as a runc-compatible OCI runtime, driven the way
+// containerd-shim-runc-v2 drives it (go-runc argv order), with real runc below.
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXAMPLES, exec, execDetached, TUGBOAT } from './helpers.js';
+
+function makeBundle(dir: string, files: Record<string, string>, args: string[]): string {
+  mkdirSync(join(dir, 'rootfs'), { recursive: true });
+  for (const [dest, src] of Object.entries(files)) cpSync(src, join(dir, 'rootfs', dest));
+  execFileSync('runc', ['spec'], { cwd: dir });
+  const spec = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  spec.process.terminal = false;
+  spec.process.args = args;
+  spec.root.readonly = false;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
+  return dir;
+}
+
+describe('tugboat as an OCI runtime (runc CLI)', () => {
+  let work: string;
+  let root: string;
+  let state: string;
+  let wasmBundle: string;
+  let linuxBundle: string;
+  const env = () => ({ TUGBOAT_STATE: state });
+  const globals = () => ['--root', root, '--log', join(work, 'log.json'), '--log-format', 'json'];
+  const rt = (args: string[]) => exec(TUGBOAT, [...globals(), ...args], { env: env() });
+  // create and start leave the container holding their stdio, as the shim's pipes would be.
+  const rtDetached = (args: string[]) => execDetached(TUGBOAT, [...globals(), ...args], { env: env() });
+
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'tugboat-oci-'));
+    root = join(work, 'runc');
+    state = join(work, 'state');
+    wasmBundle = makeBundle(join(work, 'wasm'), { 'fileio.wasm': join(EXAMPLES, 'fileio.wasm'), 'exitcode.wasm': join(EXAMPLES, 'exitcode.wasm') }, ['/exitcode.wasm', 'sleep', '60']);
+    linuxBundle = makeBundle(join(work, 'linux'), { busybox: '/bin/busybox' }, ['/busybox', 'sleep', '60']);
+  });
+  afterAll(() => {
+    try {
+      for (const c of (JSON.parse(execFileSync('runc', ['--root', root, 'list', '--format', 'json'], { encoding: 'utf8' }) || 'null') ?? []) as { id: string }[]) {
+        execFileSync('runc', ['--root', root, 'delete', '--force', c.id], { stdio: 'ignore' });
+      }
+    } catch {
+      // nothing was created
+    }
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it.each([
+    ['wasm', () => wasmBundle],
+    ['linux', () => linuxBundle],
+  ])('runs the create/start/state/kill/delete life cycle of a %s container', async (kind, bundle) => {
+    const id = `life-${kind}`;
+    const before = readFileSync(join(bundle(), 'config.json'), 'utf8');
+    const c = await rtDetached(['create', '--bundle', bundle(), '--pid-file', join(work, `${id}.pid`), id]);
+    expect(c.code, c.stderr).toBe(0);
+    const pidText = readFileSync(join(work, `${id}.pid`), 'utf8');
+    expect(pidText).toMatch(/^\d+$/);
+    const created = JSON.parse((await rt(['state', id])).stdout);
+    expect(created).toMatchObject({ id, status: 'created', pid: Number(pidText) });
+    expect((await rtDetached(['start', id])).code).toBe(0);
+    expect(JSON.parse((await rt(['state', id])).stdout).status).toBe('running');
+    const ps = await rt(['ps', '--format', 'json', id]);
+    expect(JSON.parse(ps.stdout)).toContain(Number(pidText));
+    // The host handles SIGTERM as PID 1; busybox sleep has no handler, so it
+    // would ignore it (as any PID 1 does): it gets SIGKILL.
+    expect((await rt(['kill', id, kind === 'wasm' ? '15' : 'KILL'])).code).toBe(0);
+    for (let i = 0; i < 50 && JSON.parse((await rt(['state', id])).stdout).status !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(JSON.parse((await rt(['state', id])).stdout).status).toBe('stopped');
+    expect((await rt(['delete', id])).code).toBe(0);
+    expect((await rt(['state', id])).code).not.toBe(0);
+    // The caller's bundle is never modified, and nothing of ours is left behind.
+    expect(readFileSync(join(bundle(), 'config.json'), 'utf8')).toBe(before);
+    expect(existsSync(join(state, 'bundles')) ? readdirSync(join(state, 'bundles')).flatMap((d) => readdirSync(join(state, 'bundles', d))) : []).toEqual([]);
+  });
+
+  it('marks a Wasm container in its state annotations', async () => {
+    const id = 'annot';
+    expect((await rtDetached(['create', '--bundle', wasmBundle, id])).code).toBe(0);
+    const st = JSON.parse((await rt(['state', id])).stdout);
+    expect(st.annotations['io.tugboat.workload']).toBe('wasm-module');
+    expect((await rt(['delete', '--force', id])).code).toBe(0);
+  });
+
+  it('execs another module inside a running Wasm container', async () => {
+    const id = 'wexec';
+    expect((await rtDetached(['create', '--bundle', wasmBundle, id])).code).toBe(0);
+    expect((await rtDetached(['start', id])).code).toBe(0);
+    // --process form, as containerd and Docker use it.
+    const proc = join(work, 'proc.json');
+    writeFileSync(proc, JSON.stringify({ terminal: false, user: { uid: 0, gid: 0 }, args: ['/fileio.wasm', 'write', '/shared.txt', 'from exec'], env: ['PATH=/'], cwd: '/' }));
+    const e = await rt(['exec', '--process', proc, id]);
+    expect(e.stdout, e.stderr).toBe('wrote /shared.txt\n');
+    expect(e.code).toBe(0);
+    // Inline form; sees the file the first exec wrote: same root filesystem.
+    const r = await rt(['exec', id, '/fileio.wasm', 'read', '/shared.txt']);
+    expect(r.stdout).toBe('from exec');
+    const code = await rt(['exec', id, '/exitcode.wasm', '7']);
+    expect(code.code).toBe(7);
+    expect((await rt(['delete', '--force', id])).code).toBe(0);
+  });
+
+  it('reports a malformed bundle config as one clear error, also in the JSON log', async () => {
+    const bad = join(work, 'bad');
+    mkdirSync(join(bad, 'rootfs'), { recursive: true });
+    writeFileSync(join(bad, 'config.json'), '{ "ociVersion": "1.0.2", ');
+    const r = await rtDetached(['create', '--bundle', bad, 'bad1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^tugboat: bundle config .*config\.json is not valid JSON/);
+    const last = readFileSync(join(work, 'log.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).at(-1);
+    expect(last).toMatchObject({ level: 'error', msg: expect.stringMatching(/is not valid JSON/) });
+    expect(typeof last.time).toBe('string');
+  });
+
+  it('rejects an unknown flag with status 2', async () => {
+    const r = await rtDetached(['create', '--bogus', '--bundle', wasmBundle, 'x']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/flag provided but not defined: -bogus/);
+  });
+
+  it('rejects a missing container id and bad ids', async () => {
+    const r = await rtDetached(['create', '--bundle', wasmBundle]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/container id cannot be empty/);
+    const bad = await rtDetached(['create', '--bundle', wasmBundle, '../evil']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid container id format/);
+  });
+
+  it('answers like runc for a container that does not exist', async () => {
+    for (const args of [['state', 'nope'], ['kill', 'nope', '9'], ['delete', 'nope'], ['exec', 'nope', '/x']]) {
+      const r = await rt(args);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.stderr, args.join(' ')).toMatch(/does not exist/);
+    }
+    expect((await rt(['delete', '--force', 'nope'])).code).toBe(0);
+  });
+
+  it('prints a version Docker can parse', async () => {
+    const r = await exec(TUGBOAT, ['--version']);
+    expect(r.stdout.split('\n')[0]).toMatch(/^tugboat version \d+\.\d+\.\d+$/);
+    expect(r.stdout).toMatch(/^spec: 1\.0\.2-dev$/m);
+  });
+});
