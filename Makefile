@@ -23,6 +23,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 setup: $(STAMP)/system $(NODE) node_modules/.package-lock.json
 
+# Docker 20.10, containerd 1.6, podman, CNI plugins, registry: installed but
+# never started as system services; the tests start private daemons.
+$(STAMP)/daemons: scripts/setup-daemons.sh
+	@scripts/setup-daemons.sh
+	@mkdir -p $(STAMP) && touch $@
+
 build: setup
 	@echo "==> build (tsc, WASI host bundle, runtime kit, examples)"
 	@$(NODE) node_modules/typescript/bin/tsc -p tsconfig.json
@@ -36,21 +42,23 @@ typecheck: setup
 fixtures: build
 	@scripts/build-fixtures.sh
 
-test: fixtures
+test: fixtures $(STAMP)/daemons
 	@scripts/run-tests.sh
 
 test-unit: build
 	@$(NODE) node_modules/vitest/vitest.mjs run --project unit
 
-test-integration: fixtures
+test-integration: fixtures $(STAMP)/daemons
 	@$(NODE) node_modules/vitest/vitest.mjs run --project integration
 
 demo: fixtures
 	@scripts/demo.sh
 
-bench: fixtures
+bench: fixtures $(STAMP)/daemons
 	@$(NODE) bench/cold-start.mjs
 	@$(NODE) bench/compute.mjs
+	@node_modules/.bin/esbuild bench/docker-start.ts --bundle --platform=node --format=esm --target=node24 --log-level=warning --outfile=build/bench/docker-start.mjs
+	@$(NODE) build/bench/docker-start.mjs
 
 install: build
 	ln -sf $(CURDIR)/bin/tugboat /usr/local/bin/tugboat

@@ -17,6 +17,9 @@ done
 tb image build "$ex/hello.wasm" --artifact -o "oci:$out/artifact:hello" >/dev/null
 tb image build "$ex/hello.wasm" -o "oci-archive:$out/hello-wasm.oci.tar:hello" >/dev/null
 tb image build "$ex/hello.wasm" -o "docker-archive:$out/hello-wasm.docker.tar:tugboat.local/hello-wasm:latest" >/dev/null
+# Every example module in one image, for Docker/podman tests (--entrypoint picks one).
+tb image build "$ex/hello.wasm" --file "$ex/fileio.wasm:/fileio.wasm" --file "$ex/exitcode.wasm:/exitcode.wasm" \
+  -o "docker-archive:$out/wasm-tools.docker.tar:tugboat.local/wasm-tools:latest" >/dev/null
 "$NODE_BIN" "$ROOT/scripts/build-busybox-image.mjs" "$out"
 tb image build "$ex/hello.wasm" --add-to "oci:$out/mixed:app" >/dev/null
 touch "$stamp"

@@ -2,7 +2,6 @@
 // caller's bundle (Docker's, containerd's, podman's) is never modified: a Wasm
 // container is created by runc from a copy of its config.json, rewritten, in
 // a directory of our own keyed by runc's state root and the container id.
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { UsageError } from '../../errors.js';
 
@@ -19,7 +18,11 @@ export function checkContainerId(id: string | undefined, command: string): strin
   return id;
 }
 
+/**
+ * `<state>/bundles/<runc root with / as %>/<id>`: readable, and cheap for
+ * bin/tugboat to test from sh, which hands `delete` of a container without a
+ * derived bundle straight to runc.
+ */
 export function derivedBundleDir(runcRoot: string | undefined, id: string): string {
-  const key = createHash('sha256').update(runcRoot ?? '/run/runc').digest('hex').slice(0, 16);
-  return join(stateDir(), 'bundles', key, id);
+  return join(stateDir(), 'bundles', (runcRoot ?? '/run/runc').replaceAll('/', '%'), id);
 }

@@ -1,0 +1,62 @@
+// Mounts CreateTaskRequest.rootfs onto <bundle>/rootfs with mount(8), in
+// order, options as containerd gives them (overlay lowerdir=…,upperdir=…,…),
+// and unmounts it again on Delete / `shim delete`.
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { log } from '../log.js';
+
+const run = promisify(execFile);
+
+export interface RootfsMount {
+  type: string;
+  source: string;
+  options: string[];
+}
+
+/** mount(8) argv for one containerd Mount. Bind mounts are spelled as options, as mount(8) expects. */
+export function mountArgv(m: RootfsMount, target: string): string[] {
+  const argv: string[] = [];
+  const isBind = m.type === 'bind' || m.options.includes('bind') || m.options.includes('rbind');
+  if (!isBind && m.type) argv.push('-t', m.type);
+  const opts = isBind && !m.options.includes('bind') && !m.options.includes('rbind') ? ['rbind', ...m.options] : m.options;
+  if (opts.length) argv.push('-o', opts.join(','));
+  argv.push(m.source || 'none', target);
+  return argv;
+}
+
+export async function mountRootfs(mounts: readonly RootfsMount[], target: string): Promise<void> {
+  mkdirSync(target, { recursive: true, mode: 0o711 });
+  let done = 0;
+  try {
+    for (const m of mounts) {
+      await run('mount', mountArgv(m, target));
+      done++;
+    }
+  } catch (err) {
+    for (; done > 0; done--) await unmountAll(target);
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`failed to mount rootfs component: ${(e.stderr || e.message).trim()}`);
+  }
+}
+
+function isMountPoint(path: string): boolean {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+  return mounts.split('\n').some((l) => l.split(' ')[4] === path);
+}
+
+/** Unmount everything stacked on `target`; tolerant (nothing mounted is fine). */
+export async function unmountAll(target: string): Promise<void> {
+  for (let i = 0; i < 32 && isMountPoint(target); i++) {
+    try {
+      await run('umount', [target]);
+    } catch (err) {
+      log().warn({ err, target }, 'umount failed; detaching lazily');
+      try {
+        await run('umount', ['-l', target]);
+      } catch {
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,140 @@
+// Stdio between containerd's FIFOs and a container process. The process gets
+// real pipes (pipe2, never Node's 'pipe' socketpairs, which break
+// /dev/stdout in containers); the shim copies between the pipes and the
+// FIFOs, so it decides when the client sees EOF (containerd pkg/process/io.go).
+//   stdin : FIFO (O_RDONLY|O_NONBLOCK, plus a spare writer so the client's
+//           detaching is not EOF; CloseIO drops the spare) → pipe → process
+//   stdout/stderr: process → pipe → FIFO (opened O_RDWR: never blocks, never EPIPE)
+// Paths may also be file:///path (the process writes the file directly).
+import type { StdioOptions } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
+import * as net from 'node:net';
+import { log } from '../log.js';
+import { fchown, pipe } from './sys.js';
+
+export interface StdioPaths {
+  stdin: string;
+  stdout: string;
+  stderr: string;
+}
+
+export class UnsupportedIOError extends Error {}
+
+export interface ProcessIO {
+  /** stdio for the runc create/exec child; fds 0,1,2 become the process's. */
+  readonly childStdio: StdioOptions;
+  /** Close the shim's copies of the child's ends (after runc was spawned). */
+  closeChildEnds(): void;
+  /** CloseIO: drop the spare stdin writer so the process sees EOF once the client closes. */
+  closeStdin(): void;
+  /** stdout and stderr copies finished (process and all holders closed their ends). */
+  readonly done: Promise<void>;
+  /** Close everything now. */
+  close(): void;
+}
+
+function closeQuietly(fd: number | undefined): void {
+  if (fd === undefined) return;
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
+function fileUri(p: string): string | undefined {
+  if (!p.includes('://')) return undefined;
+  const u = new URL(p);
+  if (u.protocol === 'file:') return decodeURIComponent(u.pathname);
+  throw new UnsupportedIOError(`stdio scheme ${u.protocol} is not supported by tugboat (${p})`);
+}
+
+export function openProcessIO(paths: StdioPaths, owner?: { uid: number; gid: number }): ProcessIO {
+  const childEnds: number[] = [];
+  const shimFds: number[] = [];
+  const sockets: net.Socket[] = [];
+  const copies: Promise<void>[] = [];
+  let spareStdin: number | undefined;
+  const stdio: (number | 'ignore')[] = ['ignore', 'ignore', 'ignore'];
+
+  const chown = (fd: number) => {
+    if (owner && (owner.uid !== 0 || owner.gid !== 0)) fchown(fd, owner.uid, owner.gid);
+  };
+
+  try {
+    // stdin
+    if (paths.stdin) {
+      const [r, w] = pipe();
+      childEnds.push(r);
+      chown(r);
+      stdio[0] = r;
+      const fifo = openSync(paths.stdin, constants.O_RDONLY | constants.O_NONBLOCK);
+      spareStdin = openSync(paths.stdin, constants.O_WRONLY | constants.O_NONBLOCK);
+      const src = new net.Socket({ fd: fifo, readable: true, writable: false });
+      const dst = new net.Socket({ fd: w, readable: false, writable: true });
+      sockets.push(src, dst);
+      src.on('error', (err) => log().debug({ err }, 'stdin fifo error'));
+      dst.on('error', (err) => log().debug({ err }, 'stdin pipe error'));
+      src.pipe(dst);
+    }
+    // stdout, stderr
+    const outs: [1 | 2, string][] = [
+      [1, paths.stdout],
+      [2, paths.stderr],
+    ];
+    const sameFile = paths.stdout !== '' && paths.stdout === paths.stderr;
+    for (const [n, p] of outs) {
+      if (!p) continue;
+      const file = fileUri(p);
+      if (file !== undefined) {
+        if (n === 2 && sameFile) {
+          stdio[2] = stdio[1]!;
+          continue;
+        }
+        const fd = openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o640);
+        shimFds.push(fd);
+        chown(fd);
+        stdio[n] = fd;
+        continue;
+      }
+      const [r, w] = pipe();
+      childEnds.push(w);
+      chown(w);
+      stdio[n] = w;
+      const fifo = openSync(p, constants.O_RDWR);
+      const src = new net.Socket({ fd: r, readable: true, writable: false });
+      const dst = new net.Socket({ fd: fifo, readable: false, writable: true });
+      sockets.push(src, dst);
+      src.on('error', (err) => log().debug({ err }, 'output pipe error'));
+      dst.on('error', (err) => log().debug({ err }, 'output fifo error'));
+      copies.push(new Promise<void>((resolve) => dst.once('close', () => resolve())));
+      src.pipe(dst);
+    }
+  } catch (err) {
+    for (const fd of [...childEnds, ...shimFds]) closeQuietly(fd);
+    closeQuietly(spareStdin);
+    for (const s of sockets) s.destroy();
+    throw err;
+  }
+
+  let childClosed = false;
+  return {
+    childStdio: stdio,
+    closeChildEnds() {
+      if (childClosed) return;
+      childClosed = true;
+      for (const fd of childEnds) closeQuietly(fd);
+      for (const fd of shimFds) closeQuietly(fd);
+    },
+    closeStdin() {
+      closeQuietly(spareStdin);
+      spareStdin = undefined;
+    },
+    done: Promise.all(copies).then(() => undefined),
+    close() {
+      this.closeChildEnds();
+      this.closeStdin();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
