@@ -132,6 +132,7 @@ function buildProgram(): Command {
     .argument('<wasm>', 'WebAssembly module or component')
     .argument('[args...]', 'default arguments (image CMD); put them after --')
     .option('-o, --output <ref>', 'oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:TAG]')
+    .option('--format <format>', 'oci, oci-archive or docker-archive, when -o is a plain path')
     .option('--add-to <ref>', 'add the Wasm manifest to the image TAG of an existing oci:DIR layout (multi-platform index)')
     .option('--artifact', 'write the CNCF Wasm OCI artifact form (application/wasm layer)', false)
     .option('--file <host:ctr>', 'also add a file or directory (repeatable)', collect, [])
@@ -139,8 +140,14 @@ function buildProgram(): Command {
     .option('-w, --workdir <dir>', 'image working directory')
     .option('--module-path <path>', 'path of the module inside the image (default /<file name>)')
     .action(async (wasm: string, args: string[], o: Record<string, unknown>) => {
-      const output = (o.addTo ?? o.output) as string | undefined;
+      let output = (o.addTo ?? o.output) as string | undefined;
       if (!output) throw new UsageError('image build: give -o REF or --add-to REF');
+      if (o.format !== undefined) {
+        if (!['oci', 'oci-archive', 'docker-archive'].includes(o.format as string)) {
+          throw new UsageError(`--format: unknown format ${JSON.stringify(o.format)} (oci, oci-archive, docker-archive)`);
+        }
+        if (!/^(oci|oci-archive|docker-archive):/.test(output)) output = `${o.format as string}:${output}`;
+      }
       if (o.addTo && o.output) throw new UsageError('image build: -o and --add-to are exclusive');
       const r = await buildCommand({
         wasm,

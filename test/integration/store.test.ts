@@ -1,7 +1,7 @@
 // The local image store: import from every transport, list, run by name, remove.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, TugboatSandbox } from './helpers.js';
+import { EXAMPLES, FIXTURES, TugboatSandbox } from './helpers.js';
 
 describe('tugboat image import|ls|rm', () => {
   let tb: TugboatSandbox;
@@ -46,5 +46,25 @@ describe('tugboat image import|ls|rm', () => {
     const again = await tb.run(['image', 'rm', 'hello-archive']);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toMatch(/image hello-archive not found/);
+  });
+});
+
+describe('tugboat image build --format', () => {
+  let tb: TugboatSandbox;
+  beforeAll(() => {
+    tb = new TugboatSandbox();
+  });
+  afterAll(() => tb.cleanup());
+
+  it('writes a docker archive from --format and a plain path, and refuses unknown formats', async () => {
+    const out = join(tb.root, 'app.tar');
+    const b = await tb.run(['image', 'build', join(EXAMPLES, 'hello.wasm'), '--format', 'docker-archive', '-o', `${out}:example.com/app:1.0`]);
+    expect(b.code, b.stderr).toBe(0);
+    const imp = await tb.run(['image', 'import', `docker-archive:${out}`, '--name', 'fromdocker']);
+    expect(imp.code, imp.stderr).toBe(0);
+    expect((await tb.run(['run', '--rm', 'fromdocker'])).stdout).toContain('hello from wasm');
+    const bad = await tb.run(['image', 'build', join(EXAMPLES, 'hello.wasm'), '--format', 'zip', '-o', out]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--format: unknown format "zip"/);
   });
 });
