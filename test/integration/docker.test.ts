@@ -173,6 +173,30 @@ describe('docker run --runtime tugboat', () => {
     }
   });
 
+  it('gives busybox the same: logs, -e, -w, -v, OOMKilled, stop, pause, stats', async () => {
+    writeFileSync(join(vol, 'bb-in.txt'), 'host for busybox\n');
+    const c = (await run(['-d', '-e', 'X=y', '-w', '/data', '-v', `${vol}:/data`, BUSYBOX, 'sh', '-c', 'echo "$X $(pwd)"; cat bb-in.txt; echo written > bb-out.txt; echo err >&2'])).stdout.trim();
+    expect((await docker(['wait', c])).stdout.trim()).toBe('0');
+    const logs = await docker(['logs', c]);
+    expect(logs.stdout).toBe('y /data\nhost for busybox\n');
+    expect(logs.stderr).toBe('err\n');
+    expect(readFileSync(join(vol, 'bb-out.txt'), 'utf8')).toBe('written\n');
+    const oom = (await run(['-d', '-m', '32m', '--memory-swap', '32m', BUSYBOX, 'sh', '-c', 'x=$(head -c 200m /dev/zero | tr "\\0" a)'])).stdout.trim();
+    expect((await docker(['wait', oom])).stdout.trim()).toBe('137');
+    expect(await inspect(oom, '{{.State.OOMKilled}}')).toBe('true');
+    // sh as PID 1 only dies of SIGTERM if it traps it.
+    const s = (await run(['-d', '--name', 'bbstop', BUSYBOX, 'sh', '-c', 'trap "exit 143" TERM; echo ready; while :; do sleep 0.1; done'])).stdout.trim();
+    await untilLogged(s, 'ready');
+    expect((await docker(['pause', s])).code).toBe(0);
+    expect(await inspect(s, '{{.State.Status}}')).toBe('paused');
+    expect((await docker(['unpause', s])).code).toBe(0);
+    const stats = await docker(['stats', '--no-stream', '--format', '{{.Name}} {{.MemUsage}}', s]);
+    expect(stats.stdout).toMatch(/^bbstop \d+(\.\d+)?[KMG]iB \/ /);
+    expect((await docker(['stop', '-t', '30', s])).code).toBe(0);
+    expect(await inspect(s, '{{.State.ExitCode}}')).toBe('143');
+    await docker(['rm', c, oom, s]);
+  });
+
   it('reports a missing entrypoint like runc does (127)', async () => {
     const r = await run(['--rm', BUSYBOX, 'no-such-command']);
     expect(r.code).toBe(127);
