@@ -23,5 +23,7 @@ while read -r line; do
 done < <(ldd "$NODE_BIN")
 [[ -n "$loader" ]] || { echo "build-kit: could not find the dynamic loader of $NODE_BIN" >&2; exit 1; }
 cp "$host" "$tmp/host/host.mjs"
+# Wasm components: the component worker and preview2-shim's IO worker.
+cp "$ROOT/dist/host/component.mjs" "$ROOT/dist/host/worker-thread.bundle.js" "$tmp/host/"
 printf '{"loader":"lib/%s","node":"node","host":"host/host.mjs","nodeVersion":"%s"}\n' "$loader" "$("$NODE_BIN" --version)" > "$tmp/kit.json"
 rm -rf "$kit"; mv "$tmp" "$kit"

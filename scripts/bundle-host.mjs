@@ -3,6 +3,7 @@
 // itself on a cold start.
 //   dist/host/host.mjs  the WASI host, started as every Wasm container's init
 //   dist/tugboat.mjs    the tugboat CLI (bin/tugboat runs it)
+import { copyFileSync, readFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const common = {
@@ -15,11 +16,43 @@ const common = {
 };
 
 await build({ ...common, entryPoints: ['src/wasi-host/main.ts'], outfile: 'dist/host/host.mjs', minify: true });
+// Wasm components: their worker, with preview2-shim bundled in, and the shim's
+// own IO worker, which it loads from beside itself (new URL(…, import.meta.url)).
+// preview2-shim 0.26 opens the host path of `openAt(".")` on a "/" preopen
+// as "" (it strips a trailing slash even from "/"), so a guest could not list
+// or open its root directory. Patched here until fixed upstream; the build
+// fails if the code it patches changes.
+const shimRootFix = {
+  name: 'preview2-shim-root-open',
+  setup(b) {
+    b.onLoad({ filter: /preview2-shim[\\/]dist[\\/]nodejs[\\/]filesystem\.js$/ }, (args) => {
+      const from = 'path: fullPath.endsWith("/") ? fullPath.slice(0, -1) : fullPath,';
+      const src = readFileSync(args.path, 'utf8');
+      if (!src.includes(from)) throw new Error(`${args.path}: the code patched by ${shimRootFix.name} changed`);
+      return { contents: src.replace(from, 'path: fullPath.length > 1 && fullPath.endsWith("/") ? fullPath.slice(0, -1) : fullPath,'), loader: 'js' };
+    });
+  },
+};
+await build({ ...common, entryPoints: ['src/wasi-host/component-run.ts'], outfile: 'dist/host/component.mjs', minify: true, plugins: [shimRootFix],
+  banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" } });
+copyFileSync('node_modules/@bytecodealliance/preview2-shim/dist/io/worker-thread.bundle.js', 'dist/host/worker-thread.bundle.js');
 await build({
   ...common,
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/tugboat.mjs',
   sourcemap: true,
+  // jco (a cache miss of a Wasm component only) is loaded from node_modules.
+  external: ['@bytecodealliance/jco'],
   // Some CommonJS dependencies call require(); give the ESM bundle one.
+  banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" },
+});
+await build({
+  ...common,
+  entryPoints: ['src/shim/main.ts'],
+  outfile: 'dist/shim.mjs',
+  sourcemap: true,
+  // koffi is a native addon, jco (Wasm component transpiling, cache misses
+  // only) is big: both are loaded from node_modules at run time.
+  external: ['koffi', '@bytecodealliance/jco'],
   banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" },
 });

@@ -30,6 +30,7 @@ import {
   type Volume,
 } from '../linux-runtime/spec-edits.js';
 import { rewriteSpecForWasm } from '../linux-runtime/wasm-bundle.js';
+import { componentCacheDir, componentRewriteOptions } from '../linux-runtime/component-cache.js';
 
 export interface Paths {
   /** Data root: image store and containers (default /var/lib/tugboat). */
@@ -136,8 +137,10 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
       rootfs: mount.target,
     });
     log().info({ id, workload }, 'workload detected');
-    if (workload.kind !== 'linux') spec = rewriteSpecForWasm(spec, loadKit(opts.kitDir));
-    else checkExecutable(spec, mount.target, opts.volumes);
+    if (workload.kind !== 'linux') {
+      const wasmOptions = await componentRewriteOptions(mount.target, spec, componentCacheDir(opts.root));
+      spec = rewriteSpecForWasm(spec, loadKit(opts.kitDir), undefined, wasmOptions);
+    } else checkExecutable(spec, mount.target, opts.volumes);
     spec = withAnnotations(spec, {
       'io.tugboat.image': opts.image,
       'io.tugboat.image.digest': image.manifestDescriptor.digest,

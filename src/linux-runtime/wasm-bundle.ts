@@ -3,7 +3,7 @@
 // WASI host, which runs the original argv as a Wasm guest. Everything else in
 // the spec (namespaces, cgroups, mounts, hooks, user, capabilities, seccomp)
 // is left exactly as the caller wrote it. Pure: returns a new spec.
-import { encodeGuestConfig, GUEST_ENV_VAR, type GuestConfig } from '../wasi-host/guest-config.js';
+import { encodeGuestConfig, GUEST_ENV_VAR, type GuestComponent, type GuestConfig } from '../wasi-host/guest-config.js';
 import type { Mount, Process, Spec } from '../oci/runtime-spec.js';
 import { hostArgv, KIT_MOUNT_POINT, type Kit } from './kit.js';
 
@@ -19,10 +19,27 @@ export function kitMount(kit: Kit): Mount {
   };
 }
 
+export interface WasmRewriteOptions {
+  /**
+   * A Wasm component: its transpile cache entry on the host, mounted
+   * read-only at `component.dir` inside the container.
+   */
+  component?: GuestComponent & { source: string };
+}
+
+/** The read-only bind mount of a component's transpile cache entry. */
+export function componentMount(source: string, destination: string): Mount {
+  return { destination, type: 'bind', source, options: ['rbind', 'ro', 'nosuid', 'nodev'] };
+}
+
 /** The process that runs `original` as a Wasm guest under the host. */
-export function wasmHostProcess(original: Process, kit: Kit, preopens?: Record<string, string>): Process {
+export function wasmHostProcess(original: Process, kit: Kit, preopens?: Record<string, string>, component?: GuestComponent): Process {
   const guest: GuestConfig = { args: original.args ?? [], env: original.env ?? [] };
   if (preopens) guest.preopens = preopens;
+  if (component) {
+    guest.component = { dir: component.dir, entry: component.entry, world: component.world };
+    if (component.port !== undefined) guest.component.port = component.port;
+  }
   return {
     ...original,
     args: hostArgv(kit),
@@ -32,13 +49,15 @@ export function wasmHostProcess(original: Process, kit: Kit, preopens?: Record<s
   };
 }
 
-export function rewriteSpecForWasm(spec: Spec, kit: Kit, preopens?: Record<string, string>): Spec {
+export function rewriteSpecForWasm(spec: Spec, kit: Kit, preopens?: Record<string, string>, options: WasmRewriteOptions = {}): Spec {
   if (!spec.process) throw new Error('spec has no process to run');
-  const mounts = (spec.mounts ?? []).filter((m) => m.destination !== KIT_MOUNT_POINT);
+  const { component } = options;
+  const ours = new Set([KIT_MOUNT_POINT, ...(component ? [component.dir] : [])]);
+  const mounts = (spec.mounts ?? []).filter((m) => !ours.has(m.destination));
   return {
     ...spec,
-    process: wasmHostProcess(spec.process, kit, preopens),
-    mounts: [...mounts, kitMount(kit)],
-    annotations: { ...spec.annotations, [WORKLOAD_ANNOTATION]: 'wasm-module' },
+    process: wasmHostProcess(spec.process, kit, preopens, component),
+    mounts: [...mounts, kitMount(kit), ...(component ? [componentMount(component.source, component.dir)] : [])],
+    annotations: { ...spec.annotations, [WORKLOAD_ANNOTATION]: component ? 'wasm-component' : 'wasm-module' },
   };
 }

@@ -116,9 +116,10 @@ export class RuncCommands {
   }
 
   /** `runc create`; returns the init pid from the pid file. */
-  async create(id: string, runBundle: string, stdio: StdioOptions, onSpawned: () => void): Promise<number> {
+  async create(id: string, runBundle: string, stdio: StdioOptions, onSpawned: () => void, consoleSocket?: string): Promise<number> {
     const pidFile = join(this.bundle, 'init.pid');
     const args = ['create', '--bundle', runBundle, '--pid-file', pidFile];
+    if (consoleSocket) args.push('--console-socket', consoleSocket);
     if (this.cfg.noPivot) args.push('--no-pivot');
     if (this.cfg.noNewKeyring) args.push('--no-new-keyring');
     args.push(id);
@@ -128,9 +129,12 @@ export class RuncCommands {
   }
 
   /** `runc exec --process F --detach --pid-file <bundle>/<execId>.pid ID`; returns the pid. */
-  async exec(id: string, execId: string, processFile: string, stdio: StdioOptions, onSpawned: () => void): Promise<number> {
+  async exec(id: string, execId: string, processFile: string, stdio: StdioOptions, onSpawned: () => void, consoleSocket?: string): Promise<number> {
     const pidFile = join(this.bundle, `${execId}.pid`);
-    const code = await this.spawnWithIO(['exec', '--process', processFile, '--detach', '--pid-file', pidFile, id], stdio, onSpawned);
+    const args = ['exec', '--process', processFile];
+    if (consoleSocket) args.push('--console-socket', consoleSocket);
+    args.push('--detach', '--pid-file', pidFile, id);
+    const code = await this.spawnWithIO(args, stdio, onSpawned);
     if (code !== 0) throw await this.runtimeError('exec', `exit status ${code}`);
     return this.readPid(pidFile);
   }

@@ -7,10 +7,11 @@
 //   stdout/stderr: process → pipe → FIFO (opened O_RDWR: never blocks, never EPIPE)
 // Paths may also be file:///path (the process writes the file directly).
 import type { StdioOptions } from 'node:child_process';
-import { closeSync, constants, openSync } from 'node:fs';
+import { closeSync, constants, openSync, write } from 'node:fs';
 import * as net from 'node:net';
+import * as tty from 'node:tty';
 import { log } from '../log.js';
-import { fchown, pipe } from './sys.js';
+import { dupCloexec, fchown, pipe } from './sys.js';
 
 export interface StdioPaths {
   stdin: string;
@@ -135,6 +136,82 @@ export function openProcessIO(paths: StdioPaths, owner?: { uid: number; gid: num
       this.closeChildEnds();
       this.closeStdin();
       for (const s of sockets) s.destroy();
+    },
+  };
+}
+
+/**
+ * Terminal mode: the process's stdio is the pty slave runc set up; the shim
+ * holds the master (received on the console socket) and copies stdin FIFO →
+ * master and master → stdout FIFO. stderr is unused.
+ */
+export function openTerminalIO(paths: StdioPaths, master: number): ProcessIO & { master: number } {
+  const sockets: net.Socket[] = [];
+  let spareStdin: number | undefined;
+  let writerFd: number | undefined;
+  // Reads from the master (EIO once every slave fd is closed: that is the end).
+  const reader = new tty.ReadStream(master);
+  reader.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EIO') log().debug({ err }, 'pty read error');
+  });
+  const copies: Promise<void>[] = [];
+  try {
+    if (paths.stdout) {
+      const fifo = openSync(paths.stdout, constants.O_RDWR);
+      const dst = new net.Socket({ fd: fifo, readable: false, writable: true });
+      sockets.push(dst);
+      dst.on('error', (err) => log().debug({ err }, 'output fifo error'));
+      copies.push(new Promise<void>((resolve) => dst.once('close', () => resolve())));
+      reader.pipe(dst);
+      // EIO (every slave closed) destroys the reader without 'end': finish the copy anyway.
+      reader.once('close', () => dst.end());
+    } else {
+      reader.resume();
+    }
+    if (paths.stdin) {
+      writerFd = dupCloexec(master);
+      const wfd = writerFd;
+      const fifo = openSync(paths.stdin, constants.O_RDONLY | constants.O_NONBLOCK);
+      spareStdin = openSync(paths.stdin, constants.O_WRONLY | constants.O_NONBLOCK);
+      const src = new net.Socket({ fd: fifo, readable: true, writable: false });
+      sockets.push(src);
+      src.on('error', (err) => log().debug({ err }, 'stdin fifo error'));
+      // Writes go through the threadpool so a full pty never blocks the shim.
+      const writeAll = (buf: Buffer, done: () => void): void => {
+        write(wfd, buf, 0, buf.length, null, (err, n) => {
+          if (err && (err as NodeJS.ErrnoException).code === 'EAGAIN') return void setTimeout(() => writeAll(buf, done), 10);
+          if (err) return done(); // the pty is gone
+          if (n < buf.length) return writeAll(buf.subarray(n), done);
+          done();
+        });
+      };
+      src.on('data', (chunk: Buffer) => {
+        src.pause();
+        writeAll(chunk, () => src.resume());
+      });
+    }
+  } catch (err) {
+    reader.destroy();
+    for (const s of sockets) s.destroy();
+    closeQuietly(spareStdin);
+    closeQuietly(writerFd);
+    throw err;
+  }
+  return {
+    master,
+    childStdio: ['ignore', 'ignore', 'ignore'],
+    closeChildEnds() {},
+    closeStdin() {
+      closeQuietly(spareStdin);
+      spareStdin = undefined;
+    },
+    done: Promise.all(copies).then(() => undefined),
+    close() {
+      this.closeStdin();
+      for (const s of sockets) s.destroy();
+      reader.destroy();
+      closeQuietly(writerFd);
+      writerFd = undefined;
     },
   };
 }

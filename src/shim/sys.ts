@@ -9,6 +9,9 @@ interface Libc {
   pipe2: (fds: Int32Array, flags: number) => number;
   fchown: (fd: number, uid: number, gid: number) => number;
   errno: () => number;
+  recvmsg: (fd: number, hdr: object, flags: number) => number | bigint;
+  ioctl: (fd: number, req: number, arg: Buffer) => number;
+  fcntlInt: (fd: number, cmd: number, arg: number) => number;
 }
 
 const PR_SET_CHILD_SUBREAPER = 36;
@@ -30,6 +33,24 @@ function load(): Libc {
     pipe2: lib.func('int pipe2(_Out_ int *, int)') as Libc['pipe2'],
     fchown: lib.func('int fchown(int, unsigned int, unsigned int)') as Libc['fchown'],
     errno: () => koffi.errno(),
+    recvmsg: (() => {
+      koffi.struct('tb_iovec', { iov_base: 'void *', iov_len: 'size_t' });
+      koffi.struct('tb_msghdr', {
+        msg_name: 'void *',
+        msg_namelen: 'uint32',
+        msg_iov: 'tb_iovec *',
+        msg_iovlen: 'size_t',
+        msg_control: 'void *',
+        msg_controllen: 'size_t',
+        msg_flags: 'int',
+      });
+      return lib.func('long recvmsg(int, tb_msghdr *, int)') as Libc['recvmsg'];
+    })(),
+    ioctl: lib.func('int ioctl(int, unsigned long, void *)') as Libc['ioctl'],
+    fcntlInt: (() => {
+      const f = lib.func('int fcntl(int, int, ...)') as unknown as (fd: number, cmd: number, t: string, v: number) => number;
+      return (fd: number, cmd: number, arg: number) => f(fd, cmd, 'int', arg);
+    })(),
   };
   return libc;
 }
@@ -83,4 +104,63 @@ export function pipe(): [number, number] {
 export function fchown(fd: number, uid: number, gid: number): void {
   const l = load();
   if (l.fchown(fd, uid, gid) !== 0) throw new SysError('fchown', l.errno());
+}
+
+const MSG_DONTWAIT = 0x40;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+const EAGAIN = 11;
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+
+/**
+ * One non-blocking recvmsg on a unix socket carrying exactly one fd
+ * (runc's console socket: data = pty name, SCM_RIGHTS = the master).
+ * 'again' when nothing has arrived yet.
+ */
+export function recvFd(sock: number): { fd: number; name: string } | 'again' {
+  const l = load();
+  const data = Buffer.alloc(4096);
+  const ctrl = Buffer.alloc(64);
+  const hdr = {
+    msg_name: null,
+    msg_namelen: 0,
+    msg_iov: [{ iov_base: data, iov_len: data.length }],
+    msg_iovlen: 1,
+    msg_control: ctrl,
+    msg_controllen: ctrl.length,
+    msg_flags: 0,
+  };
+  const n = Number(l.recvmsg(sock, hdr, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+  if (n < 0) {
+    const e = l.errno();
+    if (e === EAGAIN || e === EINTR) return 'again';
+    throw new SysError('recvmsg', e);
+  }
+  // struct cmsghdr { size_t cmsg_len; int cmsg_level; int cmsg_type; int fd[] }
+  const len = Number(ctrl.readBigUInt64LE(0));
+  if (len < 20 || ctrl.readInt32LE(8) !== SOL_SOCKET || ctrl.readInt32LE(12) !== SCM_RIGHTS) {
+    throw new Error('console socket message carried no file descriptor');
+  }
+  return { fd: ctrl.readInt32LE(16), name: data.subarray(0, n).toString() };
+}
+
+const TIOCSWINSZ = 0x5414;
+
+/** TIOCSWINSZ on a pty master. */
+export function setWinsize(fd: number, rows: number, cols: number): void {
+  const l = load();
+  const ws = Buffer.alloc(8);
+  ws.writeUInt16LE(rows & 0xffff, 0);
+  ws.writeUInt16LE(cols & 0xffff, 2);
+  if (l.ioctl(fd, TIOCSWINSZ, ws) !== 0) throw new SysError('ioctl(TIOCSWINSZ)', l.errno());
+}
+
+const F_DUPFD_CLOEXEC = 1030;
+
+/** dup(2) with close-on-exec. */
+export function dupCloexec(fd: number): number {
+  const l = load();
+  const r = l.fcntlInt(fd, F_DUPFD_CLOEXEC, 0);
+  if (r < 0) throw new SysError('fcntl(F_DUPFD_CLOEXEC)', l.errno());
+  return r;
 }

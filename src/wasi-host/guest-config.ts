@@ -12,6 +12,23 @@ export interface GuestConfig {
   env: string[];
   /** Guest path → container path. Defaults to {"/": "/"}: the container root. */
   preopens?: Record<string, string>;
+  /**
+   * Set for a Wasm component: where its transpiled form (jco output, see
+   * src/linux-runtime/component-cache.ts) is mounted inside the container.
+   * Without it the host runs args[0] as a preview1 core module.
+   */
+  component?: GuestComponent;
+}
+
+export interface GuestComponent {
+  /** Container path of the read-only transpile cache entry. */
+  dir: string;
+  /** The ESM file in `dir` that exports instantiate(getCoreModule, imports). */
+  entry: string;
+  /** What the component exports: a command (wasi:cli/run) or an HTTP handler. */
+  world: 'command' | 'http' | 'unknown';
+  /** HTTP components: the port to serve on (io.tugboat.http.port); else PORT, else 8080. */
+  port?: number;
 }
 
 export function encodeGuestConfig(config: GuestConfig): string {
@@ -38,11 +55,25 @@ function isGuestConfig(v: unknown): v is GuestConfig {
   if (typeof v !== 'object' || v === null) return false;
   const c = v as Record<string, unknown>;
   if (!isStringArray(c.args) || c.args.length === 0 || !isStringArray(c.env)) return false;
+  if (c.component !== undefined && !isGuestComponent(c.component)) return false;
   if (c.preopens === undefined) return true;
   return (
     typeof c.preopens === 'object' &&
     c.preopens !== null &&
     Object.values(c.preopens).every((x) => typeof x === 'string')
+  );
+}
+
+function isGuestComponent(v: unknown): v is GuestComponent {
+  if (typeof v !== 'object' || v === null) return false;
+  const c = v as Record<string, unknown>;
+  return (
+    typeof c.dir === 'string' &&
+    c.dir.startsWith('/') &&
+    typeof c.entry === 'string' &&
+    /^[\w.-]+$/.test(c.entry) &&
+    (c.world === 'command' || c.world === 'http' || c.world === 'unknown') &&
+    (c.port === undefined || (Number.isInteger(c.port) && (c.port as number) > 0 && (c.port as number) < 65536))
   );
 }
 

@@ -20,6 +20,8 @@ import {
 } from './exit-status.js';
 import { hardExit } from './hard-exit.js';
 import { resolveModulePath } from './module-path.js';
+import type { HttpProxy } from './component-http.js';
+import type { HttpWorkerMessage } from './component-run.js';
 import { runWorker, type WorkerInput, type WorkerResult } from './worker.js';
 
 const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
@@ -29,11 +31,19 @@ function fail(status: number, message: string): never {
   hardExit(status);
 }
 
+/** The guest's thread, once started: stopped (briefly) before any exit. */
+let guestWorker: Worker | undefined;
+
 function installSignalHandlers(): void {
   // Preview1 has no way to deliver a signal to a guest, so a signal ends the
-  // container with the status a killed process would have.
+  // container with the status a killed process would have. A guest blocked in
+  // a system call cannot be stopped; after a short grace C exit() ends the
+  // process anyway (its thread is then in the kernel, not in V8).
   for (const name of FORWARDED_SIGNALS) {
-    process.on(name, () => hardExit(signalExitStatus(osConstants.signals[name])));
+    process.on(name, () => {
+      const status = signalExitStatus(osConstants.signals[name]);
+      void (guestWorker ? stopWorker(guestWorker, 100) : Promise.resolve()).then(() => hardExit(status));
+    });
   }
 }
 
@@ -50,7 +60,9 @@ function loadModule(config: GuestConfig): { path: string; bytes: Buffer } {
   const kind = wasmKind(bytes);
   if (kind === null) fail(EXIT_NOT_RUNNABLE, `${path}: not a WebAssembly binary (bad magic or header)`);
   if (kind === 'component') {
-    fail(EXIT_NOT_RUNNABLE, `${path}: is a Wasm component; components are not supported yet (core modules only)`);
+    // Components are transpiled before the container starts (config.component);
+    // one reaching here was not the container's entrypoint (e.g. exec'd).
+    fail(EXIT_NOT_RUNNABLE, `${path}: is a Wasm component; components run only as a container's entrypoint`);
   }
   return { path, bytes };
 }
@@ -63,10 +75,12 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(EXIT_HOST_FAILURE, (err as Error).message);
   }
+  if (config.component) return runComponent(config);
   // Booting a worker is the slowest step of a cold start (~25 ms): start it
   // first, then load and compile the module on this thread meanwhile. The
   // compiled module reaches the worker without copying code.
   const worker = new Worker(new URL(import.meta.url), { stdout: false, stderr: false, env: {} });
+  guestWorker = worker;
   const { path, bytes } = loadModule(config);
   const compiling = WebAssembly.compile(bytes).catch((err: unknown) =>
     fail(EXIT_NOT_RUNNABLE, `${path}: invalid wasm module: ${(err as Error).message}`),
@@ -84,9 +98,82 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(EXIT_HOST_FAILURE, `host failure: ${(err as Error).message}`);
   }
+  // C exit() while the worker thread is alive can crash in V8's teardown
+  // (observed: SIGSEGV, about 1 run in 60). The guest is done: stop its thread first.
+  await stopWorker(worker);
   if (outcome.kind === 'exit') hardExit(guestExitStatus(outcome.code));
   if (outcome.kind === 'trap') fail(EXIT_TRAP, `wasm trap in ${path}: ${outcome.message}`);
   fail(outcome.kind === 'link' ? EXIT_NOT_RUNNABLE : EXIT_HOST_FAILURE, `${path}: ${outcome.message}`);
+}
+
+/**
+ * A Wasm component, transpiled outside the container (config.component):
+ * it runs on its own worker (dist/host/component.mjs, beside this file)
+ * with preview2-shim; its fate maps to the same statuses as a module's.
+ */
+async function runComponent(config: GuestConfig): Promise<void> {
+  const path = config.args[0] ?? 'component';
+  const worker = new Worker(new URL('./component.mjs', import.meta.url), { stdout: false, stderr: false, env: {} });
+  guestWorker = worker;
+  if (config.component?.world === 'http') return serveComponent(config, path, worker);
+  const result = new Promise<WorkerResult>((resolve, reject) => {
+    worker.once('message', (msg: WorkerResult) => resolve(msg));
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`component worker ended unexpectedly with code ${code}`)));
+  });
+  worker.postMessage({ modulePath: path, config });
+  let outcome: WorkerResult;
+  try {
+    outcome = await result;
+  } catch (err) {
+    fail(EXIT_HOST_FAILURE, `host failure: ${(err as Error).message}`);
+  }
+  // The guest is done, but preview2-shim's IO worker may still be busy (a
+  // finalizer closing a file): C exit() under a running worker can crash the
+  // process (observed: SIGSEGV). Stop the workers first; stdout and stderr
+  // were written synchronously, so nothing is lost. Bounded, in case a
+  // thread is stuck in a system call.
+  await stopWorker(worker);
+  if (outcome.kind === 'exit') hardExit(guestExitStatus(outcome.code));
+  if (outcome.kind === 'trap') fail(EXIT_TRAP, `wasm trap in ${path}: ${outcome.message}`);
+  fail(outcome.kind === 'link' ? EXIT_NOT_RUNNABLE : EXIT_HOST_FAILURE, `${path}: ${outcome.message}`);
+}
+
+/** Stops the workers (bounded) before C exit(); see runComponent. */
+async function stopWorker(worker: Worker, graceMs = 1000): Promise<void> {
+  worker.removeAllListeners('exit');
+  await Promise.race([worker.terminate(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+}
+
+/**
+ * An HTTP component: served until a signal. SIGTERM/SIGINT stop accepting,
+ * let the requests in flight finish, then end with 128+N.
+ */
+async function serveComponent(config: GuestConfig, path: string, worker: Worker): Promise<void> {
+  // Loaded only here: a preview1 start must not pay for node:http.
+  const { httpPort, startHttpProxy } = await import('./component-http.js');
+  let proxy: HttpProxy | undefined;
+  worker.on('message', (msg: HttpWorkerMessage | WorkerResult) => {
+    if (msg.kind === 'listening') {
+      void startHttpProxy(httpPort(config), msg.port, () => undefined, (err) => fail(EXIT_HOST_FAILURE, `cannot serve HTTP on port ${httpPort(config)}: ${err.message}`)).then((p) => (proxy = p));
+    } else if (msg.kind === 'request-failed') {
+      process.stderr.write(`tugboat: ${path}: request failed (answered 500): ${msg.message}\n`);
+    } else if (msg.kind === 'link') {
+      fail(EXIT_NOT_RUNNABLE, `${path}: ${msg.message}`);
+    } else if (msg.kind === 'error' || msg.kind === 'trap') {
+      fail(EXIT_HOST_FAILURE, `${path}: ${msg.message}`);
+    }
+  });
+  worker.once('error', (err) => fail(EXIT_HOST_FAILURE, `host failure: ${err.message}`));
+  worker.once('exit', (code) => fail(EXIT_HOST_FAILURE, `component worker ended unexpectedly with code ${code}`));
+  worker.postMessage({ modulePath: path, config });
+  for (const name of ['SIGTERM', 'SIGINT'] as const) {
+    process.removeAllListeners(name);
+    process.once(name, () => {
+      const status = signalExitStatus(osConstants.signals[name]);
+      void (proxy ? proxy.drain() : Promise.resolve()).then(() => stopWorker(worker)).then(() => hardExit(status));
+    });
+  }
 }
 
 if (isMainThread) {

@@ -13,6 +13,7 @@ import { detectWorkload } from '../../oci/detect.js';
 import type { Process, Spec } from '../../oci/runtime-spec.js';
 import { hostArgv, loadKit } from '../../linux-runtime/kit.js';
 import { rewriteSpecForWasm, wasmHostProcess } from '../../linux-runtime/wasm-bundle.js';
+import { componentRewriteOptions, defaultComponentCacheDir } from '../../linux-runtime/component-cache.js';
 import { GUEST_ENV_VAR, encodeGuestConfig, decodeGuestConfig } from '../../wasi-host/guest-config.js';
 import { flagValue, OCI_COMMANDS, parseGlobals, parseOciCommand, runcArgv, type ParsedCommand } from './argv.js';
 import { checkContainerId, derivedBundleDir } from './derived-bundle.js';
@@ -89,8 +90,10 @@ async function create(ctx: Context): Promise<number> {
 
   const derived = derivedBundleDir(ctx.runcRoot, id);
   if (existsSync(derived) && existsSync(join(ctx.runcRoot ?? '/run/runc', id))) throw new UsageError(`container with given ID already exists`);
+  // A component is transpiled (or found in the cache) before anything of ours is written.
+  const wasmOptions = await componentRewriteOptions(rootfs, spec, defaultComponentCacheDir());
   await mkdir(derived, { recursive: true, mode: 0o700 });
-  const rewritten = rewriteSpecForWasm(anchorToBundle(spec, bundle), loadKit(ctx.kitDir));
+  const rewritten = rewriteSpecForWasm(anchorToBundle(spec, bundle), loadKit(ctx.kitDir), undefined, wasmOptions);
   await writeFile(join(derived, 'config.json'), JSON.stringify(rewritten));
   const argv = flagValue(p.flags, 'bundle', 'b') !== undefined
     ? runcArgv(p, { names: ['bundle', 'b'], value: derived })

@@ -1,0 +1,151 @@
+// Task Stats on a cgroup v1 host (this project's hosts are v1 hybrid):
+// io.containerd.cgroups.v1.Metrics from the container's cgroup files. On a
+// cgroup v2 host the container's unified cgroup gives io.containerd.cgroups.v2.Metrics.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cgroupsV1, cgroupsV2, packAny, type Any } from './proto/index.js';
+import { Code, TtrpcError } from './ttrpc/index.js';
+
+const ROOT = '/sys/fs/cgroup';
+
+function readNum(path: string): bigint | undefined {
+  try {
+    const t = readFileSync(path, 'utf8').trim();
+    if (t === 'max') return undefined;
+    return BigInt(t);
+  } catch {
+    return undefined;
+  }
+}
+
+function readKV(path: string): Map<string, bigint> {
+  const m = new Map<string, bigint>();
+  try {
+    for (const line of readFileSync(path, 'utf8').split('\n')) {
+      const [k, v] = line.trim().split(/\s+/);
+      if (k && v && /^\d+$/.test(v)) m.set(k, BigInt(v));
+    }
+  } catch {
+    // missing controller
+  }
+  return m;
+}
+
+/** The container's cgroup path relative to each hierarchy, from /proc/<pid>/cgroup (what runc placed it in). */
+function procCgroups(pid: number): Map<string, string> {
+  const out = new Map<string, string>();
+  try {
+    for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n')) {
+      const m = /^\d+:([^:]*):(.*)$/.exec(line);
+      if (!m) continue;
+      for (const ctl of (m[1] ?? '').split(',')) out.set(ctl, m[2] ?? '');
+    }
+  } catch {
+    // process gone
+  }
+  return out;
+}
+
+export async function collectStats(cgroupsPath: string | undefined, pid: number): Promise<Any> {
+  const fromProc = pid > 0 ? procCgroups(pid) : new Map<string, string>();
+  const unified = existsSync(join(ROOT, 'cgroup.controllers'));
+  if (unified) {
+    const rel = fromProc.get('') ?? cgroupsPath;
+    if (rel === undefined) throw new TtrpcError(Code.NOT_FOUND, 'cgroup does not exist');
+    const dir = join(ROOT, rel);
+    if (!existsSync(dir)) throw new TtrpcError(Code.NOT_FOUND, 'cgroup does not exist');
+    const cpu = readKV(join(dir, 'cpu.stat'));
+    const mem = readKV(join(dir, 'memory.stat'));
+    return packAny(cgroupsV2.MetricsSchema, {
+      pids: { current: readNum(join(dir, 'pids.current')) ?? 0n, limit: readNum(join(dir, 'pids.max')) ?? 0n },
+      cpu: { usageUsec: cpu.get('usage_usec') ?? 0n, userUsec: cpu.get('user_usec') ?? 0n, systemUsec: cpu.get('system_usec') ?? 0n },
+      memory: {
+        anon: mem.get('anon') ?? 0n,
+        file: mem.get('file') ?? 0n,
+        usage: readNum(join(dir, 'memory.current')) ?? 0n,
+        usageLimit: readNum(join(dir, 'memory.max')) ?? 0n,
+      },
+    });
+  }
+  const dirOf = (ctl: string): string | undefined => {
+    const rel = fromProc.get(ctl) ?? cgroupsPath;
+    if (rel === undefined) return undefined;
+    const d = join(ROOT, ctl, rel);
+    return existsSync(d) ? d : undefined;
+  };
+  const memDir = dirOf('memory');
+  const cpuDir = dirOf('cpuacct') ?? dirOf('cpu,cpuacct');
+  const pidsDir = dirOf('pids');
+  if (!memDir && !cpuDir && !pidsDir) throw new TtrpcError(Code.NOT_FOUND, 'cgroup does not exist');
+  const metrics: Parameters<typeof packAny<typeof cgroupsV1.MetricsSchema>>[1] = {};
+  if (pidsDir) metrics.pids = { current: readNum(join(pidsDir, 'pids.current')) ?? 0n, limit: readNum(join(pidsDir, 'pids.max')) ?? 0n };
+  if (cpuDir) {
+    const st = readKV(join(cpuDir, 'cpuacct.stat'));
+    const hz = 100n;
+    const toNs = (ticks: bigint | undefined) => ((ticks ?? 0n) * 1_000_000_000n) / hz;
+    let perCpu: bigint[] = [];
+    try {
+      perCpu = readFileSync(join(cpuDir, 'cpuacct.usage_percpu'), 'utf8').trim().split(/\s+/).filter(Boolean).map((x) => BigInt(x));
+    } catch {
+      // optional
+    }
+    const thr = readKV(join(cpuDir, 'cpu.stat'));
+    metrics.cpu = {
+      usage: { total: readNum(join(cpuDir, 'cpuacct.usage')) ?? 0n, user: toNs(st.get('user')), kernel: toNs(st.get('system')), perCpu },
+      throttling: { periods: thr.get('nr_periods') ?? 0n, throttledPeriods: thr.get('nr_throttled') ?? 0n, throttledTime: thr.get('throttled_time') ?? 0n },
+    };
+  }
+  if (memDir) {
+    const s = readKV(join(memDir, 'memory.stat'));
+    const g = (k: string) => s.get(k) ?? 0n;
+    metrics.memory = {
+      cache: g('cache'),
+      rss: g('rss'),
+      rssHuge: g('rss_huge'),
+      mappedFile: g('mapped_file'),
+      dirty: g('dirty'),
+      writeback: g('writeback'),
+      pgPgIn: g('pgpgin'),
+      pgPgOut: g('pgpgout'),
+      pgFault: g('pgfault'),
+      pgMajFault: g('pgmajfault'),
+      inactiveAnon: g('inactive_anon'),
+      activeAnon: g('active_anon'),
+      inactiveFile: g('inactive_file'),
+      activeFile: g('active_file'),
+      unevictable: g('unevictable'),
+      hierarchicalMemoryLimit: g('hierarchical_memory_limit'),
+      hierarchicalSwapLimit: g('hierarchical_memsw_limit'),
+      totalCache: g('total_cache'),
+      totalRss: g('total_rss'),
+      usage: {
+        usage: readNum(join(memDir, 'memory.usage_in_bytes')) ?? 0n,
+        max: readNum(join(memDir, 'memory.max_usage_in_bytes')) ?? 0n,
+        limit: readNum(join(memDir, 'memory.limit_in_bytes')) ?? 0n,
+        failcnt: readNum(join(memDir, 'memory.failcnt')) ?? 0n,
+      },
+    };
+    const oom = readKV(join(memDir, 'memory.oom_control'));
+    metrics.memoryOomControl = { oomKillDisable: oom.get('oom_kill_disable') ?? 0n, underOom: oom.get('under_oom') ?? 0n, oomKill: oom.get('oom_kill') ?? 0n };
+  }
+  return packAny(cgroupsV1.MetricsSchema, metrics);
+}
+
+/** Where the memory controller of `pid` lives, for OOM accounting; undefined if none. */
+export function memoryCgroupDir(pid: number): string | undefined {
+  const cg = procCgroups(pid);
+  if (existsSync(join(ROOT, 'cgroup.controllers'))) {
+    const rel = cg.get('');
+    return rel === undefined ? undefined : join(ROOT, rel);
+  }
+  const rel = cg.get('memory');
+  return rel === undefined ? undefined : join(ROOT, 'memory', rel);
+}
+
+/** The cgroup's oom_kill counter (v1 memory.oom_control, v2 memory.events); 0 when unreadable. */
+export function oomKillCount(dir: string | undefined): bigint {
+  if (!dir) return 0n;
+  const v1 = readKV(join(dir, 'memory.oom_control')).get('oom_kill');
+  if (v1 !== undefined) return v1;
+  return readKV(join(dir, 'memory.events')).get('oom_kill') ?? 0n;
+}
