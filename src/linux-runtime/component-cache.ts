@@ -19,6 +19,7 @@ import { findEntrypoint } from '../oci/detect.js';
 import { resolveInRoot } from '../oci/scoped-path.js';
 import type { Spec } from '../oci/runtime-spec.js';
 import { wasmKind } from '../oci/wasm-kind.js';
+import { worldItems } from '../oci/component-wit.js';
 import { WasmError } from '../errors.js';
 import type { WasmRewriteOptions } from './wasm-bundle.js';
 
@@ -106,16 +107,6 @@ function jcoVersion(): string {
   } catch {
     return 'unknown';
   }
-}
-
-/** `import wasi:x/y@v;` / `export …;` lines of the component's world. */
-export function worldItems(wit: string): { imports: string[]; exports: string[] } {
-  const imports: string[] = [];
-  const exports: string[] = [];
-  for (const m of wit.matchAll(/^\s*(import|export)\s+([\w.:/@-]+)\s*;/gm)) {
-    (m[1] === 'import' ? imports : exports).push(m[2]!);
-  }
-  return { imports, exports };
 }
 
 export function worldOf(exports: readonly string[]): ComponentWorld {

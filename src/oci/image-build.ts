@@ -14,6 +14,7 @@ import { writeDockerArchive, writeOciArchive, writeOciLayout, type Blob, type Bu
 import { hostPlatform } from './platform.js';
 import { MediaType, type Descriptor, type ImageConfigProcess, type Platform } from './types.js';
 import { wasmKind } from './wasm-kind.js';
+import { componentWorld } from './component-wit.js';
 
 export { wasmKind } from './wasm-kind.js';
 
@@ -234,8 +235,8 @@ async function buildWasmArtifact(opts: BuildWasmOptions, bytes: Buffer, kind: 'm
   const layer = blobOf(bytes, MediaType.WasmLayer, { 'org.opencontainers.image.title': basename(opts.wasm) });
   const os = kind === 'component' ? 'wasip2' : 'wasip1';
   const configJson: Record<string, unknown> = { created, architecture: 'wasm', os, layerDigests: [layer.desc.digest] };
-  // The spec requires `component` for wasip2. Tugboat does not decode WIT, so the lists stay empty.
-  if (kind === 'component') configJson.component = { exports: [], imports: [] };
+  // The spec requires `component` for wasip2: the world's imports and exports.
+  if (kind === 'component') configJson.component = await componentWorld(bytes);
   const config = blobOf(Buffer.from(JSON.stringify(configJson)), MediaType.WasmConfig);
   const platform: Platform = { os, architecture: 'wasm' };
   const manifest = withPlatform(blobOf(ociManifest(config.desc, [layer.desc], opts.annotations), MediaType.OciManifest), platform);

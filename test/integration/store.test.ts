@@ -1,4 +1,5 @@
 // The local image store: import from every transport, list, run by name, remove.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXAMPLES, FIXTURES, TugboatSandbox } from './helpers.js';
@@ -66,5 +67,26 @@ describe('tugboat image build --format', () => {
     const bad = await tb.run(['image', 'build', join(EXAMPLES, 'hello.wasm'), '--format', 'zip', '-o', out]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--format: unknown format "zip"/);
+  });
+});
+
+describe('tugboat image build --artifact of a component', () => {
+  let tb: TugboatSandbox;
+  beforeAll(() => {
+    tb = new TugboatSandbox();
+  });
+  afterAll(() => tb.cleanup());
+
+  it('records the world imports and exports in the CNCF config', async () => {
+    const out = join(tb.root, 'artifact');
+    const b = await tb.run(['image', 'build', join(EXAMPLES, '..', '..', 'components', 'out', 'hello.wasm'), '--artifact', '-o', `oci:${out}:c`]);
+    expect(b.code, b.stderr).toBe(0);
+    const index = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    const blob = (d: string) => JSON.parse(readFileSync(join(out, 'blobs', 'sha256', d.slice(7)), 'utf8'));
+    const manifest = blob(index.manifests[0]!.digest);
+    const config = blob(manifest.config.digest);
+    expect(config.os).toBe('wasip2');
+    expect(config.component.exports).toEqual([expect.stringMatching(/^wasi:cli\/run@0\.2\./)]);
+    expect(config.component.imports).toEqual(expect.arrayContaining([expect.stringMatching(/^wasi:cli\/stdout@0\.2\./)]));
   });
 });

@@ -12,10 +12,10 @@ import {
   componentRewriteOptions,
   ensureTranspiled,
   findComponent,
-  worldItems,
   worldOf,
 } from '../../src/linux-runtime/component-cache.js';
 import type { Kit } from '../../src/linux-runtime/kit.js';
+import { worldItems } from '../../src/oci/component-wit.js';
 import { rewriteSpecForWasm, WORKLOAD_ANNOTATION } from '../../src/linux-runtime/wasm-bundle.js';
 import type { Spec } from '../../src/oci/runtime-spec.js';
 import { decodeGuestConfig, encodeGuestConfig } from '../../src/wasi-host/guest-config.js';
