@@ -31,4 +31,5 @@ for m in hello fileio exitcode exit-with-code http-trap; do
 done
 tb image build "$ROOT/examples/components/out/http-hello.wasm" -o "oci:$out/wasm:component-http" >/dev/null
 tb image build "$ROOT/examples/components/out/hello.wasm" -o "docker-archive:$out/component-hello.docker.tar:tugboat.local/component-hello:latest" >/dev/null
+tb image build "$ROOT/examples/components/out/http-hello.wasm" -o "docker-archive:$out/component-http.docker.tar:tugboat.local/component-http:latest" >/dev/null
 touch "$stamp"

@@ -1,0 +1,81 @@
+// A wasi:http component as a Docker container: served on the container's own
+// network namespace, reached through `-p`, from another container on the
+// bridge by its IP, and from a process sharing its network namespace.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDockerd, type DockerdHandle } from './daemons/dockerd.js';
+import { FIXTURES, TUGBOAT } from './helpers.js';
+
+const HTTP = 'tugboat.local/component-http:latest';
+const BUSYBOX = 'tugboat.local/busybox:latest';
+const PORT = 18080;
+
+describe('docker run --runtime tugboat: wasi:http component', () => {
+  let d: DockerdHandle;
+  let c: string;
+  const docker = (args: string[]) => d.docker(args, { timeoutMs: 60_000 });
+
+  async function get(url: string): Promise<{ status: number; body: string }> {
+    for (let i = 0; i < 200; i++) {
+      try {
+        const r = await fetch(url);
+        return { status: r.status, body: await r.text() };
+      } catch {
+        await new Promise((r) => setTimeout(r, 100)); // not listening yet
+      }
+    }
+    throw new Error(`${url} never answered`);
+  }
+
+  beforeAll(async () => {
+    d = await startDockerd({ runtimes: { tugboat: { path: TUGBOAT } } });
+    for (const f of ['component-http.docker.tar', 'busybox.docker.tar']) {
+      const r = await d.docker(['load', '-i', join(FIXTURES, f)]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const r = await docker(['run', '-d', '--runtime', 'tugboat', '-p', `127.0.0.1:${PORT}:8080`, HTTP]);
+    expect(r.code, r.stderr).toBe(0);
+    c = r.stdout.trim();
+  });
+  afterAll(async () => {
+    await d?.stop();
+  });
+
+  it('answers through a -p port mapping on the host', async () => {
+    expect(await get(`http://127.0.0.1:${PORT}/from-host`)).toEqual({ status: 200, body: 'hello from a wasm component: /from-host\n' });
+  });
+
+  it('answers 200 concurrent requests with the right bodies', async () => {
+    await get(`http://127.0.0.1:${PORT}/warm`);
+    const bodies = await Promise.all(Array.from({ length: 200 }, (_, i) => fetch(`http://127.0.0.1:${PORT}/id/${i}`).then((r) => r.text())));
+    expect(bodies).toEqual(Array.from({ length: 200 }, (_, i) => `id ${i}\n`));
+  });
+
+  it('answers another container on the bridge, by IP', async () => {
+    await get(`http://127.0.0.1:${PORT}/warm`);
+    const ip = (await docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', c])).stdout.trim();
+    expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    const r = await docker(['run', '--rm', BUSYBOX, 'wget', '-qO-', `http://${ip}:8080/from-bridge`]);
+    expect(r.stdout, r.stderr).toBe('hello from a wasm component: /from-bridge\n');
+  });
+
+  it('answers a process in the same network namespace on loopback', async () => {
+    const r = await docker(['run', '--rm', '--network', `container:${c}`, BUSYBOX, 'wget', '-qO-', 'http://127.0.0.1:8080/from-netns']);
+    expect(r.stdout, r.stderr).toBe('hello from a wasm component: /from-netns\n');
+  });
+
+  it('turns a failing request into a 500 and keeps serving', async () => {
+    expect((await get(`http://127.0.0.1:${PORT}/error`)).status).toBe(500);
+    expect((await get(`http://127.0.0.1:${PORT}/after`)).body).toBe('hello from a wasm component: /after\n');
+  });
+
+  it('drains on docker stop and exits 143', async () => {
+    const slow = fetch(`http://127.0.0.1:${PORT}/slow?ms=1500`).then((r) => r.text());
+    // The request is in flight once the guest logs it.
+    for (let i = 0; i < 100 && !(await docker(['logs', c])).stdout.includes('slow request started'); i++) await new Promise((r) => setTimeout(r, 50));
+    const stop = docker(['stop', '-t', '30', c]);
+    expect(await slow).toBe('slept 1500\n');
+    expect((await stop).code).toBe(0);
+    expect((await docker(['inspect', '-f', '{{.State.ExitCode}}', c])).stdout.trim()).toBe('143');
+  });
+});
