@@ -57,8 +57,9 @@ demo: fixtures
 bench: fixtures $(STAMP)/daemons
 	@$(NODE) bench/cold-start.mjs
 	@$(NODE) bench/compute.mjs
-	@node_modules/.bin/esbuild bench/docker-start.ts --bundle --platform=node --format=esm --target=node24 --log-level=warning --outfile=build/bench/docker-start.mjs
-	@$(NODE) build/bench/docker-start.mjs
+	@for b in docker-start ctr-start density http; do \
+	  $(NODE) scripts/bundle-bench.mjs $$b && $(NODE) build/bench/$$b.mjs || exit 1; \
+	done
 
 install: build
 	ln -sf $(CURDIR)/bin/tugboat /usr/local/bin/tugboat
