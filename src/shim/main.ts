@@ -132,6 +132,14 @@ async function del(f: ShimFlags): Promise<number> {
   }
   await unmountAll(join(bundle, 'rootfs'));
   rmSync(join(bundle, DERIVED_BUNDLE), { recursive: true, force: true });
+  // A shim that died (SIGKILL, crash) leaves its socket behind. A grouped shim
+  // may still serve other tasks on it: remove it only if nobody answers.
+  try {
+    const sock = socketPath(readFileSync(join(bundle, 'address'), 'utf8').trim());
+    if (existsSync(sock) && !(await canConnect(sock, 100))) rmSync(sock, { force: true });
+  } catch {
+    // no address file
+  }
   let pid = 0;
   try {
     pid = Number(readFileSync(join(bundle, 'init.pid'), 'utf8').trim()) || 0;

@@ -26,8 +26,20 @@ import { runWorker, type WorkerInput, type WorkerResult } from './worker.js';
 
 const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
+/** Before the guest's thread exists: report and end at once. */
 function fail(status: number, message: string): never {
   process.stderr.write(`tugboat: ${message}\n`);
+  hardExit(status);
+}
+
+/**
+ * Once the guest's thread exists: C exit() while that thread is booting or
+ * running JavaScript can crash in V8's teardown (observed: SIGSEGV), so stop
+ * it first (bounded: a thread blocked in a system call cannot be stopped).
+ */
+async function finish(status: number, message?: string): Promise<never> {
+  if (message !== undefined) process.stderr.write(`tugboat: ${message}\n`);
+  if (guestWorker) await stopWorker(guestWorker);
   hardExit(status);
 }
 
@@ -47,22 +59,24 @@ function installSignalHandlers(): void {
   }
 }
 
-function loadModule(config: GuestConfig): { path: string; bytes: Buffer } {
+type Loaded = { path: string; bytes: Buffer } | { status: number; message: string };
+
+function loadModule(config: GuestConfig): Loaded {
   const first = config.args[0] ?? '';
   const path = resolveModulePath(first, config.env);
-  if (path === undefined) fail(EXIT_MODULE_NOT_FOUND, `${first}: wasm module not found`);
+  if (path === undefined) return { status: EXIT_MODULE_NOT_FOUND, message: `${first}: wasm module not found` };
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
   } catch (err) {
-    fail(EXIT_MODULE_NOT_FOUND, `${path}: cannot read wasm module: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    return { status: EXIT_MODULE_NOT_FOUND, message: `${path}: cannot read wasm module: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
   }
   const kind = wasmKind(bytes);
-  if (kind === null) fail(EXIT_NOT_RUNNABLE, `${path}: not a WebAssembly binary (bad magic or header)`);
+  if (kind === null) return { status: EXIT_NOT_RUNNABLE, message: `${path}: not a WebAssembly binary (bad magic or header)` };
   if (kind === 'component') {
     // Components are transpiled before the container starts (config.component);
     // one reaching here was not the container's entrypoint (e.g. exec'd).
-    fail(EXIT_NOT_RUNNABLE, `${path}: is a Wasm component; components run only as a container's entrypoint`);
+    return { status: EXIT_NOT_RUNNABLE, message: `${path}: is a Wasm component; components run only as a container's entrypoint` };
   }
   return { path, bytes };
 }
@@ -81,29 +95,31 @@ async function main(): Promise<void> {
   // compiled module reaches the worker without copying code.
   const worker = new Worker(new URL(import.meta.url), { stdout: false, stderr: false, env: {} });
   guestWorker = worker;
-  const { path, bytes } = loadModule(config);
-  const compiling = WebAssembly.compile(bytes).catch((err: unknown) =>
-    fail(EXIT_NOT_RUNNABLE, `${path}: invalid wasm module: ${(err as Error).message}`),
-  );
+  const loaded = loadModule(config);
+  if ('status' in loaded) return finish(loaded.status, loaded.message);
+  const { path, bytes } = loaded;
   const result = new Promise<WorkerResult>((resolve, reject) => {
     worker.once('message', (msg: WorkerResult) => resolve(msg));
     worker.once('error', reject);
     worker.once('exit', (code) => reject(new Error(`worker ended unexpectedly with code ${code}`)));
   });
-  const input: WorkerInput = { module: await compiling, modulePath: path, config };
+  let module: WebAssembly.Module;
+  try {
+    module = await WebAssembly.compile(bytes);
+  } catch (err) {
+    return finish(EXIT_NOT_RUNNABLE, `${path}: invalid wasm module: ${(err as Error).message}`);
+  }
+  const input: WorkerInput = { module, modulePath: path, config };
   worker.postMessage(input);
   let outcome: WorkerResult;
   try {
     outcome = await result;
   } catch (err) {
-    fail(EXIT_HOST_FAILURE, `host failure: ${(err as Error).message}`);
+    return finish(EXIT_HOST_FAILURE, `host failure: ${(err as Error).message}`);
   }
-  // C exit() while the worker thread is alive can crash in V8's teardown
-  // (observed: SIGSEGV, about 1 run in 60). The guest is done: stop its thread first.
-  await stopWorker(worker);
-  if (outcome.kind === 'exit') hardExit(guestExitStatus(outcome.code));
-  if (outcome.kind === 'trap') fail(EXIT_TRAP, `wasm trap in ${path}: ${outcome.message}`);
-  fail(outcome.kind === 'link' ? EXIT_NOT_RUNNABLE : EXIT_HOST_FAILURE, `${path}: ${outcome.message}`);
+  if (outcome.kind === 'exit') return finish(guestExitStatus(outcome.code));
+  if (outcome.kind === 'trap') return finish(EXIT_TRAP, `wasm trap in ${path}: ${outcome.message}`);
+  return finish(outcome.kind === 'link' ? EXIT_NOT_RUNNABLE : EXIT_HOST_FAILURE, `${path}: ${outcome.message}`);
 }
 
 /**
@@ -126,17 +142,14 @@ async function runComponent(config: GuestConfig): Promise<void> {
   try {
     outcome = await result;
   } catch (err) {
-    fail(EXIT_HOST_FAILURE, `host failure: ${(err as Error).message}`);
+    return finish(EXIT_HOST_FAILURE, `host failure: ${(err as Error).message}`);
   }
-  // The guest is done, but preview2-shim's IO worker may still be busy (a
-  // finalizer closing a file): C exit() under a running worker can crash the
-  // process (observed: SIGSEGV). Stop the workers first; stdout and stderr
-  // were written synchronously, so nothing is lost. Bounded, in case a
-  // thread is stuck in a system call.
-  await stopWorker(worker);
-  if (outcome.kind === 'exit') hardExit(guestExitStatus(outcome.code));
-  if (outcome.kind === 'trap') fail(EXIT_TRAP, `wasm trap in ${path}: ${outcome.message}`);
-  fail(outcome.kind === 'link' ? EXIT_NOT_RUNNABLE : EXIT_HOST_FAILURE, `${path}: ${outcome.message}`);
+  // preview2-shim's IO worker may still be busy (a finalizer closing a file);
+  // finish() stops the workers before C exit(). stdout and stderr were
+  // written synchronously, so nothing is lost.
+  if (outcome.kind === 'exit') return finish(guestExitStatus(outcome.code));
+  if (outcome.kind === 'trap') return finish(EXIT_TRAP, `wasm trap in ${path}: ${outcome.message}`);
+  return finish(outcome.kind === 'link' ? EXIT_NOT_RUNNABLE : EXIT_HOST_FAILURE, `${path}: ${outcome.message}`);
 }
 
 /** Stops the workers (bounded) before C exit(); see runComponent. */
@@ -155,17 +168,17 @@ async function serveComponent(config: GuestConfig, path: string, worker: Worker)
   let proxy: HttpProxy | undefined;
   worker.on('message', (msg: HttpWorkerMessage | WorkerResult) => {
     if (msg.kind === 'listening') {
-      void startHttpProxy(httpPort(config), msg.port, () => undefined, (err) => fail(EXIT_HOST_FAILURE, `cannot serve HTTP on port ${httpPort(config)}: ${err.message}`)).then((p) => (proxy = p));
+      void startHttpProxy(httpPort(config), msg.port, () => undefined, (err) => void finish(EXIT_HOST_FAILURE, `cannot serve HTTP on port ${httpPort(config)}: ${err.message}`)).then((p) => (proxy = p));
     } else if (msg.kind === 'request-failed') {
       process.stderr.write(`tugboat: ${path}: request failed (answered 500): ${msg.message}\n`);
     } else if (msg.kind === 'link') {
-      fail(EXIT_NOT_RUNNABLE, `${path}: ${msg.message}`);
+      void finish(EXIT_NOT_RUNNABLE, `${path}: ${msg.message}`);
     } else if (msg.kind === 'error' || msg.kind === 'trap') {
-      fail(EXIT_HOST_FAILURE, `${path}: ${msg.message}`);
+      void finish(EXIT_HOST_FAILURE, `${path}: ${msg.message}`);
     }
   });
-  worker.once('error', (err) => fail(EXIT_HOST_FAILURE, `host failure: ${err.message}`));
-  worker.once('exit', (code) => fail(EXIT_HOST_FAILURE, `component worker ended unexpectedly with code ${code}`));
+  worker.once('error', (err) => void finish(EXIT_HOST_FAILURE, `host failure: ${err.message}`));
+  worker.once('exit', (code) => void finish(EXIT_HOST_FAILURE, `component worker ended unexpectedly with code ${code}`));
   worker.postMessage({ modulePath: path, config });
   for (const name of ['SIGTERM', 'SIGINT'] as const) {
     process.removeAllListeners(name);

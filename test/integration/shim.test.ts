@@ -307,6 +307,28 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
     }
   });
 
+  it('after the shim dies, containerd runs `delete`: task killed, rootfs unmounted, socket removed', async () => {
+    const r = await c.ctr(['run', '-d', '--runtime', RT, '--platform', 'wasi/wasm', WASM('exitcode'), 'crash-1', '/exitcode.wasm', 'sleep', '1000']);
+    expect(r.code, r.stderr).toBe(0);
+    try {
+      const bundle = join(c.state, 'io.containerd.runtime.v2.task', 'default', 'crash-1');
+      const sock = readFileSync(join(bundle, 'address'), 'utf8').slice('unix://'.length);
+      const shim = listProcesses().find((p) => p.argv.some((a) => a.endsWith('shim.mjs')) && p.argv.includes('crash-1') && p.argv.includes(c.address));
+      expect(shim).toBeDefined();
+      process.kill(shim!.pid, 'SIGKILL');
+      // containerd: connection lost → `shim delete` → bundle removed.
+      for (let i = 0; i < 100 && existsSync(bundle); i++) await sleep(100);
+      expect(existsSync(bundle)).toBe(false);
+      expect((await c.ctr(['tasks', 'ls', '-q'])).stdout).not.toContain('crash-1');
+      expect(mountsUnder(bundle)).toEqual([]);
+      expect(existsSync(sock)).toBe(false);
+      expect(existsSync('/run/containerd/runc/default/crash-1')).toBe(false); // runc delete --force
+    } finally {
+      await c.ctr(['tasks', 'delete', '--force', 'crash-1']);
+      await c.ctr(['containers', 'rm', 'crash-1']);
+    }
+  });
+
   it('`delete` prints a binary DeleteResponse (137) and is idempotent', async () => {
     const bundle = mkdtempSync(join(tmp, 'bundle-'));
     for (let i = 0; i < 2; i++) {
