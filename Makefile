@@ -63,6 +63,7 @@ bench: fixtures $(STAMP)/daemons
 
 install: build
 	ln -sf $(CURDIR)/bin/tugboat /usr/local/bin/tugboat
+	ln -sf $(CURDIR)/bin/containerd-shim-tugboat-v1 /usr/local/bin/containerd-shim-tugboat-v1
 
 clean:
 	rm -rf dist build test/fixtures/out examples/rust-wasm/out

@@ -64,9 +64,9 @@ function treePss(roots: number[]): { pss: number; procs: number } {
   return { pss, procs: seen.size };
 }
 
-async function measure(c: ContainerdHandle, runtime: string, image: string, args: string[], shimName: string, ns: string) {
+async function measure(c: ContainerdHandle, runtime: string, image: string, args: string[], shimName: string, ns: string, extra: string[] = []) {
   for (let i = 0; i < N; i++) {
-    const r = await c.ctr(['-n', ns, 'run', '-d', '--runtime', runtime, image, `${ns}-${i}`, ...args]);
+    const r = await c.ctr(['-n', ns, 'run', '-d', ...extra, '--runtime', runtime, image, `${ns}-${i}`, ...args]);
     if (r.code !== 0) throw new Error(r.stderr);
   }
   await new Promise((r) => setTimeout(r, 2000)); // let every guest reach its idle state
@@ -84,14 +84,17 @@ async function measure(c: ContainerdHandle, runtime: string, image: string, args
 
 const c = await startContainerd({ pathPrepend: [join(REPO, 'bin')] });
 try {
-  for (const ns of ['runc', 'wasm']) {
+  for (const ns of ['runc', 'wasm', 'wasmgroup']) {
     for (const f of ['busybox.docker.tar', 'wasm-tools.docker.tar']) await c.ctr(['-n', ns, 'images', 'import', join(FIXTURES, f)]);
   }
   const runc = await measure(c, 'io.containerd.runc.v2', 'tugboat.local/busybox:latest', ['sleep', '3600'], 'containerd-shim-runc-v2', 'runc');
   const wasm = await measure(c, 'io.containerd.tugboat.v1', 'tugboat.local/wasm-tools:latest', ['/exitcode.wasm', 'sleep', '3600'], 'shim.mjs', 'wasm');
+  // The same, all served by one shim (the runc shim's grouping annotation, which CRI sets per pod).
+  const grouped = await measure(c, 'io.containerd.tugboat.v1', 'tugboat.local/wasm-tools:latest', ['/exitcode.wasm', 'sleep', '3600'], 'shim.mjs', 'wasmgroup', ['--annotation', 'io.containerd.runc.v2.group=density']);
   console.log(`\ndensity: ${N} idle containers, PSS of shims and everything below them`);
   console.log(`  busybox sleep via runc.v2 (baseline)   ${(runc.pss / 1024).toFixed(1).padStart(8)} MiB in ${runc.procs} processes   1.00x`);
   console.log(`  wasm sleep via tugboat.v1              ${(wasm.pss / 1024).toFixed(1).padStart(8)} MiB in ${wasm.procs} processes   ${(wasm.pss / runc.pss).toFixed(2)}x`);
+  console.log(`  wasm sleep via tugboat.v1, one group   ${(grouped.pss / 1024).toFixed(1).padStart(8)} MiB in ${grouped.procs} processes   ${(grouped.pss / runc.pss).toFixed(2)}x`);
 } finally {
   await c.stop();
 }
