@@ -32,3 +32,22 @@ tb run --rm "oci:$fx/mixed:app" >"$root/out" 2>/dev/null
 echo "  default (Wasm first):     $(head -1 "$root/out")"
 tb run --rm --platform "linux/$GOARCH" "oci:$fx/mixed:app" uname -sm >"$root/out"
 echo "  --platform linux/$GOARCH:   $(cat "$root/out")"
+
+echo
+log "a Wasm component (wasi:cli/command) and a wasi:http component"
+tb run --rm "oci:$fx/wasm:component-hello" from a component 2>/dev/null | sed -n '1,2s/^/  /p'
+port=18099
+# exec, so that $! is tugboat itself and the SIGTERM below reaches it.
+( exec "$ROOT/bin/tugboat" --root "$root" run --rm --network host -e PORT=$port "oci:$fx/wasm:component-http" >/dev/null 2>&1 ) &
+http_pid=$!
+"$NODE_BIN" -e '
+  const url = process.argv[1];
+  (async () => {
+    for (let i = 0; i < 100; i++) {
+      try { const r = await fetch(url); console.log(`  GET ${url} -> ${r.status} ${(await r.text()).trim()}`); return; }
+      catch { await new Promise((r) => setTimeout(r, 100)); }
+    }
+    console.log("  the HTTP component did not answer");
+  })();' "http://127.0.0.1:$port/demo"
+kill -TERM "$http_pid"; s=0; wait "$http_pid" || s=$?
+echo "  SIGTERM -> drained, container status $s"
