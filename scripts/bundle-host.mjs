@@ -52,7 +52,8 @@ await build({
   outfile: 'dist/shim.mjs',
   sourcemap: true,
   // koffi is a native addon, jco (Wasm component transpiling, cache misses
-  // only) is big: both are loaded from node_modules at run time.
-  external: ['koffi', '@bytecodealliance/jco'],
+  // only) is big, grpc-js (containerd's API, loaded on the first Create) reads
+  // its .proto files at run time: all are loaded from node_modules at run time.
+  external: ['koffi', '@bytecodealliance/jco', '@grpc/grpc-js', '@grpc/proto-loader'],
   banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" },
 });

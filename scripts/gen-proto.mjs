@@ -32,7 +32,9 @@ try {
     plugins: [{ local: wrapper, out, opt: ['target=ts', 'import_extension=js'] }],
   };
   const buf = join(root, 'node_modules/@bufbuild/buf/bin/buf');
-  const r = spawnSync(process.execPath, [buf, 'generate', 'proto', '--template', JSON.stringify(template)], {
+  // proto/containerd-api/ (containerd's gRPC API) is loaded at run time by
+  // @grpc/proto-loader, not generated.
+  const r = spawnSync(process.execPath, [buf, 'generate', 'proto', '--exclude-path', 'proto/containerd-api', '--template', JSON.stringify(template)], {
     cwd: root,
     stdio: 'inherit',
   });

@@ -4,6 +4,7 @@
 //
 // pino is loaded on the first record that passes the level: most commands
 // never log, and loading it costs more than a third of the CLI's start-up.
+import { writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 
@@ -28,6 +29,7 @@ export interface Log {
 const require = createRequire(import.meta.url);
 let level: LogLevel = envLevel();
 let file: string | undefined;
+let lossyFd: number | undefined;
 let pinoLogger: Logger | undefined;
 
 function envLevel(): LogLevel {
@@ -38,7 +40,7 @@ function envLevel(): LogLevel {
 function logger(): Logger {
   if (!pinoLogger) {
     const { pino } = require('pino') as typeof import('pino');
-    const dest = file ? pino.destination({ dest: file, sync: true, append: true, mkdir: true }) : pino.destination({ fd: 2, sync: true });
+    const dest = lossyFd !== undefined ? lossyDestination(lossyFd) : file ? pino.destination({ dest: file, sync: true, append: true, mkdir: true }) : pino.destination({ fd: 2, sync: true });
     pinoLogger = pino({ name: 'tugboat', level, base: { pid: process.pid } }, dest);
   }
   return pinoLogger;
@@ -73,5 +75,31 @@ export function setLogLevel(l: LogLevel): void {
 /** Send logs to a file instead of stderr (runc-style --log). */
 export function setLogFile(path: string): void {
   file = path;
+  lossyFd = undefined;
   pinoLogger = undefined;
+}
+
+/**
+ * Send logs to an open non-blocking fd (a FIFO someone may stop reading):
+ * a record that does not fit is dropped instead of blocking the process.
+ * The caller keeps the fd open while it is in use.
+ */
+export function setLogFdLossy(fd: number): void {
+  lossyFd = fd;
+  file = undefined;
+  pinoLogger = undefined;
+}
+
+function lossyDestination(fd: number): { write(s: string): void } {
+  return {
+    write(s: string) {
+      const buf = Buffer.from(s);
+      try {
+        // A pipe takes a record of up to PIPE_BUF bytes whole or not at all (EAGAIN).
+        for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+      } catch {
+        // EAGAIN (full), EPIPE (no reader), EBADF: the record is lost
+      }
+    },
+  };
 }

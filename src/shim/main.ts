@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import * as net from 'node:net';
 import { join, resolve } from 'node:path';
-import { log, setLogFile, setLogLevel } from '../log.js';
+import { log, setLogFdLossy, setLogFile, setLogLevel } from '../log.js';
 import { TUGBOAT_VERSION as VERSION } from '../version.js';
 import { groupingKey, socketAddress, socketPath, SOCKET_DIR, writeAddress } from './address.js';
 import { FlagError, parseShimFlags, type ShimFlags } from './flags.js';
@@ -166,7 +166,10 @@ async function daemon(f: ShimFlags): Promise<void> {
     const old = logKeep;
     if (fifo !== undefined && existsSync(fifo)) {
       logKeep = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
-      setLogFile(`/proc/self/fd/${logKeep}`);
+      // Written through this non-blocking fd: while containerd does not read
+      // (restarting, stopped) a full FIFO drops records instead of blocking
+      // the whole shim on a write.
+      setLogFdLossy(logKeep);
       logBundle = b;
     } else {
       logKeep = undefined;
@@ -198,6 +201,8 @@ async function daemon(f: ShimFlags): Promise<void> {
     namespace: f.namespace,
     events: publisher,
     reaper,
+    // containerd's API is loaded on the first Create, and only then.
+    imageFacts: async (id) => (await import('./containerd-api.js')).containerImageFacts({ address: f.address, namespace: f.namespace }, id),
     onContainerRemoved: (b) => {
       if (b !== logBundle) return;
       const other = tasks.bundles()[0];

@@ -5,8 +5,8 @@
 // the Tugboat WASI host (the caller's bundle is never modified).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
-import { readBundleSpec } from '../cli/oci/commands.js';
+import { join, resolve } from 'node:path';
+import { anchorToBundle, readBundleSpec } from '../linux-runtime/bundle-spec.js';
 import { log } from '../log.js';
 import { detectWorkload, type Workload } from '../oci/detect.js';
 import type { Process as OciProcess, Spec } from '../oci/runtime-spec.js';
@@ -36,11 +36,12 @@ import {
   type Mount,
   type Timestamp,
 } from './proto/index.js';
+import type { ImageFacts } from './containerd-api.js';
 import type { EventSink } from './publisher.js';
 import type { Exit, Reaper } from './reaper.js';
 import { mountRootfs, unmountAll } from './rootfs.js';
 import { memoryCgroupDir, oomKillCount } from './stats.js';
-import { DEFAULT_RUNC_ROOT, RuncCommands, RuncError, type RuncConfig } from './runc-process.js';
+import { DEFAULT_RUNC_ROOT, RuncCommands, type RuncConfig } from './runc-process.js';
 import { ConsoleSocket } from './console.js';
 import { openProcessIO, openTerminalIO, UnsupportedIOError, type ProcessIO, type StdioPaths } from './stdio.js';
 import { setWinsize } from './sys.js';
@@ -99,6 +100,8 @@ export interface TaskManagerOptions {
   onContainerRemoved?: (bundle: string) => void;
   /** Called after a container was created. */
   onContainerAdded?: (bundle: string) => void;
+  /** Image facts of a container, for detection (containerd's API in the daemon); never throws. */
+  imageFacts?: (id: string) => Promise<ImageFacts | undefined>;
 }
 
 export interface ShimOptionsFile {
@@ -145,19 +148,6 @@ async function withConsole(runcCall: (socket: string) => Promise<number>, paths:
   } finally {
     cs.close();
   }
-}
-
-/** Make bundle-relative paths absolute: the derived spec is read by runc from another directory. */
-function anchorToBundle(spec: Spec, bundle: string): Spec {
-  return {
-    ...spec,
-    root: { ...spec.root!, path: resolve(bundle, spec.root!.path) },
-    mounts: (spec.mounts ?? []).map((m) =>
-      m.source !== undefined && !isAbsolute(m.source) && (m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind'))
-        ? { ...m, source: resolve(bundle, m.source) }
-        : m,
-    ),
-  };
 }
 
 /** Runtime options as containerd passes them (containerd.runc.v1.Options), or defaults. */
@@ -238,6 +228,8 @@ export class TaskManager {
     let rootfsMounted = false;
     let io: ProcessIO | undefined;
     let derived: string | undefined;
+    // Asked while the rootfs is mounted; it settles within its own bound.
+    const factsLookup = this.opts.imageFacts?.(id).catch(() => undefined);
     try {
       if (req.rootfs.length > 0) {
         await mountRootfs(
@@ -248,11 +240,12 @@ export class TaskManager {
       }
       const spec = readBundleSpec(bundle);
       const rootfs = resolve(bundle, spec.root!.path);
-      // TODO(image platform): the shim could ask containerd's API for the
-      // container's image platform (detection rule 2); annotations and the
-      // entrypoint bytes cover the fixtures.
-      const workload = detectWorkload({ annotations: spec.annotations ?? {}, args: spec.process?.args ?? [], env: spec.process?.env ?? [], rootfs });
-      log().info({ id, bundle, workload }, 'workload detected');
+      // Image platform and Wasm artifact layers from containerd's API
+      // (detection rules 2–3); undefined when containerd cannot tell.
+      const facts = await factsLookup;
+      const image = facts && { platform: facts.platform, wasmLayer: facts.wasmLayer };
+      const workload = detectWorkload({ annotations: spec.annotations ?? {}, args: spec.process?.args ?? [], env: spec.process?.env ?? [], rootfs, ...(image ? { image } : {}) });
+      log().info({ id, bundle, workload, image: facts && { name: facts.name, ...image } }, 'workload detected');
       let runBundle = bundle;
       let kit: Kit | undefined;
       if (workload.kind !== 'linux') {

@@ -6,12 +6,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ConfigError, TugboatError, UsageError } from '../../errors.js';
 import { log } from '../../log.js';
 import { detectWorkload } from '../../oci/detect.js';
 import type { Process, Spec } from '../../oci/runtime-spec.js';
 import { hostArgv, loadKit } from '../../linux-runtime/kit.js';
+import { anchorToBundle, readBundleSpec } from '../../linux-runtime/bundle-spec.js';
 import { rewriteSpecForWasm, wasmHostProcess } from '../../linux-runtime/wasm-bundle.js';
 import { componentRewriteOptions, defaultComponentCacheDir } from '../../linux-runtime/component-cache.js';
 import { GUEST_ENV_VAR, encodeGuestConfig, decodeGuestConfig } from '../../wasi-host/guest-config.js';
@@ -34,43 +35,6 @@ function preservedFds(p: ParsedCommand): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new UsageError(`invalid --preserve-fds value ${v}`);
   return n;
-}
-
-/** Reads and minimally checks a bundle's config.json; every failure names the file. */
-export function readBundleSpec(bundle: string): Spec {
-  const path = join(bundle, 'config.json');
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`cannot read bundle config ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
-  }
-  let spec: unknown;
-  try {
-    spec = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(`bundle config ${path} is not valid JSON: ${(err as Error).message}`);
-  }
-  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new ConfigError(`bundle config ${path} is not a JSON object`);
-  const s = spec as Spec;
-  if (typeof s.root?.path !== 'string') throw new ConfigError(`bundle config ${path}: root.path must be a string`);
-  if (s.process !== undefined && (!Array.isArray(s.process.args) || !s.process.args.every((a) => typeof a === 'string'))) {
-    throw new ConfigError(`bundle config ${path}: process.args must be an array of strings`);
-  }
-  return s;
-}
-
-/** The derived spec is read by runc from another directory: make bundle-relative paths absolute. */
-function anchorToBundle(spec: Spec, bundle: string): Spec {
-  return {
-    ...spec,
-    root: { ...spec.root!, path: resolve(bundle, spec.root!.path) },
-    mounts: (spec.mounts ?? []).map((m) =>
-      m.source !== undefined && !isAbsolute(m.source) && (m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind'))
-        ? { ...m, source: resolve(bundle, m.source) }
-        : m,
-    ),
-  };
 }
 
 async function create(ctx: Context): Promise<number> {

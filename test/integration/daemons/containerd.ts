@@ -1,7 +1,7 @@
 // A private containerd 1.6 (Debian's `containerd` package) for integration
 // tests: own root/state/sockets under /tmp/tugboat-d-XXXXXX, CRI off unless
 // asked, debug log in a file. stop() also runs on process exit.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanEnv, Daemon, makeHarnessDir, registerExitHook, run, teardownDirSync, updateOwner, waitReady, type ExecResult } from './process.js';
 
@@ -18,6 +18,13 @@ export interface ContainerdHandle {
   /** `ctr --address <ours> …args` (namespace "default" unless args say `-n`). */
   ctr(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<ExecResult>;
   stop(): Promise<void>;
+  /**
+   * Restarts the containerd process only: SIGTERM to it (its shims and their
+   * tasks keep running, as with systemd's KillMode=process), then starts it
+   * again on the same config, root, state and sockets. `pid` follows.
+   * `whileStopped` runs in between.
+   */
+  restart(whileStopped?: () => void | Promise<void>): Promise<void>;
   logs(): string;
   /** Time from spawn to the first successful `ctr version`. */
   readyMs: number;
@@ -61,6 +68,9 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
   let stopping: Promise<void> | undefined;
   return {
     ...inner,
+    get pid() {
+      return inner.pid;
+    },
     stop() {
       stopping ??= (async () => {
         try {
@@ -120,18 +130,36 @@ export async function launch(opts: EmbeddedContainerdOptions): Promise<Container
 
   const env = cleanEnv({}, opts.pathPrepend ?? []);
   const clientEnv = cleanEnv();
-  const daemon = new Daemon({ name: 'containerd', cmd: CONTAINERD_BIN, args: ['--config', configPath, '--log-level', 'debug'], env, logPath, cwd: base });
+  const spawnDaemon = () => new Daemon({ name: 'containerd', cmd: CONTAINERD_BIN, args: ['--config', configPath, '--log-level', 'debug'], env, logPath, cwd: base });
+  let daemon = spawnDaemon();
   const ctr = (args: string[], o: { input?: string; timeoutMs?: number } = {}) =>
     run(CTR_BIN, ['--address', address, ...args], { env: clientEnv, input: o.input, timeoutMs: o.timeoutMs ?? 120_000 });
 
-  let readyMs: number;
-  try {
-    // ctr blocks on a socket that does not exist yet; spawn it only once there is one.
-    readyMs = await waitReady(daemon, `its socket ${address}`, async () => existsSync(address) && (await ctr(['version'], { timeoutMs: 5_000 })).code === 0);
-  } catch (e) {
-    daemon.stopSync(2_000);
-    throw e;
-  }
+  // ctr blocks on a socket that does not exist yet; spawn it only once there is one.
+  const ready = async () => {
+    try {
+      return await waitReady(daemon, `its socket ${address}`, async () => existsSync(address) && (await ctr(['version'], { timeoutMs: 5_000 })).code === 0);
+    } catch (e) {
+      daemon.stopSync(2_000);
+      throw e;
+    }
+  };
+  const readyMs = await ready();
+
+  const restart = async (whileStopped?: () => void | Promise<void>) => {
+    // The daemon only: its shims live in their own process groups and keep serving.
+    await daemon.stop(10_000);
+    if (daemon.running) throw new Error(`containerd (pid ${daemon.pid}) did not stop for the restart`);
+    // A SIGTERMed containerd removes its sockets; a SIGKILLed one may not.
+    rmSync(address, { force: true });
+    rmSync(ttrpcAddress, { force: true });
+    try {
+      await whileStopped?.();
+    } finally {
+      daemon = spawnDaemon();
+      await ready();
+    }
+  };
 
   const stop = async () => {
     if (daemon.running) {
@@ -156,9 +184,12 @@ export async function launch(opts: EmbeddedContainerdOptions): Promise<Container
     configPath,
     ctr,
     stop,
+    restart,
     stopSync: () => daemon.stopSync(10_000),
     logs: () => daemon.logs(),
     readyMs,
-    pid: daemon.pid,
+    get pid() {
+      return daemon.pid;
+    },
   };
 }
