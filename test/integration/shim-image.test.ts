@@ -117,6 +117,21 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
     expect(dw.image?.name).toBe('tugboat.local/mixed:app');
   });
 
+  it("crun's annotations decide first (rule 1), for manifests written for crun", async () => {
+    // A module renamed without .wasm, in a bare rootfs: only the annotation says Wasm.
+    const rootfs = join(tmp, 'annot-rootfs');
+    mkdirSync(rootfs);
+    copyFileSync(join(EXAMPLES, 'hello.wasm'), join(rootfs, 'app'));
+    const r = await ctr(['run', '--rm', '--runtime', RT, '--annotation', 'run.oci.handler=wasm', '--rootfs', rootfs, 'img-annot', '/app']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^hello from wasm\n/);
+    expect((await detected('img-annot')).workload).toEqual({ kind: 'wasm-module', reason: 'annotation run.oci.handler=wasm' });
+    // compat-smart applies only to .wasm entrypoints: a busybox sidecar in the same pod stays Linux.
+    const b = await run('img-smart', BUSYBOX, ['sh', '-c', 'echo sidecar'], ['--annotation', 'module.wasm.image/variant=compat-smart']);
+    expect(b.stdout).toBe('sidecar\n');
+    expect((await detected('img-smart')).workload.kind).toBe('linux');
+  });
+
   it('a container without an image (--rootfs) falls back to the entrypoint bytes', async () => {
     const rootfs = join(tmp, 'bare-rootfs');
     mkdirSync(rootfs);
