@@ -7,15 +7,16 @@
 // is back. A private containerd and namespace; everything is torn down in
 // afterAll.
 import * as grpc from '@grpc/grpc-js';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Task } from '../../src/shim/proto/index.js';
 import { TtrpcClient, callMethod } from '../../src/shim/ttrpc/index.js';
 import { CTR_BIN, startContainerd, type ContainerdHandle } from './daemons/containerd.js';
 import { isAlive, listProcesses, mountsUnder, shimSocketPath, sleep, withDescendants, type ExecResult } from './daemons/process.js';
-import { FIXTURES, REPO } from './helpers.js';
+import { REPO } from './helpers.js';
+import { cgroupsLeft, importFixtureImages, removeNamespaceDirs } from './shim-helpers.js';
 
 const RT = 'io.containerd.tugboat.v1';
 // Per test process: runc's state (/run/containerd/runc/<ns>) and the cgroup parents are shared by every containerd on the host.
@@ -23,22 +24,6 @@ const NS = `tb-recovery-${process.pid}`;
 const BUSYBOX = 'tugboat.local/busybox:latest';
 const WASM_EXITCODE = 'tugboat.local/wasm:exitcode';
 const GROUP = ['--annotation', 'io.containerd.runc.v2.group=sk-grp'];
-
-/** Cgroup dirs left for `ids` under our namespace's parent (ctr's cgroupsPath is /<ns>/<id>). */
-function cgroupsLeft(ids: string[]): string[] {
-  return readdirSync('/sys/fs/cgroup').flatMap((ctrl) => ids.map((id) => join('/sys/fs/cgroup', ctrl, NS, id)).filter((d) => existsSync(d)));
-}
-
-/** The namespace's cgroup parents and runc root, once empty (the harness leaves them while another containerd runs). */
-function removeNamespaceDirs(): void {
-  for (const dir of [...readdirSync('/sys/fs/cgroup').map((ctrl) => join('/sys/fs/cgroup', ctrl, NS)), join('/run/containerd/runc', NS)]) {
-    try {
-      rmdirSync(dir);
-    } catch {
-      // absent, or still in use
-    }
-  }
-}
 
 describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim.mjs')))('containerd-shim-tugboat-v1 recovery', () => {
   let c: ContainerdHandle | undefined;
@@ -54,12 +39,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
     // The shim inherits containerd's environment: keep the component cache private.
     process.env.TUGBOAT_ROOT = join(tmp, 'root');
     c = await startContainerd({ pathPrepend: [join(REPO, 'bin')] });
-    const wasmTar = join(tmp, 'wasm.tar');
-    execFileSync('tar', ['-C', join(FIXTURES, 'wasm'), '-cf', wasmTar, '.']);
-    const w = await ctr(['images', 'import', '--all-platforms', '--base-name', 'tugboat.local/wasm', wasmTar]);
-    if (w.code !== 0) throw new Error(`import wasm: ${w.stderr}`);
-    const b = await ctr(['images', 'import', join(FIXTURES, 'busybox.docker.tar')]);
-    if (b.code !== 0) throw new Error(`import busybox: ${b.stderr}`);
+    await importFixtureImages(ctr, tmp);
   });
 
   afterAll(async () => {
@@ -72,7 +52,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
         await c.stop(); // also kills whatever still names the harness dir, unmounts, deletes runc state
       }
     } finally {
-      removeNamespaceDirs();
+      removeNamespaceDirs(NS);
       if (savedRoot === undefined) delete process.env.TUGBOAT_ROOT;
       else process.env.TUGBOAT_ROOT = savedRoot;
       if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -240,7 +220,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
         expect(existsSync(join('/run/containerd/runc', NS, id)), id).toBe(false);
       }
       for (const key of [w, l, 'rs-grp']) expect(existsSync(shimSocketPath(c!.address, NS, key)), key).toBe(false);
-      expect(cgroupsLeft(ids)).toEqual([]);
+      expect(cgroupsLeft(NS, ids)).toEqual([]);
       expect(mountsUnder(c!.state)).toEqual([]);
     } finally {
       for (const id of ids) {
@@ -306,7 +286,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
         expect(existsSync(x.sock), x.sock).toBe(false);
         expect(mountsUnder(c!.state).filter((m) => m.includes(x.id))).toEqual([]);
       }
-      expect(cgroupsLeft(watched.map((x) => x.id))).toEqual([]);
+      expect(cgroupsLeft(NS, watched.map((x) => x.id))).toEqual([]);
       expect(mountsUnder(c!.state)).toEqual([]);
       expect((await ctr(['containers', 'ls', '-q'])).stdout.trim()).toBe('');
     } finally {
@@ -362,7 +342,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
       for (const id of [exits, dies]) expect(existsSync(join('/run/containerd/runc', NS, id)), id).toBe(false);
       expect(existsSync(diesSock)).toBe(false);
       expect(existsSync(shimSocketPath(c!.address, NS, exits))).toBe(false);
-      expect(cgroupsLeft([exits, dies])).toEqual([]);
+      expect(cgroupsLeft(NS, [exits, dies])).toEqual([]);
       expect(mountsUnder(c!.state)).toEqual([]);
     } finally {
       for (const id of [exits, dies]) {

@@ -8,13 +8,14 @@
 // shim with 50 containers. A private containerd and namespace; everything is
 // torn down in afterAll.
 import * as grpc from '@grpc/grpc-js';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CTR_BIN, startContainerd, type ContainerdHandle } from './daemons/containerd.js';
 import { isAlive, listProcesses, mountsUnder, shimSocketPath, sleep, withDescendants, type ExecResult } from './daemons/process.js';
-import { FIXTURES, REPO } from './helpers.js';
+import { REPO } from './helpers.js';
+import { cgroupsLeft, importFixtureImages, removeNamespaceDirs } from './shim-helpers.js';
 
 const RT = 'io.containerd.tugboat.v1';
 // Per test process: runc's state (/run/containerd/runc/<ns>) and the cgroup parents are shared by every containerd on the host.
@@ -36,22 +37,6 @@ function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
-/** Cgroup dirs left for `ids` under our namespace's parent (ctr's cgroupsPath is /<ns>/<id>). */
-function cgroupsLeft(ids: string[]): string[] {
-  return readdirSync('/sys/fs/cgroup').flatMap((ctrl) => ids.map((id) => join('/sys/fs/cgroup', ctrl, NS, id)).filter((d) => existsSync(d)));
-}
-
-/** The namespace's cgroup parents and runc root, once empty (the harness leaves them while another containerd runs). */
-function removeNamespaceDirs(): void {
-  for (const dir of [...readdirSync('/sys/fs/cgroup').map((ctrl) => join('/sys/fs/cgroup', ctrl, NS)), join('/run/containerd/runc', NS)]) {
-    try {
-      rmdirSync(dir);
-    } catch {
-      // absent, or still in use
-    }
-  }
-}
-
 describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim.mjs')))('containerd-shim-tugboat-v1 scale', () => {
   let c: ContainerdHandle | undefined;
   let tmp: string | undefined;
@@ -66,12 +51,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
     // The shim inherits containerd's environment: keep the component cache private.
     process.env.TUGBOAT_ROOT = join(tmp, 'root');
     c = await startContainerd({ pathPrepend: [join(REPO, 'bin')] });
-    const wasmTar = join(tmp, 'wasm.tar');
-    execFileSync('tar', ['-C', join(FIXTURES, 'wasm'), '-cf', wasmTar, '.']);
-    const w = await ctr(['images', 'import', '--all-platforms', '--base-name', 'tugboat.local/wasm', wasmTar]);
-    if (w.code !== 0) throw new Error(`import wasm: ${w.stderr}`);
-    const b = await ctr(['images', 'import', join(FIXTURES, 'busybox.docker.tar')]);
-    if (b.code !== 0) throw new Error(`import busybox: ${b.stderr}`);
+    await importFixtureImages(ctr, tmp);
   });
 
   afterAll(async () => {
@@ -84,7 +64,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
         await c.stop(); // also kills whatever still names the harness dir, unmounts, deletes runc state
       }
     } finally {
-      removeNamespaceDirs();
+      removeNamespaceDirs(NS);
       if (savedRoot === undefined) delete process.env.TUGBOAT_ROOT;
       else process.env.TUGBOAT_ROOT = savedRoot;
       if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -229,7 +209,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
     expect(shims()).toEqual([]);
     expect(ourSockets.filter((s) => existsSync(s))).toEqual([]);
     expect(mountsUnder(c!.state)).toEqual([]);
-    expect(cgroupsLeft([anchor, ...ids])).toEqual([]);
+    expect(cgroupsLeft(NS, [anchor, ...ids])).toEqual([]);
     expect(existsSync(join('/run/containerd/runc', NS)) ? readdirSync(join('/run/containerd/runc', NS)) : []).toEqual([]);
     expect(existsSync(tasksDir()) ? readdirSync(tasksDir()) : []).toEqual([]);
     // Naming our tasks' directory, or a task of ours in something of our namespace (shim, runc, ctr).
@@ -263,7 +243,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
       for (let i = 0; i < 100 && shims().length > 0; i++) await sleep(100);
       expect(shims()).toEqual([]);
       expect(existsSync(shimSocketPath(c!.address, NS, group))).toBe(false);
-      expect(cgroupsLeft(ids)).toEqual([]);
+      expect(cgroupsLeft(NS, ids)).toEqual([]);
     }
   });
 
@@ -301,7 +281,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
       for (let i = 0; i < 100 && isAlive(shim!.pid); i++) await sleep(100);
       expect(isAlive(shim!.pid)).toBe(false);
       expect(existsSync(shimSocketPath(c!.address, NS, group))).toBe(false);
-      expect(cgroupsLeft(ids)).toEqual([]);
+      expect(cgroupsLeft(NS, ids)).toEqual([]);
     } finally {
       for (const id of ids) if ((await taskTable()).has(id) || (await ctr(['containers', 'info', id])).code === 0) await rm(id);
     }
@@ -343,7 +323,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
       expect(existsSync(join('/run/containerd/runc', NS)) ? readdirSync(join('/run/containerd/runc', NS)) : []).toEqual([]);
       expect(existsSync(shimSocketPath(c!.address, NS, group))).toBe(false);
       expect(mountsUnder(c!.state)).toEqual([]);
-      expect(cgroupsLeft(ids)).toEqual([]);
+      expect(cgroupsLeft(NS, ids)).toEqual([]);
       expect(listProcesses().filter((p) => p.argv.some((x) => x.includes(tasksDir())) || (p.argv.some((x) => x.includes(NS)) && p.argv.some((x) => /\bgk-\d+\b/.test(x)))).map((p) => `${p.pid} ${p.argv.join(' ')}`)).toEqual([]);
       const removed = await inBatches(ids, BATCH, async (id) => (await ctr(['containers', 'rm', id])).code);
       expect(new Set(removed)).toEqual(new Set([0]));
