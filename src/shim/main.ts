@@ -13,9 +13,8 @@ import { log, setLogFdLossy, setLogFile, setLogLevel } from '../log.js';
 import { TUGBOAT_VERSION as VERSION } from '../version.js';
 import { groupingKey, socketAddress, socketPath, SOCKET_DIR, writeAddress } from './address.js';
 import { FlagError, parseShimFlags, type ShimFlags } from './flags.js';
-import { DeleteResponseSchema, encode, timestampNow } from './proto/index.js';
 import { RuncCommands } from './runc-process.js';
-import { runcConfigFor, type ShimOptionsFile, DERIVED_BUNDLE } from './task-manager.js';
+import { runcConfigFor, type ShimOptionsFile, DERIVED_BUNDLE } from './runc-config.js';
 import { unmountAll } from './rootfs.js';
 
 const NAME = 'containerd-shim-tugboat-v1';
@@ -146,6 +145,8 @@ async function del(f: ShimFlags): Promise<number> {
   } catch {
     // never created
   }
+  // Loaded here only: protobuf is the heaviest part of the bundle and `start` never needs it.
+  const { DeleteResponseSchema, encode, timestampNow } = await import('./proto/index.js');
   writeSync(1, encode(DeleteResponseSchema, { pid, exitStatus: 137, exitedAt: timestampNow() }));
   return 0;
 }

@@ -41,7 +41,8 @@ import type { EventSink } from './publisher.js';
 import type { Exit, Reaper } from './reaper.js';
 import { mountRootfs, unmountAll } from './rootfs.js';
 import { memoryCgroupDir, oomKillCount } from './stats.js';
-import { DEFAULT_RUNC_ROOT, RuncCommands, type RuncConfig } from './runc-process.js';
+import { RuncCommands, type RuncConfig } from './runc-process.js';
+import { DERIVED_BUNDLE, runcConfigFor, type ShimOptionsFile } from './runc-config.js';
 import { ConsoleSocket } from './console.js';
 import { openProcessIO, openTerminalIO, UnsupportedIOError, type ProcessIO, type StdioPaths } from './stdio.js';
 import { setWinsize } from './sys.js';
@@ -50,7 +51,6 @@ import { Code, TtrpcError } from './ttrpc/index.js';
 export { Status };
 
 /** Name of the directory, inside containerd's bundle, holding the derived bundle of a Wasm container. */
-export const DERIVED_BUNDLE = 'tugboat-wasm';
 
 interface Proc {
   /** container id for init, exec id for execs */
@@ -104,12 +104,6 @@ export interface TaskManagerOptions {
   imageFacts?: (id: string) => Promise<ImageFacts | undefined>;
 }
 
-export interface ShimOptionsFile {
-  binary_name?: string;
-  root?: string;
-  systemd_cgroup?: boolean;
-}
-
 function notCreated(): TtrpcError {
   return new TtrpcError(Code.NOT_FOUND, 'container not created');
 }
@@ -156,16 +150,6 @@ export function parseRuncOptions(any: Any | undefined): runcOptions.Options | un
   if (anyTypeName(any) === runcOptions.OptionsSchema.typeName) return unpackAny(any, runcOptions.OptionsSchema);
   log().info({ type: any.typeUrl }, 'ignoring runtime options of another type');
   return undefined;
-}
-
-export function runcConfigFor(namespace: string, opts: ShimOptionsFile & { no_pivot_root?: boolean; no_new_keyring?: boolean }, fallbackBinary = 'runc'): RuncConfig {
-  return {
-    binary: opts.binary_name || fallbackBinary,
-    root: join(opts.root || DEFAULT_RUNC_ROOT, namespace),
-    systemdCgroup: opts.systemd_cgroup ?? false,
-    noPivot: opts.no_pivot_root ?? false,
-    noNewKeyring: opts.no_new_keyring ?? false,
-  };
 }
 
 export class TaskManager {
