@@ -3,7 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUSYBOX, FIXTURES, TugboatSandbox } from './helpers.js';
+import { BUSYBOX, exec, FIXTURES, TUGBOAT, TugboatSandbox, WASM } from './helpers.js';
+
+const WASM_HELLO = WASM('hello');
 
 describe('tugboat run: Linux images', () => {
   let tb: TugboatSandbox;
@@ -90,6 +92,17 @@ describe('tugboat run: Linux images', () => {
     expect(r.stdout).toBe('linux side\n');
     const w = await tb.run(['run', '--rm', `oci:${join(FIXTURES, 'mixed')}:app`]);
     expect(w.stdout).toContain('hello from wasm');
+  });
+
+  it('allocates a terminal with -t (for Linux and Wasm containers)', async () => {
+    // script(1) gives tugboat a terminal of its own, as an interactive user has.
+    const cmd = (image: string, args: string) => `${TUGBOAT} --root ${tb.root} run --rm -t ${image} ${args}`;
+    const linux = await exec('script', ['-qec', cmd(BUSYBOX, 'tty'), '/dev/null']);
+    expect(linux.code, linux.stderr).toBe(0);
+    expect(linux.stdout).toMatch(/\/dev\/pts\/\d+\r?\n/);
+    const wasm = await exec('script', ['-qec', cmd(WASM_HELLO, ''), '/dev/null']);
+    expect(wasm.code, wasm.stderr).toBe(0);
+    expect(wasm.stdout).toContain('hello from wasm');
   });
 
   it('reports a missing executable with 127', async () => {
