@@ -3,10 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
-import type { StdioOptions } from 'node:child_process';
-import { ConfigError, ExecutableNotFoundError, NotFoundError, UsageError } from '../errors.js';
+import { ExecutableNotFoundError, NotFoundError, UsageError } from '../errors.js';
 import { log } from '../log.js';
 import { detectWorkload, findEntrypoint, type Workload } from '../oci/detect.js';
 import { openImageSource, parseImageRef, resolveImage, type ImageSource, type ResolvedImage } from '../oci/image-source.js';
@@ -53,8 +51,6 @@ export interface RunOptions extends Paths {
   entrypoint?: string;
   tty: boolean;
   user?: string;
-  /** Defaults to inheriting ours; tests pass pipes. */
-  stdio?: StdioOptions;
 }
 
 export interface PreparedContainer {
@@ -185,33 +181,18 @@ function hasDir(root: string, name: string): boolean {
   }
 }
 
-const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
-
 /** Runs the prepared container in the foreground; resolves to its exit status. */
 export async function startForeground(prepared: PreparedContainer, opts: RunOptions): Promise<number> {
   const runc = runcFor(opts);
-  const child = runc.runForeground(prepared.id, prepared.dir, opts.stdio ?? 'inherit');
-  // runc relays signals it receives to the container; make sure it receives
-  // the ones sent to us (a terminal's Ctrl-C reaches both, which is harmless).
-  const relay = (sig: NodeJS.Signals) => child.kill(sig);
-  for (const sig of FORWARDED) process.on(sig, relay);
   try {
-    return await new Promise<number>((resolve, reject) => {
-      child.once('error', (err) => reject(new ConfigError(`cannot start runc: ${err.message}`)));
-      child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? osSignal(signal) : 0)));
-    });
+    return await runc.runForeground(prepared.id, prepared.dir);
   } finally {
-    for (const sig of FORWARDED) process.off(sig, relay);
     // `runc run` removes its container when it returns; only a runc that died
     // itself (killed, crashed) leaves state behind, and only then is a delete worth a spawn.
     if (existsSync(join(runcRoot(opts), prepared.id))) await runc.delete(prepared.id, true).catch(() => undefined);
     if (opts.rm) await removeContainerDir(prepared.dir);
     else await unmountContainerRootfs(prepared.dir);
   }
-}
-
-function osSignal(name: NodeJS.Signals): number {
-  return osConstants.signals[name] ?? 0;
 }
 
 export async function runContainer(opts: RunOptions): Promise<number> {

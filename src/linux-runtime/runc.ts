@@ -1,6 +1,7 @@
 // Drives the runc binary. Every call is a short-lived child process; the
 // foreground `run` is the only one that shares our stdio with the container.
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { RuntimeError, NotFoundError } from '../errors.js';
 
 export interface RuncOptions {
@@ -41,10 +42,40 @@ export function runcErrorMessage(stderr: string): string {
 }
 
 /** Environment for runc: ours minus NOTIFY_SOCKET (we are not the unit systemd waits for). */
-function runcEnv(): NodeJS.ProcessEnv {
+export function runcEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.NOTIFY_SOCKET;
   return env;
+}
+
+const RELAYED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
+
+/**
+ * Runs runc with our stdio: fds 0-2 (and `extraFds` more, for --preserve-fds)
+ * reach the container unchanged; nothing else of ours does (Node opens every
+ * other fd close-on-exec). Signals sent to us are relayed to runc, which
+ * relays them to the container (a terminal's Ctrl-C reaches both, which is
+ * harmless). Resolves to runc's exit status, 128+N if it was killed by N.
+ */
+export function runWithOurStdio(binary: string, argv: string[], extraFds = 0): Promise<number> {
+  const stdio: (number | 'inherit')[] = ['inherit', 'inherit', 'inherit'];
+  for (let fd = 3; fd < 3 + extraFds; fd++) stdio.push(fd);
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, argv, { stdio, env: runcEnv() });
+    const relay = (sig: NodeJS.Signals) => child.kill(sig);
+    for (const s of RELAYED_SIGNALS) process.on(s, relay);
+    const stopRelaying = () => {
+      for (const s of RELAYED_SIGNALS) process.off(s, relay);
+    };
+    child.once('error', (err) => {
+      stopRelaying();
+      reject(new RuntimeError(`cannot run ${binary}: ${err.message}`));
+    });
+    child.once('exit', (code, signal) => {
+      stopRelaying();
+      resolve(code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0));
+    });
+  });
 }
 
 export class Runc {
@@ -85,12 +116,9 @@ export class Runc {
     return r.stdout;
   }
 
-  /**
-   * `runc run` in the foreground: the container inherits `stdio`, runc forwards
-   * signals to it and exits with its status (128+N when killed by signal N).
-   */
-  runForeground(id: string, bundle: string, stdio: StdioOptions = 'inherit'): ChildProcess {
-    return spawn(this.binary, this.argv(['run', '--bundle', bundle, id]), { stdio, env: runcEnv() });
+  /** `runc run` in the foreground with our stdio; resolves to the container's exit status. */
+  runForeground(id: string, bundle: string): Promise<number> {
+    return runWithOurStdio(this.binary, this.argv(['run', '--bundle', bundle, id]));
   }
 
   async state(id: string): Promise<RuncState> {

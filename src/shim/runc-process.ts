@@ -7,6 +7,7 @@ import { spawn, type StdioOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runcEnv } from '../linux-runtime/runc.js';
 
 export const DEFAULT_RUNC_ROOT = '/run/containerd/runc';
 
@@ -41,12 +42,6 @@ export function lastRuntimeError(logJson: string): string {
     }
   }
   return msg;
-}
-
-function runcEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  delete env.NOTIFY_SOCKET;
-  return env;
 }
 
 export class RuncCommands {
