@@ -98,11 +98,7 @@ async function main(): Promise<void> {
   const loaded = loadModule(config);
   if ('status' in loaded) return finish(loaded.status, loaded.message);
   const { path, bytes } = loaded;
-  const result = new Promise<WorkerResult>((resolve, reject) => {
-    worker.once('message', (msg: WorkerResult) => resolve(msg));
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`worker ended unexpectedly with code ${code}`)));
-  });
+  const result = outcomeOf(worker, 'worker');
   let module: WebAssembly.Module;
   try {
     module = await WebAssembly.compile(bytes);
@@ -111,12 +107,25 @@ async function main(): Promise<void> {
   }
   const input: WorkerInput = { module, modulePath: path, config };
   worker.postMessage(input);
-  let outcome: WorkerResult;
+  return finishWith(await result, path);
+}
+
+/** The guest's single report, or a host failure if its thread dies without one. */
+async function outcomeOf(worker: Worker, what: string): Promise<WorkerResult | Error> {
   try {
-    outcome = await result;
+    return await new Promise<WorkerResult>((resolve, reject) => {
+      worker.once('message', (msg: WorkerResult) => resolve(msg));
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`${what} ended unexpectedly with code ${code}`)));
+    });
   } catch (err) {
-    return finish(EXIT_HOST_FAILURE, `host failure: ${(err as Error).message}`);
+    return err as Error;
   }
+}
+
+/** The guest's fate as the container's exit status (README, Exit statuses). */
+function finishWith(outcome: WorkerResult | Error, path: string): Promise<never> {
+  if (outcome instanceof Error) return finish(EXIT_HOST_FAILURE, `host failure: ${outcome.message}`);
   if (outcome.kind === 'exit') return finish(guestExitStatus(outcome.code));
   if (outcome.kind === 'trap') return finish(EXIT_TRAP, `wasm trap in ${path}: ${outcome.message}`);
   return finish(outcome.kind === 'link' ? EXIT_NOT_RUNNABLE : EXIT_HOST_FAILURE, `${path}: ${outcome.message}`);
@@ -132,24 +141,12 @@ async function runComponent(config: GuestConfig): Promise<void> {
   const worker = new Worker(new URL('./component.mjs', import.meta.url), { stdout: false, stderr: false, env: {} });
   guestWorker = worker;
   if (config.component?.world === 'http') return serveComponent(config, path, worker);
-  const result = new Promise<WorkerResult>((resolve, reject) => {
-    worker.once('message', (msg: WorkerResult) => resolve(msg));
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`component worker ended unexpectedly with code ${code}`)));
-  });
+  const result = outcomeOf(worker, 'component worker');
   worker.postMessage({ modulePath: path, config });
-  let outcome: WorkerResult;
-  try {
-    outcome = await result;
-  } catch (err) {
-    return finish(EXIT_HOST_FAILURE, `host failure: ${(err as Error).message}`);
-  }
   // preview2-shim's IO worker may still be busy (a finalizer closing a file);
   // finish() stops the workers before C exit(). stdout and stderr were
   // written synchronously, so nothing is lost.
-  if (outcome.kind === 'exit') return finish(guestExitStatus(outcome.code));
-  if (outcome.kind === 'trap') return finish(EXIT_TRAP, `wasm trap in ${path}: ${outcome.message}`);
-  return finish(outcome.kind === 'link' ? EXIT_NOT_RUNNABLE : EXIT_HOST_FAILURE, `${path}: ${outcome.message}`);
+  return finishWith(await result, path);
 }
 
 /** Stops the workers (bounded) before C exit(); see runComponent. */
