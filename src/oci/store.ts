@@ -5,13 +5,14 @@
 // store exactly as it was.
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ImageError, NotFoundError } from '../errors.js';
 import { log } from '../log.js';
 import { digestHex } from './digest.js';
 import { openOciLayout, type ImageSource, type ResolvedImage } from './image-source.js';
+import { OCI_LAYOUT_FILE, writeFileAtomic } from './image-writer.js';
 import { applyLayer } from './layers.js';
 import { formatPlatform } from './platform.js';
 import { MediaType, REF_NAME_ANNOTATION, WASM_LAYER_TYPES, type Descriptor, type ImageIndex, type ImageManifest } from './types.js';
@@ -28,12 +29,6 @@ export interface StoredImage {
 
 function tmpName(base: string): string {
   return `${base}.tmp-${randomBytes(6).toString('hex')}`;
-}
-
-async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = tmpName(path);
-  await writeFile(tmp, data);
-  await rename(tmp, path);
 }
 
 /** The file name a Wasm artifact layer is given inside its rootfs. */
@@ -56,7 +51,7 @@ export class ImageStore {
     await mkdir(join(this.layoutDir, 'blobs', 'sha256'), { recursive: true });
     await mkdir(this.rootfsDir, { recursive: true });
     const marker = join(this.layoutDir, 'oci-layout');
-    if (!existsSync(marker)) await writeFileAtomic(marker, '{"imageLayoutVersion":"1.0.0"}');
+    if (!existsSync(marker)) await writeFileAtomic(marker, OCI_LAYOUT_FILE);
     if (!existsSync(join(this.layoutDir, 'index.json'))) await this.writeIndex({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] });
   }
 
