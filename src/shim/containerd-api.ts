@@ -293,7 +293,6 @@ function readBlob(client: ContentClient, md: unknown, deadline: number, digest: 
 /** A connection to containerd's API for one namespace; close() when done. */
 export class ContainerdApi {
   private constructor(
-    private readonly l: Loaded,
     private readonly md: unknown,
     private readonly containers: ContainersClient,
     private readonly images: ImagesClient,
@@ -310,7 +309,6 @@ export class ContainerdApi {
     const md = new l.grpc.Metadata();
     md.set('containerd-namespace', namespace);
     return new ContainerdApi(
-      l,
       md,
       new l.Containers(target, creds, options),
       new l.Images(target, creds, options),

@@ -41,7 +41,7 @@ import type { EventSink } from './publisher.js';
 import type { Exit, Reaper } from './reaper.js';
 import { mountRootfs, unmountAll } from './rootfs.js';
 import { memoryCgroupDir, oomKillCount } from './stats.js';
-import { RuncCommands, type RuncConfig } from './runc-process.js';
+import { RuncCommands } from './runc-process.js';
 import { DERIVED_BUNDLE, runcConfigFor, type ShimOptionsFile } from './runc-config.js';
 import { ConsoleSocket } from './console.js';
 import { openProcessIO, openTerminalIO, UnsupportedIOError, type ProcessIO, type StdioPaths } from './stdio.js';
