@@ -1,4 +1,4 @@
-# Tugboat: every target does its own set-up (Debian packages, pinned Node 24,
+# Tugboat: every target does its own set-up (Debian packages, pinned Node 26,
 # npm dependencies), so `make demo` and `make test` work on a fresh machine.
 SHELL := /bin/bash
 NODE  := vendor/node/bin/node

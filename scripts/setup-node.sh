@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Brings the pinned Node 24 LTS runtime from the npm registry into vendor/node.
+# Brings the pinned Node 26 LTS runtime from the npm registry into vendor/node.
 # The machine's Node (20, end-of-life) is only used to run npm for this.
 source "$(dirname "$0")/lib.sh"
 if [[ -x "$NODE_BIN" ]] && [[ "$("$NODE_BIN" --version)" == "v$NODE_VERSION" ]]; then exit 0; fi
