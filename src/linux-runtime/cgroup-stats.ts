@@ -1,10 +1,16 @@
-// Task Stats on a cgroup v1 host (this project's hosts are v1 hybrid):
-// io.containerd.cgroups.v1.Metrics from the container's cgroup files. On a
-// cgroup v2 host the container's unified cgroup gives io.containerd.cgroups.v2.Metrics.
+// A container's cgroup, read from its files: the metrics containerd's Task
+// Stats reports (io.containerd.cgroups.v1.Metrics on a v1 or hybrid host,
+// v2.Metrics on a unified one) and the OOM-kill counter behind TaskOOM.
+// Plain data in the shape of those messages; the shim packs them.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cgroupsV1, cgroupsV2, packAny, type Any } from './proto/index.js';
-import { Code, TtrpcError } from './ttrpc/index.js';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { NotFoundError } from '../errors.js';
+import type { cgroupsV1, cgroupsV2 } from '../shim/proto/index.js';
+
+export type CgroupMetrics =
+  | { version: 1; metrics: MessageInitShape<typeof cgroupsV1.MetricsSchema> }
+  | { version: 2; metrics: MessageInitShape<typeof cgroupsV2.MetricsSchema> };
 
 const ROOT = '/sys/fs/cgroup';
 
@@ -46,17 +52,20 @@ function procCgroups(pid: number): Map<string, string> {
   return out;
 }
 
-export async function collectStats(cgroupsPath: string | undefined, pid: number): Promise<Any> {
+/** The metrics of the cgroup `pid` is in (else `cgroupsPath`, the spec's). */
+export function cgroupMetrics(cgroupsPath: string | undefined, pid: number): CgroupMetrics {
   const fromProc = pid > 0 ? procCgroups(pid) : new Map<string, string>();
   const unified = existsSync(join(ROOT, 'cgroup.controllers'));
   if (unified) {
     const rel = fromProc.get('') ?? cgroupsPath;
-    if (rel === undefined) throw new TtrpcError(Code.NOT_FOUND, 'cgroup does not exist');
+    if (rel === undefined) throw new NotFoundError('cgroup does not exist');
     const dir = join(ROOT, rel);
-    if (!existsSync(dir)) throw new TtrpcError(Code.NOT_FOUND, 'cgroup does not exist');
+    if (!existsSync(dir)) throw new NotFoundError('cgroup does not exist');
     const cpu = readKV(join(dir, 'cpu.stat'));
     const mem = readKV(join(dir, 'memory.stat'));
-    return packAny(cgroupsV2.MetricsSchema, {
+    return {
+      version: 2,
+      metrics: {
       pids: { current: readNum(join(dir, 'pids.current')) ?? 0n, limit: readNum(join(dir, 'pids.max')) ?? 0n },
       cpu: { usageUsec: cpu.get('usage_usec') ?? 0n, userUsec: cpu.get('user_usec') ?? 0n, systemUsec: cpu.get('system_usec') ?? 0n },
       memory: {
@@ -65,7 +74,8 @@ export async function collectStats(cgroupsPath: string | undefined, pid: number)
         usage: readNum(join(dir, 'memory.current')) ?? 0n,
         usageLimit: readNum(join(dir, 'memory.max')) ?? 0n,
       },
-    });
+      },
+    };
   }
   const dirOf = (ctl: string): string | undefined => {
     const rel = fromProc.get(ctl) ?? cgroupsPath;
@@ -76,8 +86,8 @@ export async function collectStats(cgroupsPath: string | undefined, pid: number)
   const memDir = dirOf('memory');
   const cpuDir = dirOf('cpuacct') ?? dirOf('cpu,cpuacct');
   const pidsDir = dirOf('pids');
-  if (!memDir && !cpuDir && !pidsDir) throw new TtrpcError(Code.NOT_FOUND, 'cgroup does not exist');
-  const metrics: Parameters<typeof packAny<typeof cgroupsV1.MetricsSchema>>[1] = {};
+  if (!memDir && !cpuDir && !pidsDir) throw new NotFoundError('cgroup does not exist');
+  const metrics: MessageInitShape<typeof cgroupsV1.MetricsSchema> = {};
   if (pidsDir) metrics.pids = { current: readNum(join(pidsDir, 'pids.current')) ?? 0n, limit: readNum(join(pidsDir, 'pids.max')) ?? 0n };
   if (cpuDir) {
     const st = readKV(join(cpuDir, 'cpuacct.stat'));
@@ -128,7 +138,7 @@ export async function collectStats(cgroupsPath: string | undefined, pid: number)
     const oom = readKV(join(memDir, 'memory.oom_control'));
     metrics.memoryOomControl = { oomKillDisable: oom.get('oom_kill_disable') ?? 0n, underOom: oom.get('under_oom') ?? 0n, oomKill: oom.get('oom_kill') ?? 0n };
   }
-  return packAny(cgroupsV1.MetricsSchema, metrics);
+  return { version: 1, metrics };
 }
 
 /** Where the memory controller of `pid` lives, for OOM accounting; undefined if none. */
