@@ -1,16 +1,59 @@
 // A container's cgroup, read from its files: the metrics containerd's Task
 // Stats reports (io.containerd.cgroups.v1.Metrics on a v1 or hybrid host,
 // v2.Metrics on a unified one) and the OOM-kill counter behind TaskOOM.
-// Plain data in the shape of those messages; the shim packs them.
+// Plain data in the shape of those messages (field for field); the shim
+// packs them.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MessageInitShape } from '@bufbuild/protobuf';
 import { NotFoundError } from '../errors.js';
-import type { cgroupsV1, cgroupsV2 } from '../shim/proto/index.js';
 
-export type CgroupMetrics =
-  | { version: 1; metrics: MessageInitShape<typeof cgroupsV1.MetricsSchema> }
-  | { version: 2; metrics: MessageInitShape<typeof cgroupsV2.MetricsSchema> };
+/** io.containerd.cgroups.v1.MemoryStat field → memory.stat key. */
+const V1_MEMORY = {
+  cache: 'cache',
+  rss: 'rss',
+  rssHuge: 'rss_huge',
+  mappedFile: 'mapped_file',
+  dirty: 'dirty',
+  writeback: 'writeback',
+  pgPgIn: 'pgpgin',
+  pgPgOut: 'pgpgout',
+  pgFault: 'pgfault',
+  pgMajFault: 'pgmajfault',
+  inactiveAnon: 'inactive_anon',
+  activeAnon: 'active_anon',
+  inactiveFile: 'inactive_file',
+  activeFile: 'active_file',
+  unevictable: 'unevictable',
+  hierarchicalMemoryLimit: 'hierarchical_memory_limit',
+  hierarchicalSwapLimit: 'hierarchical_memsw_limit',
+  totalCache: 'total_cache',
+  totalRss: 'total_rss',
+} as const;
+
+type V1MemoryStat = { [K in keyof typeof V1_MEMORY]: bigint };
+
+interface PidsStat {
+  current: bigint;
+  limit: bigint;
+}
+
+export interface CgroupV1Metrics {
+  pids?: PidsStat;
+  cpu?: {
+    usage: { total: bigint; user: bigint; kernel: bigint; perCpu: bigint[] };
+    throttling: { periods: bigint; throttledPeriods: bigint; throttledTime: bigint };
+  };
+  memory?: V1MemoryStat & { usage: { usage: bigint; max: bigint; limit: bigint; failcnt: bigint } };
+  memoryOomControl?: { oomKillDisable: bigint; underOom: bigint; oomKill: bigint };
+}
+
+export interface CgroupV2Metrics {
+  pids: PidsStat;
+  cpu: { usageUsec: bigint; userUsec: bigint; systemUsec: bigint };
+  memory: { anon: bigint; file: bigint; usage: bigint; usageLimit: bigint };
+}
+
+export type CgroupMetrics = { version: 1; metrics: CgroupV1Metrics } | { version: 2; metrics: CgroupV2Metrics };
 
 const ROOT = '/sys/fs/cgroup';
 
@@ -66,14 +109,14 @@ export function cgroupMetrics(cgroupsPath: string | undefined, pid: number): Cgr
     return {
       version: 2,
       metrics: {
-      pids: { current: readNum(join(dir, 'pids.current')) ?? 0n, limit: readNum(join(dir, 'pids.max')) ?? 0n },
-      cpu: { usageUsec: cpu.get('usage_usec') ?? 0n, userUsec: cpu.get('user_usec') ?? 0n, systemUsec: cpu.get('system_usec') ?? 0n },
-      memory: {
-        anon: mem.get('anon') ?? 0n,
-        file: mem.get('file') ?? 0n,
-        usage: readNum(join(dir, 'memory.current')) ?? 0n,
-        usageLimit: readNum(join(dir, 'memory.max')) ?? 0n,
-      },
+        pids: { current: readNum(join(dir, 'pids.current')) ?? 0n, limit: readNum(join(dir, 'pids.max')) ?? 0n },
+        cpu: { usageUsec: cpu.get('usage_usec') ?? 0n, userUsec: cpu.get('user_usec') ?? 0n, systemUsec: cpu.get('system_usec') ?? 0n },
+        memory: {
+          anon: mem.get('anon') ?? 0n,
+          file: mem.get('file') ?? 0n,
+          usage: readNum(join(dir, 'memory.current')) ?? 0n,
+          usageLimit: readNum(join(dir, 'memory.max')) ?? 0n,
+        },
       },
     };
   }
@@ -87,7 +130,7 @@ export function cgroupMetrics(cgroupsPath: string | undefined, pid: number): Cgr
   const cpuDir = dirOf('cpuacct') ?? dirOf('cpu,cpuacct');
   const pidsDir = dirOf('pids');
   if (!memDir && !cpuDir && !pidsDir) throw new NotFoundError('cgroup does not exist');
-  const metrics: MessageInitShape<typeof cgroupsV1.MetricsSchema> = {};
+  const metrics: CgroupV1Metrics = {};
   if (pidsDir) metrics.pids = { current: readNum(join(pidsDir, 'pids.current')) ?? 0n, limit: readNum(join(pidsDir, 'pids.max')) ?? 0n };
   if (cpuDir) {
     const st = readKV(join(cpuDir, 'cpuacct.stat'));
@@ -107,27 +150,9 @@ export function cgroupMetrics(cgroupsPath: string | undefined, pid: number): Cgr
   }
   if (memDir) {
     const s = readKV(join(memDir, 'memory.stat'));
-    const g = (k: string) => s.get(k) ?? 0n;
+    const stat = Object.fromEntries(Object.entries(V1_MEMORY).map(([field, key]) => [field, s.get(key) ?? 0n])) as V1MemoryStat;
     metrics.memory = {
-      cache: g('cache'),
-      rss: g('rss'),
-      rssHuge: g('rss_huge'),
-      mappedFile: g('mapped_file'),
-      dirty: g('dirty'),
-      writeback: g('writeback'),
-      pgPgIn: g('pgpgin'),
-      pgPgOut: g('pgpgout'),
-      pgFault: g('pgfault'),
-      pgMajFault: g('pgmajfault'),
-      inactiveAnon: g('inactive_anon'),
-      activeAnon: g('active_anon'),
-      inactiveFile: g('inactive_file'),
-      activeFile: g('active_file'),
-      unevictable: g('unevictable'),
-      hierarchicalMemoryLimit: g('hierarchical_memory_limit'),
-      hierarchicalSwapLimit: g('hierarchical_memsw_limit'),
-      totalCache: g('total_cache'),
-      totalRss: g('total_rss'),
+      ...stat,
       usage: {
         usage: readNum(join(memDir, 'memory.usage_in_bytes')) ?? 0n,
         max: readNum(join(memDir, 'memory.max_usage_in_bytes')) ?? 0n,

@@ -11,6 +11,7 @@
 import { join } from 'node:path';
 import { runtimeTmpDir, shimDerivedBundleDir } from '../defaults.js';
 import { UnimplementedError } from '../errors.js';
+import { log } from '../log.js';
 import { readBundleSpec } from '../linux-runtime/bundle-spec.js';
 import type { ContainerLifecycle, EngineSettings, PreparedWorkload, ProcessHandle, ProcessStdio } from '../linux-runtime/engine.js';
 import type { Reaper } from '../linux-runtime/reaper.js';
@@ -20,10 +21,18 @@ import type { Process as OciProcess } from '../oci/runtime-spec.js';
 import { ConsoleSocket } from './console.js';
 import type { ImageFacts } from './containerd-api.js';
 import { Process, type ProcessStdioPaths } from './process.js';
-import type { CreateTaskRequest, Mount } from './proto/index.js';
+import { anyTypeName, runcOptions, unpackAny, type Any, type CreateTaskRequest, type Mount } from './proto/index.js';
 import { mountRootfs, unmountAll } from './rootfs.js';
-import { parseRuncOptions, runcConfigFor, saveShimOptions } from './runc-options.js';
+import { runcConfigFor, saveShimOptions } from './runc-options.js';
 import { openProcessIO, openTerminalIO, type ProcessIO } from './stdio.js';
+
+/** Runtime options as containerd passes them (containerd.runc.v1.Options), or undefined (another type: ignored). */
+export function parseRuncOptions(any: Any | undefined): runcOptions.Options | undefined {
+  if (!any || any.typeUrl === '') return undefined;
+  if (anyTypeName(any) === runcOptions.OptionsSchema.typeName) return unpackAny(any, runcOptions.OptionsSchema);
+  log().info({ type: any.typeUrl }, 'ignoring runtime options of another type');
+  return undefined;
+}
 
 export interface ContainerContext {
   namespace: string;

@@ -12,8 +12,12 @@ import { join, resolve } from 'node:path';
 import { exitCodeFor } from '../errors.js';
 import { envLogLevel, shimDerivedBundleDir, ttrpcAddress } from '../defaults.js';
 import { isLogLevel, log, setLogFdLossy, setLogFile, setLogLevel } from '../log.js';
+// Only what `start` and `delete` need is imported statically: containerd
+// starts this binary twice per task and waits for it (50 dead tasks of a
+// group are 50 concurrent `delete`s within containerd's cleanup timeout).
+// The daemon loads the task service below, on demand.
+import { removeDerivedBundle } from '../linux-runtime/derived-bundle.js';
 import { Runc } from '../linux-runtime/runc.js';
-import { removeWorkloadHome } from '../linux-runtime/workload.js';
 import { TUGBOAT_VERSION as VERSION } from '../version.js';
 import { groupingKey, socketAddress, socketPath, SOCKET_DIR, writeAddress } from './address.js';
 import { parseShimFlags, type ShimFlags } from './flags.js';
@@ -125,7 +129,7 @@ async function del(f: ShimFlags): Promise<number> {
     }
   }
   await unmountAll(join(bundle, 'rootfs'));
-  await removeWorkloadHome(shimDerivedBundleDir(bundle));
+  await removeDerivedBundle(shimDerivedBundleDir(bundle));
   // A shim that died (SIGKILL, crash) leaves its socket behind. A grouped shim
   // may still serve other tasks on it: remove it only if nobody answers.
   try {

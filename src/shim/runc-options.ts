@@ -1,13 +1,13 @@
 // How the shim runs runc, from containerd's runtime options
 // (containerd.runc.v1.Options in CreateTaskRequest.options). They are also
 // kept in the bundle as options.json, where the short-lived `shim delete`
-// (no daemon, no request) finds them.
+// (no daemon, no request) finds them. No protobuf code is loaded here:
+// `start` and `delete` must stay light (the daemon decodes the options).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONTAINERD_RUNC_ROOT } from '../defaults.js';
-import { log } from '../log.js';
 import type { RuncConfig } from '../linux-runtime/runc.js';
-import { anyTypeName, runcOptions, unpackAny, type Any } from './proto/index.js';
+import type { runcOptions } from './proto/index.js';
 
 /** `options.json` in the bundle: containerd.runc.v1.Options as JSON (snake_case, like the runc shim's). */
 export interface ShimOptionsFile {
@@ -16,14 +16,6 @@ export interface ShimOptionsFile {
   systemd_cgroup?: boolean;
   no_pivot_root?: boolean;
   no_new_keyring?: boolean;
-}
-
-/** Runtime options as containerd passes them, or undefined (another type: ignored). */
-export function parseRuncOptions(any: Any | undefined): runcOptions.Options | undefined {
-  if (!any || any.typeUrl === '') return undefined;
-  if (anyTypeName(any) === runcOptions.OptionsSchema.typeName) return unpackAny(any, runcOptions.OptionsSchema);
-  log().info({ type: any.typeUrl }, 'ignoring runtime options of another type');
-  return undefined;
 }
 
 /** Writes options.json (and `runtime`, the binary name, as the runc shim does) into the bundle. */
