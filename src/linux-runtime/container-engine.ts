@@ -7,6 +7,7 @@
 // bundle is never modified.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigError } from '../errors.js';
 import { log } from '../log.js';
 import type { Workload } from '../oci/detect.js';
 import type { Process, Spec } from '../oci/runtime-spec.js';
@@ -54,7 +55,7 @@ async function component(input: WasmPrepareInput): Promise<Pick<WasmRewriteOptio
 
 async function prepare(input: WasmPrepareInput): Promise<PreparedWorkload> {
   const { workload } = input;
-  if (!input.spec.process) throw new Error('spec has no process to run');
+  if (!input.spec.process) throw new ConfigError('a Wasm container needs a process to run (process.args)');
   // Bad input first, before anything is transpiled or written.
   const preopens = parsePreopens(input.spec.annotations?.[PREOPENS_ANNOTATION]);
   const kit = loadKit(input.settings.kitDir);

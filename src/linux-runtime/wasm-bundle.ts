@@ -8,6 +8,7 @@
 // host, src/wasi-host/guest-config.ts), for the container's init and for every
 // process exec'd into it.
 import { decodeGuestConfig, defaultPreopens, encodeGuestConfig, GUEST_ENV_VAR, type GuestComponent, type GuestConfig, type Preopen } from '../wasi-host/guest-config.js';
+import { ConfigError } from '../errors.js';
 import type { Mount, Process, Spec } from '../oci/runtime-spec.js';
 import { hostArgv, KIT_MOUNT_POINT, type Kit } from './kit.js';
 
@@ -77,7 +78,7 @@ export function guestOf(process: Process | undefined): GuestConfig | undefined {
 }
 
 export function rewriteSpecForWasm(spec: Spec, kit: Kit, options: WasmRewriteOptions = {}): Spec {
-  if (!spec.process) throw new Error('spec has no process to run');
+  if (!spec.process) throw new ConfigError('a Wasm container needs a process to run (process.args)');
   const { component } = options;
   const ours = new Set([KIT_MOUNT_POINT, ...(component ? [component.dir] : [])]);
   const mounts = (spec.mounts ?? []).filter((m) => !ours.has(m.destination));

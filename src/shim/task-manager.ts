@@ -36,6 +36,7 @@ import {
   unpackJsonAny,
   type Any,
   type CreateTaskRequest,
+  type ExecProcessRequest,
   type Timestamp,
 } from './proto/index.js';
 import type { EventSink } from './publisher.js';
@@ -59,15 +60,8 @@ export interface TaskManagerOptions {
   imageFacts?: (id: string) => Promise<ImageFacts | undefined>;
 }
 
-export interface ExecRequest {
-  id: string;
-  execId: string;
-  terminal: boolean;
-  stdin: string;
-  stdout: string;
-  stderr: string;
-  spec?: Any | undefined;
-}
+/** The fields of containerd's ExecProcessRequest that Exec reads (tests pass plain objects). */
+export type ExecRequest = Pick<ExecProcessRequest, 'id' | 'execId' | 'terminal' | 'stdin' | 'stdout' | 'stderr' | 'spec'>;
 
 function ts(ms: number | undefined): Timestamp | undefined {
   return ms === undefined ? undefined : timestampFromMs(ms);
