@@ -12,7 +12,7 @@ import { openImageSource, parseImageRef, resolveImage, type ImageSource, type Re
 import { formatPlatform } from '../oci/platform.js';
 import type { Spec } from '../oci/runtime-spec.js';
 import { DEFAULT_PATH } from '../oci/runtime-spec.js';
-import { specFromImage } from '../oci/spec-from-image.js';
+import { mergeEnv, specFromImage } from '../oci/spec-from-image.js';
 import { artifactModulePath, ImageStore } from '../oci/store.js';
 import { WASM_LAYER_TYPES, type Platform } from '../oci/types.js';
 import type { PreparedWorkload } from '../linux-runtime/engine.js';
@@ -178,11 +178,10 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
   }
 }
 
-/** Docker's default PATH for a Linux process whose image sets none. */
+/** Docker's default PATH for a Linux process, first, unless the image or the user set one (as specFromImage always did). */
 function withDefaultPath(spec: Spec): Spec {
-  const env = spec.process?.env ?? [];
-  if (!spec.process || env.some((e) => e.startsWith('PATH='))) return spec;
-  return { ...spec, process: { ...spec.process, env: [`PATH=${DEFAULT_PATH}`, ...env] } };
+  if (!spec.process) return spec;
+  return { ...spec, process: { ...spec.process, env: mergeEnv([`PATH=${DEFAULT_PATH}`], spec.process.env ?? []) } };
 }
 
 /** runc would fail at create with a message buried in its log; say it plainly, as Docker does (127). */
