@@ -1,29 +1,68 @@
-// Every failure Tugboat reports is one of these classes. They are mapped to a
-// process exit code exactly once (exitCodeFor) so that front ends never invent
-// their own numbers.
+// Every failure Tugboat reports is one of these classes. Each carries a kind
+// (what went wrong, in containerd's errdefs terms) and an exit status; the
+// front ends map them exactly once: the CLIs to an exit status
+// (exitCodeFor), the shim's ttrpc service to a status code (by kind).
+
+export type ErrorKind = 'NotFound' | 'AlreadyExists' | 'InvalidArgument' | 'FailedPrecondition' | 'Unimplemented' | 'Internal';
+
+export interface TugboatErrorOptions {
+  cause?: unknown;
+  /** Overrides the class's kind (e.g. a ConfigError that is a missing set-up, not bad input). */
+  kind?: ErrorKind;
+}
 
 export class TugboatError extends Error {
   /** Exit status used by the CLI when this error ends the command. */
   readonly exitCode: number = 1;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  readonly kind: ErrorKind;
+  constructor(message: string, options: TugboatErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
+    this.kind = options.kind ?? new.target.defaultKind;
   }
+  static readonly defaultKind: ErrorKind = 'Internal';
 }
 
 /** Bad command line: unknown option, missing argument, bad value. */
 export class UsageError extends TugboatError {
+  static override readonly defaultKind: ErrorKind = 'InvalidArgument';
   override readonly exitCode = 2;
 }
 
 /** Bad configuration (JSON that does not parse, a value of the wrong type). */
-export class ConfigError extends TugboatError {}
+export class ConfigError extends TugboatError {
+  static override readonly defaultKind: ErrorKind = 'InvalidArgument';
+}
 
-/** Something named by the user does not exist (image, container, file). */
-export class NotFoundError extends TugboatError {}
+/** A request that is malformed (an empty id, a spec of the wrong type). */
+export class InvalidArgumentError extends TugboatError {
+  static override readonly defaultKind: ErrorKind = 'InvalidArgument';
+}
+
+/** Something named by the user does not exist (image, container, process, file). */
+export class NotFoundError extends TugboatError {
+  static override readonly defaultKind: ErrorKind = 'NotFound';
+}
+
+/** A container or process with that id exists already. */
+export class AlreadyExistsError extends TugboatError {
+  static override readonly defaultKind: ErrorKind = 'AlreadyExists';
+}
+
+/** The thing exists but is in the wrong state for the request (start a stopped process, …). */
+export class FailedPreconditionError extends TugboatError {
+  static override readonly defaultKind: ErrorKind = 'FailedPrecondition';
+}
+
+/** A feature Tugboat does not offer (checkpoint, a stdio scheme, …). */
+export class UnimplementedError extends TugboatError {
+  static override readonly defaultKind: ErrorKind = 'Unimplemented';
+}
 
 /** An image (layout, archive, manifest, config) is malformed or unsupported. */
-export class ImageError extends TugboatError {}
+export class ImageError extends TugboatError {
+  static override readonly defaultKind: ErrorKind = 'InvalidArgument';
+}
 
 /** A blob's content does not match its descriptor. */
 export class DigestMismatchError extends ImageError {}
@@ -40,19 +79,35 @@ export class LayerError extends ImageError {
 
 /** A Wasm binary that cannot be run (bad magic, failed validation, unsupported kind). */
 export class WasmError extends TugboatError {
+  static override readonly defaultKind: ErrorKind = 'InvalidArgument';
   override readonly exitCode = 126;
 }
 
 /** The container's executable does not exist in its root filesystem (Docker's 127). */
 export class ExecutableNotFoundError extends TugboatError {
+  static override readonly defaultKind: ErrorKind = 'NotFound';
   override readonly exitCode = 127;
 }
 
-/** runc (or another helper) failed; message carries its last error line. */
+/** runc (or another helper program) failed; message carries its last error line. */
 export class RuntimeError extends TugboatError {}
+
+/** A system call made through FFI failed. */
+export class SysError extends TugboatError {
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+  ) {
+    super(`${call} failed: errno ${errno}`);
+  }
+}
 
 export function exitCodeFor(err: unknown): number {
   return err instanceof TugboatError ? err.exitCode : 1;
+}
+
+export function kindOf(err: unknown): ErrorKind {
+  return err instanceof TugboatError ? err.kind : 'Internal';
 }
 
 /** One line for the user: the message, never a stack. */

@@ -7,6 +7,7 @@
 import { writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
+import { envLogLevel } from './defaults.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LEVELS)[number];
@@ -33,7 +34,7 @@ let lossyFd: number | undefined;
 let pinoLogger: Logger | undefined;
 
 function envLevel(): LogLevel {
-  const v = process.env.TUGBOAT_LOG_LEVEL;
+  const v = envLogLevel();
   return v && isLogLevel(v) ? v : 'warn';
 }
 

@@ -7,10 +7,12 @@ import { Command, CommanderError, Option } from 'commander';
 import { describeError, exitCodeFor, UsageError } from '../errors.js';
 import { isLogLevel, log, setLogLevel } from '../log.js';
 import { parsePlatform } from '../oci/platform.js';
-import { defaultKitDir, loadKit } from '../linux-runtime/kit.js';
+import { dataRoot, runcBinary } from '../defaults.js';
+import { registeredEngines } from '../linux-runtime/select-engine.js';
+import { engineSettings } from '../linux-runtime/workload.js';
 import { TUGBOAT_VERSION } from '../version.js';
 import { buildCommand, importCommand, listCommand, parseFileMapping, removeCommand } from './image-commands.js';
-import { parseContainerName, parseEnvArg, parseEnvFile, parseMemory, parseNetwork, parseVolume } from './options.js';
+import { parseAnnotation, parseContainerName, parseEnvArg, parseEnvFile, parseMemory, parseNetwork, parseVolume } from './options.js';
 import { listContainers, removeContainer, runContainer, type Paths } from './run-container.js';
 import { shortDigest, table } from './table.js';
 import { isOciInvocation, runOciCommand } from './oci/commands.js';
@@ -25,24 +27,18 @@ function fail(err: unknown): never {
 
 function paths(program: Command): Paths {
   const g = program.opts<{ root: string; runc?: string; kit?: string }>();
-  return { root: g.root, ...(g.runc ? { runcBinary: g.runc } : {}), ...(g.kit ? { kitDir: g.kit } : {}) };
+  return { root: dataRoot(g.root), ...(g.runc ? { runcBinary: g.runc } : {}), ...(g.kit ? { kitDir: g.kit } : {}) };
 }
 
 function versionText(): string {
   let runc = 'runc: not found';
   try {
-    runc = execFileSync(process.env.TUGBOAT_RUNC ?? 'runc', ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? runc;
+    runc = execFileSync(runcBinary(), ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? runc;
   } catch {
     // reported as not found
   }
-  let kit: string;
-  try {
-    const k = loadKit();
-    kit = `kit: ${k.dir} (node ${k.nodeVersion})`;
-  } catch {
-    kit = `kit: not built (${defaultKitDir()})`;
-  }
-  return [`tugboat version ${TUGBOAT_VERSION}`, 'spec: 1.0.2-dev', `node: ${process.version}`, runc, kit].join('\n');
+  const engines = registeredEngines().map((e) => e.describe(engineSettings()));
+  return [`tugboat version ${TUGBOAT_VERSION}`, 'spec: 1.0.2-dev', `node: ${process.version}`, runc, ...engines].join('\n');
 }
 
 function buildProgram(): Command {
@@ -54,9 +50,9 @@ function buildProgram(): Command {
   program
     .description('Wasm-first container runtime: runs WASI and Linux images side by side, confined by runc')
     .option('-v, --version', 'print version information')
-    .addOption(new Option('--root <dir>', 'image store and container data').default(process.env.TUGBOAT_ROOT ?? '/var/lib/tugboat'))
-    .addOption(new Option('--runc <path>', 'runc binary').default(process.env.TUGBOAT_RUNC))
-    .addOption(new Option('--kit <dir>', 'runtime kit for Wasm containers').default(process.env.TUGBOAT_KIT))
+    .addOption(new Option('--root <dir>', 'image store and container data (TUGBOAT_ROOT)').default(dataRoot()))
+    .addOption(new Option('--runc <path>', 'runc binary (TUGBOAT_RUNC)'))
+    .addOption(new Option('--kit <dir>', 'runtime kit for Wasm containers (TUGBOAT_KIT)'))
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace (JSON logs on stderr)').default('warn'))
     .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
@@ -83,6 +79,7 @@ function buildProgram(): Command {
     .option('--network <mode>', 'none (private, loopback only) or host', 'none')
     .option('--entrypoint <path>', 'replace the image ENTRYPOINT (drops its CMD)')
     .option('-t, --tty', 'allocate a terminal', false)
+    .option('--annotation <KEY=VALUE>', 'an OCI annotation, e.g. io.tugboat.wasm.preopens=/data=/mnt/data:ro (repeatable)', collect, [])
     .passThroughOptions()
     .action(async (image: string, args: string[], o: Record<string, unknown>) => {
       const envFiles = (o.envFile as string[]).flatMap((f) => parseEnvFile(f));
@@ -102,6 +99,7 @@ function buildProgram(): Command {
         network: parseNetwork(o.network as string),
         ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint as string } : {}),
         tty: o.tty as boolean,
+        annotations: Object.fromEntries((o.annotation as string[]).map((a) => parseAnnotation(a))),
       });
       process.exitCode = status;
     });

@@ -77,3 +77,10 @@ export function parseContainerName(value: string): string {
   if (!CONTAINER_NAME.test(value)) throw new UsageError(`--name: invalid container name ${JSON.stringify(value)} ([a-zA-Z0-9][a-zA-Z0-9_.-]*)`);
   return value;
 }
+
+/** --annotation KEY=VALUE (the value may contain "="). */
+export function parseAnnotation(value: string): [string, string] {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new UsageError(`--annotation: expected KEY=VALUE, got ${JSON.stringify(value)}`);
+  return [value.slice(0, eq), value.slice(eq + 1)];
+}

@@ -1,19 +1,21 @@
-// `tugboat run`: image → unpacked rootfs → bundle → runc, for hosts without
-// containerd. Plain async functions; the commander adapter lives in main.ts.
+// `tugboat run`: image → unpacked rootfs → bundle → prepared workload → run
+// in the foreground, for hosts without containerd. Plain async functions; the
+// commander adapter lives in main.ts.
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runcBinary } from '../defaults.js';
 import { ExecutableNotFoundError, NotFoundError, UsageError } from '../errors.js';
-import { log } from '../log.js';
-import { detectWorkload, findEntrypoint, type Workload } from '../oci/detect.js';
+import type { Workload } from '../oci/detect.js';
 import { openImageSource, parseImageRef, resolveImage, type ImageSource, type ResolvedImage } from '../oci/image-source.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { Spec } from '../oci/runtime-spec.js';
-import { specFromImage } from '../oci/spec-from-image.js';
+import { DEFAULT_PATH } from '../oci/runtime-spec.js';
+import { mergeEnv, specFromImage } from '../oci/spec-from-image.js';
 import { artifactModulePath, ImageStore } from '../oci/store.js';
 import { WASM_LAYER_TYPES, type Platform } from '../oci/types.js';
-import { loadKit } from '../linux-runtime/kit.js';
+import type { PreparedWorkload } from '../linux-runtime/engine.js';
 import { removeContainerDir, mountContainerRootfs, unmountContainerRootfs } from '../linux-runtime/overlay.js';
 import { Runc } from '../linux-runtime/runc.js';
 import {
@@ -27,11 +29,10 @@ import {
   type NetworkMode,
   type Volume,
 } from '../linux-runtime/spec-edits.js';
-import { rewriteSpecForWasm } from '../linux-runtime/wasm-bundle.js';
-import { componentCacheDir, componentRewriteOptions } from '../linux-runtime/component-cache.js';
+import { engineSettings, prepareWorkload } from '../linux-runtime/workload.js';
 
 export interface Paths {
-  /** Data root: image store and containers (default /var/lib/tugboat). */
+  /** Data root: image store and containers (absolute; defaults.ts dataRoot). */
   root: string;
   runcBinary?: string;
   kitDir?: string;
@@ -51,15 +52,23 @@ export interface RunOptions extends Paths {
   entrypoint?: string;
   tty: boolean;
   user?: string;
+  /** OCI annotations for the container (io.tugboat.wasm.preopens, …). */
+  annotations?: Record<string, string>;
 }
 
 export interface PreparedContainer {
   id: string;
   dir: string;
+  /** The spec in the container's bundle (before any Wasm rewrite). */
   spec: Spec;
   workload: Workload;
   image: ResolvedImage;
+  /** What runs it. */
+  prepared: PreparedWorkload;
 }
+
+/** Where a Wasm container's derived bundle goes: inside the container's own directory. */
+const DERIVED = 'tugboat-wasm';
 
 const TRANSPORTS = ['oci:', 'oci-archive:', 'docker-archive:'];
 
@@ -72,7 +81,7 @@ export function runcRoot(paths: Paths): string {
 }
 
 export function runcFor(paths: Paths): Runc {
-  return new Runc({ root: runcRoot(paths), ...(paths.runcBinary ? { binary: paths.runcBinary } : {}) });
+  return new Runc({ root: runcRoot(paths), binary: runcBinary(paths.runcBinary) });
 }
 
 /** An image argument is a transport reference or a name in the local store. */
@@ -104,13 +113,17 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
 
   const id = opts.name ?? newContainerId();
   const dir = join(containersDir(opts.root), id);
-  if (existsSync(dir)) throw new UsageError(`container name ${id} is already in use (tugboat rm ${id})`);
+  if (existsSync(dir)) throw new UsageError(`container name ${id} is already in use (tugboat rm ${id})`, { kind: 'AlreadyExists' });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   try {
     const mount = await mountContainerRootfs(imageRootfs, dir);
     const wasmLayer = image.manifest.layers.find((l) => WASM_LAYER_TYPES.includes(l.mediaType));
     const entrypoint = opts.entrypoint !== undefined ? [opts.entrypoint] : wasmLayer && !image.config.config?.Entrypoint ? [artifactModulePath(wasmLayer)] : undefined;
+    // The default PATH is a Linux process's (as Docker gives it); a WASI
+    // guest sees exactly the image's Env and the user's, so it is added
+    // below, once detection said Linux.
     let spec = specFromImage(image.config, mount.target, {
+      defaultPath: false,
       ...(opts.args.length > 0 ? { args: opts.args } : {}),
       ...(entrypoint ? { entrypoint } : {}),
       env: opts.env,
@@ -124,25 +137,28 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
     spec = withVolumes(spec, opts.volumes);
     spec = withTerminal(spec, opts.tty);
     if (opts.memoryBytes !== undefined) spec = withMemoryLimit(spec, opts.memoryBytes);
-
-    const workload = detectWorkload({
-      annotations: spec.annotations ?? {},
-      args: spec.process?.args ?? [],
-      env: spec.process?.env ?? [],
-      image: { platform: image.platform, wasmLayer: wasmLayer !== undefined },
-      rootfs: mount.target,
-    });
-    log().info({ id, workload }, 'workload detected');
-    if (workload.kind !== 'linux') {
-      const wasmOptions = await componentRewriteOptions(mount.target, spec, componentCacheDir(opts.root));
-      spec = rewriteSpecForWasm(spec, loadKit(opts.kitDir), undefined, wasmOptions);
-    } else checkExecutable(spec, mount.target, opts.volumes);
     spec = withAnnotations(spec, {
+      ...opts.annotations,
       'io.tugboat.image': opts.image,
       'io.tugboat.image.digest': image.manifestDescriptor.digest,
       'io.tugboat.image.platform': formatPlatform(image.platform),
-      'io.tugboat.workload.reason': workload.reason,
     });
+
+    const prepared = await prepareWorkload({
+      id,
+      spec,
+      bundle: dir,
+      rootfs: mount.target,
+      image: { platform: image.platform, wasmLayer: wasmLayer !== undefined },
+      home: join(dir, DERIVED),
+      settings: engineSettings({ kitDir: opts.kitDir, root: opts.root }),
+    });
+    const { workload } = prepared;
+    if (workload.kind === 'linux') {
+      spec = withDefaultPath(spec);
+      checkExecutable(spec, workload, opts.volumes);
+    }
+    spec = withAnnotations(spec, { 'io.tugboat.workload.reason': workload.reason });
     await writeJson(join(dir, 'config.json'), spec);
     await writeJson(join(dir, 'container.json'), {
       id,
@@ -153,7 +169,7 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
       reason: workload.reason,
       created: new Date().toISOString(),
     });
-    return { id, dir, spec, workload, image };
+    return { id, dir, spec, workload, image, prepared };
   } catch (err) {
     await removeContainerDir(dir);
     throw err;
@@ -162,15 +178,18 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
   }
 }
 
+/** Docker's default PATH for a Linux process, first, unless the image or the user set one (as specFromImage always did). */
+function withDefaultPath(spec: Spec): Spec {
+  if (!spec.process) return spec;
+  return { ...spec, process: { ...spec.process, env: mergeEnv([`PATH=${DEFAULT_PATH}`], spec.process.env ?? []) } };
+}
+
 /** runc would fail at create with a message buried in its log; say it plainly, as Docker does (127). */
-function checkExecutable(spec: Spec, rootfs: string, volumes: readonly Volume[]): void {
+function checkExecutable(spec: Spec, workload: Workload, volumes: readonly Volume[]): void {
   const arg0 = spec.process?.args?.[0];
-  if (arg0 === undefined) return;
-  const cwd = spec.process?.cwd ?? '/';
+  if (arg0 === undefined || workload.entrypoint !== undefined) return;
   if (volumes.some((v) => arg0.startsWith(v.destination.replace(/\/?$/, '/')))) return;
-  if (findEntrypoint(rootfs, arg0, spec.process?.env ?? [], cwd) === undefined) {
-    throw new ExecutableNotFoundError(`${arg0}: executable file not found in the image (PATH or path)`);
-  }
+  throw new ExecutableNotFoundError(`${arg0}: executable file not found in the image (PATH or path)`);
 }
 
 function hasDir(root: string, name: string): boolean {
@@ -185,11 +204,11 @@ function hasDir(root: string, name: string): boolean {
 export async function startForeground(prepared: PreparedContainer, opts: RunOptions): Promise<number> {
   const runc = runcFor(opts);
   try {
-    return await runc.runForeground(prepared.id, prepared.dir);
+    return await prepared.prepared.runForeground(runc, prepared.id);
   } finally {
     // `runc run` removes its container when it returns; only a runc that died
     // itself (killed, crashed) leaves state behind, and only then is a delete worth a spawn.
-    if (existsSync(join(runcRoot(opts), prepared.id))) await runc.delete(prepared.id, true).catch(() => undefined);
+    if (existsSync(join(runcRoot(opts), prepared.id))) await runc.delete(prepared.id, { force: true }).catch(() => undefined);
     if (opts.rm) await removeContainerDir(prepared.dir);
     else await unmountContainerRootfs(prepared.dir);
   }
@@ -229,8 +248,8 @@ export async function removeContainer(paths: Paths, id: string, force: boolean):
   const runc = runcFor(paths);
   const state = await runc.state(id).catch(() => undefined);
   if (state && state.status !== 'stopped' && !force) {
-    throw new UsageError(`container ${id} is ${state.status}; stop it first or use --force`);
+    throw new UsageError(`container ${id} is ${state.status}; stop it first or use --force`, { kind: 'FailedPrecondition' });
   }
-  if (state) await runc.delete(id, true);
+  if (state) await runc.delete(id, { force: true });
   await removeContainerDir(dir);
 }

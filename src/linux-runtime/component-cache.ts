@@ -1,5 +1,5 @@
 // Wasm components are transpiled to JavaScript + core modules by jco outside
-// the container (in the CLI process, before runc), once per component: the
+// the container (in the CLI or shim process, before runc), once per component: the
 // result is cached by the component's sha256 and bind-mounted read-only into
 // the container, where the WASI host runs it with preview2-shim.
 //
@@ -11,14 +11,10 @@
 // sees a complete entry or none; two containers racing on a miss both build,
 // the first rename wins and the loser's copy is dropped.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { log } from '../log.js';
-import { findEntrypoint } from '../oci/detect.js';
-import { resolveInRoot } from '../oci/scoped-path.js';
-import type { Spec } from '../oci/runtime-spec.js';
-import { wasmKind } from '../oci/wasm-kind.js';
 import { worldItems } from '../oci/component-wit.js';
 import { WasmError } from '../errors.js';
 import type { WasmRewriteOptions } from './wasm-bundle.js';
@@ -50,52 +46,6 @@ export interface CachedComponent {
   meta: ComponentMeta;
   /** False when this call transpiled it. */
   cached: boolean;
-}
-
-/** `<root>/components`: beside the image store, so it survives reboots (a transpile costs ~0.3–1 s). */
-export function componentCacheDir(root: string): string {
-  return join(root, 'components');
-}
-
-/**
- * For the runc-compatible CLI, which has no data root of its own: the default
- * `tugboat` root (TUGBOAT_ROOT, else /var/lib/tugboat). Persistent on purpose:
- * /run is a tmpfs, so a cache there would be RAM and would be lost (and paid
- * for again) at every reboot; sharing `tugboat run`'s default root also means
- * one cache for both front ends.
- */
-export function defaultComponentCacheDir(): string {
-  return componentCacheDir(process.env.TUGBOAT_ROOT ?? '/var/lib/tugboat');
-}
-
-function readHead(path: string, n: number): Uint8Array {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = new Uint8Array(n);
-    return buf.subarray(0, readSync(fd, buf, 0, n, 0));
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * The host path of the spec's entrypoint when it is a Wasm component in the
- * root filesystem (detection may have said "wasm-module" from the image
- * platform alone, so the bytes are checked here).
- */
-export function findComponent(rootfs: string, spec: Spec): { hostPath: string; containerPath: string } | undefined {
-  const args = spec.process?.args ?? [];
-  const arg0 = args[0];
-  if (arg0 === undefined) return undefined;
-  const containerPath = findEntrypoint(rootfs, arg0, spec.process?.env ?? [], spec.process?.cwd ?? '/');
-  if (containerPath === undefined) return undefined;
-  const hostPath = resolveInRoot(rootfs, containerPath);
-  if (hostPath === undefined) return undefined;
-  try {
-    return wasmKind(readHead(hostPath, 8)) === 'component' ? { hostPath, containerPath } : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function jcoVersion(): string {
@@ -194,15 +144,19 @@ export async function ensureTranspiled(hostPath: string, cacheDir: string): Prom
 }
 
 /**
- * What `rewriteSpecForWasm` needs for a spec whose entrypoint is a component
- * ({} for a core module): the entry is transpiled (or found in the cache) now.
+ * What `rewriteSpecForWasm` needs for the component at `hostPath`
+ * (`containerPath` inside the container): its cache entry, transpiled now on
+ * a miss, and the port an HTTP component serves on.
  */
-export async function componentRewriteOptions(rootfs: string, spec: Spec, cacheDir: string): Promise<WasmRewriteOptions> {
-  const found = findComponent(rootfs, spec);
-  if (!found) return {};
-  const entry = await ensureTranspiled(found.hostPath, cacheDir);
-  log().info({ component: found.containerPath, sha256: entry.meta.sha256, world: entry.meta.world, cached: entry.cached }, 'wasm component');
-  const port = Number(spec.annotations?.[HTTP_PORT_ANNOTATION]);
+export async function componentRewriteOptions(
+  hostPath: string,
+  containerPath: string,
+  cacheDir: string,
+  annotations: Record<string, string>,
+): Promise<Required<Pick<WasmRewriteOptions, 'component'>>> {
+  const entry = await ensureTranspiled(hostPath, cacheDir);
+  log().info({ component: containerPath, sha256: entry.meta.sha256, world: entry.meta.world, cached: entry.cached }, 'wasm component');
+  const port = Number(annotations[HTTP_PORT_ANNOTATION]);
   return {
     component: {
       source: entry.dir,

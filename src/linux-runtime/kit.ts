@@ -1,8 +1,7 @@
-// Locates the runtime kit (see scripts/build-kit.sh) that Wasm containers get
-// at /.tugboat.
+// The runtime kit (see scripts/build-kit.sh) that Wasm containers get at
+// /.tugboat; where it is comes from src/defaults.ts (kitDir).
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 
 export const KIT_MOUNT_POINT = '/.tugboat';
@@ -17,36 +16,20 @@ export interface Kit {
   nodeVersion: string;
 }
 
-/**
- * TUGBOAT_KIT, else build/kit of the checkout this code runs from: the code is
- * either the bundle (dist/tugboat.mjs) or a module (dist/linux-runtime/kit.js),
- * so look upwards for it.
- */
-export function defaultKitDir(): string {
-  const fromEnv = process.env.TUGBOAT_KIT;
-  if (fromEnv) return resolve(fromEnv);
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 3; i++) {
-    const candidate = join(dir, 'build', 'kit');
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'kit');
-}
-
-export function loadKit(dir = defaultKitDir()): Kit {
+/** Reads the kit's manifest; `dir` is absolute (defaults.ts kitDir). A missing kit is a set-up problem, not bad input. */
+export function loadKit(dir: string): Kit {
   const manifest = join(dir, 'kit.json');
   if (!existsSync(manifest)) {
-    throw new ConfigError(`runtime kit not found at ${dir} (run "make build", or set TUGBOAT_KIT)`);
+    throw new ConfigError(`runtime kit not found at ${dir} (run "make build", or set TUGBOAT_KIT)`, { kind: 'FailedPrecondition' });
   }
   let parsed: Partial<Kit>;
   try {
     parsed = JSON.parse(readFileSync(manifest, 'utf8')) as Partial<Kit>;
   } catch (err) {
-    throw new ConfigError(`runtime kit manifest ${manifest} is not valid JSON: ${(err as Error).message}`);
+    throw new ConfigError(`runtime kit manifest ${manifest} is not valid JSON: ${(err as Error).message}`, { kind: 'FailedPrecondition' });
   }
   const { loader, node, host, nodeVersion } = parsed;
-  if (!loader || !node || !host) throw new ConfigError(`runtime kit manifest ${manifest} lacks loader/node/host`);
+  if (!loader || !node || !host) throw new ConfigError(`runtime kit manifest ${manifest} lacks loader/node/host`, { kind: 'FailedPrecondition' });
   return { dir, loader, node, host, nodeVersion: nodeVersion ?? 'unknown' };
 }
 

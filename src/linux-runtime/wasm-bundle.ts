@@ -3,12 +3,19 @@
 // WASI host, which runs the original argv as a Wasm guest. Everything else in
 // the spec (namespaces, cgroups, mounts, hooks, user, capabilities, seccomp)
 // is left exactly as the caller wrote it. Pure: returns a new spec.
-import { encodeGuestConfig, GUEST_ENV_VAR, type GuestComponent, type GuestConfig } from '../wasi-host/guest-config.js';
+//
+// This is also the only code that builds a GuestConfig (the contract with the
+// host, src/wasi-host/guest-config.ts), for the container's init and for every
+// process exec'd into it.
+import { decodeGuestConfig, defaultPreopens, encodeGuestConfig, GUEST_ENV_VAR, type GuestComponent, type GuestConfig, type Preopen } from '../wasi-host/guest-config.js';
+import { ConfigError } from '../errors.js';
 import type { Mount, Process, Spec } from '../oci/runtime-spec.js';
 import { hostArgv, KIT_MOUNT_POINT, type Kit } from './kit.js';
 
+/** `wasm-module` or `wasm-component` in a derived spec (visible in `runc state`). */
 export const WORKLOAD_ANNOTATION = 'io.tugboat.workload';
-export const PREOPENS_ANNOTATION = 'io.tugboat.wasm.preopens';
+/** Why detection said so. */
+export const WORKLOAD_REASON_ANNOTATION = 'io.tugboat.workload.reason';
 
 export function kitMount(kit: Kit): Mount {
   return {
@@ -19,12 +26,22 @@ export function kitMount(kit: Kit): Mount {
   };
 }
 
-export interface WasmRewriteOptions {
+/** What every guest of one container shares, beyond its own argv, env and cwd. */
+export interface GuestSettings {
+  /** Extra directories (io.tugboat.wasm.preopens), registered between "/" and ".". */
+  preopens?: readonly Preopen[];
+}
+
+export interface WasmRewriteOptions extends GuestSettings {
+  /** The init's module inside the container, as detection resolved it. */
+  module?: string;
   /**
    * A Wasm component: its transpile cache entry on the host, mounted
    * read-only at `component.dir` inside the container.
    */
   component?: GuestComponent & { source: string };
+  /** Detection's verdict, recorded in the annotations. */
+  reason?: string;
 }
 
 /** The read-only bind mount of a component's transpile cache entry. */
@@ -33,9 +50,14 @@ export function componentMount(source: string, destination: string): Mount {
 }
 
 /** The process that runs `original` as a Wasm guest under the host. */
-export function wasmHostProcess(original: Process, kit: Kit, preopens?: Record<string, string>, component?: GuestComponent): Process {
-  const guest: GuestConfig = { args: original.args ?? [], env: original.env ?? [] };
-  if (preopens) guest.preopens = preopens;
+export function wasmHostProcess(original: Process, kit: Kit, options: WasmRewriteOptions = {}): Process {
+  const guest: GuestConfig = {
+    args: original.args ?? [],
+    env: original.env ?? [],
+    preopens: defaultPreopens(original.cwd || '/', options.preopens ?? []),
+  };
+  if (options.module !== undefined) guest.module = options.module;
+  const { component } = options;
   if (component) {
     guest.component = { dir: component.dir, entry: component.entry, world: component.world };
     if (component.port !== undefined) guest.component.port = component.port;
@@ -49,15 +71,25 @@ export function wasmHostProcess(original: Process, kit: Kit, preopens?: Record<s
   };
 }
 
-export function rewriteSpecForWasm(spec: Spec, kit: Kit, preopens?: Record<string, string>, options: WasmRewriteOptions = {}): Spec {
-  if (!spec.process) throw new Error('spec has no process to run');
+/** The guest a host process of ours describes, or undefined for any other process. */
+export function guestOf(process: Process | undefined): GuestConfig | undefined {
+  const raw = (process?.env ?? []).find((e) => e.startsWith(`${GUEST_ENV_VAR}=`));
+  return raw === undefined ? undefined : decodeGuestConfig(raw.slice(GUEST_ENV_VAR.length + 1));
+}
+
+export function rewriteSpecForWasm(spec: Spec, kit: Kit, options: WasmRewriteOptions = {}): Spec {
+  if (!spec.process) throw new ConfigError('a Wasm container needs a process to run (process.args)');
   const { component } = options;
   const ours = new Set([KIT_MOUNT_POINT, ...(component ? [component.dir] : [])]);
   const mounts = (spec.mounts ?? []).filter((m) => !ours.has(m.destination));
   return {
     ...spec,
-    process: wasmHostProcess(spec.process, kit, preopens, component),
+    process: wasmHostProcess(spec.process, kit, options),
     mounts: [...mounts, kitMount(kit), ...(component ? [componentMount(component.source, component.dir)] : [])],
-    annotations: { ...spec.annotations, [WORKLOAD_ANNOTATION]: component ? 'wasm-component' : 'wasm-module' },
+    annotations: {
+      ...spec.annotations,
+      [WORKLOAD_ANNOTATION]: component ? 'wasm-component' : 'wasm-module',
+      ...(options.reason !== undefined ? { [WORKLOAD_REASON_ANNOTATION]: options.reason } : {}),
+    },
   };
 }

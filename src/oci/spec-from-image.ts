@@ -14,6 +14,8 @@ export interface SpecOverrides {
   cwd?: string;
   user?: string;
   hostname?: string;
+  /** Start from PATH=DEFAULT_PATH, as Docker and containerd do for Linux processes (default true). */
+  defaultPath?: boolean;
 }
 
 function envKey(kv: string): string {
@@ -50,7 +52,7 @@ export function specFromImage(config: ImageConfig, rootfsDir: string, overrides:
   const img = config.config ?? {};
   const proc = spec.process ?? { user: { uid: 0, gid: 0 }, cwd: '/' };
 
-  proc.env = mergeEnv(mergeEnv([`PATH=${DEFAULT_PATH}`], img.Env ?? []), overrides.env ?? []);
+  proc.env = mergeEnv(mergeEnv(overrides.defaultPath === false ? [] : [`PATH=${DEFAULT_PATH}`], img.Env ?? []), overrides.env ?? []);
 
   // --entrypoint replaces the image's Entrypoint and drops its Cmd; user args replace Cmd.
   const args =

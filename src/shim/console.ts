@@ -4,9 +4,8 @@
 // so the accepted connection is left paused and read with recvmsg via koffi.
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { recvFd } from './sys.js';
+import { recvFd } from '../linux-runtime/sys.js';
 
 export class ConsoleSocket {
   readonly master: Promise<number>;
@@ -21,8 +20,9 @@ export class ConsoleSocket {
     this.master.catch(() => undefined);
   }
 
-  static async create(): Promise<ConsoleSocket> {
-    const dir = mkdtempSync(join(process.env.XDG_RUNTIME_DIR || tmpdir(), 'pty'));
+  /** A socket in a private directory made under `tmpDir`. */
+  static async create(tmpDir: string): Promise<ConsoleSocket> {
+    const dir = mkdtempSync(join(tmpDir, 'pty'));
     const path = join(dir, 'pty.sock');
     let resolveMaster!: (fd: number) => void;
     let rejectMaster!: (e: Error) => void;

@@ -32,8 +32,6 @@ export interface ImageFacts {
   platform: Platform;
   /** some layer is a raw Wasm binary (WASM_LAYER_TYPES) */
   wasmLayer: boolean;
-  /** the first such layer */
-  wasmLayerDescriptor?: Descriptor;
   /** media type of the image config, e.g. application/vnd.wasm.config.v0+json for a CNCF Wasm artifact */
   configMediaType: string;
   /** the manifest the facts come from */
@@ -114,14 +112,12 @@ async function manifestFacts(name: string, desc: Descriptor, read: BlobReader): 
     platform = desc.platform;
   }
   if (!platform) throw new ImageError(`${configWhat}: no os/architecture`);
-  const wasmLayerDescriptor = layers.find((l) => WASM_LAYER_TYPES.includes(l.mediaType));
   const diffIds = config.rootfs?.diff_ids;
   return {
     facts: {
       name,
       platform,
-      wasmLayer: wasmLayerDescriptor !== undefined,
-      ...(wasmLayerDescriptor ? { wasmLayerDescriptor } : {}),
+      wasmLayer: layers.some((l) => WASM_LAYER_TYPES.includes(l.mediaType)),
       configMediaType: manifest.config.mediaType,
       manifest: desc,
     },

@@ -2,6 +2,7 @@
 // semantics (runtime/v2/shim/shim.go parseFlags): `-x v`, `-x=v`, `--x v`,
 // `--x=v`, booleans as `-debug` or `-debug=true`; parsing stops at the first
 // non-flag argument (the action: start, delete, or none for the daemon) or `--`.
+import { UsageError } from '../errors.js';
 
 export interface ShimFlags {
   namespace: string;
@@ -26,7 +27,8 @@ const STRING_FLAGS: Record<string, keyof ShimFlags> = {
 };
 const BOOL_FLAGS: Record<string, 'debug' | 'version'> = { debug: 'debug', v: 'version' };
 
-export class FlagError extends Error {}
+/** A bad shim command line (exit status 2). */
+export class FlagError extends UsageError {}
 
 function parseBool(name: string, v: string): boolean {
   // strconv.ParseBool

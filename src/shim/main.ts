@@ -9,12 +9,19 @@ import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import * as net from 'node:net';
 import { join, resolve } from 'node:path';
-import { log, setLogFdLossy, setLogFile, setLogLevel } from '../log.js';
+import { exitCodeFor } from '../errors.js';
+import { envLogLevel, shimDerivedBundleDir, ttrpcAddress } from '../defaults.js';
+import { isLogLevel, log, setLogFdLossy, setLogFile, setLogLevel } from '../log.js';
+// Only what `start` and `delete` need is imported statically: containerd
+// starts this binary twice per task and waits for it (50 dead tasks of a
+// group are 50 concurrent `delete`s within containerd's cleanup timeout).
+// The daemon loads the task service below, on demand.
+import { removeDerivedBundle } from '../linux-runtime/derived-bundle.js';
+import { Runc } from '../linux-runtime/runc.js';
 import { TUGBOAT_VERSION as VERSION } from '../version.js';
 import { groupingKey, socketAddress, socketPath, SOCKET_DIR, writeAddress } from './address.js';
-import { FlagError, parseShimFlags, type ShimFlags } from './flags.js';
-import { RuncCommands } from './runc-process.js';
-import { runcConfigFor, type ShimOptionsFile, DERIVED_BUNDLE } from './runc-config.js';
+import { parseShimFlags, type ShimFlags } from './flags.js';
+import { readShimOptions, runcConfigFor } from './runc-options.js';
 import { unmountAll } from './rootfs.js';
 
 const NAME = 'containerd-shim-tugboat-v1';
@@ -109,28 +116,20 @@ async function start(f: ShimFlags): Promise<number> {
   return 0;
 }
 
-function readOptionsFile(bundle: string): ShimOptionsFile & { no_pivot_root?: boolean; no_new_keyring?: boolean } {
-  try {
-    return JSON.parse(readFileSync(join(bundle, 'options.json'), 'utf8')) as ShimOptionsFile;
-  } catch {
-    return {};
-  }
-}
-
 async function del(f: ShimFlags): Promise<number> {
   const bundle = resolve(f.bundle || process.cwd());
-  const cfg = runcConfigFor(f.namespace, readOptionsFile(bundle));
+  const cfg = runcConfigFor(f.namespace, bundle, readShimOptions(bundle));
   // Nothing for runc to do when it has no state for the id (the usual case:
   // containerd runs `delete` after every normal Delete + Shutdown).
   if (f.id && existsSync(join(cfg.root, f.id))) {
     try {
-      await new RuncCommands(cfg, bundle).delete(f.id, true);
+      await new Runc(cfg).delete(f.id, { force: true });
     } catch (err) {
       process.stderr.write(`warning: failed to remove runc container: ${(err as Error).message}\n`);
     }
   }
   await unmountAll(join(bundle, 'rootfs'));
-  rmSync(join(bundle, DERIVED_BUNDLE), { recursive: true, force: true });
+  await removeDerivedBundle(shimDerivedBundleDir(bundle));
   // A shim that died (SIGKILL, crash) leaves its socket behind. A grouped shim
   // may still serve other tasks on it: remove it only if nobody answers.
   try {
@@ -180,9 +179,10 @@ async function daemon(f: ShimFlags): Promise<void> {
     if (old !== undefined) closeSync(old);
   };
   useLogBundle(bundle);
-  setLogLevel(f.debug ? 'debug' : (process.env.TUGBOAT_LOG_LEVEL as never) || 'info');
-  const { setChildSubreaper } = await import('./sys.js');
-  const { Reaper } = await import('./reaper.js');
+  const level = envLogLevel();
+  setLogLevel(f.debug ? 'debug' : level !== undefined && isLogLevel(level) ? level : 'info');
+  const { setChildSubreaper } = await import('../linux-runtime/sys.js');
+  const { Reaper } = await import('../linux-runtime/reaper.js');
   const { Publisher } = await import('./publisher.js');
   const { TaskManager } = await import('./task-manager.js');
   const { registerTaskService } = await import('./service.js');
@@ -196,8 +196,7 @@ async function daemon(f: ShimFlags): Promise<void> {
   process.on('uncaughtException', (err) => log().error({ err }, 'uncaught exception in shim'));
   const reaper = new Reaper();
   reaper.start();
-  const ttrpcAddress = process.env.TTRPC_ADDRESS ?? `${f.address}.ttrpc`;
-  const publisher = new Publisher(ttrpcAddress, f.namespace);
+  const publisher = new Publisher(ttrpcAddress(f.address), f.namespace);
   const tasks = new TaskManager({
     namespace: f.namespace,
     events: publisher,
@@ -260,8 +259,8 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   try {
     f = parseShimFlags(argv);
   } catch (err) {
-    process.stderr.write(`${(err as FlagError).message}\n`);
-    return 2;
+    process.stderr.write(`${(err as Error).message}\n`);
+    return exitCodeFor(err);
   }
   if (f.version) {
     writeSync(1, `${NAME}:\n  Version:  ${VERSION}\n  Runtime:  io.containerd.tugboat.v1\n`);

@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { RuntimeError } from '../errors.js';
 import { log } from '../log.js';
 
 const run = promisify(execFile);
@@ -36,7 +37,7 @@ export async function mountRootfs(mounts: readonly RootfsMount[], target: string
   } catch (err) {
     for (; done > 0; done--) await unmountAll(target);
     const e = err as { stderr?: string; message: string };
-    throw new Error(`failed to mount rootfs component: ${(e.stderr || e.message).trim()}`);
+    throw new RuntimeError(`failed to mount rootfs component: ${(e.stderr || e.message).trim()}`);
   }
 }
 

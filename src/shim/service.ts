@@ -1,26 +1,46 @@
 // Thin ttrpc adapter: containerd.task.v2.Task → TaskManager. Connect and
-// Shutdown are the shim's own; Checkpoint answers UNIMPLEMENTED.
+// Shutdown are the shim's own; Checkpoint answers UNIMPLEMENTED. The one
+// place where a domain error's kind becomes a status code (containerd's
+// errdefs.ToGRPC): containerd turns the code back into its error class.
+import { kindOf, type ErrorKind } from '../errors.js';
 import { log } from '../log.js';
 import { Task } from './proto/index.js';
-import { collectStats } from './stats.js';
 import type { TaskManager } from './task-manager.js';
-import { Code, registerService, statusOf, TtrpcError, type TtrpcServer } from './ttrpc/index.js';
+import { Code, registerService, TtrpcError, type TtrpcServer } from './ttrpc/index.js';
 
 export interface ShimControl {
   /** Shutdown with no containers left: stop serving and exit. */
   shutdown(): void;
 }
 
-/** Logs each call's outcome at debug, failures at info. */
+/**
+ * Internal errors (runc's own failures, I/O) answer UNKNOWN, as the runc
+ * shim's plain Go errors do: containerd shows their message unchanged.
+ */
+const CODES: Record<ErrorKind, Code> = {
+  NotFound: Code.NOT_FOUND,
+  AlreadyExists: Code.ALREADY_EXISTS,
+  InvalidArgument: Code.INVALID_ARGUMENT,
+  FailedPrecondition: Code.FAILED_PRECONDITION,
+  Unimplemented: Code.UNIMPLEMENTED,
+  Internal: Code.UNKNOWN,
+};
+
+export function ttrpcError(err: unknown): TtrpcError {
+  if (err instanceof TtrpcError) return err;
+  return new TtrpcError(CODES[kindOf(err)], err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+/** Logs each call's outcome at debug, failures at info; failures leave as status codes. */
 async function traced<T>(method: string, id: string, fn: () => Promise<T> | T): Promise<T> {
   try {
     const r = await fn();
     log().debug({ method, id }, 'task call ok');
     return r;
   } catch (err) {
-    const s = statusOf(err);
-    log().info({ method, id, code: s.code, msg: s.message }, 'task call failed');
-    throw err;
+    const e = ttrpcError(err);
+    log().info({ method, id, code: e.code, msg: e.message }, 'task call failed');
+    throw e;
   }
 }
 
@@ -43,7 +63,7 @@ export function registerTaskService(server: TtrpcServer, m: TaskManager, ctl: Sh
     closeIO: (r) => traced('CloseIO', r.id, () => (m.closeIO(r.id, r.execId, r.stdin), {})),
     update: (r) => traced('Update', r.id, async () => (await m.update(r.id, r.resources), {})),
     wait: (r) => traced('Wait', r.id, () => m.wait(r.id, r.execId)),
-    stats: (r) => traced('Stats', r.id, async () => ({ stats: await collectStats(m.cgroupsPath(r.id), m.initPid(r.id)) })),
+    stats: (r) => traced('Stats', r.id, () => ({ stats: m.stats(r.id) })),
     connect: (r) => traced('Connect', r.id, () => ({ shimPid: process.pid, taskPid: m.taskPid(r.id), version: '' })),
     shutdown: (r) =>
       traced('Shutdown', r.id, () => {

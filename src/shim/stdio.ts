@@ -10,8 +10,9 @@ import type { StdioOptions } from 'node:child_process';
 import { closeSync, constants, openSync, write } from 'node:fs';
 import * as net from 'node:net';
 import * as tty from 'node:tty';
+import { UnimplementedError } from '../errors.js';
 import { log } from '../log.js';
-import { dupCloexec, fchown, pipe } from './sys.js';
+import { dupCloexec, fchown, pipe } from '../linux-runtime/sys.js';
 
 export interface StdioPaths {
   stdin: string;
@@ -19,7 +20,8 @@ export interface StdioPaths {
   stderr: string;
 }
 
-export class UnsupportedIOError extends Error {}
+/** A stdio URI scheme the shim does not offer (binary://, …). */
+export class UnsupportedIOError extends UnimplementedError {}
 
 export interface ProcessIO {
   /** stdio for the runc create/exec child; fds 0,1,2 become the process's. */

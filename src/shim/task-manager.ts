@@ -1,18 +1,20 @@
 // The Task service as plain async functions over the shim's containers
 // (semantics of containerd-shim-runc-v2 1.6, protocols.md §3). No ttrpc here:
-// service.ts adapts these methods, tests call them directly. Every container
-// is created by runc; a Wasm container from a derived bundle whose init is
-// the Tugboat WASI host (the caller's bundle is never modified).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { anchorToBundle, readBundleSpec } from '../linux-runtime/bundle-spec.js';
+// service.ts adapts these methods and maps their errors (TugboatErrors with a
+// kind) to status codes; tests call them directly.
+//
+// TaskManager keeps the registry, publishes the events and routes each
+// process's exit; a Container creates and runs its processes (container.ts),
+// a Process holds its state machine and lock (process.ts).
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { log } from '../log.js';
-import { detectWorkload, type Workload } from '../oci/detect.js';
-import type { Process as OciProcess, Spec } from '../oci/runtime-spec.js';
-import { componentRewriteOptions, defaultComponentCacheDir } from '../linux-runtime/component-cache.js';
-import { loadKit, type Kit } from '../linux-runtime/kit.js';
-import { rewriteSpecForWasm, wasmHostProcess } from '../linux-runtime/wasm-bundle.js';
+import type { EngineSettings } from '../linux-runtime/engine.js';
+import type { Exit, Reaper } from '../linux-runtime/reaper.js';
+import { engineSettings } from '../linux-runtime/workload.js';
+import type { Process as OciProcess } from '../oci/runtime-spec.js';
+import { Container } from './container.js';
+import type { ImageFacts } from './containerd-api.js';
+import { Process } from './process.js';
 import {
   OCI_TYPE_URL,
   Status,
@@ -26,68 +28,21 @@ import {
   TaskResumedSchema,
   TaskStartSchema,
   anyTypeName,
+  cgroupsV1,
+  cgroupsV2,
   packAny,
   runcOptions,
   timestampFromMs,
-  unpackAny,
   unpackJsonAny,
   type Any,
   type CreateTaskRequest,
-  type Mount,
+  type ExecProcessRequest,
   type Timestamp,
 } from './proto/index.js';
-import type { ImageFacts } from './containerd-api.js';
 import type { EventSink } from './publisher.js';
-import type { Exit, Reaper } from './reaper.js';
-import { mountRootfs, unmountAll } from './rootfs.js';
-import { memoryCgroupDir, oomKillCount } from './stats.js';
-import { RuncCommands } from './runc-process.js';
-import { DERIVED_BUNDLE, runcConfigFor, type ShimOptionsFile } from './runc-config.js';
-import { ConsoleSocket } from './console.js';
-import { openProcessIO, openTerminalIO, UnsupportedIOError, type ProcessIO, type StdioPaths } from './stdio.js';
-import { setWinsize } from './sys.js';
-import { Code, TtrpcError } from './ttrpc/index.js';
+import { setWinsize } from '../linux-runtime/sys.js';
 
 export { Status };
-
-/** Name of the directory, inside containerd's bundle, holding the derived bundle of a Wasm container. */
-
-interface Proc {
-  /** container id for init, exec id for execs */
-  id: string;
-  execId: string;
-  pid: number;
-  status: Status;
-  stdin: string;
-  stdout: string;
-  stderr: string;
-  terminal: boolean;
-  exitStatus: number;
-  exitedAt: number | undefined;
-  exited: Promise<void>;
-  markExited: () => void;
-  io: ProcessIO | undefined;
-  /** set while Start runs: TaskExit must be queued after TaskStart / TaskExecStarted */
-  starting: Promise<unknown> | undefined;
-  spec?: OciProcess;
-}
-
-interface Container {
-  id: string;
-  bundle: string;
-  runc: RuncCommands;
-  init: Proc;
-  execs: Map<string, Proc>;
-  spec: Spec;
-  workload: Workload;
-  rootfsMounted: boolean;
-  kit: Kit | undefined;
-  /** init exit in a container without its own pid namespace: kill the rest (ShouldKillAllOnExit) */
-  killAllOnExit: boolean;
-  /** memory cgroup dir and its oom_kill count already reported */
-  memCgroup: string | undefined;
-  oomKills: bigint;
-}
 
 export interface TaskManagerOptions {
   namespace: string;
@@ -95,7 +50,8 @@ export interface TaskManagerOptions {
   reaper: Reaper;
   /** runc binary when Options.binary_name is empty */
   runcBinary?: string;
-  kitDir?: string;
+  /** Where engines find the kit and the component cache; from src/defaults.ts by default. */
+  settings?: EngineSettings;
   /** Called after a container was deleted (its bundle is about to be removed by containerd). */
   onContainerRemoved?: (bundle: string) => void;
   /** Called after a container was created. */
@@ -104,322 +60,148 @@ export interface TaskManagerOptions {
   imageFacts?: (id: string) => Promise<ImageFacts | undefined>;
 }
 
-function notCreated(): TtrpcError {
-  return new TtrpcError(Code.NOT_FOUND, 'container not created');
-}
-
-function newProc(id: string, execId: string, io: { stdin: string; stdout: string; stderr: string; terminal: boolean }): Proc {
-  let markExited!: () => void;
-  const exited = new Promise<void>((r) => (markExited = r));
-  return { id, execId, pid: 0, status: Status.CREATED, ...io, exitStatus: 0, exitedAt: undefined, exited, markExited, io: undefined, starting: undefined };
-}
+/** The fields of containerd's ExecProcessRequest that Exec reads (tests pass plain objects). */
+export type ExecRequest = Pick<ExecProcessRequest, 'id' | 'execId' | 'terminal' | 'stdin' | 'stdout' | 'stderr' | 'spec'>;
 
 function ts(ms: number | undefined): Timestamp | undefined {
   return ms === undefined ? undefined : timestampFromMs(ms);
 }
 
-/** Errors from runc kill that mean "already gone" (containerd pkg/process/utils.go checkKillError). */
-function killError(err: unknown): TtrpcError {
-  const msg = err instanceof Error ? err.message : String(err);
-  if (/container not running|no such process|os: process already finished|does not exist/.test(msg) || (err as NodeJS.ErrnoException).code === 'ESRCH') {
-    return new TtrpcError(Code.NOT_FOUND, 'process already finished');
-  }
-  return new TtrpcError(Code.UNKNOWN, msg);
-}
-
-function asUnknown(err: unknown): TtrpcError {
-  if (err instanceof TtrpcError) return err;
-  return new TtrpcError(Code.UNKNOWN, err instanceof Error ? err.message : String(err));
-}
-
-/** Run a runc create/exec with --console-socket; the pty master becomes the process's IO. */
-async function withConsole(runcCall: (socket: string) => Promise<number>, paths: StdioPaths): Promise<{ pid: number; io: ProcessIO }> {
-  const cs = await ConsoleSocket.create();
-  try {
-    const pid = await runcCall(cs.path);
-    const master = await cs.master;
-    return { pid, io: openTerminalIO(paths, master) };
-  } finally {
-    cs.close();
-  }
-}
-
-/** Runtime options as containerd passes them (containerd.runc.v1.Options), or defaults. */
-export function parseRuncOptions(any: Any | undefined): runcOptions.Options | undefined {
-  if (!any || any.typeUrl === '') return undefined;
-  if (anyTypeName(any) === runcOptions.OptionsSchema.typeName) return unpackAny(any, runcOptions.OptionsSchema);
-  log().info({ type: any.typeUrl }, 'ignoring runtime options of another type');
-  return undefined;
+/** `p` within `ms`, or undefined. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return Promise.race([p, new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 }
 
 export class TaskManager {
   private readonly containers = new Map<string, Container>();
   private readonly creating = new Set<string>();
-  private kitCache: Kit | undefined;
+  private readonly settings: EngineSettings;
 
-  constructor(private readonly opts: TaskManagerOptions) {}
+  constructor(private readonly opts: TaskManagerOptions) {
+    this.settings = opts.settings ?? engineSettings();
+  }
 
   count(): number {
     return this.containers.size + this.creating.size;
   }
 
-  private kit(): Kit {
-    this.kitCache ??= loadKit(this.opts.kitDir);
-    return this.kitCache;
-  }
-
   private get(id: string): Container {
     const c = this.containers.get(id);
-    if (!c) throw notCreated();
+    if (!c) throw new NotFoundError('container not created');
     return c;
   }
 
-  private proc(c: Container, execId: string): Proc {
-    if (!execId) return c.init;
-    const p = c.execs.get(execId);
-    if (!p) throw new TtrpcError(Code.NOT_FOUND, `process does not exist ${execId}`);
+  private proc(c: Container, execId: string): Process {
+    const p = c.process(execId);
+    if (!p) throw new NotFoundError(`process does not exist ${execId}`);
     return p;
   }
 
   async create(req: CreateTaskRequest): Promise<{ pid: number }> {
     const { id } = req;
-    if (!id) throw new TtrpcError(Code.INVALID_ARGUMENT, 'id cannot be empty');
-    if (this.containers.has(id) || this.creating.has(id)) throw new TtrpcError(Code.ALREADY_EXISTS, `container ${id}: already exists`);
+    if (!id) throw new InvalidArgumentError('id cannot be empty');
+    if (this.containers.has(id) || this.creating.has(id)) throw new AlreadyExistsError(`container ${id}: already exists`);
     this.creating.add(id);
+    let c: Container;
     try {
-      return await this.doCreate(req);
+      c = await Container.create(req, {
+        namespace: this.opts.namespace,
+        reaper: this.opts.reaper,
+        settings: this.settings,
+        ...(this.opts.runcBinary ? { runcBinary: this.opts.runcBinary } : {}),
+        // Asked at once, while the rootfs is mounted.
+        ...(this.opts.imageFacts ? { imageFacts: this.opts.imageFacts(id).catch(() => undefined) } : {}),
+      });
     } finally {
       this.creating.delete(id);
     }
+    this.containers.set(id, c);
+    this.opts.onContainerAdded?.(c.bundle);
+    this.routeExit(c, c.init);
+    this.opts.events.publish(TaskCreateSchema, {
+      containerId: id,
+      bundle: c.bundle,
+      rootfs: req.rootfs,
+      io: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
+      checkpoint: req.checkpoint,
+      pid: c.init.pid,
+    });
+    return { pid: c.init.pid };
   }
 
-  private async doCreate(req: CreateTaskRequest): Promise<{ pid: number }> {
-    const { id, bundle } = req;
-    if (req.checkpoint) throw new TtrpcError(Code.UNIMPLEMENTED, 'checkpoint/restore is not supported by tugboat');
-    const o = parseRuncOptions(req.options);
-    const optsFile: ShimOptionsFile & { no_pivot_root?: boolean; no_new_keyring?: boolean } = {};
-    if (o?.binaryName) optsFile.binary_name = o.binaryName;
-    if (o?.root) optsFile.root = o.root;
-    if (o?.systemdCgroup) optsFile.systemd_cgroup = true;
-    if (o?.noPivotRoot) optsFile.no_pivot_root = true;
-    if (o?.noNewKeyring) optsFile.no_new_keyring = true;
-    // `shim delete` runs without a daemon: everything it needs is on disk.
-    writeFileSync(join(bundle, 'options.json'), JSON.stringify(optsFile));
-    writeFileSync(join(bundle, 'runtime'), optsFile.binary_name ?? '');
-    const runc = new RuncCommands(runcConfigFor(this.opts.namespace, optsFile, this.opts.runcBinary), bundle);
-
-    const rootfsDir = join(bundle, 'rootfs');
-    let rootfsMounted = false;
-    let io: ProcessIO | undefined;
-    let derived: string | undefined;
-    // Asked while the rootfs is mounted; it settles within its own bound.
-    const factsLookup = this.opts.imageFacts?.(id).catch(() => undefined);
-    try {
-      if (req.rootfs.length > 0) {
-        await mountRootfs(
-          req.rootfs.map((m: Mount) => ({ type: m.type, source: m.source, options: m.options })),
-          rootfsDir,
-        );
-        rootfsMounted = true;
-      }
-      const spec = readBundleSpec(bundle);
-      const rootfs = resolve(bundle, spec.root!.path);
-      // Image platform and Wasm artifact layers from containerd's API
-      // (detection rules 2–3); undefined when containerd cannot tell.
-      const facts = await factsLookup;
-      const image = facts && { platform: facts.platform, wasmLayer: facts.wasmLayer };
-      const workload = detectWorkload({ annotations: spec.annotations ?? {}, args: spec.process?.args ?? [], env: spec.process?.env ?? [], rootfs, ...(image ? { image } : {}) });
-      log().info({ id, bundle, workload, image: facts && { name: facts.name, ...image } }, 'workload detected');
-      let runBundle = bundle;
-      let kit: Kit | undefined;
-      if (workload.kind !== 'linux') {
-        kit = this.kit();
-        derived = join(bundle, DERIVED_BUNDLE);
-        rmSync(derived, { recursive: true, force: true });
-        mkdirSync(derived, { mode: 0o700 });
-        // A component is transpiled once (cached by digest, shared with the OCI CLI) and mounted read-only.
-        const wasmOptions = await componentRewriteOptions(rootfs, spec, defaultComponentCacheDir());
-        writeFileSync(join(derived, 'config.json'), JSON.stringify(rewriteSpecForWasm(anchorToBundle(spec, bundle), kit, undefined, wasmOptions)));
-        runBundle = derived;
-      }
-      const paths = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr };
-      let pid: number;
-      if (req.terminal) {
-        const r = await withConsole((sock) => runc.create(id, runBundle, ['ignore', 'ignore', 'ignore'], () => undefined, sock), paths);
-        pid = r.pid;
-        io = r.io;
-      } else {
-        io = openProcessIO(paths, o ? { uid: o.ioUid, gid: o.ioGid } : undefined);
-        const theIO = io;
-        pid = await runc.create(id, runBundle, io.childStdio, () => theIO.closeChildEnds());
-      }
-      const init = newProc(id, '', { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal });
-      init.pid = pid;
-      init.io = io;
-      const pidNs = spec.linux?.namespaces?.find((n) => n.type === 'pid');
-      const c: Container = {
-        id,
-        bundle,
-        runc,
-        init,
-        execs: new Map(),
-        spec,
-        workload,
-        rootfsMounted,
-        kit,
-        killAllOnExit: !pidNs || !!pidNs.path,
-        memCgroup: undefined,
-        oomKills: 0n,
-      };
-      c.memCgroup = memoryCgroupDir(pid);
-      c.oomKills = oomKillCount(c.memCgroup);
-      this.containers.set(id, c);
-      this.opts.onContainerAdded?.(bundle);
-      void this.opts.reaper
-        .track(pid)
-        .then((e) => this.onExit(c, init, e))
-        .catch((err: unknown) => log().error({ err, id }, 'handling init exit failed'));
-      this.opts.events.publish(TaskCreateSchema, {
-        containerId: id,
-        bundle,
-        rootfs: req.rootfs,
-        io: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
-        checkpoint: req.checkpoint,
-        pid,
-      });
-      return { pid };
-    } catch (err) {
-      io?.close();
-      if (derived) rmSync(derived, { recursive: true, force: true });
-      if (rootfsMounted) await unmountAll(rootfsDir);
-      if (err instanceof UnsupportedIOError) throw new TtrpcError(Code.UNIMPLEMENTED, err.message);
-      throw asUnknown(err);
-    }
+  /** The process's end is handled under its lock: after a Start in flight has published its event. */
+  private routeExit(c: Container, p: Process): void {
+    void p
+      .handle!.exited.then((e) => p.serialized(() => this.exited(c, p, e)))
+      .catch((err: unknown) => log().error({ err, id: c.id, execId: p.execId }, 'handling process exit failed'));
   }
 
-  private async onExit(c: Container, p: Proc, e: Exit): Promise<void> {
-    // TaskStart / TaskExecStarted first (containerd requires the order).
-    if (p.starting) await p.starting.catch(() => undefined);
-    if (p === c.init && c.killAllOnExit) {
-      await c.runc.kill(c.id, 9, true).catch((err: unknown) => log().debug({ err }, 'kill --all after init exit'));
-    }
+  /** Records an exit and publishes TaskExit (once); the caller holds p's lock. */
+  private exited(c: Container, p: Process, e: Exit): void {
+    if (!p.recordExit(e)) return;
     this.checkOom(c);
-    p.status = Status.STOPPED;
-    p.exitStatus = e.status;
-    p.exitedAt = e.at;
     log().info({ id: c.id, execId: p.execId, pid: p.pid, status: e.status }, 'process exited');
     if (p === c.init) {
       // Execs cannot outlive the container's init.
       for (const x of c.execs.values()) {
-        if (x.status === Status.RUNNING && x.pid > 0) {
+        if (x.state === 'running' && x.handle) {
           try {
-            process.kill(x.pid, 'SIGKILL');
+            c.lifecycle.signal(x.handle, 9);
           } catch {
             // gone
           }
         }
       }
     }
-    p.markExited();
     this.opts.events.publish(TaskExitSchema, { containerId: c.id, id: p.id, pid: p.pid, exitStatus: e.status, exitedAt: ts(e.at) });
   }
 
-  /**
-   * TaskOOM when the container's cgroup counted a new OOM kill. Checked at
-   * every process exit (before its TaskExit) and by checkOomAll().
-   */
+  /** TaskOOM when the container's cgroup counted a new OOM kill (at every exit, and by checkOomAll). */
   private checkOom(c: Container): void {
-    const n = oomKillCount(c.memCgroup);
-    if (n > c.oomKills) {
-      c.oomKills = n;
-      log().info({ id: c.id }, 'OOM kill in container');
-      this.opts.events.publish(TaskOOMSchema, { containerId: c.id });
-    }
+    if (!c.lifecycle.oomKilled()) return;
+    log().info({ id: c.id }, 'OOM kill in container');
+    this.opts.events.publish(TaskOOMSchema, { containerId: c.id });
   }
 
   /** Poll every running container for OOM kills of non-init processes. */
   checkOomAll(): void {
-    for (const c of this.containers.values()) if (c.init.status !== Status.STOPPED) this.checkOom(c);
+    for (const c of this.containers.values()) if (c.init.state !== 'stopped') this.checkOom(c);
   }
 
   async start(id: string, execId: string): Promise<{ pid: number }> {
     const c = this.get(id);
     const p = this.proc(c, execId);
-    if (p.status !== Status.CREATED || p.starting) {
-      throw new TtrpcError(Code.FAILED_PRECONDITION, `cannot start a process in ${Status[p.status]?.toLowerCase()} state`);
-    }
-    const run = execId ? this.startExec(c, p) : this.startInit(c, p);
-    p.starting = run;
-    try {
-      await run;
-    } catch (err) {
-      throw asUnknown(err);
-    } finally {
-      p.starting = undefined;
-    }
-    return { pid: p.pid };
-  }
-
-  private async startInit(c: Container, p: Proc): Promise<void> {
-    await c.runc.start(c.id);
-    if (p.status === Status.CREATED) p.status = Status.RUNNING;
-    this.opts.events.publish(TaskStartSchema, { containerId: c.id, pid: p.pid });
-  }
-
-  private async startExec(c: Container, p: Proc): Promise<void> {
-    if (c.init.status !== Status.RUNNING && c.init.status !== Status.CREATED) {
-      throw new TtrpcError(Code.FAILED_PRECONDITION, `container ${c.id} is not running`);
-    }
-    let spec = p.spec!;
-    if (c.workload.kind !== 'linux') spec = wasmHostProcess(spec, c.kit ?? this.kit());
-    const dir = mkdtempSync(join(process.env.XDG_RUNTIME_DIR || tmpdir(), 'runc-process'));
-    const file = join(dir, 'process.json');
-    let io: ProcessIO | undefined;
-    try {
-      writeFileSync(file, JSON.stringify(spec), { mode: 0o600 });
-      const paths = { stdin: p.stdin, stdout: p.stdout, stderr: p.stderr };
-      if (p.terminal) {
-        const r = await withConsole((sock) => c.runc.exec(c.id, p.execId, file, ['ignore', 'ignore', 'ignore'], () => undefined, sock), paths);
-        io = r.io;
-        p.io = io;
-        p.pid = r.pid;
-      } else {
-        io = openProcessIO(paths);
-        const theIO = io;
-        p.io = io;
-        p.pid = await c.runc.exec(c.id, p.execId, file, io.childStdio, () => theIO.closeChildEnds());
+    return p.serialized(async () => {
+      p.check('start');
+      if (p === c.init) {
+        await c.lifecycle.start();
+        p.transition('start');
+        this.opts.events.publish(TaskStartSchema, { containerId: c.id, pid: p.pid });
+        return { pid: p.pid };
       }
-    } catch (err) {
-      io?.close();
-      p.io = undefined;
-      throw err;
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-    p.status = Status.RUNNING;
-    void this.opts.reaper
-      .track(p.pid)
-      .then((e) => this.onExit(c, p, e))
-      .catch((err: unknown) => log().error({ err, id: c.id, execId: p.execId }, 'handling exec exit failed'));
-    this.opts.events.publish(TaskExecStartedSchema, { containerId: c.id, execId: p.execId, pid: p.pid });
+      if (c.init.state !== 'running' && c.init.state !== 'created') throw new FailedPreconditionError(`container ${c.id} is not running`);
+      await c.startExec(p, p.spec!);
+      p.transition('start');
+      this.routeExit(c, p);
+      this.opts.events.publish(TaskExecStartedSchema, { containerId: c.id, execId: p.execId, pid: p.pid });
+      return { pid: p.pid };
+    });
   }
 
-  async exec(req: { id: string; execId: string; terminal: boolean; stdin: string; stdout: string; stderr: string; spec?: Any | undefined }): Promise<void> {
+  async exec(req: ExecRequest): Promise<void> {
     const c = this.get(req.id);
-    if (!req.execId) throw new TtrpcError(Code.INVALID_ARGUMENT, 'exec id cannot be empty');
-    if (c.execs.has(req.execId)) throw new TtrpcError(Code.ALREADY_EXISTS, `id ${req.execId}: already exists`);
-    if (c.init.status === Status.STOPPED) throw new TtrpcError(Code.FAILED_PRECONDITION, 'container is stopped');
-    if (!req.spec || anyTypeName(req.spec) !== OCI_TYPE_URL.Process) throw new TtrpcError(Code.INVALID_ARGUMENT, 'exec spec must be an OCI Process');
+    if (!req.execId) throw new InvalidArgumentError('exec id cannot be empty');
+    if (c.execs.has(req.execId)) throw new AlreadyExistsError(`id ${req.execId}: already exists`);
+    if (c.init.state === 'stopped') throw new FailedPreconditionError('container is stopped');
+    if (!req.spec || anyTypeName(req.spec) !== OCI_TYPE_URL.Process) throw new InvalidArgumentError('exec spec must be an OCI Process');
     let spec: OciProcess;
     try {
       spec = unpackJsonAny(req.spec) as OciProcess;
     } catch (err) {
-      throw new TtrpcError(Code.INVALID_ARGUMENT, `bad exec spec: ${(err as Error).message}`);
+      throw new InvalidArgumentError(`bad exec spec: ${(err as Error).message}`);
     }
     spec.terminal = req.terminal;
-    const p = newProc(req.execId, req.execId, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal });
-    p.spec = spec;
-    c.execs.set(req.execId, p);
+    c.execs.set(req.execId, new Process(c.id, req.execId, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, spec));
     this.opts.events.publish(TaskExecAddedSchema, { containerId: c.id, execId: req.execId });
   }
 
@@ -431,18 +213,17 @@ export class TaskManager {
       bundle: c.bundle,
       pid: p.pid,
       status: p.status,
-      stdin: p.stdin,
-      stdout: p.stdout,
-      stderr: p.stderr,
-      terminal: p.terminal,
+      stdin: p.stdio.stdin,
+      stdout: p.stdio.stdout,
+      stderr: p.stdio.stderr,
+      terminal: p.stdio.terminal,
       exitStatus: p.exitStatus,
       exitedAt: ts(p.exitedAt),
     };
   }
 
   async wait(id: string, execId: string): Promise<{ exitStatus: number; exitedAt: Timestamp | undefined }> {
-    const c = this.get(id);
-    const p = this.proc(c, execId);
+    const p = this.proc(this.get(id), execId);
     await p.exited;
     return { exitStatus: p.exitStatus, exitedAt: ts(p.exitedAt) };
   }
@@ -450,68 +231,47 @@ export class TaskManager {
   async kill(id: string, execId: string, signal: number, all: boolean): Promise<void> {
     const c = this.get(id);
     const p = this.proc(c, execId);
-    if (p.status === Status.STOPPED) throw new TtrpcError(Code.NOT_FOUND, 'process already finished');
-    if (execId) {
-      if (p.pid === 0) throw new TtrpcError(Code.FAILED_PRECONDITION, 'process not created');
-      try {
-        process.kill(p.pid, signal);
-      } catch (err) {
-        throw killError(err);
-      }
-      return;
-    }
-    try {
-      await c.runc.kill(c.id, signal, all);
-    } catch (err) {
-      throw killError(err);
-    }
+    await p.serialized(async () => {
+      p.check('kill');
+      if (p === c.init) return c.lifecycle.kill(signal, all);
+      if (!p.handle) throw new FailedPreconditionError('process not created');
+      c.lifecycle.signal(p.handle, signal);
+    });
   }
 
   async delete(id: string, execId: string): Promise<{ pid: number; exitStatus: number; exitedAt: Timestamp | undefined }> {
     const c = this.get(id);
     const p = this.proc(c, execId);
-    if (p.status === Status.RUNNING) throw new TtrpcError(Code.UNKNOWN, 'cannot delete a running process');
-    if (p.status === Status.PAUSED) throw new TtrpcError(Code.UNKNOWN, 'cannot delete a paused process');
-    if (execId) {
-      p.io?.close();
-      rmSync(join(c.bundle, `${execId}.pid`), { force: true });
-      c.execs.delete(execId);
-      return { pid: p.pid, exitStatus: p.exitStatus, exitedAt: ts(p.exitedAt) };
-    }
-    if (p.status === Status.CREATED) {
-      // runc delete of a created container kills its init; the reaper reports it.
-      try {
-        await c.runc.delete(c.id, true);
-      } catch (err) {
-        if (!/does not exist/.test((err as Error).message)) throw asUnknown(err);
+    return p.serialized(async () => {
+      p.check('delete');
+      const res = () => ({ pid: p.pid, exitStatus: p.exitStatus, exitedAt: ts(p.exitedAt) });
+      if (p !== c.init) {
+        p.io?.close();
+        p.transition('delete');
+        c.execs.delete(p.execId);
+        return res();
       }
-      await Promise.race([p.exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
-    }
-    if (p.io) await Promise.race([p.io.done, new Promise((r) => setTimeout(r, 2000).unref())]);
-    try {
-      await c.runc.delete(c.id, false);
-    } catch (err) {
-      if (!/does not exist/.test((err as Error).message)) throw asUnknown(err);
-    }
-    p.io?.close();
-    for (const x of c.execs.values()) x.io?.close();
-    if (c.rootfsMounted) await unmountAll(join(c.bundle, 'rootfs'));
-    rmSync(join(c.bundle, DERIVED_BUNDLE), { recursive: true, force: true });
-    this.containers.delete(id);
-    this.opts.onContainerRemoved?.(c.bundle);
-    const res = { pid: p.pid, exitStatus: p.exitStatus, exitedAt: ts(p.exitedAt) };
-    this.opts.events.publish(TaskDeleteSchema, { containerId: id, pid: p.pid, exitStatus: p.exitStatus, exitedAt: res.exitedAt, id: '' });
-    return res;
+      if (p.state === 'created') {
+        // Deleting a created container kills its init; its exit is recorded
+        // here (we hold the lock its exit handler waits for).
+        await c.lifecycle.delete(true);
+        const e = await within(p.handle!.exited, 10_000);
+        if (e) this.exited(c, p, e);
+      }
+      if (p.io) await within(p.io.done, 2000);
+      await c.lifecycle.delete(false);
+      await c.release();
+      p.transition('delete');
+      this.containers.delete(id);
+      this.opts.onContainerRemoved?.(c.bundle);
+      this.opts.events.publish(TaskDeleteSchema, { containerId: id, pid: p.pid, exitStatus: p.exitStatus, exitedAt: ts(p.exitedAt), id: '' });
+      return res();
+    });
   }
 
   async pids(id: string): Promise<{ pid: number; info?: Any }[]> {
     const c = this.get(id);
-    let pids: number[];
-    try {
-      pids = await c.runc.ps(c.id);
-    } catch (err) {
-      throw asUnknown(err);
-    }
+    const pids = await c.lifecycle.pids();
     const byPid = new Map<number, string>();
     for (const x of c.execs.values()) if (x.pid) byPid.set(x.pid, x.execId);
     return pids.map((pid) => {
@@ -522,59 +282,49 @@ export class TaskManager {
 
   async pause(id: string): Promise<void> {
     const c = this.get(id);
-    if (c.init.status !== Status.RUNNING) throw new TtrpcError(Code.UNKNOWN, `cannot pause task in ${Status[c.init.status]?.toLowerCase()} state`);
-    c.init.status = Status.PAUSING;
-    try {
-      await c.runc.pause(c.id);
-      c.init.status = Status.PAUSED;
-    } catch (err) {
-      if (c.init.status === Status.PAUSING) c.init.status = Status.RUNNING;
-      throw asUnknown(err);
-    }
+    await c.init.serialized(async () => {
+      c.init.check('pause');
+      await c.lifecycle.pause();
+      c.init.transition('pause');
+    });
     this.opts.events.publish(TaskPausedSchema, { containerId: id });
   }
 
   async resume(id: string): Promise<void> {
     const c = this.get(id);
-    if (c.init.status !== Status.PAUSED) throw new TtrpcError(Code.UNKNOWN, `cannot resume task in ${Status[c.init.status]?.toLowerCase()} state`);
-    try {
-      await c.runc.resume(c.id);
-    } catch (err) {
-      throw asUnknown(err);
-    }
-    if (c.init.status === Status.PAUSED) c.init.status = Status.RUNNING;
+    await c.init.serialized(async () => {
+      c.init.check('resume');
+      await c.lifecycle.resume();
+      c.init.transition('resume');
+    });
     this.opts.events.publish(TaskResumedSchema, { containerId: id });
   }
 
   resizePty(id: string, execId: string, width: number, height: number): void {
-    const c = this.get(id);
-    const p = this.proc(c, execId);
+    const p = this.proc(this.get(id), execId);
     const master = (p.io as { master?: number } | undefined)?.master;
-    if (master === undefined || p.status === Status.STOPPED) return; // no console: a no-op, as in runc's shim
-    try {
-      setWinsize(master, height, width);
-    } catch (err) {
-      throw asUnknown(err);
-    }
+    if (master === undefined || p.state === 'stopped') return; // no console: a no-op, as in runc's shim
+    setWinsize(master, height, width);
   }
 
   closeIO(id: string, execId: string, stdin: boolean): void {
-    const c = this.get(id);
-    const p = this.proc(c, execId);
+    const p = this.proc(this.get(id), execId);
     if (stdin) p.io?.closeStdin();
   }
 
   async update(id: string, resources: Any | undefined): Promise<void> {
     const c = this.get(id);
-    if (c.init.status === Status.STOPPED) throw new TtrpcError(Code.FAILED_PRECONDITION, 'container is stopped');
+    if (c.init.state === 'stopped') throw new FailedPreconditionError('container is stopped');
     if (!resources || anyTypeName(resources) !== OCI_TYPE_URL.LinuxResources) {
-      throw new TtrpcError(Code.INVALID_ARGUMENT, 'update resources must be OCI LinuxResources');
+      throw new InvalidArgumentError('update resources must be OCI LinuxResources');
     }
-    try {
-      await c.runc.update(c.id, new TextDecoder().decode(resources.value));
-    } catch (err) {
-      throw asUnknown(err);
-    }
+    await c.lifecycle.update(new TextDecoder().decode(resources.value));
+  }
+
+  /** io.containerd.cgroups.v1/v2.Metrics of the container. */
+  stats(id: string): Any {
+    const m = this.get(id).lifecycle.stats();
+    return m.version === 1 ? packAny(cgroupsV1.MetricsSchema, m.metrics) : packAny(cgroupsV2.MetricsSchema, m.metrics);
   }
 
   /** Bundles of the containers still managed. */
@@ -585,13 +335,5 @@ export class TaskManager {
   /** The init pid of `id`, or 0. */
   taskPid(id: string): number {
     return this.containers.get(id)?.init.pid ?? 0;
-  }
-
-  cgroupsPath(id: string): string | undefined {
-    return this.get(id).spec.linux?.cgroupsPath;
-  }
-
-  initPid(id: string): number {
-    return this.get(id).init.pid;
   }
 }

@@ -16,7 +16,7 @@ import { parentPort } from 'node:worker_threads';
 import * as p2 from '@bytecodealliance/preview2-shim';
 import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { componentExit, componentOutcome } from './component-outcome.js';
-import { envListToObject, type GuestConfig } from './guest-config.js';
+import { defaultPreopens, envListToObject, preopenRecord, type GuestConfig } from './guest-config.js';
 import type { WorkerResult } from './worker.js';
 
 export interface ComponentWorkerInput {
@@ -78,9 +78,9 @@ export function fdOutputStream(fd: number): OutputStream {
 }
 
 export function componentPreopens(config: GuestConfig, cwd: string): Record<string, string> {
-  // As for preview1 (worker.ts defaultPreopens): the container root, then the
-  // working directory as "." so that relative paths resolve against it.
-  return config.preopens ?? (cwd === '/' ? { '/': '/' } : { '/': '/', '.': cwd });
+  // As for preview1: the container root, then the working directory as "."
+  // so that relative paths resolve against it.
+  return preopenRecord(config.preopens ?? defaultPreopens(cwd));
 }
 
 export function componentShim(config: GuestConfig): WASIShim {

@@ -6,12 +6,21 @@
 export const GUEST_ENV_VAR = 'TUGBOAT_GUEST';
 
 export interface GuestConfig {
-  /** argv of the guest; args[0] names the module (a path inside the container). */
+  /** argv of the guest; args[0] is its argv[0] as the user wrote it. */
   args: string[];
+  /**
+   * The module's path inside the container, resolved from args[0] once by
+   * detection (PATH lookup in the root filesystem). Absent: the host resolves
+   * args[0] itself (a module on a volume, an exec'd module).
+   */
+  module?: string;
   /** The guest's environment as KEY=VALUE strings, exactly as in the OCI spec. */
   env: string[];
-  /** Guest path → container path. Defaults to {"/": "/"}: the container root. */
-  preopens?: Record<string, string>;
+  /**
+   * Directories the guest sees, in registration order. Absent: the container
+   * root as "/", then the working directory as "." (see defaultPreopens).
+   */
+  preopens?: Preopen[];
   /**
    * Set for a Wasm component: where its transpiled form (jco output, see
    * src/linux-runtime/component-cache.ts) is mounted inside the container.
@@ -29,6 +38,32 @@ export interface GuestComponent {
   world: 'command' | 'http' | 'unknown';
   /** HTTP components: the port to serve on (io.tugboat.http.port); else PORT, else 8080. */
   port?: number;
+}
+
+export interface Preopen {
+  /** The name the guest sees ("/", ".", "/data"). */
+  guest: string;
+  /** The directory inside the container. */
+  path: string;
+  /** The guest may not change anything below it. */
+  readonly?: boolean;
+}
+
+/**
+ * The container root, `extra` directories, then the working directory as
+ * ".". wasi-libc makes a relative path absolute against its own cwd ("/")
+ * unless a "." preopen is registered after "/", so this order is what makes
+ * relative paths land in the container's working directory.
+ */
+export function defaultPreopens(cwd: string, extra: readonly Preopen[] = []): Preopen[] {
+  return [{ guest: '/', path: '/' }, ...extra, ...(cwd === '/' ? [] : [{ guest: '.', path: cwd }])];
+}
+
+/** node:wasi and preview2-shim take preopens as an object; its key order is the registration order. */
+export function preopenRecord(preopens: readonly Preopen[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of preopens) out[p.guest] = p.path;
+  return out;
 }
 
 export function encodeGuestConfig(config: GuestConfig): string {
@@ -56,12 +91,14 @@ function isGuestConfig(v: unknown): v is GuestConfig {
   const c = v as Record<string, unknown>;
   if (!isStringArray(c.args) || c.args.length === 0 || !isStringArray(c.env)) return false;
   if (c.component !== undefined && !isGuestComponent(c.component)) return false;
-  if (c.preopens === undefined) return true;
-  return (
-    typeof c.preopens === 'object' &&
-    c.preopens !== null &&
-    Object.values(c.preopens).every((x) => typeof x === 'string')
-  );
+  if (c.module !== undefined && (typeof c.module !== 'string' || !c.module.startsWith('/'))) return false;
+  return c.preopens === undefined || (Array.isArray(c.preopens) && c.preopens.every(isPreopen));
+}
+
+function isPreopen(v: unknown): v is Preopen {
+  if (typeof v !== 'object' || v === null) return false;
+  const p = v as Record<string, unknown>;
+  return typeof p.guest === 'string' && p.guest !== '' && typeof p.path === 'string' && p.path.startsWith('/') && (p.readonly === undefined || typeof p.readonly === 'boolean');
 }
 
 function isGuestComponent(v: unknown): v is GuestComponent {

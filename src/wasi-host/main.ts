@@ -63,7 +63,7 @@ type Loaded = { path: string; bytes: Buffer } | { status: number; message: strin
 
 function loadModule(config: GuestConfig): Loaded {
   const first = config.args[0] ?? '';
-  const path = resolveModulePath(first, config.env);
+  const path = config.module ?? resolveModulePath(first, config.env);
   if (path === undefined) return { status: EXIT_MODULE_NOT_FOUND, message: `${first}: wasm module not found` };
   let bytes: Buffer;
   try {

@@ -2,7 +2,7 @@
 import { openSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { WASI } from 'node:wasi';
-import { envListToObject, type GuestConfig } from './guest-config.js';
+import { defaultPreopens, envListToObject, preopenRecord, type GuestConfig } from './guest-config.js';
 
 export interface WorkerInput {
   module: WebAssembly.Module;
@@ -33,16 +33,6 @@ function guestFd(fd: number, mode: 'r' | 'a'): number {
   }
 }
 
-/**
- * The container root, plus the working directory as ".". wasi-libc makes a
- * relative path absolute against its own cwd ("/") unless a "." preopen is
- * registered after "/", so the order of these keys is what makes relative
- * paths land in the container's working directory.
- */
-export function defaultPreopens(cwd: string): Record<string, string> {
-  return cwd === '/' ? { '/': '/' } : { '/': '/', '.': cwd };
-}
-
 function isTrap(err: unknown): err is Error {
   return err instanceof WebAssembly.RuntimeError || (err instanceof RangeError && /call stack/i.test(err.message));
 }
@@ -53,7 +43,9 @@ function run(input: WorkerInput): WorkerResult {
     version: 'preview1',
     args: config.args,
     env: envListToObject(config.env),
-    preopens: config.preopens ?? defaultPreopens(process.cwd()),
+    // node:wasi cannot enforce `readonly`; at container level a read-only
+    // bind mount does (see the container engine).
+    preopens: preopenRecord(config.preopens ?? defaultPreopens(process.cwd())),
     returnOnExit: true,
     stdin: guestFd(0, 'r'),
     stdout: guestFd(1, 'a'),

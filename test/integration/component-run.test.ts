@@ -8,26 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDockerd, type DockerdHandle } from './daemons/dockerd.js';
-import { FIXTURES, TUGBOAT, TugboatSandbox, WASM } from './helpers.js';
+import { FIXTURES, TUGBOAT, TugboatSandbox, useRunSandbox, WASM } from './helpers.js';
 
 const COMPONENT = (name: string) => WASM(`component-${name}`);
 
 describe('tugboat run: Wasm components', () => {
-  let tb: TugboatSandbox;
-  let vol: string;
-  beforeAll(() => {
-    tb = new TugboatSandbox();
-    vol = mkdtempSync(join(tmpdir(), 'tugboat-vol-'));
-  });
-  afterAll(() => {
-    tb.cleanup();
-    rmSync(vol, { recursive: true, force: true });
-  });
+  const s = useRunSandbox();
 
-  const cacheEntries = () => readdirSync(join(tb.root, 'components')).filter((n) => /^[0-9a-f]{64}$/.test(n));
+  const cacheEntries = () => readdirSync(join(s.tb.root, 'components')).filter((n) => /^[0-9a-f]{64}$/.test(n));
 
   it('passes stdout, stderr, args and env to the component', async () => {
-    const r = await tb.run(['run', '--rm', '-e', 'GREETING=ahoy', COMPONENT('hello'), 'one', 'two words']);
+    const r = await s.tb.run(['run', '--rm', '-e', 'GREETING=ahoy', COMPONENT('hello'), 'one', 'two words']);
     expect(r.stderr).toBe('stderr: hello\n');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('hello from wasm\n');
@@ -39,16 +30,16 @@ describe('tugboat run: Wasm components', () => {
   it('transpiles once: the next start reuses the cache entry untouched', async () => {
     const before = cacheEntries();
     expect(before.length).toBeGreaterThan(0);
-    const entry = join(tb.root, 'components', before[0]!);
+    const entry = join(s.tb.root, 'components', before[0]!);
     const stamp = () => [statSync(entry).ino, statSync(entry).mtimeMs, statSync(join(entry, 'component.mjs')).ino, statSync(join(entry, 'meta.json')).mtimeMs];
     const was = stamp();
-    const r = await tb.run(['--log-level', 'debug', 'run', '--rm', COMPONENT('hello')]);
+    const r = await s.tb.run(['--log-level', 'debug', 'run', '--rm', COMPONENT('hello')]);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain('"msg":"component cache hit"');
     expect(r.stderr).not.toContain('"msg":"component transpiled"');
     expect(stamp()).toEqual(was);
     expect(cacheEntries()).toEqual(before);
-    expect(readdirSync(join(tb.root, 'components')).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect(readdirSync(join(s.tb.root, 'components')).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 
   it('logs the transpile on a miss (fresh root)', async () => {
@@ -66,74 +57,74 @@ describe('tugboat run: Wasm components', () => {
   });
 
   it('exit(ok) → 0 and exit(err) → 1 (the preview1 adapter maps every non-zero proc_exit to err)', async () => {
-    expect((await tb.run(['run', '--rm', COMPONENT('exitcode'), '0'])).code).toBe(0);
-    expect((await tb.run(['run', '--rm', COMPONENT('exitcode'), '3'])).code).toBe(1);
+    expect((await s.tb.run(['run', '--rm', COMPONENT('exitcode'), '0'])).code).toBe(0);
+    expect((await s.tb.run(['run', '--rm', COMPONENT('exitcode'), '3'])).code).toBe(1);
   });
 
   it('exit-with-code n → n', async () => {
     // 39 + argc: /exit-with-code.wasm a b → 42
-    expect((await tb.run(['run', '--rm', COMPONENT('exit-with-code'), 'a', 'b'])).code).toBe(42);
-    expect((await tb.run(['run', '--rm', COMPONENT('exit-with-code'), 'a', 'b', 'c', 'd', 'e', 'f', 'g'])).code).toBe(47);
+    expect((await s.tb.run(['run', '--rm', COMPONENT('exit-with-code'), 'a', 'b'])).code).toBe(42);
+    expect((await s.tb.run(['run', '--rm', COMPONENT('exit-with-code'), 'a', 'b', 'c', 'd', 'e', 'f', 'g'])).code).toBe(47);
   });
 
   it('reports a trap on stderr with status 134', async () => {
-    const r = await tb.run(['run', '--rm', COMPONENT('exitcode'), 'trap']);
+    const r = await s.tb.run(['run', '--rm', COMPONENT('exitcode'), 'trap']);
     expect(r.code).toBe(134);
     expect(r.stdout).toBe('about to trap\n');
     expect(r.stderr).toMatch(/^tugboat: wasm trap in \/exitcode\.wasm: .*unreachable/m);
   });
 
   it('ends with 143 on SIGTERM while the guest sleeps', async () => {
-    const r = await tb.run(['run', '--rm', COMPONENT('exitcode'), 'sleep', '60'], { signal: { name: 'SIGTERM', after: 'sleeping' } });
+    const r = await s.tb.run(['run', '--rm', COMPONENT('exitcode'), 'sleep', '60'], { signal: { name: 'SIGTERM', after: 'sleeping' } });
     expect(r.code).toBe(143);
   });
 
   it('reads and writes its root filesystem through the preopens', async () => {
-    const ls = await tb.run(['run', '--rm', COMPONENT('fileio'), 'ls', '/']);
+    const ls = await s.tb.run(['run', '--rm', COMPONENT('fileio'), 'ls', '/']);
     expect(ls.code).toBe(0);
     expect(ls.stdout.split('\n')).toContain('fileio.wasm');
-    const w = await tb.run(['run', '--rm', COMPONENT('fileio'), 'write', '/note.txt', 'hi']);
+    const w = await s.tb.run(['run', '--rm', COMPONENT('fileio'), 'write', '/note.txt', 'hi']);
     expect(w.stdout).toBe('wrote /note.txt\n');
     expect(w.code).toBe(0);
   });
 
   it('resolves relative paths against -w', async () => {
-    const r = await tb.run(['run', '--rm', '-w', '/tmp', COMPONENT('fileio'), 'write', 'rel.txt', 'x']);
+    const r = await s.tb.run(['run', '--rm', '-w', '/tmp', COMPONENT('fileio'), 'write', 'rel.txt', 'x']);
     expect(r.stdout).toBe('wrote rel.txt\n');
     expect(r.code).toBe(0);
   });
 
   it('reads and writes a -v volume, and a read-only one refuses writes', async () => {
-    writeFileSync(join(vol, 'in.txt'), 'from the host\n');
-    const r = await tb.run(['run', '--rm', '-v', `${vol}:/data`, COMPONENT('fileio'), 'read', '/data/in.txt']);
+    writeFileSync(join(s.vol, 'in.txt'), 'from the host\n');
+    const r = await s.tb.run(['run', '--rm', '-v', `${s.vol}:/data`, COMPONENT('fileio'), 'read', '/data/in.txt']);
     expect(r.stdout).toBe('from the host\n');
-    const w = await tb.run(['run', '--rm', '-v', `${vol}:/data`, COMPONENT('fileio'), 'write', '/data/out.txt', 'from the guest']);
+    const w = await s.tb.run(['run', '--rm', '-v', `${s.vol}:/data`, COMPONENT('fileio'), 'write', '/data/out.txt', 'from the guest']);
     expect(w.code).toBe(0);
-    expect(readFileSync(join(vol, 'out.txt'), 'utf8')).toBe('from the guest');
-    const ro = await tb.run(['run', '--rm', '-v', `${vol}:/data:ro`, COMPONENT('fileio'), 'write', '/data/ro.txt', 'x']);
+    expect(readFileSync(join(s.vol, 'out.txt'), 'utf8')).toBe('from the guest');
+    const ro = await s.tb.run(['run', '--rm', '-v', `${s.vol}:/data:ro`, COMPONENT('fileio'), 'write', '/data/ro.txt', 'x']);
     expect(ro.code).toBe(1);
   });
 
   it('cannot write into its transpile cache entry', async () => {
-    const entry = join(tb.root, 'components', cacheEntries()[0]!);
+    const entry = join(s.tb.root, 'components', cacheEntries()[0]!);
     const snapshot = () => readdirSync(entry).sort().map((f) => [f, readFileSync(join(entry, f)).toString('base64')]);
     const before = snapshot();
-    const ls = await tb.run(['run', '--rm', COMPONENT('fileio'), 'ls', '/.tugboat-component']);
+    const ls = await s.tb.run(['run', '--rm', COMPONENT('fileio'), 'ls', '/.tugboat-component']);
     expect(ls.stdout.split('\n')).toContain('component.mjs');
     for (const target of ['/.tugboat-component/component.mjs', '/.tugboat-component/new.mjs', '/.tugboat-component/component.core.wasm']) {
-      const r = await tb.run(['run', '--rm', COMPONENT('fileio'), 'write', target, 'pwned']);
+      const r = await s.tb.run(['run', '--rm', COMPONENT('fileio'), 'write', target, 'pwned']);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/Read-only file system/);
     }
-    const app = await tb.run(['run', '--rm', COMPONENT('fileio'), 'append', '/.tugboat-component/meta.json', 'x']);
+    const app = await s.tb.run(['run', '--rm', COMPONENT('fileio'), 'append', '/.tugboat-component/meta.json', 'x']);
     expect(app.code).toBe(1);
     expect(snapshot()).toEqual(before);
   });
 
   it('leaves no mounts or containers behind with --rm', async () => {
-    await tb.run(['run', '--rm', COMPONENT('hello')]);
-    expect(tb.mounts()).toEqual([]);
-    const ps = await tb.run(['ps', '--format', 'json']);
+    await s.tb.run(['run', '--rm', COMPONENT('hello')]);
+    expect(s.tb.mounts()).toEqual([]);
+    const ps = await s.tb.run(['ps', '--format', 'json']);
     expect(JSON.parse(ps.stdout)).toEqual([]);
   });
 });

@@ -6,6 +6,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll } from 'vitest';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURES = join(REPO, 'test', 'fixtures', 'out');
@@ -23,13 +24,14 @@ export interface Result {
 export interface RunOpts {
   input?: string;
   env?: NodeJS.ProcessEnv;
+  cwd?: string;
   /** Send this signal to tugboat once stdout contains `after`. */
   signal?: { name: NodeJS.Signals; after: string };
 }
 
 export function exec(cmd: string, args: string[], opts: RunOpts = {}): Promise<Result> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
     let stdout = '';
     let stderr = '';
     let signalled = false;
@@ -108,4 +110,29 @@ export class TugboatSandbox {
       .map((l) => l.split(' ')[4])
       .filter((m): m is string => m !== undefined && m.startsWith(this.root));
   }
+}
+
+export interface RunSandbox {
+  /** A private Tugboat root. */
+  tb: TugboatSandbox;
+  /** A host directory for volumes. */
+  vol: string;
+}
+
+/**
+ * The set-up of a `tugboat run` test file: a private root and a volume
+ * directory, made before its tests and removed (containers, mounts, files)
+ * after them, even on failure.
+ */
+export function useRunSandbox(): RunSandbox {
+  const s = {} as RunSandbox;
+  beforeAll(() => {
+    s.tb = new TugboatSandbox();
+    s.vol = mkdtempSync(join(tmpdir(), 'tugboat-vol-'));
+  });
+  afterAll(() => {
+    s.tb?.cleanup();
+    if (s.vol) rmSync(s.vol, { recursive: true, force: true });
+  });
+  return s;
 }

@@ -103,6 +103,49 @@ describe('tugboat as an OCI runtime (runc CLI)', () => {
     expect((await rt(['delete', '--force', id])).code).toBe(0);
   });
 
+  it('gives every guest of a container its io.tugboat.wasm.preopens directories, read-only ones by a read-only bind mount', async () => {
+    const bundle = makeBundle(join(work, 'pre'), { 'fileio.wasm': join(EXAMPLES, 'fileio.wasm'), 'exitcode.wasm': join(EXAMPLES, 'exitcode.wasm') }, ['/exitcode.wasm', 'sleep', '60']);
+    mkdirSync(join(bundle, 'rootfs', 'data'));
+    writeFileSync(join(bundle, 'rootfs', 'data', 'in.txt'), 'in the image\n');
+    const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+    spec.annotations = { 'io.tugboat.wasm.preopens': '/d=/data:ro,/w=/tmp' };
+    spec.mounts.push({ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev'] });
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+    const id = 'preopens';
+    const c = await rtDetached(['create', '--bundle', bundle, id]);
+    expect(c.code, c.stderr).toBe(0);
+    try {
+      expect((await rtDetached(['start', id])).code).toBe(0);
+      const r = await rt(['exec', id, '/fileio.wasm', 'read', '/d/in.txt']);
+      expect(r.stdout, r.stderr).toBe('in the image\n');
+      // Read-only for the kernel: under its preopen name and under its own path.
+      for (const path of ['/d/new.txt', '/data/new.txt']) {
+        const w = await rt(['exec', id, '/fileio.wasm', 'write', path, 'x']);
+        expect(w.code, path).toBe(1);
+        expect(w.stderr).toMatch(/(Read-only|read-only|EROFS)/i);
+      }
+      const t = await rt(['exec', id, '/fileio.wasm', 'write', '/w/scratch.txt', 'ok']);
+      expect(t.code, t.stderr).toBe(0);
+      expect(existsSync(join(bundle, 'rootfs', 'data', 'new.txt'))).toBe(false);
+    } finally {
+      expect((await rt(['delete', '--force', id])).code).toBe(0);
+    }
+  });
+
+  it('refuses a malformed io.tugboat.wasm.preopens at create: status 2, one line, nothing left behind', async () => {
+    const bundle = makeBundle(join(work, 'badpre'), { 'fileio.wasm': join(EXAMPLES, 'fileio.wasm') }, ['/fileio.wasm', 'ls', '/']);
+    const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+    spec.annotations = { 'io.tugboat.wasm.preopens': '/d=data' };
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+    const r = await rtDetached(['create', '--bundle', bundle, 'badpre']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('tugboat: annotation io.tugboat.wasm.preopens: container path "data" is not absolute in "/d=data" (expected GUEST=CONTAINER[:ro], both absolute, comma-separated)');
+    const last = readFileSync(join(work, 'log.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).at(-1);
+    expect(last).toMatchObject({ level: 'error', msg: expect.stringMatching(/io\.tugboat\.wasm\.preopens/) });
+    expect((await rt(['state', 'badpre'])).code).not.toBe(0);
+    expect(existsSync(join(state, 'bundles')) ? readdirSync(join(state, 'bundles')).flatMap((d) => readdirSync(join(state, 'bundles', d))) : []).toEqual([]);
+  });
+
   it('reports a malformed bundle config as one clear error, also in the JSON log', async () => {
     const bad = join(work, 'bad');
     mkdirSync(join(bad, 'rootfs'), { recursive: true });

@@ -1,6 +1,6 @@
 // `podman --runtime tugboat` (Debian's podman 4.3 with conmon), rootful, with
 // a private storage root, for a Wasm image and a busybox image.
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,5 +74,19 @@ describe('podman --runtime tugboat', () => {
     const b = await run(['--rm', '-v', `${vol}:/data`, BUSYBOX, 'sh', '-c', 'cat /data/in.txt /data/wasm.txt; echo; echo from busybox > /data/bb.txt']);
     expect(b.stdout).toBe('host\nfrom wasm\n');
     expect(readFileSync(join(vol, 'bb.txt'), 'utf8')).toBe('from busybox\n');
+  });
+
+  it('honours io.tugboat.wasm.preopens from --annotation, and refuses a malformed one at create', async () => {
+    writeFileSync(join(vol, 'pre.txt'), 'preopened\n');
+    const args = ['--rm', '-v', `${vol}:/data`, '--annotation', 'io.tugboat.wasm.preopens=/in=/data:ro', '--entrypoint', '/fileio.wasm', WASM];
+    const r = await run([...args, 'read', '/in/pre.txt']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('preopened\n');
+    const w = await run([...args, 'write', '/in/no.txt', 'x']);
+    expect(w.code).toBe(1);
+    expect(existsSync(join(vol, 'no.txt'))).toBe(false);
+    const bad = await run(['--rm', '--annotation', 'io.tugboat.wasm.preopens=/in', '--entrypoint', '/fileio.wasm', WASM, 'ls', '/']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/io\.tugboat\.wasm\.preopens: no "=" in "\/in"/);
   });
 });

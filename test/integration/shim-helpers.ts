@@ -1,10 +1,12 @@
 // Plumbing shared by the containerd-shim-tugboat-v1 integration tests: the
-// fixture images in a containerd namespace, and what a namespace leaves in
-// the host's cgroup tree and runc root.
+// fixture images in a containerd namespace, what a namespace leaves in the
+// host's cgroup tree and runc root, containerd's Tasks.Wait, and waiting for
+// a container's init to handle a signal.
+import * as grpc from '@grpc/grpc-js';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ExecResult } from './daemons/process.js';
+import { sleep, type ExecResult } from './daemons/process.js';
 import { FIXTURES } from './helpers.js';
 
 type Ctr = (args: string[]) => Promise<ExecResult>;
@@ -33,4 +35,50 @@ export function removeNamespaceDirs(ns: string): void {
       // absent, or still in use
     }
   }
+}
+
+/** The WASI host answers SIGTERM once it is up; until then, as pid 1 of its namespace, it ignores it. */
+export async function waitCatches(pid: number, sig: number): Promise<void> {
+  const bit = 1n << BigInt(sig - 1);
+  for (let i = 0; i < 300; i++) {
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (m && (BigInt(`0x${m[1]}`) & bit) !== 0n) return;
+    await sleep(50);
+  }
+  throw new Error(`pid ${pid} never installed a handler for signal ${sig}`);
+}
+
+/**
+ * containerd's Tasks.Wait over gRPC (ctr 1.6 has no `task wait`, and
+ * `ctr task attach` deletes the task once it has waited): resolves with the
+ * exit status containerd gets from the shim's Task.Wait.
+ */
+export function waitTask(address: string, namespace: string, id: string): Promise<number> {
+  const client = new grpc.Client(`unix:${address}`, grpc.credentials.createInsecure());
+  const md = new grpc.Metadata();
+  md.set('containerd-namespace', namespace);
+  return new Promise<number>((resolve, reject) => {
+    client.makeUnaryRequest(
+      '/containerd.services.tasks.v1.Tasks/Wait',
+      // WaitRequest{container_id = 1}; ids are < 128 bytes
+      (req: string) => Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(req)]), Buffer.from(req)]),
+      (buf: Buffer) => {
+        // WaitResponse{exit_status = 1 (uint32 varint), exited_at = 2}
+        let status = 0;
+        if (buf[0] === 0x08) for (let i = 1, shift = 0; i < buf.length; i++, shift += 7) {
+          status |= (buf[i]! & 0x7f) << shift;
+          if (!(buf[i]! & 0x80)) break;
+        }
+        return status;
+      },
+      id,
+      md,
+      { deadline: Date.now() + 60_000 },
+      (err, status) => {
+        client.close();
+        if (err || status === undefined) reject(err ?? new Error('no WaitResponse'));
+        else resolve(status);
+      },
+    );
+  });
 }

@@ -6,7 +6,6 @@
 // dies, the shim logs more than its log FIFO holds) is sorted out after it
 // is back. A private containerd and namespace; everything is torn down in
 // afterAll.
-import * as grpc from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +15,7 @@ import { TtrpcClient, callMethod } from '../../src/shim/ttrpc/index.js';
 import { CTR_BIN, startContainerd, type ContainerdHandle } from './daemons/containerd.js';
 import { isAlive, listProcesses, mountsUnder, shimSocketPath, sleep, withDescendants, type ExecResult } from './daemons/process.js';
 import { REPO } from './helpers.js';
-import { cgroupsLeft, importFixtureImages, removeNamespaceDirs } from './shim-helpers.js';
+import { cgroupsLeft, importFixtureImages, removeNamespaceDirs, waitCatches, waitTask as waitTaskIn } from './shim-helpers.js';
 
 const RT = 'io.containerd.tugboat.v1';
 // Per test process: runc's state (/run/containerd/runc/<ns>) and the cgroup parents are shared by every containerd on the host.
@@ -31,6 +30,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
   const savedRoot = process.env.TUGBOAT_ROOT;
 
   const ctr = (args: string[], timeoutMs?: number): Promise<ExecResult> => c!.ctr(['-n', NS, ...args], timeoutMs === undefined ? {} : { timeoutMs });
+  const waitTask = (id: string) => waitTaskIn(c!.address, NS, id);
   const bundleOf = (id: string) => join(c!.state, 'io.containerd.runtime.v2.task', NS, id);
   const shimsOf = (id: string) => listProcesses().filter((p) => p.argv.some((a) => a.endsWith('shim.mjs')) && p.argv.includes(c!.address) && p.argv.includes(id));
 
@@ -84,55 +84,6 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
       await sleep(100);
     }
     throw new Error(`task ${id} never ${what} (last: ${JSON.stringify(row)})`);
-  }
-
-  /** The WASI host answers SIGTERM once it is up; until then, as pid 1 of its namespace, it ignores it. */
-  async function waitCatches(pid: number, sig: number) {
-    const bit = 1n << BigInt(sig - 1);
-    for (let i = 0; i < 300; i++) {
-      const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      if (m && (BigInt(`0x${m[1]}`) & bit) !== 0n) return;
-      await sleep(50);
-    }
-    throw new Error(`pid ${pid} never installed a handler for signal ${sig}`);
-  }
-
-  /**
-   * containerd's Tasks.Wait over gRPC (ctr 1.6 has no `task wait`, and
-   * `ctr task attach` deletes the task once it has waited): resolves with the
-   * exit status containerd gets from the shim's Task.Wait.
-   */
-  function waitTask(id: string): Promise<number> {
-    const str = (field: number, v: string) => {
-      const b = Buffer.from(v);
-      return Buffer.concat([Buffer.from([(field << 3) | 2, b.length]), b]); // ids are < 128 bytes
-    };
-    const client = new grpc.Client(`unix:${c!.address}`, grpc.credentials.createInsecure());
-    const md = new grpc.Metadata();
-    md.set('containerd-namespace', NS);
-    return new Promise<number>((resolve, reject) => {
-      client.makeUnaryRequest(
-        '/containerd.services.tasks.v1.Tasks/Wait',
-        (req: { id: string }) => str(1, req.id),
-        (buf: Buffer) => {
-          // WaitResponse{exit_status = 1 (uint32 varint), exited_at = 2}
-          let status = 0;
-          if (buf[0] === 0x08) for (let i = 1, shift = 0; i < buf.length; i++, shift += 7) {
-            status |= (buf[i]! & 0x7f) << shift;
-            if (!(buf[i]! & 0x80)) break;
-          }
-          return status;
-        },
-        { id },
-        md,
-        { deadline: Date.now() + 60_000 },
-        (err, status) => {
-          client.close();
-          if (err || status === undefined) reject(err ?? new Error('no WaitResponse'));
-          else resolve(status);
-        },
-      );
-    });
   }
 
   /** Collects `ctr events` lines while it runs. */

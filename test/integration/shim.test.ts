@@ -96,6 +96,28 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
     expect(trap.stderr).toContain('wasm trap');
   });
 
+  it('honours io.tugboat.wasm.preopens from ctr --annotation (read-only by bind mount) and refuses a malformed one', async () => {
+    const vol = join(tmp, 'pre-vol');
+    mkdirSync(vol);
+    writeFileSync(join(vol, 'in.txt'), 'preopened\n');
+    const opts = ['--platform', 'wasi/wasm', '--mount', `type=bind,src=${vol},dst=/mnt/in,options=rbind:rw`];
+    const r = await run('w-pre', WASM('fileio'), ['/fileio.wasm', 'read', '/in/in.txt'], [...opts, '--annotation', 'io.tugboat.wasm.preopens=/in=/mnt/in:ro']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('preopened\n');
+    const w = await run('w-pre-ro', WASM('fileio'), ['/fileio.wasm', 'write', '/in/no.txt', 'x'], [...opts, '--annotation', 'io.tugboat.wasm.preopens=/in=/mnt/in:ro']);
+    expect(w.code).toBe(1);
+    expect(w.stderr).toMatch(/(Read-only|read-only|EROFS)/i);
+    expect(existsSync(join(vol, 'no.txt'))).toBe(false);
+    const rw = await run('w-pre-rw', WASM('fileio'), ['/fileio.wasm', 'write', '/out/yes.txt', 'y'], [...opts, '--annotation', 'io.tugboat.wasm.preopens=/out=/mnt/in']);
+    expect(rw.code, rw.stderr).toBe(0);
+    expect(readFileSync(join(vol, 'yes.txt'), 'utf8')).toBe('y');
+    // Bad syntax: containerd gets INVALID_ARGUMENT at Create, and ctr shows the one line.
+    const bad = await run('w-pre-bad', WASM('fileio'), ['/fileio.wasm', 'ls', '/'], ['--platform', 'wasi/wasm', '--annotation', 'io.tugboat.wasm.preopens=in=/x']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/guest path "in" is not absolute.*invalid argument/);
+    expect((await c.ctr(['tasks', 'ls', '-q'])).stdout).not.toContain('w-pre');
+  });
+
   it('runs a Linux image through the same shim, with real pipes as stdio', async () => {
     const r = await run('l-echo', BUSYBOX, ['sh', '-c', 'echo hi; echo via-dev-stdout > /dev/stdout; echo err >&2; exit 7']);
     expect(r.stdout).toBe('hi\nvia-dev-stdout\n');

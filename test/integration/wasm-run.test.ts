@@ -1,25 +1,15 @@
 // `tugboat run` of Wasm images under real runc: what reaches the guest, what
 // comes back out, and exit statuses.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, TugboatSandbox, WASM } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { FIXTURES, REPO, useRunSandbox, WASM } from './helpers.js';
 
 describe('tugboat run: Wasm images', () => {
-  let tb: TugboatSandbox;
-  let vol: string;
-  beforeAll(() => {
-    tb = new TugboatSandbox();
-    vol = mkdtempSync(join(tmpdir(), 'tugboat-vol-'));
-  });
-  afterAll(() => {
-    tb.cleanup();
-    rmSync(vol, { recursive: true, force: true });
-  });
+  const s = useRunSandbox();
 
   it('passes stdout, stderr, args and env to the guest', async () => {
-    const r = await tb.run(['run', '--rm', '-e', 'GREETING=ahoy', WASM('hello'), 'one', 'two words']);
+    const r = await s.tb.run(['run', '--rm', '-e', 'GREETING=ahoy', WASM('hello'), 'one', 'two words']);
     expect(r.stderr).toBe('stderr: hello\n');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('hello from wasm\n');
@@ -29,85 +19,144 @@ describe('tugboat run: Wasm images', () => {
     expect(r.stdout).not.toMatch(/TUGBOAT_GUEST|NODE_/);
   });
 
+  it("gives a WASI guest exactly the image's Env plus -e (no default PATH, which is a Linux process's)", async () => {
+    const r = await s.tb.run(['run', '--rm', '-e', 'ONLY=this', WASM('hello')]);
+    expect(r.code, r.stderr).toBe(0);
+    // The fixture image sets no Env: -e is all the guest sees.
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('env: '))).toEqual(['env: ONLY=this']);
+    const p = await s.tb.run(['run', '--rm', '-e', 'PATH=/mine', WASM('hello')]);
+    expect(p.stdout).toContain('env: PATH=/mine\n');
+  });
+
+  it('resolves a relative --kit or TUGBOAT_KIT once, before runc sees it', async () => {
+    const flag = await s.tb.run(['--kit', 'build/kit', 'run', '--rm', WASM('hello')], { cwd: REPO });
+    expect(flag.code, flag.stderr).toBe(0);
+    expect(flag.stdout).toContain('hello from wasm\n');
+    const env = await s.tb.run(['run', '--rm', WASM('hello')], { cwd: join(REPO, 'build'), env: { TUGBOAT_KIT: './kit' } });
+    expect(env.code, env.stderr).toBe(0);
+    const missing = await s.tb.run(['--kit', 'no/such/kit', 'run', '--rm', WASM('hello')], { cwd: REPO });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim()).toBe(`tugboat: runtime kit not found at ${join(REPO, 'no/such/kit')} (run "make build", or set TUGBOAT_KIT)`);
+  });
+
   it('reads variables from --env-file', async () => {
-    const file = join(vol, 'env.list');
+    const file = join(s.vol, 'env.list');
     writeFileSync(file, '# comment\nFROM_FILE=yes\n\nOTHER=two\n');
-    const r = await tb.run(['run', '--rm', '--env-file', file, WASM('hello')]);
+    const r = await s.tb.run(['run', '--rm', '--env-file', file, WASM('hello')]);
     expect(r.stdout).toContain('env: FROM_FILE=yes\n');
     expect(r.stdout).toContain('env: OTHER=two\n');
   });
 
   it('resolves relative paths against the working directory (-w)', async () => {
-    const r = await tb.run(['run', '--rm', '-w', '/tmp', WASM('fileio'), 'write', 'rel.txt', 'in tmp']);
+    const r = await s.tb.run(['run', '--rm', '-w', '/tmp', WASM('fileio'), 'write', 'rel.txt', 'in tmp']);
     expect(r.stdout).toBe('wrote rel.txt\n');
     expect(r.code).toBe(0);
-    const c = await tb.run(['run', '--rm', '-w', '/tmp', '--entrypoint', '/fileio.wasm', WASM('fileio'), 'write', 'rel.txt', 'x']);
+    const c = await s.tb.run(['run', '--rm', '-w', '/tmp', '--entrypoint', '/fileio.wasm', WASM('fileio'), 'write', 'rel.txt', 'x']);
     expect(c.code).toBe(0);
   });
 
   it('reads and writes files in its own root filesystem', async () => {
-    const r = await tb.run(['run', '--rm', WASM('fileio'), 'ls', '/']);
+    const r = await s.tb.run(['run', '--rm', WASM('fileio'), 'ls', '/']);
     expect(r.code).toBe(0);
     expect(r.stdout.split('\n')).toContain('fileio.wasm');
-    const w = await tb.run(['run', '--rm', WASM('fileio'), 'write', '/note.txt', 'hi']);
+    const w = await s.tb.run(['run', '--rm', WASM('fileio'), 'write', '/note.txt', 'hi']);
     expect(w.code).toBe(0);
     expect(w.stdout).toBe('wrote /note.txt\n');
   });
 
   it('reads and writes a -v volume', async () => {
-    writeFileSync(join(vol, 'in.txt'), 'from the host\n');
-    const r = await tb.run(['run', '--rm', '-v', `${vol}:/data`, WASM('fileio'), 'read', '/data/in.txt']);
+    writeFileSync(join(s.vol, 'in.txt'), 'from the host\n');
+    const r = await s.tb.run(['run', '--rm', '-v', `${s.vol}:/data`, WASM('fileio'), 'read', '/data/in.txt']);
     expect(r.stdout).toBe('from the host\n');
-    const w = await tb.run(['run', '--rm', '-v', `${vol}:/data`, WASM('fileio'), 'write', '/data/out.txt', 'from the guest']);
+    const w = await s.tb.run(['run', '--rm', '-v', `${s.vol}:/data`, WASM('fileio'), 'write', '/data/out.txt', 'from the guest']);
     expect(w.code).toBe(0);
-    expect(readFileSync(join(vol, 'out.txt'), 'utf8')).toBe('from the guest');
+    expect(readFileSync(join(s.vol, 'out.txt'), 'utf8')).toBe('from the guest');
   });
 
   it('refuses writes to a read-only volume', async () => {
-    const r = await tb.run(['run', '--rm', '-v', `${vol}:/data:ro`, WASM('fileio'), 'write', '/data/ro.txt', 'x']);
+    const r = await s.tb.run(['run', '--rm', '-v', `${s.vol}:/data:ro`, WASM('fileio'), 'write', '/data/ro.txt', 'x']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/fileio: \/data\/ro.txt: .*(Read-only|read-only|EROFS|not permitted|Permission)/i);
   });
 
   it.each([0, 3, 42, 255])('passes guest exit code %i through', async (code) => {
-    const r = await tb.run(['run', '--rm', WASM('exitcode'), String(code)]);
+    const r = await s.tb.run(['run', '--rm', WASM('exitcode'), String(code)]);
     expect(r.code).toBe(code);
   });
 
   it('reports a trap on stderr with status 134', async () => {
-    const r = await tb.run(['run', '--rm', WASM('exitcode'), 'trap']);
+    const r = await s.tb.run(['run', '--rm', WASM('exitcode'), 'trap']);
     expect(r.code).toBe(134);
     expect(r.stdout).toBe('about to trap\n');
     expect(r.stderr).toMatch(/^tugboat: wasm trap in \/exitcode\.wasm: unreachable/m);
   });
 
   it('ends with 143 on SIGTERM', async () => {
-    const r = await tb.run(['run', '--rm', WASM('exitcode'), 'sleep', '60'], { signal: { name: 'SIGTERM', after: 'sleeping' } });
+    const r = await s.tb.run(['run', '--rm', WASM('exitcode'), 'sleep', '60'], { signal: { name: 'SIGTERM', after: 'sleeping' } });
     expect(r.code).toBe(143);
   });
 
   it('ends with 137 when it exceeds --memory', async () => {
-    const r = await tb.run(['run', '--rm', '--memory', '96m', WASM('exitcode'), 'alloc', '400']);
+    const r = await s.tb.run(['run', '--rm', '--memory', '96m', WASM('exitcode'), 'alloc', '400']);
     expect(r.code).toBe(137);
     expect(r.stdout).not.toContain('allocated');
   });
 
   it('runs with --network none: only a loopback interface', async () => {
-    const r = await tb.run(['run', '--rm', '--network', 'none', WASM('fileio'), 'ls', '/sys/class/net']);
+    const r = await s.tb.run(['run', '--rm', '--network', 'none', WASM('fileio'), 'ls', '/sys/class/net']);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('lo\n');
   });
 
   it('runs the CNCF Wasm artifact form', async () => {
-    const r = await tb.run(['run', '--rm', `oci:${join(FIXTURES, 'artifact')}:hello`]);
+    const r = await s.tb.run(['run', '--rm', `oci:${join(FIXTURES, 'artifact')}:hello`]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('hello from wasm');
   });
 
   it('leaves no mounts or containers behind with --rm', async () => {
-    await tb.run(['run', '--rm', WASM('hello')]);
-    expect(tb.mounts()).toEqual([]);
-    const ps = await tb.run(['ps', '--format', 'json']);
+    await s.tb.run(['run', '--rm', WASM('hello')]);
+    expect(s.tb.mounts()).toEqual([]);
+    const ps = await s.tb.run(['ps', '--format', 'json']);
     expect(JSON.parse(ps.stdout)).toEqual([]);
+  });
+
+  describe('io.tugboat.wasm.preopens', () => {
+    const preopens = (value: string) => ['--annotation', `io.tugboat.wasm.preopens=${value}`];
+
+    it('maps a container directory into the guest under another name', async () => {
+      mkdirSync(join(s.vol, 'pre'), { recursive: true });
+      writeFileSync(join(s.vol, 'pre', 'in.txt'), 'preopened\n');
+      const r = await s.tb.run(['run', '--rm', '-v', `${join(s.vol, 'pre')}:/mnt/in`, ...preopens('/in=/mnt/in'), WASM('fileio'), 'read', '/in/in.txt']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe('preopened\n');
+      const w = await s.tb.run(['run', '--rm', '-v', `${join(s.vol, 'pre')}:/mnt/in`, ...preopens('/out=/mnt/in'), WASM('fileio'), 'write', '/out/rw.txt', 'written']);
+      expect(w.code, w.stderr).toBe(0);
+      expect(readFileSync(join(s.vol, 'pre', 'rw.txt'), 'utf8')).toBe('written');
+    });
+
+    it('makes a :ro preopen read-only for the kernel, not only for node:wasi', async () => {
+      mkdirSync(join(s.vol, 'ro'), { recursive: true });
+      writeFileSync(join(s.vol, 'ro', 'in.txt'), 'read me\n');
+      const args = ['run', '--rm', '-v', `${join(s.vol, 'ro')}:/mnt/in`, ...preopens('/in=/mnt/in:ro'), WASM('fileio')];
+      const r = await s.tb.run([...args, 'read', '/in/in.txt']);
+      expect(r.stdout).toBe('read me\n');
+      const w = await s.tb.run([...args, 'write', '/in/new.txt', 'x']);
+      expect(w.code).toBe(1);
+      expect(w.stderr).toMatch(/fileio: \/in\/new.txt: .*(Read-only|read-only|EROFS)/i);
+      expect(existsSync(join(s.vol, 'ro', 'new.txt'))).toBe(false);
+    });
+
+    it.each([
+      ['/in', /io\.tugboat\.wasm\.preopens: no "=" in "\/in"/],
+      ['/in=relative', /container path "relative" is not absolute/],
+      ['/in=/no/such/dir', /\/no\/such\/dir is not a directory in the container/],
+    ])('refuses %j at create with one line and status 2', async (value, message) => {
+      const r = await s.tb.run(['run', '--rm', ...preopens(value), WASM('fileio'), 'ls', '/']);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stdout).toBe('');
+    });
   });
 });

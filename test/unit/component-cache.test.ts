@@ -11,11 +11,11 @@ import {
   COMPONENT_MOUNT_POINT,
   componentRewriteOptions,
   ensureTranspiled,
-  findComponent,
   worldOf,
 } from '../../src/linux-runtime/component-cache.js';
 import type { Kit } from '../../src/linux-runtime/kit.js';
 import { worldItems } from '../../src/oci/component-wit.js';
+import { detectWorkload } from '../../src/oci/detect.js';
 import { rewriteSpecForWasm, WORKLOAD_ANNOTATION } from '../../src/linux-runtime/wasm-bundle.js';
 import type { Spec } from '../../src/oci/runtime-spec.js';
 import { decodeGuestConfig, encodeGuestConfig } from '../../src/wasi-host/guest-config.js';
@@ -91,24 +91,25 @@ describe('component transpile cache', () => {
     await expect(ensureTranspiled(bad, join(dir, 'cache5'))).rejects.toMatchObject({ exitCode: 126 });
   });
 
-  it('finds a component entrypoint in a root filesystem, not a module', async () => {
+  it('detection tells a component entrypoint from a module, even when the image platform decided', async () => {
     const rootfs = join(dir, 'rootfs');
     mkdirSync(join(rootfs, 'bin'), { recursive: true });
     writeFileSync(join(rootfs, 'bin', 'app.wasm'), readFileSync(component));
     writeFileSync(join(rootfs, 'mod.wasm'), Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]));
-    const spec = (args: string[]): Spec => ({ ociVersion: '1.0.2', process: { args, env: ['PATH=/bin'], cwd: '/' } }) as Spec;
-    expect(findComponent(rootfs, spec(['app.wasm']))).toEqual({ hostPath: join(rootfs, 'bin', 'app.wasm'), containerPath: '/bin/app.wasm' });
-    expect(findComponent(rootfs, spec(['/mod.wasm']))).toBeUndefined();
-    expect(findComponent(rootfs, spec(['/missing.wasm']))).toBeUndefined();
-    expect(await componentRewriteOptions(rootfs, spec(['/mod.wasm']), join(dir, 'cache6'))).toEqual({});
-    const opts = await componentRewriteOptions(rootfs, spec(['app.wasm']), join(dir, 'cache6'));
+    const image = { platform: { os: 'wasip2', architecture: 'wasm' } };
+    expect(detectWorkload({ args: ['app.wasm'], env: ['PATH=/bin'], rootfs, image })).toEqual({ kind: 'wasm-component', reason: 'image platform wasip2/wasm', entrypoint: '/bin/app.wasm' });
+    expect(detectWorkload({ args: ['/mod.wasm'], env: [], rootfs, image })).toMatchObject({ kind: 'wasm-module', entrypoint: '/mod.wasm' });
+    expect(detectWorkload({ args: ['/missing.wasm'], env: [], rootfs, image })).toEqual({ kind: 'wasm-module', reason: 'image platform wasip2/wasm' });
+  });
+
+  it('gives the rewrite the cache entry and the HTTP port', async () => {
+    const cache = join(dir, 'cache6');
+    const opts = await componentRewriteOptions(component, '/bin/app.wasm', cache, {});
     expect(opts.component).toMatchObject({ dir: COMPONENT_MOUNT_POINT, entry: COMPONENT_ENTRY, world: 'command' });
-    expect(opts.component?.source).toMatch(new RegExp(`^${join(dir, 'cache6')}/[0-9a-f]{64}$`));
-    expect(opts.component?.port).toBeUndefined();
-    const annotated = { ...spec(['app.wasm']), annotations: { 'io.tugboat.http.port': '9090' } };
-    expect((await componentRewriteOptions(rootfs, annotated, join(dir, 'cache6'))).component?.port).toBe(9090);
-    const bad = { ...spec(['app.wasm']), annotations: { 'io.tugboat.http.port': '70000' } };
-    expect((await componentRewriteOptions(rootfs, bad, join(dir, 'cache6'))).component?.port).toBeUndefined();
+    expect(opts.component.source).toMatch(new RegExp(`^${cache}/[0-9a-f]{64}$`));
+    expect(opts.component.port).toBeUndefined();
+    expect((await componentRewriteOptions(component, '/c.wasm', cache, { 'io.tugboat.http.port': '9090' })).component.port).toBe(9090);
+    expect((await componentRewriteOptions(component, '/c.wasm', cache, { 'io.tugboat.http.port': '70000' })).component.port).toBeUndefined();
   });
 });
 
@@ -132,17 +133,23 @@ describe('wasm bundle rewrite for components', () => {
   const component = { source: '/var/lib/tugboat/components/abc', dir: COMPONENT_MOUNT_POINT, entry: COMPONENT_ENTRY, world: 'command' as const };
 
   it('mounts the cache entry read-only and tells the host about it', () => {
-    const out = rewriteSpecForWasm(base(), kit, undefined, { component });
+    const out = rewriteSpecForWasm(base(), kit, { component, module: '/app.wasm' });
     expect(out.mounts?.at(-1)).toEqual({ destination: COMPONENT_MOUNT_POINT, type: 'bind', source: component.source, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
     expect(out.annotations?.[WORKLOAD_ANNOTATION]).toBe('wasm-component');
     const guest = decodeGuestConfig(out.process!.env![0]!.replace(/^TUGBOAT_GUEST=/, ''));
-    expect(guest).toEqual({ args: ['/app.wasm', 'x'], env: ['A=1'], component: { dir: COMPONENT_MOUNT_POINT, entry: COMPONENT_ENTRY, world: 'command' } });
+    expect(guest).toEqual({
+      args: ['/app.wasm', 'x'],
+      module: '/app.wasm',
+      env: ['A=1'],
+      preopens: [{ guest: '/', path: '/' }],
+      component: { dir: COMPONENT_MOUNT_POINT, entry: COMPONENT_ENTRY, world: 'command' },
+    });
   });
 
   it('is idempotent about the component mount and unchanged without options', () => {
-    const twice = rewriteSpecForWasm(rewriteSpecForWasm(base(), kit, undefined, { component }), kit, undefined, { component });
+    const twice = rewriteSpecForWasm(rewriteSpecForWasm(base(), kit, { component }), kit, { component });
     expect(twice.mounts?.filter((m) => m.destination === COMPONENT_MOUNT_POINT)).toHaveLength(1);
-    expect(rewriteSpecForWasm(base(), kit)).toEqual(rewriteSpecForWasm(base(), kit, undefined, {}));
+    expect(rewriteSpecForWasm(base(), kit)).toEqual(rewriteSpecForWasm(base(), kit, {}));
     expect(rewriteSpecForWasm(base(), kit).annotations?.[WORKLOAD_ANNOTATION]).toBe('wasm-module');
   });
 

@@ -67,7 +67,9 @@ describe('component host', () => {
   it('preopens the root and the working directory, as for preview1', () => {
     expect(componentPreopens({ args: ['a'], env: [] }, '/')).toEqual({ '/': '/' });
     expect(componentPreopens({ args: ['a'], env: [] }, '/w')).toEqual({ '/': '/', '.': '/w' });
-    expect(componentPreopens({ args: ['a'], env: [], preopens: { '/x': '/y' } }, '/w')).toEqual({ '/x': '/y' });
+    const preopens = [{ guest: '/', path: '/' }, { guest: '/x', path: '/y', readonly: true }, { guest: '.', path: '/w' }];
+    expect(componentPreopens({ args: ['a'], env: [], preopens }, '/other')).toEqual({ '/': '/', '/x': '/y', '.': '/w' });
+    expect(Object.keys(componentPreopens({ args: ['a'], env: [], preopens }, '/other'))).toEqual(['/', '/x', '.']);
   });
 
   it('runs a transpiled component with its own args; exit-with-code ends it with the code', async () => {

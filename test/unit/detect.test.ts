@@ -58,9 +58,9 @@ describe('detectWorkload', () => {
   });
 
   it('sniffs the entrypoint bytes', () => {
-    expect(detectWorkload({ args: ['/app.wasm'], env: [], rootfs: root })).toMatchObject({ kind: 'wasm-module', modulePath: '/app.wasm' });
+    expect(detectWorkload({ args: ['/app.wasm'], env: [], rootfs: root })).toMatchObject({ kind: 'wasm-module', entrypoint: '/app.wasm' });
     expect(detectWorkload({ args: ['/comp.wasm'], env: [], rootfs: root }).kind).toBe('wasm-component');
-    expect(detectWorkload({ args: ['tool'], env: ['PATH=/bin'], rootfs: root })).toMatchObject({ kind: 'wasm-module', modulePath: '/bin/tool' });
+    expect(detectWorkload({ args: ['tool'], env: ['PATH=/bin'], rootfs: root })).toMatchObject({ kind: 'wasm-module', entrypoint: '/bin/tool' });
     expect(detectWorkload({ args: ['busybox'], env: ['PATH=/bin'], rootfs: root }).reason).toMatch(/ELF/);
     expect(detectWorkload({ args: ['/bin/script'], env: [], rootfs: root }).reason).toMatch(/script/);
   });
@@ -74,6 +74,14 @@ describe('detectWorkload', () => {
   it('falls back to linux', () => {
     expect(detectWorkload({ args: ['/missing'], env: [], rootfs: root }).kind).toBe('linux');
     expect(detectWorkload({ args: [], env: [] }).kind).toBe('linux');
+  });
+
+  it('resolves the entrypoint once, for every rule, against the working directory', () => {
+    // Decided by annotation or platform, the module is still located (and told from a component).
+    expect(detectWorkload({ args: ['tool'], env: ['PATH=/bin'], rootfs: root, annotations: { 'run.oci.handler': 'wasm' } })).toEqual({ kind: 'wasm-module', reason: 'annotation run.oci.handler=wasm', entrypoint: '/bin/tool' });
+    expect(detectWorkload({ args: ['/comp.wasm'], env: [], rootfs: root, image: { platform: { os: 'wasi', architecture: 'wasm' } } }).kind).toBe('wasm-component');
+    expect(detectWorkload({ args: ['./tool'], env: [], cwd: '/bin', rootfs: root })).toMatchObject({ kind: 'wasm-module', entrypoint: '/bin/tool' });
+    expect(detectWorkload({ args: ['busybox'], env: [], rootfs: root })).toMatchObject({ kind: 'linux', entrypoint: '/bin/busybox' });
   });
 
   it('finds entrypoints through PATH like execvp', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeGuestConfig } from '../../src/wasi-host/guest-config.js';
 import { hostArgv, KIT_MOUNT_POINT, type Kit } from '../../src/linux-runtime/kit.js';
-import { runcErrorMessage } from '../../src/linux-runtime/runc.js';
+import { exitStatus, runcErrorKind, runcErrorMessage } from '../../src/linux-runtime/runc.js';
 import { withMemoryLimit, withNetwork, withVolumes } from '../../src/linux-runtime/spec-edits.js';
 import { rewriteSpecForWasm, WORKLOAD_ANNOTATION } from '../../src/linux-runtime/wasm-bundle.js';
 import type { Spec } from '../../src/oci/runtime-spec.js';
@@ -38,7 +38,7 @@ describe('wasm bundle rewrite', () => {
     const out = rewriteSpecForWasm(baseSpec(), kit);
     expect(out.process?.env).toHaveLength(1);
     const guest = decodeGuestConfig(out.process!.env![0]!.replace(/^TUGBOAT_GUEST=/, ''));
-    expect(guest).toEqual({ args: ['/app.wasm', 'x'], env: ['PATH=/bin', 'NODE_OPTIONS=--inspect'] });
+    expect(guest).toEqual({ args: ['/app.wasm', 'x'], env: ['PATH=/bin', 'NODE_OPTIONS=--inspect'], preopens: [{ guest: '/', path: '/' }, { guest: '.', path: '/w' }] });
   });
 
   it('is idempotent about the kit mount', () => {
@@ -74,5 +74,17 @@ describe('runc error messages', () => {
   it('falls back to the last line', () => {
     expect(runcErrorMessage('plain failure\n')).toBe('plain failure');
     expect(runcErrorMessage('')).toBe('runc failed without a message');
+  });
+  it('types what runc says: NotFound, AlreadyExists, else Internal', () => {
+    expect(runcErrorKind('container "a" does not exist')).toBe('NotFound');
+    expect(runcErrorKind('container with id exists: a')).toBe('Internal');
+    expect(runcErrorKind('container "a" already exists')).toBe('AlreadyExists');
+    expect(runcErrorKind('exec: "x": executable file not found in $PATH')).toBe('Internal');
+  });
+  it('turns a signal into a status one way: 128+N', () => {
+    expect(exitStatus(3, null)).toBe(3);
+    expect(exitStatus(null, 'SIGKILL')).toBe(137);
+    expect(exitStatus(null, 'SIGTERM')).toBe(143);
+    expect(exitStatus(null, 'SIGINT')).toBe(130);
   });
 });

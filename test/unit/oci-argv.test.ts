@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
-import { flagValue, hasFlag, parseGlobals, parseOciCommand, runcArgv } from '../../src/cli/oci/argv.js';
-import { checkContainerId, derivedBundleDir } from '../../src/cli/oci/derived-bundle.js';
+import { checkContainerId, flagValue, hasFlag, parseGlobals, parseOciCommand, runcArgv } from '../../src/cli/oci/argv.js';
 import { isOciInvocation } from '../../src/cli/oci/commands.js';
 
 // go-runc's order: globals, command, command flags, id.
@@ -67,20 +66,10 @@ describe('runc argv parsing', () => {
   });
 });
 
-describe('derived bundles', () => {
+describe('container ids', () => {
   it('validates ids like runc and refuses traversal', () => {
     expect(checkContainerId('a-b_c.d+e', 'create')).toBe('a-b_c.d+e');
     for (const bad of ['', '..', '.', '../x', 'a/b', 'a b']) expect(() => checkContainerId(bad, 'create')).toThrow(UsageError);
     expect(() => checkContainerId(undefined, 'create')).toThrow(/cannot be empty/);
-  });
-
-  it('keys derived bundles by runc root and id', () => {
-    process.env.TUGBOAT_STATE = '/st';
-    try {
-      expect(derivedBundleDir('/var/run/docker/runtime-runc/moby', 'abc')).toBe('/st/bundles/%var%run%docker%runtime-runc%moby/abc');
-      expect(derivedBundleDir(undefined, 'abc')).toBe('/st/bundles/%run%runc/abc');
-    } finally {
-      delete process.env.TUGBOAT_STATE;
-    }
   });
 });

@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { groupingKey, socketAddress } from '../../src/shim/address.js';
 import { parseShimFlags } from '../../src/shim/flags.js';
 import { mountArgv } from '../../src/shim/rootfs.js';
-import { lastRuntimeError } from '../../src/shim/runc-process.js';
-import { decodeWaitStatus } from '../../src/shim/sys.js';
+import { lastRuntimeError } from '../../src/linux-runtime/runc.js';
+import { decodeWaitStatus } from '../../src/linux-runtime/sys.js';
 
 describe('parseShimFlags', () => {
   it('parses containerd 1.6 start and delete invocations', () => {

@@ -1,6 +1,7 @@
 // The shim's pieces that need no runc: the ordered event publisher against a
 // fake containerd Events service, the reaper with a fake waitpid, and the
 // Task service's error answers over real ttrpc.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,9 +18,9 @@ import {
 } from '../../src/shim/proto/index.js';
 import { setLogLevel } from '../../src/log.js';
 import { Publisher } from '../../src/shim/publisher.js';
-import { Reaper } from '../../src/shim/reaper.js';
+import { Reaper } from '../../src/linux-runtime/reaper.js';
 import { registerTaskService } from '../../src/shim/service.js';
-import type { WaitResult } from '../../src/shim/sys.js';
+import type { WaitResult } from '../../src/linux-runtime/sys.js';
 import { TaskManager } from '../../src/shim/task-manager.js';
 import { Code, TtrpcClient, TtrpcError, TtrpcServer, callMethod, registerService } from '../../src/shim/ttrpc/index.js';
 
@@ -114,7 +115,8 @@ describe('Reaper', () => {
 describe('Task service errors', () => {
   async function shim(): Promise<{ client: TtrpcClient; tasks: TaskManager; shutdowns: () => number }> {
     const events = { publish: () => undefined };
-    const tasks = new TaskManager({ namespace: 'default', events, reaper: new Reaper(() => ({ state: 'running' }), 60_000) });
+    const settings = { kitDir: join(dir, 'no-kit'), componentCacheDir: join(dir, 'components') };
+    const tasks = new TaskManager({ namespace: 'default', events, settings, runcBinary: '/bin/false', reaper: new Reaper(() => ({ state: 'running' }), 60_000) });
     const server = new TtrpcServer();
     let shutdowns = 0;
     registerTaskService(server, tasks, { shutdown: () => shutdowns++ });
@@ -157,6 +159,39 @@ describe('Task service errors', () => {
     // a failed Create leaves nothing registered
     await expect(callMethod(client, Task.method.create, { id: 'x', bundle: join(dir, 'missing') })).rejects.toMatchObject({ code: Code.UNKNOWN });
     await expect(callMethod(client, Task.method.state, { id: 'x' })).rejects.toMatchObject({ code: Code.NOT_FOUND });
+  });
+
+  /** A bundle whose entrypoint is a Wasm module, so that Create reaches the Wasm engine. */
+  function wasmBundle(name: string, config: object = {}): string {
+    const b = join(dir, name);
+    mkdirSync(join(b, 'rootfs'), { recursive: true });
+    writeFileSync(join(b, 'rootfs', 'app.wasm'), Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]));
+    writeFileSync(join(b, 'config.json'), JSON.stringify({ ociVersion: '1.0.2', root: { path: 'rootfs' }, process: { args: ['/app.wasm'], cwd: '/', user: { uid: 0, gid: 0 } }, ...config }));
+    return b;
+  }
+
+  it('maps domain errors to the codes containerd expects, once', async () => {
+    const { client } = await shim();
+    // A bad config.json is the caller's mistake, not UNKNOWN.
+    const bad = join(dir, 'bad');
+    mkdirSync(bad);
+    writeFileSync(join(bad, 'config.json'), '{ nope');
+    await expect(callMethod(client, Task.method.create, { id: 'a', bundle: bad })).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, message: expect.stringMatching(/config\.json is not valid JSON/) });
+    // So is a malformed preopens annotation.
+    const pre = wasmBundle('pre', { annotations: { 'io.tugboat.wasm.preopens': '/data=relative' } });
+    await expect(callMethod(client, Task.method.create, { id: 'b', bundle: pre })).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, message: expect.stringMatching(/io\.tugboat\.wasm\.preopens: container path "relative" is not absolute/) });
+    // An isolation level nobody offers.
+    const iso = wasmBundle('iso', { annotations: { 'io.tugboat.isolation': 'vm' } });
+    await expect(callMethod(client, Task.method.create, { id: 'c', bundle: iso })).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, message: expect.stringMatching(/unknown isolation level "vm"/) });
+    // A missing runtime kit is a set-up problem of the host.
+    await expect(callMethod(client, Task.method.create, { id: 'd', bundle: wasmBundle('nokit') })).rejects.toMatchObject({ code: Code.FAILED_PRECONDITION, message: expect.stringMatching(/runtime kit not found/) });
+    // A stdio scheme the shim does not offer.
+    const io = join(dir, 'io');
+    mkdirSync(join(io, 'rootfs'), { recursive: true });
+    writeFileSync(join(io, 'config.json'), JSON.stringify({ ociVersion: '1.0.2', root: { path: 'rootfs' }, process: { args: ['/bin/sh'], cwd: '/', user: { uid: 0, gid: 0 } } }));
+    await expect(callMethod(client, Task.method.create, { id: 'e', bundle: io, stdout: 'binary:///logger' })).rejects.toMatchObject({ code: Code.UNIMPLEMENTED });
+    // Nothing was registered.
+    for (const id of ['a', 'b', 'c', 'd', 'e']) await expect(callMethod(client, Task.method.state, { id })).rejects.toMatchObject({ code: Code.NOT_FOUND });
   });
 
   it('exports the Status enum the state machine uses', () => {

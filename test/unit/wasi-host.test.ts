@@ -2,17 +2,26 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeGuestConfig, encodeGuestConfig, envListToObject } from '../../src/wasi-host/guest-config.js';
+import { decodeGuestConfig, defaultPreopens, encodeGuestConfig, envListToObject, preopenRecord } from '../../src/wasi-host/guest-config.js';
 import { guestExitStatus, signalExitStatus } from '../../src/wasi-host/exit-status.js';
 import { resolveModulePath } from '../../src/wasi-host/module-path.js';
-import { defaultPreopens } from '../../src/wasi-host/worker.js';
 
 describe('guest config', () => {
   it('round-trips', () => {
-    const c = { args: ['/a.wasm', 'x y'], env: ['A=1', 'B=2=3'], preopens: { '/': '/' } };
+    const c = { args: ['x.wasm', 'x y'], module: '/bin/x.wasm', env: ['A=1', 'B=2=3'], preopens: [{ guest: '/', path: '/' }, { guest: '/d', path: '/mnt/d', readonly: true }] };
     expect(decodeGuestConfig(encodeGuestConfig(c))).toEqual(c);
   });
-  it.each([undefined, '', '{', '{"args":[],"env":[]}', '{"args":["a"]}', '{"args":["a"],"env":[],"preopens":{"/":1}}'])('rejects %j', (raw) => {
+  it.each([
+    undefined,
+    '',
+    '{',
+    '{"args":[],"env":[]}',
+    '{"args":["a"]}',
+    '{"args":["a"],"env":[],"preopens":{"/":"/"}}',
+    '{"args":["a"],"env":[],"preopens":[{"guest":"/","path":"rel"}]}',
+    '{"args":["a"],"env":[],"preopens":[{"guest":"/","path":"/","readonly":"yes"}]}',
+    '{"args":["a"],"env":[],"module":"rel.wasm"}',
+  ])('rejects %j', (raw) => {
     expect(() => decodeGuestConfig(raw)).toThrow(/TUGBOAT_GUEST/);
   });
   it('turns an env list into an object, later keys winning', () => {
@@ -52,7 +61,9 @@ describe('module lookup and preopens', () => {
     }
   });
   it('registers "/" before "." so relative paths use the working directory', () => {
-    expect(Object.keys(defaultPreopens('/work'))).toEqual(['/', '.']);
-    expect(defaultPreopens('/')).toEqual({ '/': '/' });
+    expect(Object.keys(preopenRecord(defaultPreopens('/work')))).toEqual(['/', '.']);
+    expect(preopenRecord(defaultPreopens('/'))).toEqual({ '/': '/' });
+    // Extra directories go between the two: "." stays last.
+    expect(defaultPreopens('/work', [{ guest: '/d', path: '/data' }]).map((p) => p.guest)).toEqual(['/', '/d', '.']);
   });
 });

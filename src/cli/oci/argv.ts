@@ -152,3 +152,12 @@ export function runcArgv(p: ParsedCommand, replace?: { names: string[]; value: s
   if (replace && !replaced) throw new UsageError(`missing --${replace.names[0]}`);
   return out;
 }
+
+const CONTAINER_ID = /^[\w+.-]+$/;
+
+/** runc's rule for ids, plus no path traversal (the id names a directory of ours). */
+export function checkContainerId(id: string | undefined, command: string): string {
+  if (id === undefined || id === '') throw new UsageError(`${command}: container id cannot be empty`);
+  if (!CONTAINER_ID.test(id) || id === '.' || id === '..') throw new UsageError(`${command}: invalid container id format: ${id}`);
+  return id;
+}

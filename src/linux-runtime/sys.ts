@@ -2,6 +2,7 @@
 // binaries in the npm package). Loaded lazily: `start` and `delete` never
 // need them, and they must stay fast and silent.
 import { createRequire } from 'node:module';
+import { SysError } from '../errors.js';
 
 interface Libc {
   prctl: (option: number, a2: number, a3: number, a4: number, a5: number) => number;
@@ -55,14 +56,6 @@ function load(): Libc {
   return libc;
 }
 
-export class SysError extends Error {
-  constructor(
-    readonly call: string,
-    readonly errno: number,
-  ) {
-    super(`${call} failed: errno ${errno}`);
-  }
-}
 
 export function setChildSubreaper(): void {
   const l = load();

@@ -1,10 +1,59 @@
-// Task Stats on a cgroup v1 host (this project's hosts are v1 hybrid):
-// io.containerd.cgroups.v1.Metrics from the container's cgroup files. On a
-// cgroup v2 host the container's unified cgroup gives io.containerd.cgroups.v2.Metrics.
+// A container's cgroup, read from its files: the metrics containerd's Task
+// Stats reports (io.containerd.cgroups.v1.Metrics on a v1 or hybrid host,
+// v2.Metrics on a unified one) and the OOM-kill counter behind TaskOOM.
+// Plain data in the shape of those messages (field for field); the shim
+// packs them.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cgroupsV1, cgroupsV2, packAny, type Any } from './proto/index.js';
-import { Code, TtrpcError } from './ttrpc/index.js';
+import { NotFoundError } from '../errors.js';
+
+/** io.containerd.cgroups.v1.MemoryStat field → memory.stat key. */
+const V1_MEMORY = {
+  cache: 'cache',
+  rss: 'rss',
+  rssHuge: 'rss_huge',
+  mappedFile: 'mapped_file',
+  dirty: 'dirty',
+  writeback: 'writeback',
+  pgPgIn: 'pgpgin',
+  pgPgOut: 'pgpgout',
+  pgFault: 'pgfault',
+  pgMajFault: 'pgmajfault',
+  inactiveAnon: 'inactive_anon',
+  activeAnon: 'active_anon',
+  inactiveFile: 'inactive_file',
+  activeFile: 'active_file',
+  unevictable: 'unevictable',
+  hierarchicalMemoryLimit: 'hierarchical_memory_limit',
+  hierarchicalSwapLimit: 'hierarchical_memsw_limit',
+  totalCache: 'total_cache',
+  totalRss: 'total_rss',
+} as const;
+
+type V1MemoryStat = { [K in keyof typeof V1_MEMORY]: bigint };
+
+interface PidsStat {
+  current: bigint;
+  limit: bigint;
+}
+
+export interface CgroupV1Metrics {
+  pids?: PidsStat;
+  cpu?: {
+    usage: { total: bigint; user: bigint; kernel: bigint; perCpu: bigint[] };
+    throttling: { periods: bigint; throttledPeriods: bigint; throttledTime: bigint };
+  };
+  memory?: V1MemoryStat & { usage: { usage: bigint; max: bigint; limit: bigint; failcnt: bigint } };
+  memoryOomControl?: { oomKillDisable: bigint; underOom: bigint; oomKill: bigint };
+}
+
+export interface CgroupV2Metrics {
+  pids: PidsStat;
+  cpu: { usageUsec: bigint; userUsec: bigint; systemUsec: bigint };
+  memory: { anon: bigint; file: bigint; usage: bigint; usageLimit: bigint };
+}
+
+export type CgroupMetrics = { version: 1; metrics: CgroupV1Metrics } | { version: 2; metrics: CgroupV2Metrics };
 
 const ROOT = '/sys/fs/cgroup';
 
@@ -46,26 +95,30 @@ function procCgroups(pid: number): Map<string, string> {
   return out;
 }
 
-export async function collectStats(cgroupsPath: string | undefined, pid: number): Promise<Any> {
+/** The metrics of the cgroup `pid` is in (else `cgroupsPath`, the spec's). */
+export function cgroupMetrics(cgroupsPath: string | undefined, pid: number): CgroupMetrics {
   const fromProc = pid > 0 ? procCgroups(pid) : new Map<string, string>();
   const unified = existsSync(join(ROOT, 'cgroup.controllers'));
   if (unified) {
     const rel = fromProc.get('') ?? cgroupsPath;
-    if (rel === undefined) throw new TtrpcError(Code.NOT_FOUND, 'cgroup does not exist');
+    if (rel === undefined) throw new NotFoundError('cgroup does not exist');
     const dir = join(ROOT, rel);
-    if (!existsSync(dir)) throw new TtrpcError(Code.NOT_FOUND, 'cgroup does not exist');
+    if (!existsSync(dir)) throw new NotFoundError('cgroup does not exist');
     const cpu = readKV(join(dir, 'cpu.stat'));
     const mem = readKV(join(dir, 'memory.stat'));
-    return packAny(cgroupsV2.MetricsSchema, {
-      pids: { current: readNum(join(dir, 'pids.current')) ?? 0n, limit: readNum(join(dir, 'pids.max')) ?? 0n },
-      cpu: { usageUsec: cpu.get('usage_usec') ?? 0n, userUsec: cpu.get('user_usec') ?? 0n, systemUsec: cpu.get('system_usec') ?? 0n },
-      memory: {
-        anon: mem.get('anon') ?? 0n,
-        file: mem.get('file') ?? 0n,
-        usage: readNum(join(dir, 'memory.current')) ?? 0n,
-        usageLimit: readNum(join(dir, 'memory.max')) ?? 0n,
+    return {
+      version: 2,
+      metrics: {
+        pids: { current: readNum(join(dir, 'pids.current')) ?? 0n, limit: readNum(join(dir, 'pids.max')) ?? 0n },
+        cpu: { usageUsec: cpu.get('usage_usec') ?? 0n, userUsec: cpu.get('user_usec') ?? 0n, systemUsec: cpu.get('system_usec') ?? 0n },
+        memory: {
+          anon: mem.get('anon') ?? 0n,
+          file: mem.get('file') ?? 0n,
+          usage: readNum(join(dir, 'memory.current')) ?? 0n,
+          usageLimit: readNum(join(dir, 'memory.max')) ?? 0n,
+        },
       },
-    });
+    };
   }
   const dirOf = (ctl: string): string | undefined => {
     const rel = fromProc.get(ctl) ?? cgroupsPath;
@@ -76,8 +129,8 @@ export async function collectStats(cgroupsPath: string | undefined, pid: number)
   const memDir = dirOf('memory');
   const cpuDir = dirOf('cpuacct') ?? dirOf('cpu,cpuacct');
   const pidsDir = dirOf('pids');
-  if (!memDir && !cpuDir && !pidsDir) throw new TtrpcError(Code.NOT_FOUND, 'cgroup does not exist');
-  const metrics: Parameters<typeof packAny<typeof cgroupsV1.MetricsSchema>>[1] = {};
+  if (!memDir && !cpuDir && !pidsDir) throw new NotFoundError('cgroup does not exist');
+  const metrics: CgroupV1Metrics = {};
   if (pidsDir) metrics.pids = { current: readNum(join(pidsDir, 'pids.current')) ?? 0n, limit: readNum(join(pidsDir, 'pids.max')) ?? 0n };
   if (cpuDir) {
     const st = readKV(join(cpuDir, 'cpuacct.stat'));
@@ -97,27 +150,9 @@ export async function collectStats(cgroupsPath: string | undefined, pid: number)
   }
   if (memDir) {
     const s = readKV(join(memDir, 'memory.stat'));
-    const g = (k: string) => s.get(k) ?? 0n;
+    const stat = Object.fromEntries(Object.entries(V1_MEMORY).map(([field, key]) => [field, s.get(key) ?? 0n])) as V1MemoryStat;
     metrics.memory = {
-      cache: g('cache'),
-      rss: g('rss'),
-      rssHuge: g('rss_huge'),
-      mappedFile: g('mapped_file'),
-      dirty: g('dirty'),
-      writeback: g('writeback'),
-      pgPgIn: g('pgpgin'),
-      pgPgOut: g('pgpgout'),
-      pgFault: g('pgfault'),
-      pgMajFault: g('pgmajfault'),
-      inactiveAnon: g('inactive_anon'),
-      activeAnon: g('active_anon'),
-      inactiveFile: g('inactive_file'),
-      activeFile: g('active_file'),
-      unevictable: g('unevictable'),
-      hierarchicalMemoryLimit: g('hierarchical_memory_limit'),
-      hierarchicalSwapLimit: g('hierarchical_memsw_limit'),
-      totalCache: g('total_cache'),
-      totalRss: g('total_rss'),
+      ...stat,
       usage: {
         usage: readNum(join(memDir, 'memory.usage_in_bytes')) ?? 0n,
         max: readNum(join(memDir, 'memory.max_usage_in_bytes')) ?? 0n,
@@ -128,7 +163,7 @@ export async function collectStats(cgroupsPath: string | undefined, pid: number)
     const oom = readKV(join(memDir, 'memory.oom_control'));
     metrics.memoryOomControl = { oomKillDisable: oom.get('oom_kill_disable') ?? 0n, underOom: oom.get('under_oom') ?? 0n, oomKill: oom.get('oom_kill') ?? 0n };
   }
-  return packAny(cgroupsV1.MetricsSchema, metrics);
+  return { version: 1, metrics };
 }
 
 /** Where the memory controller of `pid` lives, for OOM accounting; undefined if none. */

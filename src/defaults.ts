@@ -1,0 +1,106 @@
+// Where Tugboat keeps things, and the environment variables that move them.
+// This is the only module that reads Tugboat's settings from the environment:
+// everything else takes the values below as arguments, so a test (or a front
+// end with a flag) can always say where things go.
+//
+//   TUGBOAT_ROOT       data root: image store, containers, component cache (/var/lib/tugboat)
+//   TUGBOAT_STATE      runtime state of the OCI CLI: derived bundles (/run/tugboat)
+//   TUGBOAT_KIT        runtime kit mounted into Wasm containers (build/kit of this checkout)
+//   TUGBOAT_RUNC       runc binary (runc from PATH)
+//   TUGBOAT_LOG_LEVEL  log level (warn; the shim: info)
+//   XDG_RUNTIME_DIR    private temp dirs of the shim (console sockets, process files)
+//   TTRPC_ADDRESS      containerd's ttrpc socket for events (set by containerd)
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+type Env = NodeJS.ProcessEnv;
+
+export const DEFAULT_DATA_ROOT = '/var/lib/tugboat';
+export const DEFAULT_STATE_DIR = '/run/tugboat';
+/** runc's own default --root, used by Docker and podman when they pass none. */
+export const DEFAULT_RUNC_ROOT = '/run/runc';
+/** containerd-shim-runc-v2's runc root (Options.root), one directory per namespace below it. */
+export const CONTAINERD_RUNC_ROOT = '/run/containerd/runc';
+/** Name of the directory, inside containerd's bundle, that holds the shim's derived bundle. */
+export const SHIM_DERIVED_BUNDLE = 'tugboat-wasm';
+
+function setting(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+/** The data root: `--root`, else TUGBOAT_ROOT, else /var/lib/tugboat; always absolute. */
+export function dataRoot(explicit?: string, env: Env = process.env): string {
+  return resolve(explicit ?? setting(env, 'TUGBOAT_ROOT') ?? DEFAULT_DATA_ROOT);
+}
+
+/** Runtime state of the OCI CLI (a tmpfs: it dies with the containers). */
+export function stateDir(env: Env = process.env): string {
+  return resolve(setting(env, 'TUGBOAT_STATE') ?? DEFAULT_STATE_DIR);
+}
+
+export function runcBinary(explicit?: string, env: Env = process.env): string {
+  return explicit ?? setting(env, 'TUGBOAT_RUNC') ?? 'runc';
+}
+
+/**
+ * The runtime kit: `--kit`, else TUGBOAT_KIT, else build/kit of the checkout
+ * this code runs from. Resolved here, once: the directory becomes the source
+ * of a bind mount that runc reads from another working directory.
+ */
+export function kitDir(explicit?: string, env: Env = process.env): string {
+  const given = explicit ?? setting(env, 'TUGBOAT_KIT');
+  if (given !== undefined) return resolve(given);
+  // The code is either a bundle (dist/tugboat.mjs, dist/shim.mjs) or a module
+  // (dist/defaults.js): look upwards for build/kit.
+  const here = dirname(fileURLToPath(import.meta.url));
+  let dir = here;
+  for (let i = 0; i < 3; i++) {
+    const candidate = join(dir, 'build', 'kit');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  return resolve(here, '..', 'build', 'kit');
+}
+
+/** TUGBOAT_LOG_LEVEL as given (the logger checks it). */
+export function envLogLevel(env: Env = process.env): string | undefined {
+  return setting(env, 'TUGBOAT_LOG_LEVEL');
+}
+
+/** Where the shim makes its private temp dirs (console sockets, exec process files). */
+export function runtimeTmpDir(env: Env = process.env): string {
+  return setting(env, 'XDG_RUNTIME_DIR') ?? tmpdir();
+}
+
+/** containerd's ttrpc address for events: TTRPC_ADDRESS, else `<address>.ttrpc`. */
+export function ttrpcAddress(containerdAddress: string, env: Env = process.env): string {
+  return setting(env, 'TTRPC_ADDRESS') ?? `${containerdAddress}.ttrpc`;
+}
+
+/**
+ * Transpiled Wasm components, by sha256: `<root>/components`. Persistent on
+ * purpose (/run is a tmpfs and a transpile costs ~0.3–1 s), and shared by all
+ * three front ends: the shim and the OCI CLI have no root of their own and use
+ * the default data root.
+ */
+export function componentCacheDir(root: string = dataRoot()): string {
+  return join(root, 'components');
+}
+
+/**
+ * The OCI CLI's derived bundle of a Wasm container:
+ * `<state>/bundles/<runc root with / as %>/<id>`. bin/tugboat derives the same
+ * path in sh (to hand `delete` of a Linux container straight to runc): keep
+ * the two in step.
+ */
+export function ociDerivedBundleDir(runcRoot: string | undefined, id: string, env: Env = process.env): string {
+  return join(stateDir(env), 'bundles', (runcRoot ?? DEFAULT_RUNC_ROOT).replaceAll('/', '%'), id);
+}
+
+/** The shim's derived bundle of a Wasm container, inside containerd's bundle. */
+export function shimDerivedBundleDir(bundle: string): string {
+  return join(bundle, SHIM_DERIVED_BUNDLE);
+}

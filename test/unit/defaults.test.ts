@@ -1,0 +1,43 @@
+// The one module for defaults and environment variables.
+import { isAbsolute, join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { componentCacheDir, dataRoot, kitDir, ociDerivedBundleDir, runcBinary, shimDerivedBundleDir, stateDir, ttrpcAddress } from '../../src/defaults.js';
+
+describe('defaults', () => {
+  it('uses the built-in places when nothing is set', () => {
+    expect(dataRoot(undefined, {})).toBe('/var/lib/tugboat');
+    expect(stateDir({})).toBe('/run/tugboat');
+    expect(runcBinary(undefined, {})).toBe('runc');
+    expect(componentCacheDir('/r')).toBe('/r/components');
+    expect(ttrpcAddress('/run/containerd/containerd.sock', {})).toBe('/run/containerd/containerd.sock.ttrpc');
+    // The checkout's own kit, wherever the code runs from.
+    expect(kitDir(undefined, {})).toMatch(/\/build\/kit$/);
+  });
+
+  it('lets the environment, then an explicit flag, move them', () => {
+    const env = { TUGBOAT_ROOT: '/data/tb', TUGBOAT_STATE: '/st', TUGBOAT_RUNC: '/opt/runc', TUGBOAT_KIT: '/opt/kit', TTRPC_ADDRESS: '/x.ttrpc' };
+    expect(dataRoot(undefined, env)).toBe('/data/tb');
+    expect(dataRoot('/other', env)).toBe('/other');
+    expect(stateDir(env)).toBe('/st');
+    expect(runcBinary(undefined, env)).toBe('/opt/runc');
+    expect(runcBinary('/mine', env)).toBe('/mine');
+    expect(kitDir(undefined, env)).toBe('/opt/kit');
+    expect(kitDir('/k', env)).toBe('/k');
+    expect(ttrpcAddress('/a', env)).toBe('/x.ttrpc');
+    // An empty variable is no setting.
+    expect(dataRoot(undefined, { TUGBOAT_ROOT: '' })).toBe('/var/lib/tugboat');
+  });
+
+  it('resolves a relative kit or root once, against the working directory', () => {
+    // runc reads bind-mount sources from another directory: "build/kit" must not reach it as such.
+    expect(kitDir('rel/kit', {})).toBe(resolve('rel/kit'));
+    expect(kitDir(undefined, { TUGBOAT_KIT: './kit' })).toBe(resolve('kit'));
+    expect(isAbsolute(dataRoot('some/root', {}))).toBe(true);
+  });
+
+  it('keys the OCI CLI derived bundles by runc root and id (bin/tugboat derives the same in sh)', () => {
+    expect(ociDerivedBundleDir('/var/run/docker/runtime-runc/moby', 'abc', { TUGBOAT_STATE: '/st' })).toBe('/st/bundles/%var%run%docker%runtime-runc%moby/abc');
+    expect(ociDerivedBundleDir(undefined, 'abc', { TUGBOAT_STATE: '/st' })).toBe('/st/bundles/%run%runc/abc');
+    expect(shimDerivedBundleDir('/b')).toBe(join('/b', 'tugboat-wasm'));
+  });
+});
