@@ -4,6 +4,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { NetworkMode, Volume } from '../linux-runtime/spec-edits.js';
+import { checkContainerId } from '../oci/names.js';
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
@@ -71,9 +72,6 @@ export function parseNetwork(value: string): NetworkMode {
   throw new UsageError(`--network: unsupported mode ${JSON.stringify(value)} (none or host; bridge networking comes with containerd or docker)`);
 }
 
-const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
-
 export function parseContainerName(value: string): string {
-  if (!CONTAINER_NAME.test(value)) throw new UsageError(`--name: invalid container name ${JSON.stringify(value)} ([a-zA-Z0-9][a-zA-Z0-9_.-]*)`);
-  return value;
+  return checkContainerId(value, '--name');
 }

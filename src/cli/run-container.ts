@@ -8,6 +8,7 @@ import { ExecutableNotFoundError, NotFoundError, UsageError } from '../errors.js
 import { log } from '../log.js';
 import { detectWorkload, findEntrypoint, type Workload } from '../oci/detect.js';
 import { openImageSource, parseImageRef, resolveImage, type ImageSource, type ResolvedImage } from '../oci/image-source.js';
+import { checkContainerId } from '../oci/names.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { Spec } from '../oci/runtime-spec.js';
 import { specFromImage } from '../oci/spec-from-image.js';
@@ -102,7 +103,7 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
   const image = await resolveImage(source, tag, opts.platform);
   const imageRootfs = await store.unpack(image);
 
-  const id = opts.name ?? newContainerId();
+  const id = opts.name !== undefined ? checkContainerId(opts.name, '--name') : newContainerId();
   const dir = join(containersDir(opts.root), id);
   if (existsSync(dir)) throw new UsageError(`container name ${id} is already in use (tugboat rm ${id})`);
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -224,7 +225,7 @@ export async function listContainers(paths: Paths): Promise<ContainerRecord[]> {
 }
 
 export async function removeContainer(paths: Paths, id: string, force: boolean): Promise<void> {
-  const dir = join(containersDir(paths.root), id);
+  const dir = join(containersDir(paths.root), checkContainerId(id, 'rm'));
   if (!existsSync(dir)) throw new NotFoundError(`container ${id} not found`);
   const runc = runcFor(paths);
   const state = await runc.state(id).catch(() => undefined);

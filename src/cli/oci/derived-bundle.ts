@@ -3,19 +3,11 @@
 // container is created by runc from a copy of its config.json, rewritten, in
 // a directory of our own keyed by runc's state root and the container id.
 import { join } from 'node:path';
-import { UsageError } from '../../errors.js';
+
+export { checkContainerId } from '../../oci/names.js';
 
 export function stateDir(): string {
   return process.env.TUGBOAT_STATE ?? '/run/tugboat';
-}
-
-const CONTAINER_ID = /^[\w+.-]+$/;
-
-/** runc's rule for ids, plus no path traversal. */
-export function checkContainerId(id: string | undefined, command: string): string {
-  if (id === undefined || id === '') throw new UsageError(`${command}: container id cannot be empty`);
-  if (!CONTAINER_ID.test(id) || id === '.' || id === '..') throw new UsageError(`${command}: invalid container id format: ${id}`);
-  return id;
 }
 
 /**
