@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError, TugboatError, UsageError } from '../../errors.js';
+import { parseJsonText } from '../../json-text.js';
 import { log } from '../../log.js';
 import { detectWorkload } from '../../oci/detect.js';
 import type { Process, Spec } from '../../oci/runtime-spec.js';
@@ -85,12 +86,13 @@ async function exec(ctx: Context): Promise<number> {
   const kit = loadKit(ctx.kitDir);
   const processFile = flagValue(p.flags, 'process', 'p');
   if (processFile !== undefined) {
-    let proc: Process;
+    let text: string;
     try {
-      proc = JSON.parse(readFileSync(processFile, 'utf8')) as Process;
+      text = readFileSync(processFile, 'utf8');
     } catch (err) {
-      throw new ConfigError(`cannot read process file ${processFile}: ${(err as Error).message}`);
+      throw new ConfigError(`cannot read process file ${processFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
+    const proc = parseJsonText(text, `process file ${processFile}`, (m) => new ConfigError(m)) as Process;
     const tmp = join(derived, `exec-${randomBytes(6).toString('hex')}.json`);
     await writeFile(tmp, JSON.stringify(wasmHostProcess(proc, kit)));
     try {
