@@ -10,7 +10,10 @@ import { parsePlatform } from '../oci/platform.js';
 import { defaultKitDir, loadKit } from '../linux-runtime/kit.js';
 import { TUGBOAT_VERSION } from '../version.js';
 import { buildCommand, importCommand, listCommand, parseFileMapping, removeCommand } from './image-commands.js';
-import { parseContainerName, parseEnvArg, parseEnvFile, parseMemory, parseNetwork, parseVolume } from './options.js';
+import { parseContainerName, parseEnvArg, parseEnvFile, parseLayerLimits, parseMemory, parseNetwork, parseVolume } from './options.js';
+import { prepareDataRoot } from '../oci/data-root.js';
+import { checkContainerId } from '../oci/names.js';
+import { parseSecurityOpt } from '../oci/seccomp.js';
 import { listContainers, removeContainer, runContainer, type Paths } from './run-container.js';
 import { shortDigest, table } from './table.js';
 import { isOciInvocation, runOciCommand } from './oci/commands.js';
@@ -24,9 +27,17 @@ function fail(err: unknown): never {
 }
 
 function paths(program: Command): Paths {
-  const g = program.opts<{ root: string; runc?: string; kit?: string }>();
-  return { root: g.root, ...(g.runc ? { runcBinary: g.runc } : {}), ...(g.kit ? { kitDir: g.kit } : {}) };
+  const g = program.opts<{ root: string; runc?: string; kit?: string; layerLimits?: string }>();
+  return {
+    root: g.root,
+    ...(g.runc ? { runcBinary: g.runc } : {}),
+    ...(g.kit ? { kitDir: g.kit } : {}),
+    ...(g.layerLimits ? { layerLimits: parseLayerLimits(g.layerLimits) } : {}),
+  };
 }
+
+/** Commands that write to the data root: each starts by creating or repairing its private modes. */
+const WRITING_COMMANDS = new Set(['run', 'rm', 'import']);
 
 function versionText(): string {
   let runc = 'runc: not found';
@@ -58,12 +69,18 @@ function buildProgram(): Command {
     .addOption(new Option('--runc <path>', 'runc binary').default(process.env.TUGBOAT_RUNC))
     .addOption(new Option('--kit <dir>', 'runtime kit for Wasm containers').default(process.env.TUGBOAT_KIT))
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace (JSON logs on stderr)').default('warn'))
+    .addOption(
+      new Option('--layer-limits <limits>', 'bounds on unpacking a layer: entries=N,size=SIZE,ratio=N (default entries=200000,size=32g,ratio=100)').default(
+        process.env.TUGBOAT_LAYER_LIMITS,
+      ),
+    )
     .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
-    .hook('preAction', () => {
+    .hook('preAction', async (_program, action) => {
       const level = program.opts<{ logLevel: string }>().logLevel;
       if (!isLogLevel(level)) throw new UsageError(`--log-level: unknown level ${level}`);
       setLogLevel(level);
+      if (WRITING_COMMANDS.has(action.name())) await prepareDataRoot(paths(program).root);
     });
 
   program
@@ -83,6 +100,7 @@ function buildProgram(): Command {
     .option('--network <mode>', 'none (private, loopback only) or host', 'none')
     .option('--entrypoint <path>', 'replace the image ENTRYPOINT (drops its CMD)')
     .option('-t, --tty', 'allocate a terminal', false)
+    .option('--security-opt <opt>', 'seccomp=unconfined, seccomp=PROFILE.json (Docker format) or no-new-privileges; default: Docker\'s seccomp profile', collect, [])
     .passThroughOptions()
     .action(async (image: string, args: string[], o: Record<string, unknown>) => {
       const envFiles = (o.envFile as string[]).flatMap((f) => parseEnvFile(f));
@@ -102,6 +120,7 @@ function buildProgram(): Command {
         network: parseNetwork(o.network as string),
         ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint as string } : {}),
         tty: o.tty as boolean,
+        seccomp: parseSecurityOpt(o.securityOpt as string[]),
       });
       process.exitCode = status;
     });
@@ -122,6 +141,7 @@ function buildProgram(): Command {
     .argument('<container...>')
     .option('-f, --force', 'kill it first if it is running', false)
     .action(async (ids: string[], o: { force: boolean }) => {
+      for (const id of ids) checkContainerId(id, 'rm');
       for (const id of ids) await removeContainer(paths(program), id, o.force);
     });
 
@@ -184,7 +204,8 @@ function buildProgram(): Command {
     .command('rm')
     .description('remove images from the local store')
     .argument('<name...>')
-    .action(async (names: string[]) => removeCommand(paths(program).root, names));
+    .option('-f, --force', 'also when containers use the image: forget the name now, keep its files until they are removed', false)
+    .action(async (names: string[], o: { force: boolean }) => removeCommand(paths(program).root, names, o.force));
 
   program
     .command('version')

@@ -8,7 +8,9 @@ import { ExecutableNotFoundError, NotFoundError, UsageError } from '../errors.js
 import { log } from '../log.js';
 import { detectWorkload, findEntrypoint, type Workload } from '../oci/detect.js';
 import { openImageSource, parseImageRef, resolveImage, type ImageSource, type ResolvedImage } from '../oci/image-source.js';
+import type { LayerLimits } from '../oci/layers.js';
 import { checkContainerId } from '../oci/names.js';
+import { withSeccomp, type SeccompChoice } from '../oci/seccomp.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { Spec } from '../oci/runtime-spec.js';
 import { specFromImage } from '../oci/spec-from-image.js';
@@ -36,6 +38,8 @@ export interface Paths {
   root: string;
   runcBinary?: string;
   kitDir?: string;
+  /** Bounds on unpacking image layers (--layer-limits). */
+  layerLimits?: Partial<LayerLimits>;
 }
 
 export interface RunOptions extends Paths {
@@ -52,6 +56,8 @@ export interface RunOptions extends Paths {
   entrypoint?: string;
   tty: boolean;
   user?: string;
+  /** --security-opt seccomp=…; Docker's default profile when absent. */
+  seccomp?: SeccompChoice;
 }
 
 export interface PreparedContainer {
@@ -98,7 +104,7 @@ async function writeJson(path: string, value: unknown): Promise<void> {
 
 /** Everything up to (not including) runc: image, rootfs, bundle, detection. */
 export async function prepareContainer(opts: RunOptions): Promise<PreparedContainer> {
-  const store = new ImageStore(opts.root);
+  const store = new ImageStore(opts.root, opts.layerLimits);
   const { source, tag } = await openImageArgument(opts.image, store);
   const image = await resolveImage(source, tag, opts.platform);
   const imageRootfs = await store.unpack(image);
@@ -125,6 +131,7 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
     spec = withVolumes(spec, opts.volumes);
     spec = withTerminal(spec, opts.tty);
     if (opts.memoryBytes !== undefined) spec = withMemoryLimit(spec, opts.memoryBytes);
+    spec = withSeccomp(spec, opts.seccomp);
 
     const workload = detectWorkload({
       annotations: spec.annotations ?? {},
@@ -197,7 +204,8 @@ export async function startForeground(prepared: PreparedContainer, opts: RunOpti
 }
 
 export async function runContainer(opts: RunOptions): Promise<number> {
-  const prepared = await prepareContainer(opts);
+  // Under a store lease until the container's record names its root, so no concurrent `image rm` collects it.
+  const prepared = await new ImageStore(opts.root).use(() => prepareContainer(opts));
   return startForeground(prepared, opts);
 }
 
