@@ -121,6 +121,13 @@ describe('tugboat as an OCI runtime (runc CLI)', () => {
     expect(r.stderr).toMatch(/flag provided but not defined: -bogus/);
   });
 
+  it('rejects an unknown global flag with runc\'s own words, not commander\'s', async () => {
+    const r = await execDetached(TUGBOAT, ['--bogus', ...globals(), 'create', '--bundle', wasmBundle, 'x'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('tugboat: flag provided but not defined: -bogus');
+    expect(r.stderr).not.toMatch(/unknown option/);
+  });
+
   it('rejects a missing container id and bad ids', async () => {
     const r = await rtDetached(['create', '--bundle', wasmBundle]);
     expect(r.code).toBe(2);

@@ -124,7 +124,10 @@ export function isOciInvocation(argv: readonly string[]): boolean {
   try {
     command = argv[parseGlobals(argv).commandIndex];
   } catch {
-    return false;
+    // An unknown global flag: when a runc command follows, it is runc's
+    // command line, and it gets runc's error (flag provided but not defined).
+    const words = argv.filter((a) => !a.startsWith('-'));
+    return words[0] !== undefined && OCI_COMMANDS.has(words[0]) && (words[0] !== 'ps' || words.length > 1);
   }
   if (command === undefined || !OCI_COMMANDS.has(command)) return false;
   if (command !== 'ps') return true;
