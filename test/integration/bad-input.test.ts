@@ -145,7 +145,7 @@ describe('bad input', () => {
     [['--network', 'bridge'], /--network: unsupported mode "bridge"/],
     [['-v', '/definitely/not/here:/x'], /-v: host path does not exist/],
     [['--platform', 'linux'], /platform/],
-    [['--name', '../x'], /--name: invalid container name/],
+    [['--name', '../x'], /--name: invalid container id format/],
   ])('rejects bad option value %j with status 2', async (args, message) => {
     const r = await tb.run(['run', '--rm', ...args, WASM('hello')]);
     expect(r.code).toBe(2);

@@ -70,6 +70,8 @@ describe('runc argv parsing', () => {
     expect(isOciInvocation(['--bogus', 'ps', 'c1'])).toBe(true);
     expect(isOciInvocation(['--bogus', 'ps'])).toBe(false);
     expect(isOciInvocation(['--bogus', 'run', 'img'])).toBe(false);
+    expect(isOciInvocation(['--bogus', '--root', '/r', '--log=/l', 'start', 'c1'])).toBe(true);
+    expect(isOciInvocation(['--root', '/r', '--bogus', 'image', 'ls'])).toBe(false);
   });
 });
 

@@ -5,7 +5,7 @@
 import { UsageError } from '../../errors.js';
 
 /** Global flags runc accepts before the command, and those of Tugboat's own. */
-const GLOBAL_VALUE_FLAGS = new Set(['root', 'log', 'log-format', 'criu', 'rootless', 'runc', 'kit', 'log-level']);
+export const GLOBAL_VALUE_FLAGS = new Set(['root', 'log', 'log-format', 'criu', 'rootless', 'runc', 'kit', 'log-level']);
 const GLOBAL_BOOL_FLAGS = new Set(['debug', 'systemd-cgroup', 'help', 'h', 'version', 'v']);
 /** Tugboat's own globals: never forwarded to runc. */
 export const TUGBOAT_GLOBALS = new Set(['runc', 'kit', 'log-level']);

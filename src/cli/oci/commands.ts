@@ -17,7 +17,7 @@ import { anchorToBundle, readBundleSpec } from '../../linux-runtime/bundle-spec.
 import { rewriteSpecForWasm, wasmHostProcess } from '../../linux-runtime/wasm-bundle.js';
 import { componentRewriteOptions, defaultComponentCacheDir } from '../../linux-runtime/component-cache.js';
 import { GUEST_ENV_VAR, encodeGuestConfig, decodeGuestConfig } from '../../wasi-host/guest-config.js';
-import { flagValue, OCI_COMMANDS, parseGlobals, parseOciCommand, runcArgv, type ParsedCommand } from './argv.js';
+import { flagValue, GLOBAL_VALUE_FLAGS, OCI_COMMANDS, parseGlobals, parseOciCommand, runcArgv, type ParsedCommand } from './argv.js';
 import { checkContainerId, derivedBundleDir } from './derived-bundle.js';
 import { runcBinary, runRunc } from './passthrough.js';
 import { runtimeLog, type RuntimeLog } from './runtime-log.js';
@@ -118,6 +118,17 @@ async function del(ctx: Context): Promise<number> {
   return code;
 }
 
+/** The words of argv that are not flags or the values of known global flags (unknown flags are taken as booleans). */
+function positionalWords(argv: readonly string[]): string[] {
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-') || arg === '-') words.push(arg);
+    else if (!arg.includes('=') && GLOBAL_VALUE_FLAGS.has(arg.replace(/^--?/, ''))) i++;
+  }
+  return words;
+}
+
 /** True when argv is a runc command line that Tugboat should handle as an OCI runtime. */
 export function isOciInvocation(argv: readonly string[]): boolean {
   let command: string | undefined;
@@ -126,7 +137,7 @@ export function isOciInvocation(argv: readonly string[]): boolean {
   } catch {
     // An unknown global flag: when a runc command follows, it is runc's
     // command line, and it gets runc's error (flag provided but not defined).
-    const words = argv.filter((a) => !a.startsWith('-'));
+    const words = positionalWords(argv);
     return words[0] !== undefined && OCI_COMMANDS.has(words[0]) && (words[0] !== 'ps' || words.length > 1);
   }
   if (command === undefined || !OCI_COMMANDS.has(command)) return false;
