@@ -1,0 +1,81 @@
+// Writes OCI image layouts by hand, blob by blob, for tests that need images
+// no builder would make: wrong diff_ids, configs that are not JSON, deep or
+// wide index graphs.
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+export const REF = 'org.opencontainers.image.ref.name';
+export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
+export const OCI_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
+
+export interface Desc {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  platform?: { os: string; architecture: string };
+}
+
+export const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+
+export class LayoutWriter {
+  constructor(readonly dir: string) {
+    mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+    writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  }
+
+  blob(data: Buffer | string, mediaType: string): Desc {
+    const bytes = Buffer.from(data);
+    const hex = sha256(bytes);
+    writeFileSync(join(this.dir, 'blobs', 'sha256', hex), bytes);
+    return { mediaType, digest: `sha256:${hex}`, size: bytes.length };
+  }
+
+  json(value: unknown, mediaType: string): Desc {
+    return this.blob(JSON.stringify(value), mediaType);
+  }
+
+  /** An image: gzip'd tar layers, a config listing `diffIds` (default: the right ones), a manifest. */
+  image(tars: Buffer[], opts: { diffIds?: string[]; config?: Record<string, unknown>; arch?: string } = {}): Desc {
+    const layers = tars.map((t) => this.blob(gzipSync(t), OCI_LAYER_GZIP));
+    const diffIds = opts.diffIds ?? tars.map((t) => `sha256:${sha256(t)}`);
+    const arch = opts.arch ?? (process.arch === 'arm64' ? 'arm64' : 'amd64');
+    const config = this.json({ architecture: arch, os: 'linux', config: { Cmd: ['/x'] }, rootfs: { type: 'layers', diff_ids: diffIds }, ...opts.config }, OCI_CONFIG);
+    return this.json({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers }, OCI_MANIFEST);
+  }
+
+  index(manifests: Desc[]): Desc {
+    return this.json({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }, OCI_INDEX);
+  }
+
+  /** index.json naming each descriptor by its tag. */
+  tag(entries: Record<string, Desc>): void {
+    const manifests = Object.entries(entries).map(([tag, d]) => ({ ...d, annotations: { ...d.annotations, [REF]: tag } }));
+    writeFileSync(join(this.dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }));
+  }
+}
+
+/** A tar holding one regular file (ustar, written by hand so the bytes are fixed). */
+export function oneFileTar(name: string, content: string): Buffer {
+  const body = Buffer.from(content);
+  const h = Buffer.alloc(512);
+  h.write(name, 0);
+  h.write('0000644\0', 100);
+  h.write('0000000\0', 108);
+  h.write('0000000\0', 116);
+  h.write(body.length.toString(8).padStart(11, '0') + '\0', 124);
+  h.write('00000000000\0', 136);
+  h.write('        ', 148);
+  h.write('0', 156);
+  h.write('ustar\0', 257);
+  h.write('00', 263);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  const pad = Buffer.alloc((512 - (body.length % 512)) % 512);
+  return Buffer.concat([h, body, pad, Buffer.alloc(1024)]);
+}
