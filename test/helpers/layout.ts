@@ -2,7 +2,7 @@
 // no builder would make: wrong diff_ids, configs that are not JSON, deep or
 // wide index graphs.
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
@@ -18,6 +18,22 @@ export interface Desc {
   size: number;
   annotations?: Record<string, string>;
   platform?: { os: string; architecture: string };
+}
+
+/** A compressed layer and the digest of its tar. */
+export interface Layer {
+  gz: Buffer;
+  diffId: string;
+}
+
+/** The busybox test image's layer (test/fixtures/out/busybox), to build images that can run commands. */
+export function busyboxLayer(fixtures: string): Layer {
+  const dir = join(fixtures, 'busybox');
+  const blob = (d: string): Buffer => readFileSync(join(dir, 'blobs', 'sha256', d.slice('sha256:'.length)));
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: Desc[] };
+  const manifest = JSON.parse(blob(index.manifests[0]!.digest).toString()) as { config: Desc; layers: Desc[] };
+  const config = JSON.parse(blob(manifest.config.digest).toString()) as { rootfs: { diff_ids: string[] } };
+  return { gz: blob(manifest.layers[0]!.digest), diffId: config.rootfs.diff_ids[0]! };
 }
 
 export const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
@@ -39,10 +55,14 @@ export class LayoutWriter {
     return this.blob(JSON.stringify(value), mediaType);
   }
 
-  /** An image: gzip'd tar layers, a config listing `diffIds` (default: the right ones), a manifest. */
-  image(tars: Buffer[], opts: { diffIds?: string[]; config?: Record<string, unknown>; arch?: string } = {}): Desc {
-    const layers = tars.map((t) => this.blob(gzipSync(t), OCI_LAYER_GZIP));
-    const diffIds = opts.diffIds ?? tars.map((t) => `sha256:${sha256(t)}`);
+  /**
+   * An image: layers (tars, gzip'd here, or already compressed layers with
+   * their diff_id), a config listing `diffIds` (default: the right ones), a manifest.
+   */
+  image(tars: (Buffer | Layer)[], opts: { diffIds?: string[]; config?: Record<string, unknown>; arch?: string } = {}): Desc {
+    const given = tars.map((t) => (Buffer.isBuffer(t) ? { gz: gzipSync(t), diffId: `sha256:${sha256(t)}` } : t));
+    const layers = given.map((t) => this.blob(t.gz, OCI_LAYER_GZIP));
+    const diffIds = opts.diffIds ?? given.map((t) => t.diffId);
     const arch = opts.arch ?? (process.arch === 'arm64' ? 'arm64' : 'amd64');
     const config = this.json({ architecture: arch, os: 'linux', config: { Cmd: ['/x'] }, rootfs: { type: 'layers', diff_ids: diffIds }, ...opts.config }, OCI_CONFIG);
     return this.json({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers }, OCI_MANIFEST);
