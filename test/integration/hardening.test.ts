@@ -12,6 +12,18 @@ import { BUSYBOX, exec, FIXTURES, TUGBOAT, TugboatSandbox, WASM } from './helper
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 
+/** An uncompressed tar of one file of `size` zeros (LayoutWriter gzips it). */
+async function zeroTar(size: number): Promise<Buffer> {
+  const header = oneFileTar('zeros', '').subarray(0, 512);
+  const h = Buffer.from(header);
+  h.write(size.toString(8).padStart(11, '0') + '\0', 124, 'latin1');
+  h.write('        ', 148, 'latin1');
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+  return Buffer.concat([h, Buffer.alloc(size), Buffer.alloc(1024)]);
+}
+
 function oneLine(stderr: string): string {
   const lines = stderr.trim().split('\n');
   expect(lines, stderr).toHaveLength(1);
@@ -231,6 +243,24 @@ describe('items 5, 10, 12, 13: hostile images and clear messages', () => {
     const r = await tb.run(['run', '--rm', `oci:${l.dir}:x`, 'sh', '-c', 'ls /d | wc -l; for f in /d/*; do cat "$f"; echo; done | sort | tr "\\n" " "']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('2\none two ');
+  });
+
+  it('11: bounds how far a layer may expand and how many entries it may hold; --layer-limits sets both', async () => {
+    const l = new LayoutWriter(join(work, 'bomb'));
+    // 96 MiB of zeros gzip to ~100 KiB: allowed would be 100 × that + 64 MiB.
+    const zeros = await zeroTar(96 * 1024 * 1024);
+    const many = Buffer.concat([...Array.from({ length: 60 }, (_, i) => oneFileTar(`f${i}`, '').subarray(0, 512)), Buffer.alloc(1024)]);
+    l.tag({ zeros: l.image([zeros]), many: l.image([many]) });
+    const bomb = await tb.run(['run', '--rm', `oci:${l.dir}:zeros`]);
+    expect(oneLine(bomb.stderr)).toMatch(/layer expands to more than 100 times its compressed size \(limit --layer-limits ratio=100\)$/);
+    const raised = await tb.run(['--layer-limits', 'ratio=2000', 'run', '--rm', `oci:${l.dir}:zeros`]);
+    expect(raised.stderr).not.toMatch(/expands/);
+    const entries = await tb.run(['--layer-limits', 'entries=50', 'run', '--rm', `oci:${l.dir}:many`]);
+    expect(oneLine(entries.stderr)).toBe('tugboat: refusing layer entry "f50": layer has more than 50 entries (limit --layer-limits entries=50)');
+    const bad = await tb.run(['--layer-limits', 'ratio=lots', 'run', '--rm', `oci:${l.dir}:many`]);
+    expect(bad.code).toBe(2);
+    expect(oneLine(bad.stderr)).toBe('tugboat: --layer-limits: ratio needs a positive integer, got "lots"');
+    await storeUnchanged();
   });
 
   it('13: names an empty layout instead of "image tag undefined"', async () => {
