@@ -1,7 +1,7 @@
 // `tugboat` as a runc-compatible OCI runtime, driven the way
 // containerd-shim-runc-v2 drives it (go-runc argv order), with real runc below.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -75,6 +75,14 @@ describe('tugboat as an OCI runtime (runc CLI)', () => {
     // The caller's bundle is never modified, and nothing of ours is left behind.
     expect(readFileSync(join(bundle(), 'config.json'), 'utf8')).toBe(before);
     expect(existsSync(join(state, 'bundles')) ? readdirSync(join(state, 'bundles')).flatMap((d) => readdirSync(join(state, 'bundles', d))) : []).toEqual([]);
+  });
+
+  it('keeps its state dir (derived bundles hold the environment) private, repairing an old one', async () => {
+    mkdirSync(state, { recursive: true });
+    chmodSync(state, 0o755);
+    expect((await rtDetached(['create', '--bundle', wasmBundle, 'private'])).code).toBe(0);
+    expect(statSync(state).mode & 0o777).toBe(0o700);
+    expect((await rt(['delete', '--force', 'private'])).code).toBe(0);
   });
 
   it('marks a Wasm container in its state annotations', async () => {

@@ -18,7 +18,8 @@ import { rewriteSpecForWasm, wasmHostProcess } from '../../linux-runtime/wasm-bu
 import { componentRewriteOptions, defaultComponentCacheDir } from '../../linux-runtime/component-cache.js';
 import { GUEST_ENV_VAR, encodeGuestConfig, decodeGuestConfig } from '../../wasi-host/guest-config.js';
 import { flagValue, GLOBAL_VALUE_FLAGS, OCI_COMMANDS, parseGlobals, parseOciCommand, runcArgv, type ParsedCommand } from './argv.js';
-import { checkContainerId, derivedBundleDir } from './derived-bundle.js';
+import { checkContainerId, derivedBundleDir, stateDir } from './derived-bundle.js';
+import { prepareDataRoot } from '../../oci/data-root.js';
 import { runcBinary, runRunc } from './passthrough.js';
 import { runtimeLog, type RuntimeLog } from './runtime-log.js';
 
@@ -57,6 +58,8 @@ async function create(ctx: Context): Promise<number> {
   if (existsSync(derived) && existsSync(join(ctx.runcRoot ?? '/run/runc', id))) throw new UsageError(`container with given ID already exists`);
   // A component is transpiled (or found in the cache) before anything of ours is written.
   const wasmOptions = await componentRewriteOptions(rootfs, spec, defaultComponentCacheDir());
+  // Derived bundles hold containers' environment: the state dir is private (created or repaired 0700).
+  await prepareDataRoot(stateDir());
   await mkdir(derived, { recursive: true, mode: 0o700 });
   const rewritten = rewriteSpecForWasm(anchorToBundle(spec, bundle), loadKit(ctx.kitDir), undefined, wasmOptions);
   await writeFile(join(derived, 'config.json'), JSON.stringify(rewritten));
