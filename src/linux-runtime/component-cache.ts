@@ -162,28 +162,19 @@ function childEntry(): string {
  */
 async function childMemoryCgroup(limit: number): Promise<{ dir: string; procs: string } | undefined> {
   const name = `tugboat-transpile-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const v1 = '/sys/fs/cgroup/memory';
-  const v2 = '/sys/fs/cgroup';
+  const make = async (parent: string, limitFile: string): Promise<{ dir: string; procs: string }> => {
+    const dir = join(parent, name);
+    await mkdir(dir);
+    await writeFile(join(dir, limitFile), String(limit)).catch(async (err: unknown) => {
+      await rmdir(dir);
+      throw err;
+    });
+    return { dir, procs: join(dir, 'cgroup.procs') };
+  };
   try {
-    if (existsSync(join(v1, 'memory.limit_in_bytes'))) {
-      const dir = join(v1, name);
-      await mkdir(dir);
-      await writeFile(join(dir, 'memory.limit_in_bytes'), String(limit)).catch(async (err: unknown) => {
-        await rmdir(dir);
-        throw err;
-      });
-      return { dir, procs: join(dir, 'cgroup.procs') };
-    }
-    const controllers = await readFile(join(v2, 'cgroup.subtree_control'), 'utf8').catch(() => '');
-    if (controllers.split(/\s+/).includes('memory')) {
-      const dir = join(v2, name);
-      await mkdir(dir);
-      await writeFile(join(dir, 'memory.max'), String(limit)).catch(async (err: unknown) => {
-        await rmdir(dir);
-        throw err;
-      });
-      return { dir, procs: join(dir, 'cgroup.procs') };
-    }
+    if (existsSync('/sys/fs/cgroup/memory/memory.limit_in_bytes')) return await make('/sys/fs/cgroup/memory', 'memory.limit_in_bytes');
+    const controllers = await readFile('/sys/fs/cgroup/cgroup.subtree_control', 'utf8').catch(() => '');
+    if (controllers.split(/\s+/).includes('memory')) return await make('/sys/fs/cgroup', 'memory.max');
   } catch (err) {
     log().debug({ err: (err as Error).message }, 'no memory cgroup for the transpiler; V8 limits only');
   }

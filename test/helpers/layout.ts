@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { rawTar } from '../unit/helpers/tar.js';
 
 export const REF = 'org.opencontainers.image.ref.name';
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -79,23 +80,7 @@ export class LayoutWriter {
   }
 }
 
-/** A tar holding one regular file (ustar, written by hand so the bytes are fixed). */
+/** A tar holding one regular file (ustar, fixed bytes). */
 export function oneFileTar(name: string, content: string): Buffer {
-  const body = Buffer.from(content);
-  const h = Buffer.alloc(512);
-  h.write(name, 0);
-  h.write('0000644\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(body.length.toString(8).padStart(11, '0') + '\0', 124);
-  h.write('00000000000\0', 136);
-  h.write('        ', 148);
-  h.write('0', 156);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  const pad = Buffer.alloc((512 - (body.length % 512)) % 512);
-  return Buffer.concat([h, body, pad, Buffer.alloc(1024)]);
+  return rawTar([{ name: Buffer.from(name), content: Buffer.from(content) }]);
 }

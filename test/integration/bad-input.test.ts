@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXAMPLES, TugboatSandbox, WASM } from './helpers.js';
+import { EXAMPLES, oneLine, TugboatSandbox, WASM } from './helpers.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -73,11 +73,6 @@ describe('bad input', () => {
     expect(readdirSync(join(tb.root, 'rootfs')).filter((n) => n.includes('.tmp-'))).toEqual([]);
   }
 
-  function oneLine(stderr: string): string {
-    const lines = stderr.trim().split('\n');
-    expect(lines).toHaveLength(1);
-    return lines[0]!;
-  }
 
   it('rejects a malformed wasm module with status 126', async () => {
     const bad = join(work, 'bad.wasm');

@@ -7,27 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxLayer, LayoutWriter, oneFileTar } from '../helpers/layout.js';
-import { rawTar } from '../unit/helpers/tar.js';
-import { BUSYBOX, exec, FIXTURES, TUGBOAT, TugboatSandbox, WASM } from './helpers.js';
+import { rawTar, setChecksum, ustarHeader } from '../unit/helpers/tar.js';
+import { BUSYBOX, exec, FIXTURES, oneLine, TUGBOAT, TugboatSandbox, WASM } from './helpers.js';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 
 /** An uncompressed tar of one file of `size` zeros (LayoutWriter gzips it). */
-async function zeroTar(size: number): Promise<Buffer> {
-  const header = oneFileTar('zeros', '').subarray(0, 512);
-  const h = Buffer.from(header);
-  h.write(size.toString(8).padStart(11, '0') + '\0', 124, 'latin1');
-  h.write('        ', 148, 'latin1');
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
-  return Buffer.concat([h, Buffer.alloc(size), Buffer.alloc(1024)]);
-}
-
-function oneLine(stderr: string): string {
-  const lines = stderr.trim().split('\n');
-  expect(lines, stderr).toHaveLength(1);
-  return lines[0]!;
+function zeroTar(size: number): Buffer {
+  return Buffer.concat([ustarHeader(Buffer.from('zeros'), '0', size), Buffer.alloc(size), Buffer.alloc(1024)]);
 }
 
 /**
@@ -115,10 +102,7 @@ function patchModes(tar: Buffer, modes: Record<string, number>): Buffer {
     const size = parseInt(h.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim() || '0', 8);
     if (modes[name] !== undefined) {
       h.write(modes[name].toString(8).padStart(7, '0') + '\0', 100, 'latin1');
-      h.write('        ', 148, 'latin1');
-      let sum = 0;
-      for (const b of h) sum += b;
-      h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+      setChecksum(h);
     }
     off += 512 + Math.ceil(size / 512) * 512;
   }
@@ -248,7 +232,7 @@ describe('items 5, 10, 12, 13: hostile images and clear messages', () => {
   it('11: bounds how far a layer may expand and how many entries it may hold; --layer-limits sets both', async () => {
     const l = new LayoutWriter(join(work, 'bomb'));
     // 96 MiB of zeros gzip to ~100 KiB: allowed would be 100 × that + 64 MiB.
-    const zeros = await zeroTar(96 * 1024 * 1024);
+    const zeros = zeroTar(96 * 1024 * 1024);
     const many = Buffer.concat([...Array.from({ length: 60 }, (_, i) => oneFileTar(`f${i}`, '').subarray(0, 512)), Buffer.alloc(1024)]);
     l.tag({ zeros: l.image([zeros]), many: l.image([many]) });
     const bomb = await tb.run(['run', '--rm', `oci:${l.dir}:zeros`]);

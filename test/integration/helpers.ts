@@ -6,6 +6,7 @@ import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync } fro
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURES = join(REPO, 'test', 'fixtures', 'out');
@@ -26,6 +27,13 @@ export interface RunOpts {
   env?: NodeJS.ProcessEnv;
   /** Send this signal to tugboat once stdout contains `after`. */
   signal?: { name: NodeJS.Signals; after: string };
+}
+
+/** The single line of a failure's stderr (asserting there is exactly one). */
+export function oneLine(stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  expect(lines, stderr).toHaveLength(1);
+  return lines[0]!;
 }
 
 export function exec(cmd: string, args: string[], opts: RunOpts = {}): Promise<Result> {

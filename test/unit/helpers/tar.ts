@@ -76,7 +76,16 @@ export interface RawEntry {
   pax?: boolean;
 }
 
-function ustarHeader(name: Buffer, typeflag: string, size: number, linkname: Buffer = Buffer.alloc(0), mode = 0o644): Buffer {
+/** Writes a ustar header's checksum (after its fields change). */
+export function setChecksum(h: Buffer): Buffer {
+  h.write('        ', 148, 'latin1');
+  let sum = 0;
+  for (const b of h.subarray(0, 512)) sum += b;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+  return h;
+}
+
+export function ustarHeader(name: Buffer, typeflag: string, size: number, linkname: Buffer = Buffer.alloc(0), mode = 0o644): Buffer {
   const h = Buffer.alloc(512);
   name.copy(h, 0, 0, Math.min(100, name.length));
   h.write(mode.toString(8).padStart(7, '0') + '\0', 100, 'latin1');
@@ -89,10 +98,7 @@ function ustarHeader(name: Buffer, typeflag: string, size: number, linkname: Buf
   linkname.copy(h, 157, 0, Math.min(100, linkname.length));
   h.write('ustar\0', 257, 'latin1');
   h.write('00', 263, 'latin1');
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
-  return h;
+  return setChecksum(h);
 }
 
 function padded(data: Buffer): Buffer {
