@@ -77,7 +77,9 @@ export class ImageStore {
     await privateDir(this.lockDir);
     const marker = join(this.layoutDir, 'oci-layout');
     if (!existsSync(marker)) await writeFileAtomic(marker, OCI_LAYOUT_FILE);
-    if (!existsSync(join(this.layoutDir, 'index.json'))) await this.writeIndex(EMPTY_INDEX);
+    const index = join(this.layoutDir, 'index.json');
+    // Under the lock: a concurrent first import must not have its index replaced by an empty one.
+    if (!existsSync(index)) await this.indexLock(async () => (existsSync(index) ? undefined : this.writeIndex(EMPTY_INDEX)));
   }
 
   private storeLock<T>(mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T> {
@@ -280,8 +282,17 @@ export class ImageStore {
   private async refuseIfInUse(name: string, all: readonly Descriptor[], kept: readonly Descriptor[]): Promise<void> {
     const users = await rootfsUsers(this.root);
     if (users.size === 0) return;
-    const after = await this.reachable(kept);
-    const gone = [...(await this.reachable(all.filter((m) => !kept.includes(m))))].filter((hex) => !after.has(hex));
+    let after: Set<string>;
+    let before: Set<string>;
+    try {
+      after = await this.reachable(kept);
+      before = await this.reachable(all.filter((m) => !kept.includes(m)));
+    } catch (err) {
+      // A damaged image can still be forgotten; garbage collection then keeps everything (see below).
+      log().warn({ err: (err as Error).message }, 'image store damaged; cannot tell which containers use the image');
+      return;
+    }
+    const gone = [...before].filter((hex) => !after.has(hex));
     const containers = [...new Set(gone.flatMap((hex) => [...(users.get(hex) ?? [])]))].sort();
     if (containers.length === 0) return;
     throw new UsageError(

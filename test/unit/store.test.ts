@@ -237,6 +237,13 @@ describe('unpacked roots in use', () => {
 });
 
 describe('concurrent use in one process', () => {
+  it('keeps every name when the first commands on a fresh store race', async () => {
+    const l = new LayoutWriter(join(work, 'l'));
+    l.tag({ x: l.image([oneFileTar('a', '1')]) });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => new ImageStore(root).import(openOciLayout(l.dir), 'x', `n${i}`)));
+    expect(await names(new ImageStore(root))).toEqual(Array.from({ length: 10 }, (_, i) => `n${i}`).sort());
+  });
+
   it('loses no name when 20 imports and removes race', async () => {
     const l = new LayoutWriter(join(work, 'l'));
     const imgs = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`t${i}`, l.image([oneFileTar(`f${i}`, String(i))])]));
