@@ -41,8 +41,9 @@ await build({
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/tugboat.mjs',
   sourcemap: true,
-  // jco (a cache miss of a Wasm component only) is loaded from node_modules.
-  external: ['@bytecodealliance/jco'],
+  // jco (a cache miss of a Wasm component only) and koffi (a native addon:
+  // the store's flock) are loaded from node_modules.
+  external: ['@bytecodealliance/jco', 'koffi'],
   // Some CommonJS dependencies call require(); give the ESM bundle one.
   banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" },
 });

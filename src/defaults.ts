@@ -8,12 +8,16 @@
 //   TUGBOAT_KIT        runtime kit mounted into Wasm containers (build/kit of this checkout)
 //   TUGBOAT_RUNC       runc binary (runc from PATH)
 //   TUGBOAT_LOG_LEVEL  log level (warn; the shim: info)
+//   TUGBOAT_LAYER_LIMITS  bounds on unpacking a layer (entries=N,size=SIZE,ratio=N)
+//   TUGBOAT_TRANSPILE_MEMORY  memory of the child that transpiles a component (1g)
 //   XDG_RUNTIME_DIR    private temp dirs of the shim (console sockets, process files)
 //   TTRPC_ADDRESS      containerd's ttrpc socket for events (set by containerd)
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { UsageError } from './errors.js';
+import { parseByteSize } from './units.js';
 
 type Env = NodeJS.ProcessEnv;
 
@@ -63,6 +67,20 @@ export function kitDir(explicit?: string, env: Env = process.env): string {
     dir = dirname(dir);
   }
   return resolve(here, '..', 'build', 'kit');
+}
+
+/** Memory the transpiling child may use: TUGBOAT_TRANSPILE_MEMORY (a size, e.g. 2g), else 1 GiB. */
+export function transpileMemoryLimit(env: Env = process.env): number {
+  const raw = setting(env, 'TUGBOAT_TRANSPILE_MEMORY');
+  if (raw === undefined) return 1024 ** 3;
+  const bytes = parseByteSize(raw);
+  if (bytes === undefined || bytes < 128 * 1024 ** 2) throw new UsageError(`TUGBOAT_TRANSPILE_MEMORY: invalid size ${JSON.stringify(raw)} (at least 128m, e.g. 1g)`);
+  return bytes;
+}
+
+/** TUGBOAT_LAYER_LIMITS as given (the CLI parses it like --layer-limits). */
+export function envLayerLimits(env: Env = process.env): string | undefined {
+  return setting(env, 'TUGBOAT_LAYER_LIMITS');
 }
 
 /** TUGBOAT_LOG_LEVEL as given (the logger checks it). */

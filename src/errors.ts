@@ -115,3 +115,32 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message.split('\n')[0] ?? String(err);
   return String(err);
 }
+
+/** True for Node's errors from a system call (they carry `code` and `syscall`). */
+export function isSystemError(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+}
+
+/**
+ * A system error as the C library would say it ("no space left on device"),
+ * without the paths Node appends: those are often private temp names that
+ * mean nothing to the user. Callers say what they were doing.
+ */
+export function describeFsError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as NodeJS.ErrnoException).code;
+  // Node's form: "ENOSPC: no space left on device, write '/path'".
+  const m = code ? new RegExp(`^${code}: ([^,]*)`).exec(err.message) : null;
+  if (m?.[1]) return m[1];
+  return code ?? err.message.split('\n')[0] ?? String(err);
+}
+
+/**
+ * A system error met while `doing` something, as one line without private
+ * paths (`doing: no space left on device`); Tugboat's own and other errors
+ * are returned unchanged.
+ */
+export function asFsFailure(err: unknown, doing: string): unknown {
+  if (err instanceof TugboatError || !isSystemError(err)) return err;
+  return new TugboatError(`${doing}: ${describeFsError(err)}`, { cause: err });
+}

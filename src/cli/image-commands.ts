@@ -2,6 +2,7 @@
 import { UsageError } from '../errors.js';
 import { buildWasmImage, type BuildResult, type FileToAdd, type OutputFormat } from '../oci/image-build.js';
 import { openImageSource, parseImageRef } from '../oci/image-source.js';
+import { checkImageName } from '../oci/names.js';
 import { ImageStore, type StoredImage } from '../oci/store.js';
 
 export interface BuildCommandOptions {
@@ -57,7 +58,8 @@ export function listCommand(root: string): Promise<StoredImage[]> {
   return new ImageStore(root).list();
 }
 
-export async function removeCommand(root: string, names: string[]): Promise<void> {
+export async function removeCommand(root: string, names: string[], force = false): Promise<void> {
+  for (const n of names) checkImageName(n, 'image rm');
   const store = new ImageStore(root);
-  for (const n of names) await store.remove(n);
+  for (const n of names) await store.remove(n, force);
 }

@@ -7,12 +7,15 @@ import { Command, CommanderError, Option } from 'commander';
 import { describeError, exitCodeFor, UsageError } from '../errors.js';
 import { isLogLevel, log, setLogLevel } from '../log.js';
 import { parsePlatform } from '../oci/platform.js';
-import { dataRoot, runcBinary } from '../defaults.js';
+import { dataRoot, envLayerLimits, runcBinary } from '../defaults.js';
 import { registeredEngines } from '../linux-runtime/select-engine.js';
 import { engineSettings } from '../linux-runtime/workload.js';
 import { TUGBOAT_VERSION } from '../version.js';
 import { buildCommand, importCommand, listCommand, parseFileMapping, removeCommand } from './image-commands.js';
-import { parseAnnotation, parseContainerName, parseEnvArg, parseEnvFile, parseMemory, parseNetwork, parseVolume } from './options.js';
+import { parseAnnotation, parseContainerName, parseEnvArg, parseEnvFile, parseLayerLimits, parseMemory, parseNetwork, parseVolume } from './options.js';
+import { prepareDataRoot } from '../oci/data-root.js';
+import { checkContainerId } from '../oci/names.js';
+import { parseSecurityOpt } from '../oci/seccomp.js';
 import { listContainers, removeContainer, runContainer, type Paths } from './run-container.js';
 import { shortDigest, table } from './table.js';
 import { isOciInvocation, runOciCommand } from './oci/commands.js';
@@ -26,9 +29,17 @@ function fail(err: unknown): never {
 }
 
 function paths(program: Command): Paths {
-  const g = program.opts<{ root: string; runc?: string; kit?: string }>();
-  return { root: dataRoot(g.root), ...(g.runc ? { runcBinary: g.runc } : {}), ...(g.kit ? { kitDir: g.kit } : {}) };
+  const g = program.opts<{ root: string; runc?: string; kit?: string; layerLimits?: string }>();
+  return {
+    root: dataRoot(g.root),
+    ...(g.runc ? { runcBinary: g.runc } : {}),
+    ...(g.kit ? { kitDir: g.kit } : {}),
+    ...(g.layerLimits ? { layerLimits: parseLayerLimits(g.layerLimits) } : {}),
+  };
 }
+
+/** Commands that write to the data root: each starts by creating or repairing its private modes. */
+const WRITING_COMMANDS = new Set(['run', 'rm', 'import']);
 
 function versionText(): string {
   let runc = 'runc: not found';
@@ -54,12 +65,18 @@ function buildProgram(): Command {
     .addOption(new Option('--runc <path>', 'runc binary (TUGBOAT_RUNC)'))
     .addOption(new Option('--kit <dir>', 'runtime kit for Wasm containers (TUGBOAT_KIT)'))
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace (JSON logs on stderr)').default('warn'))
+    .addOption(
+      new Option('--layer-limits <limits>', 'bounds on unpacking a layer: entries=N,size=SIZE,ratio=N (default entries=200000,size=32g,ratio=100)').default(
+        envLayerLimits(),
+      ),
+    )
     .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
-    .hook('preAction', () => {
+    .hook('preAction', async (_program, action) => {
       const level = program.opts<{ logLevel: string }>().logLevel;
       if (!isLogLevel(level)) throw new UsageError(`--log-level: unknown level ${level}`);
       setLogLevel(level);
+      if (WRITING_COMMANDS.has(action.name())) await prepareDataRoot(paths(program).root);
     });
 
   program
@@ -80,6 +97,7 @@ function buildProgram(): Command {
     .option('--entrypoint <path>', 'replace the image ENTRYPOINT (drops its CMD)')
     .option('-t, --tty', 'allocate a terminal', false)
     .option('--annotation <KEY=VALUE>', 'an OCI annotation, e.g. io.tugboat.wasm.preopens=/data=/mnt/data:ro (repeatable)', collect, [])
+    .option('--security-opt <opt>', 'seccomp=unconfined, seccomp=PROFILE.json (Docker format) or no-new-privileges; default: Docker\'s seccomp profile', collect, [])
     .passThroughOptions()
     .action(async (image: string, args: string[], o: Record<string, unknown>) => {
       const envFiles = (o.envFile as string[]).flatMap((f) => parseEnvFile(f));
@@ -100,6 +118,7 @@ function buildProgram(): Command {
         ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint as string } : {}),
         tty: o.tty as boolean,
         annotations: Object.fromEntries((o.annotation as string[]).map((a) => parseAnnotation(a))),
+        seccomp: parseSecurityOpt(o.securityOpt as string[]),
       });
       process.exitCode = status;
     });
@@ -120,6 +139,7 @@ function buildProgram(): Command {
     .argument('<container...>')
     .option('-f, --force', 'kill it first if it is running', false)
     .action(async (ids: string[], o: { force: boolean }) => {
+      for (const id of ids) checkContainerId(id, 'rm');
       for (const id of ids) await removeContainer(paths(program), id, o.force);
     });
 
@@ -182,7 +202,8 @@ function buildProgram(): Command {
     .command('rm')
     .description('remove images from the local store')
     .argument('<name...>')
-    .action(async (names: string[]) => removeCommand(paths(program).root, names));
+    .option('-f, --force', 'also when containers use the image: forget the name now, keep its files until they are removed', false)
+    .action(async (names: string[], o: { force: boolean }) => removeCommand(paths(program).root, names, o.force));
 
   program
     .command('version')

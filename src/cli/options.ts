@@ -3,18 +3,44 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
+import { parseByteSize } from '../units.js';
 import type { NetworkMode, Volume } from '../linux-runtime/spec-edits.js';
-
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+import type { LayerLimits } from '../oci/layers.js';
+import { checkContainerId } from '../oci/names.js';
 
 /** "512m", "1g", "65536", "1.5g" → bytes (Docker's units: binary multiples). */
+export function parseSize(value: string, option: string): number {
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) throw new UsageError(`${option}: invalid size ${JSON.stringify(value)} (examples: 64m, 1g)`);
+  return bytes;
+}
+
 export function parseMemory(value: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?$/i.exec(value.trim());
-  if (!m) throw new UsageError(`--memory: invalid size ${JSON.stringify(value)} (examples: 64m, 1g)`);
-  const bytes = Math.floor(Number(m[1]) * UNITS[(m[2] ?? '').toLowerCase()]!);
+  const bytes = parseSize(value, '--memory');
   // Below this a Node-based Wasm container cannot even start; say so up front.
   if (bytes < 6 * 1024 * 1024) throw new UsageError(`--memory: ${value} is below the 6 MiB minimum`);
   return bytes;
+}
+
+/**
+ * `--layer-limits entries=N,size=SIZE,ratio=N` (any subset): bounds on the
+ * work one image layer may cause when it is unpacked.
+ */
+export function parseLayerLimits(value: string): Partial<LayerLimits> {
+  const option = '--layer-limits';
+  const out: Partial<LayerLimits> = {};
+  for (const part of value.split(',')) {
+    const [key, v] = part.split('=', 2) as [string, string | undefined];
+    const count = (): number => {
+      if (v === undefined || !/^[1-9]\d*$/.test(v)) throw new UsageError(`${option}: ${key} needs a positive integer, got ${JSON.stringify(v ?? '')}`);
+      return Number(v);
+    };
+    if (key === 'entries') out.maxEntries = count();
+    else if (key === 'ratio') out.maxRatio = count();
+    else if (key === 'size' && v !== undefined) out.maxBytes = parseSize(v, `${option} size`);
+    else throw new UsageError(`${option}: unknown limit ${JSON.stringify(part)} (entries=N, size=SIZE, ratio=N)`);
+  }
+  return out;
 }
 
 /** HOST:CONTAINER[:ro|rw] with an existing absolute-or-relative host path. */
@@ -71,11 +97,8 @@ export function parseNetwork(value: string): NetworkMode {
   throw new UsageError(`--network: unsupported mode ${JSON.stringify(value)} (none or host; bridge networking comes with containerd or docker)`);
 }
 
-const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
-
 export function parseContainerName(value: string): string {
-  if (!CONTAINER_NAME.test(value)) throw new UsageError(`--name: invalid container name ${JSON.stringify(value)} ([a-zA-Z0-9][a-zA-Z0-9_.-]*)`);
-  return value;
+  return checkContainerId(value, '--name');
 }
 
 /** --annotation KEY=VALUE (the value may contain "="). */

@@ -9,6 +9,9 @@ import { runcBinary } from '../defaults.js';
 import { ExecutableNotFoundError, NotFoundError, UsageError } from '../errors.js';
 import type { Workload } from '../oci/detect.js';
 import { openImageSource, parseImageRef, resolveImage, type ImageSource, type ResolvedImage } from '../oci/image-source.js';
+import type { LayerLimits } from '../oci/layers.js';
+import { checkContainerId } from '../oci/names.js';
+import { withSeccomp, type SeccompChoice } from '../oci/seccomp.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { Spec } from '../oci/runtime-spec.js';
 import { DEFAULT_PATH } from '../oci/runtime-spec.js';
@@ -36,6 +39,8 @@ export interface Paths {
   root: string;
   runcBinary?: string;
   kitDir?: string;
+  /** Bounds on unpacking image layers (--layer-limits). */
+  layerLimits?: Partial<LayerLimits>;
 }
 
 export interface RunOptions extends Paths {
@@ -54,6 +59,8 @@ export interface RunOptions extends Paths {
   user?: string;
   /** OCI annotations for the container (io.tugboat.wasm.preopens, …). */
   annotations?: Record<string, string>;
+  /** --security-opt seccomp=…; Docker's default profile when absent. */
+  seccomp?: SeccompChoice;
 }
 
 export interface PreparedContainer {
@@ -106,12 +113,12 @@ async function writeJson(path: string, value: unknown): Promise<void> {
 
 /** Everything up to (not including) runc: image, rootfs, bundle, detection. */
 export async function prepareContainer(opts: RunOptions): Promise<PreparedContainer> {
-  const store = new ImageStore(opts.root);
+  const store = new ImageStore(opts.root, opts.layerLimits);
   const { source, tag } = await openImageArgument(opts.image, store);
   const image = await resolveImage(source, tag, opts.platform);
   const imageRootfs = await store.unpack(image);
 
-  const id = opts.name ?? newContainerId();
+  const id = opts.name !== undefined ? checkContainerId(opts.name, '--name') : newContainerId();
   const dir = join(containersDir(opts.root), id);
   if (existsSync(dir)) throw new UsageError(`container name ${id} is already in use (tugboat rm ${id})`, { kind: 'AlreadyExists' });
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -137,6 +144,7 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
     spec = withVolumes(spec, opts.volumes);
     spec = withTerminal(spec, opts.tty);
     if (opts.memoryBytes !== undefined) spec = withMemoryLimit(spec, opts.memoryBytes);
+    spec = withSeccomp(spec, opts.seccomp);
     spec = withAnnotations(spec, {
       ...opts.annotations,
       'io.tugboat.image': opts.image,
@@ -215,7 +223,8 @@ export async function startForeground(prepared: PreparedContainer, opts: RunOpti
 }
 
 export async function runContainer(opts: RunOptions): Promise<number> {
-  const prepared = await prepareContainer(opts);
+  // Under a store lease until the container's record names its root, so no concurrent `image rm` collects it.
+  const prepared = await new ImageStore(opts.root).use(() => prepareContainer(opts));
   return startForeground(prepared, opts);
 }
 
@@ -243,7 +252,7 @@ export async function listContainers(paths: Paths): Promise<ContainerRecord[]> {
 }
 
 export async function removeContainer(paths: Paths, id: string, force: boolean): Promise<void> {
-  const dir = join(containersDir(paths.root), id);
+  const dir = join(containersDir(paths.root), checkContainerId(id, 'rm'));
   if (!existsSync(dir)) throw new NotFoundError(`container ${id} not found`);
   const runc = runcFor(paths);
   const state = await runc.state(id).catch(() => undefined);

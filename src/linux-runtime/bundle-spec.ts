@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
+import { parseJsonText } from '../json-text.js';
 import type { Spec } from '../oci/runtime-spec.js';
 
 /** Reads and minimally checks a bundle's config.json; every failure names the file. */
@@ -15,12 +16,7 @@ export function readBundleSpec(bundle: string): Spec {
   } catch (err) {
     throw new ConfigError(`cannot read bundle config ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
   }
-  let spec: unknown;
-  try {
-    spec = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(`bundle config ${path} is not valid JSON: ${(err as Error).message}`);
-  }
+  const spec = parseJsonText(text, `bundle config ${path}`, (m) => new ConfigError(m));
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new ConfigError(`bundle config ${path} is not a JSON object`);
   const s = spec as Spec;
   if (typeof s.root?.path !== 'string') throw new ConfigError(`bundle config ${path}: root.path must be a string`);

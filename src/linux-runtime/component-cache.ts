@@ -10,13 +10,23 @@
 // An entry is built in a private temp dir and renamed into place, so a reader
 // sees a complete entry or none; two containers racing on a miss both build,
 // the first rename wins and the loser's copy is dropped.
-import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+//
+// jco runs in a child process (transpile-child.ts) with bounded memory: a
+// 300 MB component needs ~1 GB, and a hostile one could take the CLI or the
+// shim (and every container it serves) down with it. The child gets V8 limits
+// (JS heap and Wasm memory pages) everywhere, and a memory cgroup holding the
+// whole process where Tugboat may create one (root, cgroup v1 or v2); a
+// time limit ends a transpile that runs away.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { log } from '../log.js';
+import { digestFile } from '../oci/digest.js';
 import { worldItems } from '../oci/component-wit.js';
-import { WasmError } from '../errors.js';
+import { RuntimeError, WasmError } from '../errors.js';
 import type { WasmRewriteOptions } from './wasm-bundle.js';
 
 /** Where the cache entry of a container's component appears inside it. */
@@ -73,27 +83,110 @@ async function readMeta(dir: string): Promise<ComponentMeta | undefined> {
   }
 }
 
-/** Transpiles `bytes` with jco into `dir` (which must not exist). */
-async function transpileInto(bytes: Uint8Array, dir: string, sha256: string, jco: string): Promise<ComponentMeta> {
-  const api = await import('@bytecodealliance/jco');
-  let wit: string;
-  let files: Record<string, Uint8Array>;
-  try {
-    wit = await api.componentWit(bytes);
-    ({ files } = await api.transpile(bytes, { name: 'component', instantiation: 'async', noTypescript: true, quiet: true }));
-  } catch (err) {
-    throw new WasmError(`cannot transpile Wasm component: ${(err as Error).message ?? String(err)}`);
+// Memory the transpiling child may use: src/defaults.ts (TUGBOAT_TRANSPILE_MEMORY).
+export { transpileMemoryLimit } from '../defaults.js';
+import { transpileMemoryLimit } from '../defaults.js';
+
+const TRANSPILE_TIMEOUT_MS = 300_000;
+
+/** The child's entry point: beside this file (tsc output, or the source under the tests), or under the bundles' dist/. */
+function childEntry(): string {
+  const candidates = ['./transpile-child.js', './linux-runtime/transpile-child.js', './transpile-child.ts'];
+  for (const rel of candidates) {
+    const path = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(path)) return path;
   }
+  throw new RuntimeError('cannot find the component transpiler (transpile-child.js); is Tugboat built?');
+}
+
+/**
+ * A memory cgroup for one child, where this process may make one: cgroup v1's
+ * memory hierarchy or the v2 root with the memory controller. Best effort:
+ * undefined elsewhere (the V8 limits still hold).
+ */
+async function childMemoryCgroup(limit: number): Promise<{ dir: string; procs: string } | undefined> {
+  const name = `tugboat-transpile-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const make = async (parent: string, limitFile: string): Promise<{ dir: string; procs: string }> => {
+    const dir = join(parent, name);
+    await mkdir(dir);
+    await writeFile(join(dir, limitFile), String(limit)).catch(async (err: unknown) => {
+      await rmdir(dir);
+      throw err;
+    });
+    return { dir, procs: join(dir, 'cgroup.procs') };
+  };
+  try {
+    if (existsSync('/sys/fs/cgroup/memory/memory.limit_in_bytes')) return await make('/sys/fs/cgroup/memory', 'memory.limit_in_bytes');
+    const controllers = await readFile('/sys/fs/cgroup/cgroup.subtree_control', 'utf8').catch(() => '');
+    if (controllers.split(/\s+/).includes('memory')) return await make('/sys/fs/cgroup', 'memory.max');
+  } catch (err) {
+    log().debug({ err: (err as Error).message }, 'no memory cgroup for the transpiler; V8 limits only');
+  }
+  return undefined;
+}
+
+interface ChildReport {
+  sha256?: string;
+  wit?: string;
+  error?: string;
+}
+
+/** Transpiles the component file into `dir` (which must not exist) in a bounded child; returns its WIT. */
+async function transpileInChild(hostPath: string, dir: string, sha256: string): Promise<string> {
+  const limit = transpileMemoryLimit();
+  const mib = Math.floor(limit / 1024 ** 2);
+  await mkdir(dir, { mode: 0o755 });
+  const args = [
+    // Most of the JS heap, and each Wasm memory (jco's own transpiler is Wasm), stay under the limit.
+    `--max-old-space-size=${Math.max(64, Math.floor(mib * 0.75))}`,
+    `--wasm-max-mem-pages=${Math.floor(limit / 65536)}`,
+    '--disable-warning=ExperimentalWarning',
+    childEntry(),
+    hostPath,
+    dir,
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  const cgroup = await childMemoryCgroup(limit);
+  if (cgroup && child.pid !== undefined) await writeFile(cgroup.procs, String(child.pid)).catch(() => undefined);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4096)));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, TRANSPILE_TIMEOUT_MS);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (c, s) => resolve([c, s]));
+  }).finally(() => clearTimeout(timer));
+  if (cgroup) await rmdir(cgroup.dir).catch(() => undefined);
+
+  let report: ChildReport = {};
+  try {
+    report = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as ChildReport;
+  } catch {
+    // judged by the exit below
+  }
+  if (code === 0 && typeof report.wit === 'string') {
+    if (report.sha256 !== sha256) throw new WasmError('cannot transpile Wasm component: the file changed while it was being transpiled');
+    return report.wit;
+  }
+  if (typeof report.error === 'string') throw new WasmError(`cannot transpile Wasm component: ${report.error}`);
+  if (timedOut) throw new WasmError(`cannot transpile Wasm component: it took longer than ${TRANSPILE_TIMEOUT_MS / 1000} s`);
+  if (signal === 'SIGKILL' || /out of memory|heap limit|allocation failed/i.test(stderr)) {
+    throw new WasmError(`cannot transpile Wasm component: it needs more than ${mib} MiB of memory (TUGBOAT_TRANSPILE_MEMORY raises the limit)`);
+  }
+  const last = stderr.trim().split('\n').at(-1) ?? '';
+  throw new RuntimeError(`component transpiler failed (${signal ?? `status ${code}`})${last ? `: ${last}` : ''}`);
+}
+
+/** Transpiles the component at `hostPath` into `dir` (which must not exist) and writes its meta.json. */
+async function transpileInto(hostPath: string, dir: string, sha256: string, jco: string): Promise<ComponentMeta> {
+  const wit = await transpileInChild(hostPath, dir, sha256);
   const { imports, exports } = worldItems(wit);
   const meta: ComponentMeta = { format: CACHE_FORMAT, jco, sha256, world: worldOf(exports), imports, exports };
-  await mkdir(dir, { recursive: true, mode: 0o755 });
-  for (const [name, data] of Object.entries(files)) {
-    if (name.endsWith('.d.ts')) continue;
-    // The glue is ESM; .mjs makes Node load it as such without a package.json.
-    const out = name === 'component.js' ? COMPONENT_ENTRY : name;
-    if (out.includes('/') || out.startsWith('.')) continue;
-    await writeFile(join(dir, out), data, { mode: 0o444 });
-  }
   await writeFile(join(dir, 'meta.json'), JSON.stringify(meta), { mode: 0o444 });
   return meta;
 }
@@ -103,8 +196,7 @@ async function transpileInto(bytes: Uint8Array, dir: string, sha256: string, jco
  * A hit costs one file hash and one small read.
  */
 export async function ensureTranspiled(hostPath: string, cacheDir: string): Promise<CachedComponent> {
-  const bytes = await readFile(hostPath);
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const sha256 = (await digestFile(hostPath)).digest.slice('sha256:'.length);
   const dir = join(cacheDir, sha256);
   const jco = jcoVersion();
   const existing = await readMeta(dir);
@@ -112,11 +204,13 @@ export async function ensureTranspiled(hostPath: string, cacheDir: string): Prom
     log().debug({ sha256, dir }, 'component cache hit');
     return { dir, meta: existing, cached: true };
   }
-  await mkdir(cacheDir, { recursive: true, mode: 0o755 });
+  // Private like the rest of the data root (data-root.ts); created so, repaired so.
+  await mkdir(cacheDir, { recursive: true, mode: 0o700 });
+  await chmod(cacheDir, 0o700);
   const tmp = join(cacheDir, `.tmp-${sha256.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
   const started = performance.now();
   try {
-    const meta = await transpileInto(bytes, tmp, sha256, jco);
+    const meta = await transpileInto(hostPath, tmp, sha256, jco);
     if (existing) {
       // A stale entry (older jco or format): move it aside first. Running
       // containers keep their bind mount of the old directory.

@@ -13,14 +13,17 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
-import { ImageError, NotFoundError, TugboatError } from '../errors.js';
+import { asFsFailure, ImageError, isSystemError, NotFoundError, TugboatError } from '../errors.js';
+import { DEFAULT_LAYER_LIMITS, EXPANSION_ALLOWANCE } from './layers.js';
 
 export interface ArchiveLimits {
   maxBytes: number;
   maxEntries: number;
+  /** A gzip'd archive may expand to this many times its size (plus EXPANSION_ALLOWANCE), as layers may. */
+  maxRatio: number;
 }
 
-export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = { maxBytes: 32 * 1024 ** 3, maxEntries: 100_000 };
+export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = { maxBytes: 32 * 1024 ** 3, maxEntries: 100_000, maxRatio: DEFAULT_LAYER_LIMITS.maxRatio };
 
 /** Archive member name → normalised relative path; '' for the root itself. Throws on unsafe names. */
 export function safeMemberName(raw: string, what: string): string {
@@ -42,11 +45,21 @@ function linkTarget(name: string, linkname: string, hard: boolean): string | und
   return joined.replace(/^\.\//, '').replace(/\/$/, '');
 }
 
-function byteCap(limit: { left: number }, what: string, name: string): Transform {
+interface Budget {
+  left: number;
+  /** Why the budget is what it is, for the message when it runs out. */
+  limit: string;
+}
+
+function overBudget(budget: Budget, what: string, name: string): ImageError {
+  return new ImageError(`${what}: archive exceeds ${budget.limit} at member ${JSON.stringify(name)}`);
+}
+
+function byteCap(budget: Budget, what: string, name: string): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      limit.left -= chunk.length;
-      if (limit.left < 0) cb(new ImageError(`${what}: archive exceeds the size limit at member ${JSON.stringify(name)}`));
+      budget.left -= chunk.length;
+      if (budget.left < 0) cb(overBudget(budget, what, name));
       else cb(null, chunk);
     },
   });
@@ -63,8 +76,11 @@ export async function extractArchive(
     throw err.code === 'ENOENT' ? new NotFoundError(`${what}: no such file`) : new ImageError(`${what}: ${err.message}`);
   });
   let gzipped: boolean;
+  let size: number;
   try {
-    if (!(await fh.stat()).isFile()) throw new ImageError(`${what}: not a regular file`);
+    const st = await fh.stat();
+    if (!st.isFile()) throw new ImageError(`${what}: not a regular file`);
+    size = st.size;
     const head = Buffer.alloc(2);
     await fh.read(head, 0, 2, 0);
     gzipped = head[0] === 0x1f && head[1] === 0x8b; // `docker save | gzip` is common
@@ -75,7 +91,11 @@ export async function extractArchive(
   const files = new Set<string>();
   const dirs = new Set<string>(['']);
   const aliases: { name: string; target: string }[] = [];
-  const budget = { left: limits.maxBytes };
+  const expansion = limits.maxRatio * size + EXPANSION_ALLOWANCE;
+  const budget: Budget =
+    gzipped && expansion < limits.maxBytes
+      ? { left: expansion, limit: `${limits.maxRatio} times its compressed size` }
+      : { left: limits.maxBytes, limit: `the size limit (${limits.maxBytes} bytes)` };
   let entries = 0;
 
   const extract = tar.extract();
@@ -111,7 +131,7 @@ export async function extractArchive(
           break;
         case 'file':
         case 'contiguous-file': {
-          if ((h.size ?? 0) > budget.left) refuse('archive exceeds the size limit');
+          if ((h.size ?? 0) > budget.left) throw overBudget(budget, what, h.name);
           await mkdir(join(dest, posix.dirname(name)), { recursive: true, mode: 0o700 });
           await pipeline(entry, byteCap(budget, what, h.name), createWriteStream(join(dest, name), { flags: 'wx', mode: 0o600 }));
           files.add(name);
@@ -134,6 +154,8 @@ export async function extractArchive(
     input.destroy();
     extract.destroy();
     if (err instanceof TugboatError) throw err;
+    // A full disk or a name too long for it is not a broken archive.
+    if (isSystemError(err)) throw asFsFailure(err, `${what}: cannot unpack the archive`);
     throw new ImageError(`${what}: not a valid tar archive: ${(err as Error).message}`, { cause: err });
   }
 
@@ -146,7 +168,7 @@ async function materialiseAliases(
   files: Set<string>,
   dirs: Set<string>,
   dest: string,
-  budget: { left: number },
+  budget: Budget,
   what: string,
 ): Promise<void> {
   const byName = new Map(aliases.map((a) => [a.name, a.target]));
@@ -164,7 +186,7 @@ async function materialiseAliases(
     }
     const size = (await stat(join(dest, target))).size;
     budget.left -= size;
-    if (budget.left < 0) throw new ImageError(`${what}: archive exceeds the size limit at member ${JSON.stringify(name)}`);
+    if (budget.left < 0) throw overBudget(budget, what, name);
     await mkdir(join(dest, dirname(name)), { recursive: true, mode: 0o700 });
     await copyFile(join(dest, target), join(dest, name), constants.COPYFILE_EXCL);
     files.add(name);

@@ -2,9 +2,9 @@
 // them out only through a verifying stream, so no caller ever sees content
 // that does not match its descriptor.
 
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { pipeline, Readable } from 'node:stream';
-import { ImageError, NotFoundError } from '../errors.js';
+import { describeFsError, ImageError, NotFoundError } from '../errors.js';
 import { digestHex, verifyingStream } from './digest.js';
 import type { ImageSource } from './image-source.js';
 import type { Descriptor, ImageIndex } from './types.js';
@@ -19,6 +19,11 @@ export abstract class FileBlobSource implements ImageSource {
   abstract close(): Promise<void>;
   /** Where the blob lives: a file path, bytes held in memory, or undefined if absent. */
   protected abstract locate(desc: Descriptor): string | Buffer | undefined;
+
+  /** Opens a located blob file; sources that must confine their files override it. */
+  protected openFile(path: string, _what: string): Promise<FileHandle> {
+    return open(path, 'r');
+  }
 
   async readBlob(desc: Descriptor): Promise<Buffer> {
     if (desc.size > MAX_READ_BLOB) {
@@ -38,9 +43,10 @@ export abstract class FileBlobSource implements ImageSource {
     if (where === undefined) throw new NotFoundError(`${what} not found`);
     let src: Readable;
     if (typeof where === 'string') {
-      const fh = await open(where, 'r').catch((err: NodeJS.ErrnoException) => {
+      const fh = await this.openFile(where, what).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') throw new NotFoundError(`${what} not found`);
-        throw new ImageError(`${what}: ${err.message}`);
+        if (err instanceof ImageError) throw err;
+        throw new ImageError(`${what}: ${describeFsError(err)}`);
       });
       const st = await fh.stat();
       if (!st.isFile()) {

@@ -3,6 +3,7 @@
 // what is wrong. Only fields Tugboat uses are checked; unknown ones are kept.
 
 import { ImageError } from '../errors.js';
+import { parseJsonText } from '../json-text.js';
 import { digestHex } from './digest.js';
 import { MediaType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './types.js';
 
@@ -15,12 +16,9 @@ function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Failures name `what` and the position, never the content (the file may be a link to a secret). */
 export function parseJson(data: Buffer | string, what: string): unknown {
-  try {
-    return JSON.parse(typeof data === 'string' ? data : data.toString('utf8'));
-  } catch (err) {
-    throw new ImageError(`${what}: invalid JSON: ${(err as Error).message}`);
-  }
+  return parseJsonText(typeof data === 'string' ? data : data.toString('utf8'), what, (m) => new ImageError(m));
 }
 
 function checkStringMap(v: unknown, what: string): Record<string, string> | undefined {
@@ -82,6 +80,26 @@ export function parseManifest(data: Buffer, what: string): ImageManifest {
   v.layers.forEach((d, i) => checkDescriptor(d, `${what}: layers[${i}]`));
   checkStringMap(v.annotations, `${what}: annotations`);
   return v as unknown as ImageManifest;
+}
+
+export type ManifestOrIndex = { kind: 'index'; index: ImageIndex } | { kind: 'manifest'; manifest: ImageManifest };
+
+/**
+ * An index or a manifest, by media type; some tools leave the descriptor's
+ * media type generic, and then the shape decides.
+ */
+export function parseManifestOrIndex(desc: Descriptor, data: Buffer, what: string): ManifestOrIndex {
+  let isIndex = INDEX_TYPES.includes(desc.mediaType);
+  if (!isIndex && !MANIFEST_TYPES.includes(desc.mediaType)) {
+    const v = parseJson(data, `${what}: blob ${desc.digest}`) as Record<string, unknown> | null;
+    if (!isObject(v) || (!('manifests' in v) && !('config' in v))) {
+      throw new ImageError(`${what}: blob ${desc.digest} has media type ${desc.mediaType}, which is neither an image index nor a manifest`);
+    }
+    isIndex = 'manifests' in v;
+  }
+  return isIndex
+    ? { kind: 'index', index: parseIndex(data, `${what}: index ${desc.digest}`) }
+    : { kind: 'manifest', manifest: parseManifest(data, `${what}: manifest ${desc.digest}`) };
 }
 
 function checkStringArray(v: unknown, what: string): void {

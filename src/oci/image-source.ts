@@ -11,7 +11,8 @@ import type { Readable } from 'node:stream';
 import { ImageError, NotFoundError, UsageError } from '../errors.js';
 import { extractArchive } from './archive-extract.js';
 import { DockerLegacySource } from './docker-archive.js';
-import { configPlatform, INDEX_TYPES, MANIFEST_TYPES, parseConfig, parseIndex, parseJson, parseManifest } from './image-schema.js';
+import { configPlatform, INDEX_TYPES, parseConfig, parseManifest, parseManifestOrIndex } from './image-schema.js';
+import { MAX_INDEX_DEPTH } from './image-walk.js';
 import { OciLayoutSource } from './oci-layout.js';
 import { formatPlatform, platformMatches, selectManifest } from './platform.js';
 import {
@@ -165,8 +166,6 @@ async function withPlatforms(source: ImageSource, ds: Descriptor[]): Promise<Des
   );
 }
 
-const MAX_INDEX_DEPTH = 8;
-
 async function resolveManifest(
   source: ImageSource,
   desc: Descriptor,
@@ -175,19 +174,9 @@ async function resolveManifest(
 ): Promise<{ desc: Descriptor; manifest: ImageManifest }> {
   const what = source.description;
   if (depth > MAX_INDEX_DEPTH) throw new ImageError(`${what}: image indexes nested more than ${MAX_INDEX_DEPTH} deep`);
-  const data = await source.readBlob(desc);
-  let isIndex = INDEX_TYPES.includes(desc.mediaType);
-  if (!isIndex && !MANIFEST_TYPES.includes(desc.mediaType)) {
-    // Some tools leave mediaType generic; decide by shape.
-    const v = parseJson(data, `${what}: blob ${desc.digest}`) as Record<string, unknown> | null;
-    if (typeof v !== 'object' || v === null || (!('manifests' in v) && !('config' in v))) {
-      throw new ImageError(`${what}: blob ${desc.digest} has media type ${desc.mediaType}, which is neither an image index nor a manifest`);
-    }
-    isIndex = 'manifests' in v;
-  }
-  if (!isIndex) return { desc, manifest: parseManifest(data, `${what}: manifest ${desc.digest}`) };
-  const index = parseIndex(data, `${what}: index ${desc.digest}`);
-  const child = selectManifest(await withPlatforms(source, index.manifests), want, `${what} (index ${desc.digest})`);
+  const parsed = parseManifestOrIndex(desc, await source.readBlob(desc), what);
+  if (parsed.kind === 'manifest') return { desc, manifest: parsed.manifest };
+  const child = selectManifest(await withPlatforms(source, parsed.index.manifests), want, `${what} (index ${desc.digest})`);
   return resolveManifest(source, child, want, depth + 1);
 }
 

@@ -11,33 +11,61 @@
 //   for directory over directory, kept) and the new object is created fresh,
 //   files with O_EXCL|O_NOFOLLOW.
 //
+// Names are handled as bytes (see tar-names.ts): every path below is a
+// "byte string" (latin1, one character per byte) and reaches the file system
+// as a Buffer, so names that are not UTF-8 stay distinct.
+//
+// Work is bounded: entries, bytes written, and how far the layer may expand
+// beyond its compressed size (a small gzip of zeros can otherwise fill the
+// disk). The digest of the uncompressed tar (the layer's diff_id) is computed
+// on the way for the caller to check.
+//
 // Failure leaves partial output in the target. That is by design: callers
 // extract into a temporary directory and rename it into place only when
 // applyLayer resolves, so a half-applied layer is never used.
 
 import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { extract } from 'tar-stream';
+import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Extract, Header } from 'tar-stream';
-import { ImageError, LayerError, TugboatError } from '../errors.js';
+import { describeFsError, ImageError, isSystemError, LayerError, TugboatError } from '../errors.js';
 import { decompressStream } from './compression.js';
+import { byteNameExtract, displayName, nameBytes } from './tar-names.js';
 
 export interface LayerLimits {
+  /** Entries in one layer. Real images have a few thousand per layer; the largest seen ~100k. */
   maxEntries: number;
+  /** Bytes of file content written by one layer. */
   maxBytes: number;
+  /**
+   * How many times its compressed size a layer may expand to (uncompressed
+   * tar bytes, headers included), beyond a fixed allowance of
+   * EXPANSION_ALLOWANCE. Real layers compress 2–10×; gzip's own limit is ~1000×.
+   */
+  maxRatio: number;
 }
 
 export const DEFAULT_LAYER_LIMITS: LayerLimits = Object.freeze({
-  maxEntries: 1_000_000,
+  maxEntries: 200_000,
   maxBytes: 32 * 1024 ** 3,
+  maxRatio: 100,
 });
+
+/** Uncompressed bytes any layer may expand to whatever its compressed size. */
+export const EXPANSION_ALLOWANCE = 64 * 1024 * 1024;
+
+/** How each limit is named on the command line (`--layer-limits KEY=VALUE,...`), for messages. */
+const LIMIT_FLAG = '--layer-limits';
 
 export interface ApplyLayerOptions {
   limits?: Partial<LayerLimits>;
+  /** The compressed size, when known up front (a descriptor's size); otherwise bytes are counted as they arrive. */
+  inputSize?: number;
   /** Create character and block devices (otherwise they are refused). Default false. */
   allowDevices?: boolean;
   /** chown entries to the uid/gid in the archive. Default: running as root. */
@@ -48,6 +76,8 @@ export interface LayerStats {
   entries: number;
   bytes: number;
   whiteouts: number;
+  /** sha256 of the uncompressed tar: what a config's rootfs.diff_ids lists. */
+  diffId: string;
 }
 
 /**
@@ -56,10 +86,11 @@ export interface LayerStats {
  * hold partial output (see the header comment).
  */
 export async function applyLayer(target: string, input: Readable, opts: ApplyLayerOptions = {}): Promise<LayerStats> {
-  const plain = decompressStream(input);
+  const settings = settingsFrom(opts);
+  const meter = new ExpansionMeter(settings.limits.maxRatio, opts.inputSize);
+  const plain = decompressStream(meter.countInput(input));
   // Old V7 archives lack the ustar magic; headers are still checksummed.
-  // (tar-stream's own types omit the option.)
-  const parser = extract({ allowUnknownFormat: true } as Parameters<typeof extract>[0]);
+  const parser = byteNameExtract({ allowUnknownFormat: true });
   // Failures below the parser (codec, input) are delivered through it. Each
   // side's first failure is remembered, because entry streams torn down by
   // it only report a generic "Stream was destroyed".
@@ -74,11 +105,12 @@ export async function applyLayer(target: string, input: Readable, opts: ApplyLay
   });
   try {
     const root = await openTarget(target);
-    const applier = new LayerApplier(root, settingsFrom(opts));
+    const applier = new LayerApplier(root, settings);
     plain.pipe(parser);
+    meter.watch(plain); // in the same tick as pipe(), so both see every chunk
     for await (const entry of parser) await applier.apply(entry);
     await applier.finish();
-    return applier.stats;
+    return { ...applier.stats, diffId: await meter.digest() };
   } catch (err) {
     parser.destroy();
     plain.destroy();
@@ -89,6 +121,24 @@ export async function applyLayer(target: string, input: Readable, opts: ApplyLay
     if (sourceFailure !== undefined) throw sourceFailure;
     if (parserFailure !== undefined) throw describeParserFailure(parserFailure);
     throw err;
+  }
+}
+
+/**
+ * The diff_id of a layer blob (sha256 of its uncompressed tar) without
+ * applying it, under the same expansion bound.
+ */
+export async function layerDiffId(input: Readable, what: string, opts: Pick<ApplyLayerOptions, 'limits' | 'inputSize'> = {}): Promise<string> {
+  const meter = new ExpansionMeter(settingsFrom(opts).limits.maxRatio, opts.inputSize);
+  const plain = decompressStream(meter.countInput(input));
+  meter.watch(plain);
+  try {
+    return await meter.digest();
+  } catch (err) {
+    if (err instanceof ImageError) throw new ImageError(`${what}: ${err.message}`, { cause: err });
+    throw err;
+  } finally {
+    plain.destroy();
   }
 }
 
@@ -121,10 +171,6 @@ function isOwnVerdict(err: unknown): boolean {
   return err instanceof TugboatError || isSystemError(err);
 }
 
-function isSystemError(err: unknown): boolean {
-  return err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
-}
-
 interface Settings {
   limits: LayerLimits;
   allowDevices: boolean;
@@ -139,12 +185,93 @@ function settingsFrom(opts: ApplyLayerOptions): Settings {
   };
 }
 
+/** The target as a byte string (see the header comment). */
 async function openTarget(target: string): Promise<string> {
-  const root = await fsp.realpath(target);
+  const root = await fsp.realpath(target, { encoding: 'buffer' });
   if (!(await fsp.stat(root)).isDirectory()) {
     throw new TugboatError(`layer target ${target} is not a directory`);
   }
-  return root;
+  return root.toString('latin1');
+}
+
+/** The file-system calls the applier makes, on byte-string paths. */
+const bfs = {
+  lstat: (p: string) => fsp.lstat(nameBytes(p)),
+  mkdir: (p: string, mode: number) => fsp.mkdir(nameBytes(p), mode),
+  chmod: (p: string, mode: number) => fsp.chmod(nameBytes(p), mode),
+  lchown: (p: string, uid: number, gid: number) => fsp.lchown(nameBytes(p), uid, gid),
+  lutimes: (p: string, atime: Date, mtime: Date) => fsp.lutimes(nameBytes(p), atime, mtime),
+  open: (p: string, flags: number, mode: number) => fsp.open(nameBytes(p), flags, mode),
+  symlink: (target: string, p: string) => fsp.symlink(nameBytes(target), nameBytes(p)),
+  link: (existing: string, p: string) => fsp.link(nameBytes(existing), nameBytes(p)),
+  unlink: (p: string) => fsp.unlink(nameBytes(p)),
+  rm: (p: string) => fsp.rm(nameBytes(p), { recursive: true, force: true }),
+  readlink: async (p: string) => (await fsp.readlink(nameBytes(p), { encoding: 'buffer' })).toString('latin1'),
+  readdir: async (p: string) => (await fsp.readdir(nameBytes(p), { encoding: 'buffer' })).map((n) => n.toString('latin1')),
+};
+
+/** A refusal naming the entry readably (names are byte strings here). */
+function layerError(name: string, reason: string): LayerError {
+  return new LayerError(displayName(name), reason);
+}
+
+/** System errors about the target as a whole (a full disk) are the caller's to report; the rest are this entry's. */
+const TARGET_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'ENOMEM', 'EMFILE', 'ENFILE']);
+
+/**
+ * Counts the compressed bytes coming in and the uncompressed bytes going to
+ * the parser, hashing the latter (the diff_id), and stops a layer that
+ * expands beyond its ratio.
+ */
+class ExpansionMeter {
+  private compressed = 0;
+  private plain = 0;
+  private readonly hash = createHash('sha256');
+  private ended: Promise<void> | undefined;
+
+  constructor(
+    private readonly maxRatio: number,
+    private readonly inputSize: number | undefined,
+  ) {}
+
+  countInput(input: Readable): Readable {
+    const self = this;
+    async function* counted(): AsyncGenerator<Buffer> {
+      try {
+        for await (const chunk of input as AsyncIterable<Buffer | string>) {
+          const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+          self.compressed += b.length;
+          yield b;
+        }
+      } finally {
+        input.destroy();
+      }
+    }
+    return Readable.from(counted(), { objectMode: false });
+  }
+
+  watch(plain: Readable): void {
+    this.ended = finished(plain);
+    this.ended.catch(() => undefined); // reported by whoever consumes `plain`
+    plain.on('data', (chunk: Buffer) => {
+      this.plain += chunk.length;
+      this.hash.update(chunk);
+      const allowed = this.maxRatio * Math.max(this.inputSize ?? 0, this.compressed) + EXPANSION_ALLOWANCE;
+      if (this.plain > allowed) {
+        plain.destroy(
+          new ImageError(
+            `layer expands to more than ${this.maxRatio} times its compressed size (limit ${LIMIT_FLAG} ratio=${this.maxRatio})`,
+          ),
+        );
+      }
+    });
+  }
+
+  /** The diff_id, once the whole uncompressed stream has passed. */
+  async digest(): Promise<string> {
+    await this.ended;
+    return `sha256:${this.hash.digest('hex')}`;
+  }
 }
 
 /** The tar parser gave up: the archive is malformed or truncated. */
@@ -177,7 +304,7 @@ function checkName(raw: string): NameCheck {
 
 function entryParts(name: string): string[] {
   const checked = checkName(name);
-  if ('problem' in checked) throw new LayerError(name, checked.problem);
+  if ('problem' in checked) throw layerError(name, checked.problem);
   return checked.parts;
 }
 
@@ -185,7 +312,7 @@ function hardlinkTargetParts(entry: string, linkname: string): string[] {
   const checked = checkName(linkname);
   if (!('problem' in checked)) return checked.parts;
   const verdict = checked.outside ? 'is outside the root' : 'is invalid';
-  throw new LayerError(entry, `hardlink target ${JSON.stringify(linkname)} ${verdict} (${checked.problem})`);
+  throw layerError(entry, `hardlink target ${JSON.stringify(displayName(linkname))} ${verdict} (${checked.problem})`);
 }
 
 // ---------------------------------------------------------------------------
@@ -229,7 +356,7 @@ function attrsOf(header: Headers, defaultMode: number): Attrs {
 
 async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
   try {
-    return await fsp.lstat(p);
+    return await bfs.lstat(p);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
@@ -306,7 +433,7 @@ interface Slot {
 // The applier
 
 class LayerApplier {
-  readonly stats: LayerStats = { entries: 0, bytes: 0, whiteouts: 0 };
+  readonly stats: Omit<LayerStats, 'diffId'> = { entries: 0, bytes: 0, whiteouts: 0 };
   private readonly tree = new PathNode('', undefined);
 
   constructor(
@@ -317,6 +444,16 @@ class LayerApplier {
   }
 
   async apply(entry: Entry): Promise<void> {
+    try {
+      await this.applyEntry(entry);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (isSystemError(err) && !TARGET_ERRORS.has(code ?? '')) throw layerError(headerOf(entry).name, describeFsError(err));
+      throw err;
+    }
+  }
+
+  private async applyEntry(entry: Entry): Promise<void> {
     const header = headerOf(entry);
     const name = header.name;
     this.countEntry(name);
@@ -356,7 +493,7 @@ class LayerApplier {
         await this.makeFifo(header, dirParts, base);
         break;
       default:
-        throw new LayerError(name, `unsupported entry type ${String(header.type)}`);
+        throw layerError(name, `unsupported entry type ${String(header.type)}`);
     }
     return this.discard(entry, name);
   }
@@ -371,8 +508,8 @@ class LayerApplier {
       // or kept; the lstat is a last check before the link-following chmod.
       const st = await lstatOrUndefined(host);
       if (!st?.isDirectory()) continue;
-      await fsp.chmod(host, attrs.mode);
-      await fsp.lutimes(host, attrs.atime, attrs.mtime);
+      await bfs.chmod(host, attrs.mode);
+      await bfs.lutimes(host, attrs.atime, attrs.mtime);
     }
   }
 
@@ -380,7 +517,7 @@ class LayerApplier {
 
   private countEntry(name: string): void {
     if (++this.stats.entries > this.settings.limits.maxEntries) {
-      throw new LayerError(name, `layer exceeds ${this.settings.limits.maxEntries} entries limit`);
+      throw layerError(name, `layer has more than ${this.settings.limits.maxEntries} entries (limit ${LIMIT_FLAG} entries=${this.settings.limits.maxEntries})`);
     }
   }
 
@@ -391,7 +528,7 @@ class LayerApplier {
 
   private checkBytes(name: string, upcoming: number): void {
     if (this.stats.bytes + upcoming > this.settings.limits.maxBytes) {
-      throw new LayerError(name, `layer exceeds ${this.settings.limits.maxBytes} bytes limit`);
+      throw layerError(name, `layer holds more than ${this.settings.limits.maxBytes} bytes (limit ${LIMIT_FLAG} size=${this.settings.limits.maxBytes})`);
     }
   }
 
@@ -432,7 +569,7 @@ class LayerApplier {
       if (part === '' || part === '.') continue;
       if (part === '..') {
         // Only symlink targets contribute "..": entry names are normalized.
-        if (!dir.parent) throw new LayerError(entry, `parent path escapes the root through symlink ${lastLink}`);
+        if (!dir.parent) throw layerError(entry, `parent path escapes the root through symlink ${displayName(lastLink)}`);
         dir = dir.parent;
         continue;
       }
@@ -450,21 +587,21 @@ class LayerApplier {
         dir = dir.child(part);
         dir.isDir = true;
       } else if (st.isSymbolicLink()) {
-        if (++hops > MAX_SYMLINK_HOPS) throw new LayerError(entry, 'too many levels of symbolic links');
-        const target = await fsp.readlink(host);
+        if (++hops > MAX_SYMLINK_HOPS) throw layerError(entry, 'too many levels of symbolic links');
+        const target = await bfs.readlink(host);
         lastLink = `${joinRel(dir, part)} -> ${target}`;
         if (target.startsWith('/')) dir = this.tree;
         pending.push(...target.split('/').reverse());
       } else {
-        throw new LayerError(entry, `parent ${joinRel(dir, part)} is not a directory`);
+        throw layerError(entry, `parent ${displayName(joinRel(dir, part))} is not a directory`);
       }
     }
     return dir;
   }
 
   private async makeImplicitDir(parent: PathNode, name: string, host: string): Promise<PathNode> {
-    await fsp.mkdir(host, 0o755);
-    await fsp.chmod(host, 0o755); // mkdir's mode is filtered by the umask
+    await bfs.mkdir(host, 0o755);
+    await bfs.chmod(host, 0o755); // mkdir's mode is filtered by the umask
     const node = parent.child(name);
     node.isDir = true;
     node.noLowerContent = true;
@@ -496,14 +633,14 @@ class LayerApplier {
 
   /** Removes a path (recursively; symlinks themselves, never their targets) and forgets it. */
   private async removePath(parent: PathNode, name: string, host: string): Promise<void> {
-    await fsp.rm(host, { recursive: true, force: true });
+    await bfs.rm(host);
     parent.forget(name);
   }
 
   // --- entry kinds
 
   private async applyRoot(header: Headers): Promise<void> {
-    if (header.type !== 'directory') throw new LayerError(header.name, 'cannot replace the root directory');
+    if (header.type !== 'directory') throw layerError(header.name, 'cannot replace the root directory');
     const attrs = attrsOf(header, 0o755);
     await this.chownPath(this.root, attrs);
     this.tree.pendingAttrs = attrs;
@@ -530,7 +667,7 @@ class LayerApplier {
 
   private async createDirectory(entry: string, dirParts: readonly string[], base: string): Promise<PathNode> {
     // Final mode comes at finish(); until then the owner must be able to add children.
-    const { node } = await this.createAt(entry, dirParts, base, (host) => fsp.mkdir(host, 0o755));
+    const { node } = await this.createAt(entry, dirParts, base, (host) => bfs.mkdir(host, 0o755));
     node.isDir = true;
     node.noLowerContent = true;
     return node;
@@ -542,7 +679,7 @@ class LayerApplier {
     const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
     let opened: FileHandle | undefined;
     await this.createAt(header.name, dirParts, base, async (host) => {
-      opened = await fsp.open(host, flags, 0o600);
+      opened = await bfs.open(host, flags, 0o600);
     });
     const file = opened as FileHandle;
     try {
@@ -558,43 +695,43 @@ class LayerApplier {
 
   private async makeSymlink(header: Headers, dirParts: readonly string[], base: string): Promise<void> {
     const target = header.linkname;
-    if (!target) throw new LayerError(header.name, 'symlink without a target');
-    if (target.includes('\0')) throw new LayerError(header.name, 'symlink target contains NUL');
+    if (!target) throw layerError(header.name, 'symlink without a target');
+    if (target.includes('\0')) throw layerError(header.name, 'symlink target contains NUL');
     // Written verbatim: the target is only ever interpreted inside the container's root.
-    const { host } = await this.createAt(header.name, dirParts, base, (at) => fsp.symlink(target, at));
+    const { host } = await this.createAt(header.name, dirParts, base, (at) => bfs.symlink(target, at));
     await this.finishSpecial(host, attrsOf(header, 0o777));
   }
 
   private async makeHardlink(header: Headers, dirParts: readonly string[], base: string): Promise<void> {
     const name = header.name;
     const linkname = header.linkname;
-    if (!linkname) throw new LayerError(name, 'hardlink without a target');
+    if (!linkname) throw layerError(name, 'hardlink without a target');
     const source = await this.resolveHardlinkSource(name, linkname, hardlinkTargetParts(name, linkname));
     const parent = (await this.resolveDir(dirParts, name, true)) as PathNode;
     if (path.join(this.hostOf(parent), base) === source) return; // a link to itself is already in place
     // link(2) does not follow a symlink source, so linking one never reaches outside.
-    await this.createAt(name, dirParts, base, (host) => fsp.link(source, host));
+    await this.createAt(name, dirParts, base, (host) => bfs.link(source, host));
   }
 
   private async resolveHardlinkSource(entry: string, linkname: string, parts: readonly string[]): Promise<string> {
-    const quoted = JSON.stringify(linkname);
+    const quoted = JSON.stringify(displayName(linkname));
     const base = parts.at(-1);
-    if (base === undefined) throw new LayerError(entry, `hardlink target ${quoted} is a directory`);
+    if (base === undefined) throw layerError(entry, `hardlink target ${quoted} is a directory`);
     const dir = await this.resolveDir(parts.slice(0, -1), entry, false);
     const host = dir && path.join(this.hostOf(dir), base);
     const st = host === undefined ? undefined : await lstatOrUndefined(host);
-    if (!host || !st) throw new LayerError(entry, `hardlink target ${quoted} is missing`);
-    if (st.isDirectory()) throw new LayerError(entry, `hardlink target ${quoted} is a directory`);
+    if (!host || !st) throw layerError(entry, `hardlink target ${quoted} is missing`);
+    if (st.isDirectory()) throw layerError(entry, `hardlink target ${quoted} is a directory`);
     return host;
   }
 
   private async makeDevice(header: Headers, dirParts: readonly string[], base: string): Promise<void> {
-    if (!this.settings.allowDevices) throw new LayerError(header.name, `device node (${header.type}) not allowed`);
+    if (!this.settings.allowDevices) throw layerError(header.name, `device node (${header.type}) not allowed`);
     const attrs = attrsOf(header, 0o600);
     const kind = header.type === 'block-device' ? 'b' : 'c';
     const args = [kind, String(header.devmajor ?? 0), String(header.devminor ?? 0)];
     const { host } = await this.createAt(header.name, dirParts, base, (at) =>
-      runHelper(header.name, at, 'mknod', ['-m', octal(attrs.mode), at, ...args]),
+      runHelper(header.name, at, this.root, (tmp) => ['mknod', ['-m', octal(attrs.mode), tmp, ...args]]),
     );
     await this.finishSpecial(host, attrs, true);
   }
@@ -602,7 +739,7 @@ class LayerApplier {
   private async makeFifo(header: Headers, dirParts: readonly string[], base: string): Promise<void> {
     const attrs = attrsOf(header, 0o644);
     const { host } = await this.createAt(header.name, dirParts, base, (at) =>
-      runHelper(header.name, at, 'mkfifo', ['-m', octal(attrs.mode), at]),
+      runHelper(header.name, at, this.root, (tmp) => ['mkfifo', ['-m', octal(attrs.mode), tmp]]),
     );
     await this.finishSpecial(host, attrs, true);
   }
@@ -610,15 +747,15 @@ class LayerApplier {
   /** Owner and times for objects that are not opened; the mode again after chown, which clears set-id bits. */
   private async finishSpecial(host: string, attrs: Attrs, chmodAfterChown = false): Promise<void> {
     if (this.settings.preserveOwner) {
-      await fsp.lchown(host, attrs.uid, attrs.gid);
+      await bfs.lchown(host, attrs.uid, attrs.gid);
       // The object was just created by us and is not a symlink, so chmod cannot be led elsewhere.
-      if (chmodAfterChown) await fsp.chmod(host, attrs.mode);
+      if (chmodAfterChown) await bfs.chmod(host, attrs.mode);
     }
-    await fsp.lutimes(host, attrs.atime, attrs.mtime);
+    await bfs.lutimes(host, attrs.atime, attrs.mtime);
   }
 
   private async chownPath(host: string, attrs: Attrs): Promise<void> {
-    if (this.settings.preserveOwner) await fsp.lchown(host, attrs.uid, attrs.gid);
+    if (this.settings.preserveOwner) await bfs.lchown(host, attrs.uid, attrs.gid);
   }
 
   // --- whiteouts (OCI image-spec layer.md)
@@ -637,7 +774,7 @@ class LayerApplier {
     // Other `.wh..wh.` names are reserved bookkeeping (aufs); they hide nothing.
     if (base.startsWith(WHITEOUT_META_PREFIX)) return;
     const hidden = base.slice(WHITEOUT_PREFIX.length);
-    if (hidden === '' || hidden === '.' || hidden === '..') throw new LayerError(name, 'invalid whiteout name');
+    if (hidden === '' || hidden === '.' || hidden === '..') throw layerError(name, 'invalid whiteout name');
     this.stats.whiteouts++;
     const dir = await this.resolveDir(dirParts, name, false);
     if (!dir) return; // nothing below to hide
@@ -653,7 +790,7 @@ class LayerApplier {
   private async hideLowerContent(dir: PathNode): Promise<void> {
     if (dir.noLowerContent) return;
     const host = this.hostOf(dir);
-    for (const name of await fsp.readdir(host)) await this.hideLowerChild(dir, name, path.join(host, name));
+    for (const name of await bfs.readdir(host)) await this.hideLowerChild(dir, name, path.join(host, name));
     dir.noLowerContent = true;
   }
 
@@ -700,15 +837,23 @@ function octal(mode: number): string {
 }
 
 /**
- * Runs mknod/mkfifo to create `host` (absolute, so it cannot pose as an
- * option). Like the fs calls it fails with EEXIST when something is in the way.
+ * Runs mknod/mkfifo to create `host`. A command line is text, and `host` is
+ * bytes, so the node is made under a plain temp name in the root (absolute,
+ * so it cannot pose as an option) and hard-linked into place, which, like
+ * the fs calls, fails with EEXIST when something is in the way.
  */
-async function runHelper(entry: string, host: string, command: string, args: string[]): Promise<void> {
-  if (await lstatOrUndefined(host)) throw Object.assign(new Error(`${host} exists`), { code: 'EEXIST' });
+async function runHelper(entry: string, host: string, root: string, command: (tmp: string) => [string, string[]]): Promise<void> {
+  const tmp = path.join(root, `.tugboat-node-${randomBytes(6).toString('hex')}`);
+  const [file, args] = command(nameBytes(tmp).toString('utf8'));
   try {
-    execFileSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(file, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
     const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
-    throw new LayerError(entry, `${command} failed: ${stderr || (err instanceof Error ? err.message : String(err))}`);
+    throw layerError(entry, `${file} failed: ${stderr || (err instanceof Error ? err.message : String(err))}`);
+  }
+  try {
+    await bfs.link(tmp, host);
+  } finally {
+    await bfs.unlink(tmp);
   }
 }

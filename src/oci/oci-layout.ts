@@ -2,10 +2,11 @@
 // Also the form an oci-archive or a Docker 25+ `docker save` takes once
 // unpacked, and the local image store.
 
-import { readFile, rm, stat } from 'node:fs/promises';
+import { rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ImageError, NotFoundError } from '../errors.js';
+import { describeFsError, ImageError, NotFoundError } from '../errors.js';
 import { FileBlobSource } from './blob-files.js';
+import { ConfinedDir } from './confined-open.js';
 import { digestHex } from './digest.js';
 import { parseIndex, parseJson } from './image-schema.js';
 import type { Descriptor, ImageIndex } from './types.js';
@@ -13,6 +14,8 @@ import type { Descriptor, ImageIndex } from './types.js';
 const MAX_INDEX_JSON = 16 * 1024 * 1024;
 
 export class OciLayoutSource extends FileBlobSource {
+  private readonly confined: ConfinedDir;
+
   constructor(
     readonly dir: string,
     description: string,
@@ -20,6 +23,7 @@ export class OciLayoutSource extends FileBlobSource {
     private readonly tempDir?: string,
   ) {
     super(description);
+    this.confined = new ConfinedDir(dir);
   }
 
   async index(): Promise<ImageIndex> {
@@ -42,16 +46,29 @@ export class OciLayoutSource extends FileBlobSource {
     return join(this.dir, 'blobs', 'sha256', digestHex(desc.digest));
   }
 
+  protected override openFile(path: string, what: string): Promise<FileHandle> {
+    return this.confined.open(path, what);
+  }
+
   async close(): Promise<void> {
     if (this.tempDir) await rm(this.tempDir, { recursive: true, force: true });
   }
 
   private async readSmall(name: string): Promise<Buffer | undefined> {
-    const path = join(this.dir, name);
-    const st = await stat(path).catch(() => undefined);
-    if (!st) return undefined;
-    if (!st.isFile()) throw new ImageError(`${this.description}: ${name} is not a regular file`);
-    if (st.size > MAX_INDEX_JSON) throw new ImageError(`${this.description}: ${name} is too large (${st.size} bytes)`);
-    return readFile(path);
+    const what = `${this.description}: ${name}`;
+    const fh = await this.confined.open(join(this.dir, name), what).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      if (err instanceof ImageError) throw err;
+      throw new ImageError(`${what}: ${describeFsError(err)}`);
+    });
+    if (!fh) return undefined;
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new ImageError(`${what} is not a regular file`);
+      if (st.size > MAX_INDEX_JSON) throw new ImageError(`${what} is too large (${st.size} bytes)`);
+      return await fh.readFile();
+    } finally {
+      await fh.close();
+    }
   }
 }

@@ -1,23 +1,32 @@
 // Tugboat's local image store, for `tugboat run` without containerd:
 //   <root>/images/            an OCI image layout (blobs + index.json with ref names)
 //   <root>/rootfs/<hex>/      unpacked root filesystems, one per platform manifest
+//   <root>/locks/store        flock: shared while blobs or roots are used or added, exclusive for garbage collection
+//   <root>/locks/index        flock: exclusive while index.json is read, changed and replaced
 // Writes are atomic (temp + rename) so a failed import or unpack leaves the
-// store exactly as it was.
+// store exactly as it was, and the locks make concurrent commands safe: an
+// import's blobs cannot be collected before its name is in the index, and a
+// root a container is being made from cannot be collected before the
+// container's record names it.
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ImageError, NotFoundError } from '../errors.js';
+import { asFsFailure, DigestMismatchError, ImageError, NotFoundError, UsageError } from '../errors.js';
 import { log } from '../log.js';
+import { prepareDataRoot, privateDir } from './data-root.js';
 import { digestHex } from './digest.js';
+import { withFileLock, type FileLock, lockFile } from './file-lock.js';
 import { openOciLayout, type ImageSource, type ResolvedImage } from './image-source.js';
+import { INDEX_TYPES, parseIndex } from './image-schema.js';
+import { ImageWalker, type WalkedManifest } from './image-walk.js';
 import { OCI_LAYOUT_FILE, writeFileAtomic } from './image-writer.js';
-import { applyLayer } from './layers.js';
+import { applyLayer, layerDiffId, type LayerLimits } from './layers.js';
+import { checkImageName, isValidImageName } from './names.js';
 import { formatPlatform } from './platform.js';
-import { MediaType, REF_NAME_ANNOTATION, WASM_LAYER_TYPES, type Descriptor, type ImageIndex, type ImageManifest } from './types.js';
-
-const INDEX_TYPES = new Set<string>([MediaType.OciIndex, MediaType.DockerManifestList]);
+import { rootfsUsers } from './rootfs-users.js';
+import { MediaType, REF_NAME_ANNOTATION, TAR_LAYER_TYPES, WASM_LAYER_TYPES, type Descriptor, type ImageIndex } from './types.js';
 
 export interface StoredImage {
   name: string;
@@ -38,34 +47,91 @@ export function artifactModulePath(layer: Descriptor): string {
   return `/${base && base !== '.' && base !== '..' ? base : 'module.wasm'}`;
 }
 
+function storeWriteError(err: unknown, root: string): unknown {
+  return asFsFailure(err, `cannot write to the image store in ${root}`);
+}
+
+const EMPTY_INDEX: ImageIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+
 export class ImageStore {
   readonly layoutDir: string;
   readonly rootfsDir: string;
+  private readonly lockDir: string;
 
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    /** Bounds on unpacking a layer (defaults: DEFAULT_LAYER_LIMITS). */
+    private readonly layerLimits?: Partial<LayerLimits>,
+  ) {
     this.layoutDir = join(root, 'images');
     this.rootfsDir = join(root, 'rootfs');
+    this.lockDir = join(root, 'locks');
   }
 
-  private async ensureLayout(): Promise<void> {
+  /** Creates the store (private modes, see data-root.ts) or repairs an existing one. */
+  private async prepare(): Promise<void> {
+    await prepareDataRoot(this.root);
+    await privateDir(this.layoutDir);
     await mkdir(join(this.layoutDir, 'blobs', 'sha256'), { recursive: true });
-    await mkdir(this.rootfsDir, { recursive: true });
+    await privateDir(this.rootfsDir);
+    await privateDir(this.lockDir);
     const marker = join(this.layoutDir, 'oci-layout');
     if (!existsSync(marker)) await writeFileAtomic(marker, OCI_LAYOUT_FILE);
-    if (!existsSync(join(this.layoutDir, 'index.json'))) await this.writeIndex({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] });
+    const index = join(this.layoutDir, 'index.json');
+    // Under the lock: a concurrent first import must not have its index replaced by an empty one.
+    if (!existsSync(index)) await this.indexLock(async () => (existsSync(index) ? undefined : this.writeIndex(EMPTY_INDEX)));
+  }
+
+  private storeLock<T>(mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T> {
+    return withFileLock(join(this.lockDir, 'store'), mode, 'the image store', fn);
+  }
+
+  private indexLock<T>(fn: () => Promise<T>): Promise<T> {
+    return withFileLock(join(this.lockDir, 'index'), 'exclusive', 'the image index', fn);
+  }
+
+  /**
+   * Holds the store in shared use until released: nothing read or unpacked
+   * meanwhile is garbage-collected. `tugboat run` holds it from resolving the
+   * image until the container's record names the root it uses.
+   */
+  async lease(): Promise<FileLock> {
+    await this.prepare();
+    return lockFile(join(this.lockDir, 'store'), 'shared', 'the image store');
+  }
+
+  /** Runs `fn` under a lease. */
+  async use<T>(fn: () => Promise<T>): Promise<T> {
+    const lease = await this.lease();
+    try {
+      return await fn();
+    } finally {
+      lease.release();
+    }
   }
 
   private async readIndex(): Promise<ImageIndex> {
+    const path = join(this.layoutDir, 'index.json');
+    let data: Buffer;
     try {
-      return JSON.parse(await readFile(join(this.layoutDir, 'index.json'), 'utf8')) as ImageIndex;
+      data = await readFile(path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
-      throw new ImageError(`image store index ${this.layoutDir}/index.json is corrupt: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return structuredClone(EMPTY_INDEX);
+      throw err;
+    }
+    try {
+      return parseIndex(data, `image store index ${path}`);
+    } catch (err) {
+      throw new ImageError(`${(err as Error).message} (the store is corrupt)`);
     }
   }
 
   private async writeIndex(index: ImageIndex): Promise<void> {
-    await writeFileAtomic(join(this.layoutDir, 'index.json'), JSON.stringify(index, null, 2));
+    try {
+      await writeFileAtomic(join(this.layoutDir, 'index.json'), JSON.stringify(index, null, 2));
+    } catch (err) {
+      throw storeWriteError(err, this.root);
+    }
   }
 
   private blobPath(digest: string): string {
@@ -82,60 +148,86 @@ export class ImageStore {
     if (existsSync(dest)) return;
     const tmp = tmpName(dest);
     try {
-      await pipeline(await from.openBlob(desc), createWriteStream(tmp, { mode: 0o644 }));
+      await pipeline(await from.openBlob(desc), createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
       await rename(tmp, dest);
     } catch (err) {
       await rm(tmp, { force: true });
-      throw err;
+      throw storeWriteError(err, this.root);
     }
   }
 
-  /** Copies the descriptor and everything it references (all platforms of an index). */
-  private async copyTree(from: ImageSource, desc: Descriptor): Promise<void> {
-    if (INDEX_TYPES.has(desc.mediaType)) {
-      const index = JSON.parse((await from.readBlob(desc)).toString('utf8')) as ImageIndex;
-      if (!Array.isArray(index.manifests)) throw new ImageError(`index ${desc.digest} has no manifests list`);
-      for (const child of index.manifests) await this.copyTree(from, child);
-    } else {
-      const manifest = JSON.parse((await from.readBlob(desc)).toString('utf8')) as ImageManifest;
-      if (!manifest.config || !Array.isArray(manifest.layers)) throw new ImageError(`manifest ${desc.digest} lacks config or layers`);
-      await this.copyBlob(from, manifest.config);
-      for (const layer of manifest.layers) await this.copyBlob(from, layer);
+  /**
+   * Checks each tar layer against its config's rootfs.diff_ids (the digest of
+   * the uncompressed tar), reading the copies now in the store. A layer is
+   * decompressed once however many manifests name it.
+   */
+  private async verifyDiffIds(manifests: readonly WalkedManifest[], what: string): Promise<void> {
+    const known = new Map<string, string>();
+    for (const { desc, manifest, config } of manifests) {
+      const diffIds = config?.rootfs?.diff_ids;
+      if (!diffIds || manifest.config.mediaType === MediaType.WasmConfig) continue;
+      for (const [i, layer] of manifest.layers.entries()) {
+        if (!TAR_LAYER_TYPES.includes(layer.mediaType)) continue;
+        let got = known.get(layer.digest);
+        if (got === undefined) {
+          got = await layerDiffId(createReadStream(this.blobPath(layer.digest)), `${what}: layer ${layer.digest}`, { inputSize: layer.size });
+          known.set(layer.digest, got);
+        }
+        if (got !== diffIds[i]!) {
+          throw new DigestMismatchError(`${what}: manifest ${desc.digest}: layer ${layer.digest} does not match its diff_id: expected ${diffIds[i]}, got ${got}`);
+        }
+      }
     }
-    await this.copyBlob(from, desc);
   }
 
   /**
    * Imports the image `tag` (or the only image) of `from` under `name`.
-   * Every blob is verified before it lands; the index is updated last, in one
-   * rename, so an import that fails leaves no new name behind.
+   * Every index, manifest and config is checked and every blob verified
+   * (digest, size, layers against their diff_ids) before the name is added;
+   * the index is updated last, in one rename, so an import that fails leaves
+   * no new name behind.
    */
   async import(from: ImageSource, tag: string | undefined, name: string | undefined): Promise<StoredImage> {
-    await this.ensureLayout();
-    const top = await from.index();
-    const candidates = top.manifests.filter((m) => tag === undefined || m.annotations?.[REF_NAME_ANNOTATION] === tag);
-    if (candidates.length === 0) throw new NotFoundError(`image tag ${tag} not found in ${from.description}`);
-    if (candidates.length > 1 && tag === undefined) {
-      const tags = candidates.map((m) => m.annotations?.[REF_NAME_ANNOTATION] ?? m.digest).join(', ');
-      throw new ImageError(`${from.description} holds several images (${tags}); name one with :TAG`);
-    }
-    const chosen = candidates[0]!;
-    const storedName = name ?? chosen.annotations?.[REF_NAME_ANNOTATION] ?? tag;
-    if (!storedName) throw new ImageError(`image in ${from.description} has no name; give one with --name`);
-    await this.copyTree(from, chosen);
-    const index = await this.readIndex();
-    const entry: Descriptor = { ...chosen, annotations: { ...chosen.annotations, [REF_NAME_ANNOTATION]: storedName } };
-    index.manifests = [...index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== storedName), entry];
-    await this.writeIndex(index);
-    log().info({ name: storedName, digest: chosen.digest }, 'image imported');
-    return this.describe(entry);
+    if (name !== undefined) checkImageName(name, 'image import --name');
+    await this.prepare();
+    return this.storeLock('shared', async () => {
+      const top = await from.index();
+      const candidates = top.manifests.filter((m) => tag === undefined || m.annotations?.[REF_NAME_ANNOTATION] === tag);
+      if (candidates.length === 0) {
+        throw new NotFoundError(tag === undefined ? `no images in ${from.description}` : `image tag ${tag} not found in ${from.description}`);
+      }
+      if (candidates.length > 1 && tag === undefined) {
+        const tags = candidates.map((m) => m.annotations?.[REF_NAME_ANNOTATION] ?? m.digest).join(', ');
+        throw new ImageError(`${from.description} holds several images (${tags}); name one with :TAG`);
+      }
+      const chosen = candidates[0]!;
+      const storedName = name ?? chosen.annotations?.[REF_NAME_ANNOTATION] ?? tag;
+      if (!storedName) throw new ImageError(`image in ${from.description} has no name; give one with --name`);
+      if (!isValidImageName(storedName)) {
+        throw new UsageError(`image in ${from.description} is named ${JSON.stringify(storedName)}, which is not a valid image name; give one with --name`);
+      }
+
+      const walker = new ImageWalker(from);
+      await walker.walk(chosen);
+      for (const blob of walker.blobs) await this.copyBlob(from, blob);
+      await this.verifyDiffIds(walker.manifests, from.description);
+
+      const entry: Descriptor = { ...chosen, annotations: { ...chosen.annotations, [REF_NAME_ANNOTATION]: storedName } };
+      await this.indexLock(async () => {
+        const index = await this.readIndex();
+        index.manifests = [...index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== storedName), entry];
+        await this.writeIndex(index);
+      });
+      log().info({ name: storedName, digest: chosen.digest }, 'image imported');
+      return this.describe(entry);
+    });
   }
 
   private async describe(entry: Descriptor): Promise<StoredImage> {
     const platforms: string[] = [];
-    if (INDEX_TYPES.has(entry.mediaType)) {
+    if (INDEX_TYPES.includes(entry.mediaType)) {
       try {
-        const idx = JSON.parse(await readFile(this.blobPath(entry.digest), 'utf8')) as ImageIndex;
+        const idx = parseIndex(await readFile(this.blobPath(entry.digest)), entry.digest);
         for (const m of idx.manifests) if (m.platform) platforms.push(formatPlatform(m.platform));
       } catch {
         // listed anyway; `run` will report the damage
@@ -161,75 +253,129 @@ export class ImageStore {
     return (await this.readIndex()).manifests.some((m) => m.annotations?.[REF_NAME_ANNOTATION] === name);
   }
 
-  /** Forgets a name. Blobs and unpacked roots still used by other names stay; the rest is garbage-collected. */
-  async remove(name: string): Promise<void> {
-    const index = await this.readIndex();
-    const kept = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== name);
-    if (kept.length === index.manifests.length) throw new NotFoundError(`image ${name} not found in the store`);
-    index.manifests = kept;
-    await this.writeIndex(index);
+  /** Hex digests of every blob the descriptors reach (memoised; the store's own images were checked at import). */
+  private async reachable(roots: readonly Descriptor[]): Promise<Set<string>> {
+    const walker = new ImageWalker(this.source(), { maxDepth: Infinity, maxDescriptors: Infinity }, false);
+    for (const d of roots) await walker.walk(d);
+    return walker.digests();
+  }
+
+  /**
+   * Forgets a name; blobs and unpacked roots no other name uses are then
+   * garbage-collected. An image whose unpacked root containers use is
+   * refused unless `force`; forced, its root stays until they are removed.
+   */
+  async remove(name: string, force = false): Promise<void> {
+    checkImageName(name, 'image rm');
+    await this.prepare();
+    await this.indexLock(async () => {
+      const index = await this.readIndex();
+      const kept = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== name);
+      if (kept.length === index.manifests.length) throw new NotFoundError(`image ${name} not found in the store`);
+      if (!force) await this.refuseIfInUse(name, index.manifests, kept);
+      index.manifests = kept;
+      await this.writeIndex(index);
+    });
     await this.collectGarbage();
   }
 
-  private async reachable(): Promise<Set<string>> {
-    const live = new Set<string>();
-    const src = this.source();
-    const visit = async (desc: Descriptor): Promise<void> => {
-      live.add(digestHex(desc.digest));
-      const body = JSON.parse((await src.readBlob(desc)).toString('utf8')) as Partial<ImageIndex & ImageManifest>;
-      if (INDEX_TYPES.has(desc.mediaType)) for (const m of body.manifests ?? []) await visit(m);
-      else {
-        if (body.config) live.add(digestHex(body.config.digest));
-        for (const l of body.layers ?? []) live.add(digestHex(l.digest));
-      }
-    };
-    for (const m of (await this.readIndex()).manifests) await visit(m);
-    return live;
+  private async refuseIfInUse(name: string, all: readonly Descriptor[], kept: readonly Descriptor[]): Promise<void> {
+    const users = await rootfsUsers(this.root);
+    if (users.size === 0) return;
+    let after: Set<string>;
+    let before: Set<string>;
+    try {
+      after = await this.reachable(kept);
+      before = await this.reachable(all.filter((m) => !kept.includes(m)));
+    } catch (err) {
+      // A damaged image can still be forgotten; garbage collection then keeps everything (see below).
+      log().warn({ err: (err as Error).message }, 'image store damaged; cannot tell which containers use the image');
+      return;
+    }
+    const gone = [...before].filter((hex) => !after.has(hex));
+    const containers = [...new Set(gone.flatMap((hex) => [...(users.get(hex) ?? [])]))].sort();
+    if (containers.length === 0) return;
+    throw new UsageError(
+      `image ${name} is used by container${containers.length > 1 ? 's' : ''} ${containers.join(', ')}: remove ${containers.length > 1 ? 'them' : 'it'} first (tugboat rm), ` +
+        'or use image rm --force to forget the name now (its files stay until no container uses them)',
+    );
   }
 
+  /**
+   * Deletes blobs no name reaches, leftovers of interrupted writes, and
+   * unpacked roots neither reachable nor used by a container. Under the
+   * exclusive lock, so no import or unpack is in flight; when a reachable
+   * blob cannot be read, nothing is deleted.
+   */
   private async collectGarbage(): Promise<void> {
-    const live = await this.reachable();
-    const blobDir = join(this.layoutDir, 'blobs', 'sha256');
-    for (const hex of await readdir(blobDir).catch(() => [] as string[])) {
-      if (!live.has(hex)) await rm(join(blobDir, hex), { force: true });
-    }
-    for (const hex of await readdir(this.rootfsDir).catch(() => [] as string[])) {
-      if (!live.has(hex)) await rm(join(this.rootfsDir, hex), { recursive: true, force: true });
-    }
+    await this.storeLock('exclusive', async () => {
+      let live: Set<string>;
+      try {
+        live = await this.reachable((await this.readIndex()).manifests);
+      } catch (err) {
+        log().warn({ err: (err as Error).message }, 'image store damaged; garbage collection skipped');
+        return;
+      }
+      const users = await rootfsUsers(this.root);
+      const blobDir = join(this.layoutDir, 'blobs', 'sha256');
+      for (const hex of await readdir(blobDir).catch(() => [] as string[])) {
+        if (!live.has(hex)) await rm(join(blobDir, hex), { force: true });
+      }
+      for (const hex of await readdir(this.rootfsDir).catch(() => [] as string[])) {
+        if (!live.has(hex) && !users.has(hex)) await rm(join(this.rootfsDir, hex), { recursive: true, force: true });
+      }
+    });
   }
 
   /**
    * The unpacked, read-only root filesystem of a resolved image, shared by all
-   * its containers. Unpacked once into a temp dir and renamed into place.
+   * its containers. Unpacked once into a temp dir and renamed into place; each
+   * tar layer is checked against its diff_id on the way.
    */
   async unpack(image: ResolvedImage): Promise<string> {
-    await this.ensureLayout();
-    const dest = join(this.rootfsDir, digestHex(image.manifestDescriptor.digest));
-    if (existsSync(dest)) return dest;
-    const tmp = tmpName(dest);
-    await mkdir(tmp, { mode: 0o755 });
-    try {
-      for (const layer of image.manifest.layers) {
-        if (WASM_LAYER_TYPES.includes(layer.mediaType)) {
-          const file = join(tmp, artifactModulePath(layer));
-          await pipeline(await image.source.openBlob(layer), createWriteStream(file, { flags: 'wx', mode: 0o755 }));
-          await chmod(file, 0o755);
-        } else {
-          await applyLayer(tmp, await image.source.openBlob(layer));
-        }
+    await this.prepare();
+    return this.storeLock('shared', async () => {
+      const dest = join(this.rootfsDir, digestHex(image.manifestDescriptor.digest));
+      if (existsSync(dest)) return dest;
+      const tmp = tmpName(dest);
+      await mkdir(tmp, { mode: 0o755 });
+      try {
+        await this.unpackInto(tmp, image);
+      } catch (err) {
+        await rm(tmp, { recursive: true, force: true });
+        throw storeWriteError(err, this.root);
       }
-    } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
-      throw err;
+      try {
+        await rename(tmp, dest);
+      } catch (err) {
+        // Another run unpacked the same image meanwhile: theirs is as good as ours.
+        await rm(tmp, { recursive: true, force: true });
+        if (!existsSync(dest)) throw err;
+      }
+      log().info({ digest: image.manifestDescriptor.digest, rootfs: dest }, 'image unpacked');
+      return dest;
+    });
+  }
+
+  private async unpackInto(dir: string, image: ResolvedImage): Promise<void> {
+    const limits = this.layerLimits;
+    const diffIds = image.isArtifact ? undefined : image.config.rootfs?.diff_ids;
+    if (diffIds && diffIds.length !== image.manifest.layers.length) {
+      throw new ImageError(`${image.source.description}: manifest ${image.manifestDescriptor.digest} has ${image.manifest.layers.length} layers but its config has ${diffIds.length} rootfs.diff_ids`);
     }
-    try {
-      await rename(tmp, dest);
-    } catch (err) {
-      // Another run unpacked the same image meanwhile: theirs is as good as ours.
-      await rm(tmp, { recursive: true, force: true });
-      if (!existsSync(dest)) throw err;
+    for (const [i, layer] of image.manifest.layers.entries()) {
+      const what = `${image.source.description}: layer ${layer.digest}`;
+      if (WASM_LAYER_TYPES.includes(layer.mediaType)) {
+        const file = join(dir, artifactModulePath(layer));
+        await pipeline(await image.source.openBlob(layer), createWriteStream(file, { flags: 'wx', mode: 0o755 }));
+        await chmod(file, 0o755);
+        continue;
+      }
+      const stats = await applyLayer(dir, await image.source.openBlob(layer), { ...(limits ? { limits } : {}), inputSize: layer.size });
+      const expected = diffIds?.[i];
+      if (expected !== undefined && stats.diffId !== expected) {
+        throw new DigestMismatchError(`${what} does not match its diff_id: expected ${expected}, got ${stats.diffId}`);
+      }
     }
-    log().info({ digest: image.manifestDescriptor.digest, rootfs: dest }, 'image unpacked');
-    return dest;
   }
 }

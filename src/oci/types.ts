@@ -16,6 +16,16 @@ export const MediaType = {
   WasmLayer: 'application/wasm',
 } as const;
 
+/** Layer media types whose content is a tar (plain, gzip or zstd): their diff_id is the digest of the tar. */
+export const TAR_LAYER_TYPES: readonly string[] = [
+  MediaType.OciLayer,
+  MediaType.OciLayerGzip,
+  MediaType.OciLayerZstd,
+  'application/vnd.docker.image.rootfs.diff.tar',
+  MediaType.DockerLayerGzip,
+  'application/vnd.docker.image.rootfs.diff.tar.zstd',
+];
+
 /** Layer media types whose content is a raw Wasm binary rather than a tar. */
 export const WASM_LAYER_TYPES: readonly string[] = [
   'application/wasm',

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXAMPLES, TugboatSandbox, WASM } from './helpers.js';
+import { EXAMPLES, oneLine, TugboatSandbox, WASM } from './helpers.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -73,11 +73,6 @@ describe('bad input', () => {
     expect(readdirSync(join(tb.root, 'rootfs')).filter((n) => n.includes('.tmp-'))).toEqual([]);
   }
 
-  function oneLine(stderr: string): string {
-    const lines = stderr.trim().split('\n');
-    expect(lines).toHaveLength(1);
-    return lines[0]!;
-  }
 
   it('rejects a malformed wasm module with status 126', async () => {
     const bad = join(work, 'bad.wasm');
@@ -145,7 +140,7 @@ describe('bad input', () => {
     [['--network', 'bridge'], /--network: unsupported mode "bridge"/],
     [['-v', '/definitely/not/here:/x'], /-v: host path does not exist/],
     [['--platform', 'linux'], /platform/],
-    [['--name', '../x'], /--name: invalid container name/],
+    [['--name', '../x'], /--name: invalid container id format/],
   ])('rejects bad option value %j with status 2', async (args, message) => {
     const r = await tb.run(['run', '--rm', ...args, WASM('hello')]);
     expect(r.code).toBe(2);

@@ -2,16 +2,17 @@
 // a way to run the real CLI (which drives the real runc), and a cleanup that
 // removes every container, mount and file the file created, even on failure.
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURES = join(REPO, 'test', 'fixtures', 'out');
 export const EXAMPLES = join(REPO, 'examples', 'rust-wasm', 'out');
-export const TUGBOAT = join(REPO, 'bin', 'tugboat');
+/** The CLI under test; TUGBOAT_TEST_BIN points the tests at another build (e.g. to show a test fails before a fix). */
+export const TUGBOAT = process.env.TUGBOAT_TEST_BIN ?? join(REPO, 'bin', 'tugboat');
 export const WASM = (tag: string) => `oci:${join(FIXTURES, 'wasm')}:${tag}`;
 export const BUSYBOX = `oci:${join(FIXTURES, 'busybox')}:latest`;
 
@@ -27,6 +28,13 @@ export interface RunOpts {
   cwd?: string;
   /** Send this signal to tugboat once stdout contains `after`. */
   signal?: { name: NodeJS.Signals; after: string };
+}
+
+/** The single line of a failure's stderr (asserting there is exactly one). */
+export function oneLine(stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  expect(lines, stderr).toHaveLength(1);
+  return lines[0]!;
 }
 
 export function exec(cmd: string, args: string[], opts: RunOpts = {}): Promise<Result> {
@@ -75,8 +83,16 @@ export function execDetached(cmd: string, args: string[], opts: { env?: NodeJS.P
 
 export class TugboatSandbox {
   readonly root: string;
-  constructor(prefix = 'tugboat-it-') {
-    this.root = mkdtempSync(join(tmpdir(), prefix));
+  /** Deleted by cleanup(): the root itself, or the directory holding it. */
+  private readonly top: string;
+  /**
+   * `fresh`: the root does not exist yet (Tugboat creates it) and its parent
+   * is 0755, as /var/lib is: what another local user would see.
+   */
+  constructor(prefix = 'tugboat-it-', opts: { fresh?: boolean } = {}) {
+    this.top = mkdtempSync(join(tmpdir(), prefix));
+    if (opts.fresh) chmodSync(this.top, 0o755);
+    this.root = opts.fresh ? join(this.top, 'root') : this.top;
   }
 
   run(args: string[], opts: RunOpts = {}): Promise<Result> {
@@ -100,7 +116,7 @@ export class TugboatSandbox {
       .filter((m): m is string => m !== undefined && m.startsWith(this.root))
       .sort((a, b) => b.length - a.length);
     for (const m of mounts) execFileSync('umount', ['-l', m], { stdio: 'ignore' });
-    rmSync(this.root, { recursive: true, force: true });
+    rmSync(this.top, { recursive: true, force: true });
   }
 
   /** Paths of mounts still under the root (for leak assertions). */

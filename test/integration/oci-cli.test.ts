@@ -1,7 +1,7 @@
 // `tugboat` as a runc-compatible OCI runtime, driven the way
 // containerd-shim-runc-v2 drives it (go-runc argv order), with real runc below.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -75,6 +75,14 @@ describe('tugboat as an OCI runtime (runc CLI)', () => {
     // The caller's bundle is never modified, and nothing of ours is left behind.
     expect(readFileSync(join(bundle(), 'config.json'), 'utf8')).toBe(before);
     expect(existsSync(join(state, 'bundles')) ? readdirSync(join(state, 'bundles')).flatMap((d) => readdirSync(join(state, 'bundles', d))) : []).toEqual([]);
+  });
+
+  it('keeps its state dir (derived bundles hold the environment) private, repairing an old one', async () => {
+    mkdirSync(state, { recursive: true });
+    chmodSync(state, 0o755);
+    expect((await rtDetached(['create', '--bundle', wasmBundle, 'private'])).code).toBe(0);
+    expect(statSync(state).mode & 0o777).toBe(0o700);
+    expect((await rt(['delete', '--force', 'private'])).code).toBe(0);
   });
 
   it('marks a Wasm container in its state annotations', async () => {
@@ -152,9 +160,9 @@ describe('tugboat as an OCI runtime (runc CLI)', () => {
     writeFileSync(join(bad, 'config.json'), '{ "ociVersion": "1.0.2", ');
     const r = await rtDetached(['create', '--bundle', bad, 'bad1']);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toMatch(/^tugboat: bundle config .*config\.json is not valid JSON/);
+    expect(r.stderr.trim()).toMatch(/^tugboat: bundle config .*config\.json: invalid JSON: unexpected end of input$/);
     const last = readFileSync(join(work, 'log.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).at(-1);
-    expect(last).toMatchObject({ level: 'error', msg: expect.stringMatching(/is not valid JSON/) });
+    expect(last).toMatchObject({ level: 'error', msg: expect.stringMatching(/config\.json: invalid JSON/) });
     expect(typeof last.time).toBe('string');
   });
 
@@ -162,6 +170,13 @@ describe('tugboat as an OCI runtime (runc CLI)', () => {
     const r = await rtDetached(['create', '--bogus', '--bundle', wasmBundle, 'x']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/flag provided but not defined: -bogus/);
+  });
+
+  it('rejects an unknown global flag with runc\'s own words, not commander\'s', async () => {
+    const r = await execDetached(TUGBOAT, ['--bogus', ...globals(), 'create', '--bundle', wasmBundle, 'x'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('tugboat: flag provided but not defined: -bogus');
+    expect(r.stderr).not.toMatch(/unknown option/);
   });
 
   it('rejects a missing container id and bad ids', async () => {

@@ -3,8 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
-import { parseContainerName, parseEnvArg, parseEnvFile, parseMemory, parseNetwork, parseVolume } from '../../src/cli/options.js';
+import { parseContainerName, parseEnvArg, parseEnvFile, parseLayerLimits, parseMemory, parseNetwork, parseVolume } from '../../src/cli/options.js';
 import { parseFileMapping } from '../../src/cli/image-commands.js';
+
+describe('--layer-limits', () => {
+  it('reads any subset of entries, size and ratio', () => {
+    expect(parseLayerLimits('entries=1000,size=2g,ratio=50')).toEqual({ maxEntries: 1000, maxBytes: 2 * 1024 ** 3, maxRatio: 50 });
+    expect(parseLayerLimits('ratio=500')).toEqual({ maxRatio: 500 });
+  });
+  it.each(['entries=0', 'ratio=-1', 'ratio=1.5', 'size=lots', 'depth=3', 'entries', ''])('refuses %j', (v) => expect(() => parseLayerLimits(v)).toThrow(UsageError));
+});
 
 describe('run option parsing', () => {
   it.each([

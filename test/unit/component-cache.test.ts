@@ -1,6 +1,6 @@
 // The component transpile cache, the spec rewrite for components and the
 // guest config that carries them: real jco, temp dirs, no runc.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,8 +11,10 @@ import {
   COMPONENT_MOUNT_POINT,
   componentRewriteOptions,
   ensureTranspiled,
+  transpileMemoryLimit,
   worldOf,
 } from '../../src/linux-runtime/component-cache.js';
+import { WasmError } from '../../src/errors.js';
 import type { Kit } from '../../src/linux-runtime/kit.js';
 import { worldItems } from '../../src/oci/component-wit.js';
 import { detectWorkload } from '../../src/oci/detect.js';
@@ -83,6 +85,34 @@ describe('component transpile cache', () => {
     const again = await ensureTranspiled(component, cache);
     expect(again.cached).toBe(false);
     expect(again.meta.jco).toBe(first.meta.jco);
+  });
+
+  // The componentize-js HTTP component (14 MB) needs ~240 MB to transpile; it is built with the test images.
+  const big = join(REPO, 'examples', 'components', 'out', 'http-hello.wasm');
+  it.skipIf(!existsSync(big))('transpiles in a child bounded in memory: over the limit, a clear Wasm error', async () => {
+    const before = process.memoryUsage().rss;
+    const saved = process.env.TUGBOAT_TRANSPILE_MEMORY;
+    process.env.TUGBOAT_TRANSPILE_MEMORY = '128m';
+    try {
+      const err = await ensureTranspiled(big, join(dir, 'cache-mem')).catch((e: unknown) => e as Error);
+      expect(err).toBeInstanceOf(WasmError);
+      expect(err.message).toBe('cannot transpile Wasm component: it needs more than 128 MiB of memory (TUGBOAT_TRANSPILE_MEMORY raises the limit)');
+      expect(readdirSync(join(dir, 'cache-mem'))).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.TUGBOAT_TRANSPILE_MEMORY;
+      else process.env.TUGBOAT_TRANSPILE_MEMORY = saved;
+    }
+    // The work happened in the child: this process did not grow by the transpiler's needs.
+    expect(process.memoryUsage().rss - before).toBeLessThan(100 * 1024 * 1024);
+    const cgroups = ['/sys/fs/cgroup/memory', '/sys/fs/cgroup'].filter((d) => existsSync(d)).flatMap((d) => readdirSync(d));
+    expect(cgroups.filter((n) => n.startsWith('tugboat-transpile-'))).toEqual([]);
+  });
+
+  it('refuses a bad TUGBOAT_TRANSPILE_MEMORY', () => {
+    expect(transpileMemoryLimit({})).toBe(1024 ** 3);
+    expect(transpileMemoryLimit({ TUGBOAT_TRANSPILE_MEMORY: '2g' })).toBe(2 * 1024 ** 3);
+    expect(() => transpileMemoryLimit({ TUGBOAT_TRANSPILE_MEMORY: 'lots' })).toThrow(/TUGBOAT_TRANSPILE_MEMORY: invalid size "lots"/);
+    expect(() => transpileMemoryLimit({ TUGBOAT_TRANSPILE_MEMORY: '1m' })).toThrow(/at least 128m/);
   });
 
   it('refuses a file that is not a valid component with a Wasm error (126)', async () => {

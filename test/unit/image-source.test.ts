@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -282,6 +282,41 @@ describe('bad layouts', () => {
     await expect(p).rejects.toThrow('index.json: manifests[0]: invalid digest');
     await writeFile(join(layout, 'index.json'), '{"schemaVersion":1,"manifests":[]}');
     await expect(resolveImage(openOciLayout(layout), undefined, undefined)).rejects.toThrow('index.json: schemaVersion must be 2');
+  });
+
+  it('never quotes the content of a file it cannot parse, only its name and the position', async () => {
+    // index.json as a link to a secret file: refused as leaving the layout.
+    const secret = join(layout, '..', 'secret-shadow');
+    await writeFile(secret, 'root:$y$j9T$SECRETHASH:19000:0:99999:7:::\n');
+    await rm(join(layout, 'index.json'));
+    await symlink(secret, join(layout, 'index.json'));
+    let err = await resolveImage(openOciLayout(layout), undefined, undefined).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(ImageError);
+    expect(err.message).toBe(`oci:${layout}: index.json: refusing a link that leads outside ${layout}`);
+    // The same content inside the layout: named by position only.
+    await rm(join(layout, 'index.json'));
+    await writeFile(join(layout, 'index.json'), '{"schemaVersion":2,\n  root:$y$j9T$SECRETHASH:19000');
+    err = await resolveImage(openOciLayout(layout), undefined, undefined).catch((e: unknown) => e as Error);
+    expect(err.message).toBe(`oci:${layout}: index.json: invalid JSON at line 2, column 3`);
+    expect(err.message).not.toContain('SECRET');
+    await rm(secret);
+  });
+
+  it('refuses blobs that are links out of the layout, and keeps links inside it working', async () => {
+    const hex = r.manifestDigest.slice(7);
+    const blob = join(layout, 'blobs/sha256', hex);
+    const copy = join(layout, 'manifest-copy');
+    await rename(blob, copy);
+    await symlink('../../manifest-copy', blob);
+    expect((await resolveImage(openOciLayout(layout), undefined, undefined)).manifestDescriptor.digest).toBe(r.manifestDigest);
+    const outside = join(layout, '..', `outside-${hex}`);
+    await rename(copy, outside);
+    await rm(blob);
+    await symlink(outside, blob);
+    const err = await resolveImage(openOciLayout(layout), undefined, undefined).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(ImageError);
+    expect(err.message).toBe(`oci:${layout}: blob ${r.manifestDigest}: refusing a link that leads outside ${layout}`);
+    await rm(outside);
   });
 
   it('reports a malformed manifest, naming the blob', async () => {

@@ -1,14 +1,17 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { once } from 'node:events';
 import { Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
+import { pack } from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ImageError, LayerError } from '../../src/errors.js';
 import { sniffCompression } from '../../src/oci/compression.js';
-import { applyLayer, DEFAULT_LAYER_LIMITS } from '../../src/oci/layers.js';
+import { applyLayer, DEFAULT_LAYER_LIMITS, layerDiffId } from '../../src/oci/layers.js';
 import type { ApplyLayerOptions } from '../../src/oci/layers.js';
-import { buildTar, dir, file, gzip, hardlink, streamOf, symlink, zstd } from './helpers/tar.js';
+import { buildTar, dir, file, gzip, hardlink, rawTar, streamOf, symlink, zstd } from './helpers/tar.js';
 import type { TarEntry } from './helpers/tar.js';
 
 // Layout: <work>/root is the target; <work>/canary is a sibling that hostile
@@ -168,13 +171,13 @@ describe('applyLayer: hostile archives', () => {
 
   it('stops at the entry limit', async () => {
     const entries = [file('a', '1'), file('b', '2'), file('c', '3'), file('d', '4')];
-    await expectLayerError(apply(entries, { limits: { maxEntries: 2 } }), 'c', 'layer exceeds 2 entries limit');
+    await expectLayerError(apply(entries, { limits: { maxEntries: 2 } }), 'c', 'layer has more than 2 entries (limit --layer-limits entries=2)');
     expect(existsSync(inRoot('c'))).toBe(false);
   });
 
   it('stops at the byte limit and destroys the input', async () => {
     const input = streamOf(await buildTar([file('small', 'x'.repeat(10)), file('big', 'y'.repeat(100_000))]));
-    await expectLayerError(applyLayer(target, input, { limits: { maxBytes: 1000 } }), 'big', 'layer exceeds 1000 bytes limit');
+    await expectLayerError(applyLayer(target, input, { limits: { maxBytes: 1000 } }), 'big', 'layer holds more than 1000 bytes (limit --layer-limits size=1000)');
     expect(input.destroyed).toBe(true);
     expect(input.readableEnded).toBe(false); // stopped early, not read to the end
     expect(existsSync(inRoot('big'))).toBe(false);
@@ -261,7 +264,7 @@ describe('applyLayer: applying layers', () => {
   it('applies a plain tar layer and reports stats', async () => {
     const stats = await apply(sample());
     await expectSample();
-    expect(stats).toEqual({ entries: 3, bytes: 8, whiteouts: 0 });
+    expect(stats).toEqual({ entries: 3, bytes: 8, whiteouts: 0, diffId: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
   });
 
   it('applies a gzip layer', async () => {
@@ -286,7 +289,7 @@ describe('applyLayer: applying layers', () => {
   });
 
   it('accepts an empty input as an empty layer', async () => {
-    expect(await applyLayer(target, streamOf(Buffer.alloc(0)))).toEqual({ entries: 0, bytes: 0, whiteouts: 0 });
+    expect(await applyLayer(target, streamOf(Buffer.alloc(0)))).toEqual({ entries: 0, bytes: 0, whiteouts: 0, diffId: `sha256:${createHash('sha256').digest('hex')}` });
   });
 
   it('removes a file for a whiteout and never writes the whiteout', async () => {
@@ -456,6 +459,103 @@ describe('applyLayer: applying layers', () => {
   });
 
   it('exposes the documented default limits', () => {
-    expect(DEFAULT_LAYER_LIMITS).toEqual({ maxEntries: 1_000_000, maxBytes: 32 * 1024 ** 3 });
+    expect(DEFAULT_LAYER_LIMITS).toEqual({ maxEntries: 200_000, maxBytes: 32 * 1024 ** 3, maxRatio: 100 });
+  });
+});
+
+describe('applyLayer: names are bytes', () => {
+  const bytes = (...b: number[]) => Buffer.from(b);
+  const listing = async (dirPath: string) => (await fsp.readdir(dirPath, { encoding: 'buffer' })).map((n) => n.toString('hex')).sort();
+
+  it('keeps two names that differ only in bytes that are not UTF-8 apart (ustar and PAX)', async () => {
+    // Decoded as UTF-8 all four names are "a\uFFFD": they used to become one file.
+    const tar = rawTar([
+      { name: bytes(0x61, 0xff), content: Buffer.from('ustar ff') },
+      { name: bytes(0x61, 0xfe), content: Buffer.from('ustar fe') },
+      { name: bytes(0x61, 0xfd), content: Buffer.from('pax fd'), pax: true },
+      { name: bytes(0x61, 0xfc), content: Buffer.from('pax fc'), pax: true },
+      { name: Buffer.from('l\u00e9', 'utf8'), content: Buffer.from('utf-8 name'), pax: true },
+    ]);
+    const stats = await applyLayer(target, streamOf(tar));
+    expect(stats.entries).toBe(5);
+    expect(await listing(target)).toEqual(['61fc', '61fd', '61fe', '61ff', '6cc3a9']);
+    const at = (...b: number[]) => Buffer.concat([Buffer.from(`${target}/`), bytes(...b)]);
+    expect(await fsp.readFile(at(0x61, 0xff), 'utf8')).toBe('ustar ff');
+    expect(await fsp.readFile(at(0x61, 0xfe), 'utf8')).toBe('ustar fe');
+    expect(await fsp.readFile(at(0x61, 0xfd), 'utf8')).toBe('pax fd');
+    expect(await fsp.readFile(path.join(target, 'l\u00e9'), 'utf8')).toBe('utf-8 name');
+  });
+
+  it('keeps link targets and parent directories as bytes, and whiteouts find such names', async () => {
+    const dirName = bytes(0x64, 0x80);
+    const slash = Buffer.from('/');
+    await applyLayer(
+      target,
+      streamOf(
+        rawTar([
+          { name: dirName, type: 'directory' },
+          { name: Buffer.concat([dirName, slash, bytes(0x66, 0x81)]), content: Buffer.from('deep') },
+          { name: bytes(0x6c, 0x82), type: 'symlink', linkname: Buffer.concat([dirName, slash, bytes(0x66, 0x81)]), pax: true },
+        ]),
+      ),
+    );
+    const link = Buffer.concat([Buffer.from(`${target}/`), bytes(0x6c, 0x82)]);
+    expect((await fsp.readlink(link, { encoding: 'buffer' })).toString('hex')).toBe('64802f6681');
+    expect(await fsp.readFile(link, 'utf8')).toBe('deep');
+    // A second layer: an opaque whiteout of the directory hides its non-UTF-8 child.
+    await applyLayer(target, streamOf(rawTar([{ name: Buffer.concat([dirName, slash, Buffer.from('.wh..wh..opq')]) }])));
+    expect(await listing(target)).toContain('6480');
+    expect((await fsp.readdir(Buffer.concat([Buffer.from(`${target}/`), dirName]))).length).toBe(0);
+  });
+
+  it('names entries readably in refusals', async () => {
+    const err = await applyLayer(target, streamOf(rawTar([{ name: Buffer.concat([Buffer.from('../'), bytes(0xc3, 0xa9)]) }]))).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LayerError);
+    expect((err as Error).message).toContain('"../\u00e9"');
+  });
+});
+
+describe('applyLayer: bounded expansion and diff_id', () => {
+  /** A gzip'd tar holding one file of `size` zeros, made without holding the tar in memory. */
+  async function zeroBomb(size: number): Promise<Buffer> {
+    const archive = pack();
+    const out = collectStream(archive.pipe(createGzip({ level: 9 })));
+    const body = archive.entry({ name: 'zeros', size });
+    const chunk = Buffer.alloc(1024 * 1024);
+    for (let left = size; left > 0; left -= chunk.length) {
+      if (!body.write(left >= chunk.length ? chunk : chunk.subarray(0, left))) await once(body, 'drain');
+    }
+    body.end();
+    archive.finalize();
+    return out;
+  }
+  async function collectStream(s: AsyncIterable<unknown>): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const c of s) parts.push(c as Buffer);
+    return Buffer.concat(parts);
+  }
+
+  it('refuses a layer that expands more than the ratio allows, and stops early', async () => {
+    const size = 128 * 1024 * 1024;
+    const gz = await zeroBomb(size);
+    expect(gz.length).toBeLessThan(size / 500);
+    const err = await applyLayer(target, streamOf(gz, 64 * 1024), { inputSize: gz.length }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageError);
+    expect((err as Error).message).toMatch(/layer expands to more than 100 times its compressed size \(limit --layer-limits ratio=100\)/);
+    const written = await fsp.stat(path.join(target, 'zeros')).then((s) => s.size, () => 0);
+    expect(written).toBeLessThan(size);
+    // The same layer passes when the ratio is raised.
+    await fsp.rm(target, { recursive: true });
+    await fsp.mkdir(target);
+    const ok = await applyLayer(target, streamOf(gz, 64 * 1024), { inputSize: gz.length, limits: { maxRatio: 2000 } });
+    expect(ok.bytes).toBe(size);
+  });
+
+  it('reports the diff_id: the sha256 of the uncompressed tar', async () => {
+    const tar = await buildTar([file('a', 'one'), dir('d'), file('d/b', 'two')]);
+    const want = `sha256:${createHash('sha256').update(tar).digest('hex')}`;
+    expect((await applyLayer(target, streamOf(gzip(tar)))).diffId).toBe(want);
+    expect(await layerDiffId(streamOf(zstd(tar)), 'layer x')).toBe(want);
+    expect(await layerDiffId(streamOf(tar), 'layer x')).toBe(want);
   });
 });

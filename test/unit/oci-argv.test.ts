@@ -63,6 +63,14 @@ describe('runc argv parsing', () => {
     expect(isOciInvocation(['ps', '--format', 'json'])).toBe(false); // tugboat's own container list
     expect(isOciInvocation(['run', '--rm', 'img'])).toBe(false);
     expect(isOciInvocation(['image', 'ls'])).toBe(false);
+    // Unknown global flags before a runc command stay runc's (and get runc's error).
+    expect(isOciInvocation(['--bogus', 'create', '--bundle', '/b', 'c1'])).toBe(true);
+    expect(isOciInvocation(['-x', 'delete', 'c1'])).toBe(true);
+    expect(isOciInvocation(['--bogus', 'ps', 'c1'])).toBe(true);
+    expect(isOciInvocation(['--bogus', 'ps'])).toBe(false);
+    expect(isOciInvocation(['--bogus', 'run', 'img'])).toBe(false);
+    expect(isOciInvocation(['--bogus', '--root', '/r', '--log=/l', 'start', 'c1'])).toBe(true);
+    expect(isOciInvocation(['--root', '/r', '--bogus', 'image', 'ls'])).toBe(false);
   });
 });
 

@@ -176,7 +176,7 @@ describe('Task service errors', () => {
     const bad = join(dir, 'bad');
     mkdirSync(bad);
     writeFileSync(join(bad, 'config.json'), '{ nope');
-    await expect(callMethod(client, Task.method.create, { id: 'a', bundle: bad })).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, message: expect.stringMatching(/config\.json is not valid JSON/) });
+    await expect(callMethod(client, Task.method.create, { id: 'a', bundle: bad })).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, message: expect.stringMatching(/config\.json: invalid JSON at line 1, column 3/) });
     // So is a malformed preopens annotation.
     const pre = wasmBundle('pre', { annotations: { 'io.tugboat.wasm.preopens': '/data=relative' } });
     await expect(callMethod(client, Task.method.create, { id: 'b', bundle: pre })).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, message: expect.stringMatching(/io\.tugboat\.wasm\.preopens: container path "relative" is not absolute/) });

@@ -5,7 +5,7 @@
 import { UsageError } from '../../errors.js';
 
 /** Global flags runc accepts before the command, and those of Tugboat's own. */
-const GLOBAL_VALUE_FLAGS = new Set(['root', 'log', 'log-format', 'criu', 'rootless', 'runc', 'kit', 'log-level']);
+export const GLOBAL_VALUE_FLAGS = new Set(['root', 'log', 'log-format', 'criu', 'rootless', 'runc', 'kit', 'log-level']);
 const GLOBAL_BOOL_FLAGS = new Set(['debug', 'systemd-cgroup', 'help', 'h', 'version', 'v']);
 /** Tugboat's own globals: never forwarded to runc. */
 export const TUGBOAT_GLOBALS = new Set(['runc', 'kit', 'log-level']);
@@ -153,11 +153,5 @@ export function runcArgv(p: ParsedCommand, replace?: { names: string[]; value: s
   return out;
 }
 
-const CONTAINER_ID = /^[\w+.-]+$/;
-
-/** runc's rule for ids, plus no path traversal (the id names a directory of ours). */
-export function checkContainerId(id: string | undefined, command: string): string {
-  if (id === undefined || id === '') throw new UsageError(`${command}: container id cannot be empty`);
-  if (!CONTAINER_ID.test(id) || id === '.' || id === '..') throw new UsageError(`${command}: invalid container id format: ${id}`);
-  return id;
-}
+// One rule for names and ids everywhere (src/oci/names.ts).
+export { checkContainerId } from '../../oci/names.js';

@@ -6,15 +6,17 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DEFAULT_RUNC_ROOT, ociDerivedBundleDir, runcBinary } from '../../defaults.js';
+import { DEFAULT_RUNC_ROOT, ociDerivedBundleDir, runcBinary, stateDir } from '../../defaults.js';
 import { ConfigError, exitCodeFor, UnimplementedError, UsageError } from '../../errors.js';
+import { parseJsonText } from '../../json-text.js';
 import { log } from '../../log.js';
+import { prepareDataRoot } from '../../oci/data-root.js';
 import type { Process } from '../../oci/runtime-spec.js';
 import { readBundleSpec } from '../../linux-runtime/bundle-spec.js';
 import type { EngineSettings } from '../../linux-runtime/engine.js';
 import { runWithOurStdio } from '../../linux-runtime/runc.js';
 import { engineSettings, prepareWorkload, removeWorkloadHome, reopenWorkload } from '../../linux-runtime/workload.js';
-import { checkContainerId, flagValue, OCI_COMMANDS, parseGlobals, parseOciCommand, runcArgv, type ParsedCommand } from './argv.js';
+import { checkContainerId, flagValue, GLOBAL_VALUE_FLAGS, OCI_COMMANDS, parseGlobals, parseOciCommand, runcArgv, type ParsedCommand } from './argv.js';
 import { runtimeLog, type RuntimeLog } from './runtime-log.js';
 
 interface Context {
@@ -47,6 +49,8 @@ async function create(ctx: Context): Promise<number> {
   const bundle = resolve(flagValue(p.flags, 'bundle', 'b') ?? process.cwd());
   const spec = readBundleSpec(bundle);
   const derivedHome = home(ctx, id);
+  // Derived bundles hold containers' environment: the state dir is private (created or repaired 0700).
+  await prepareDataRoot(stateDir());
   if (existsSync(derivedHome) && runcHasContainer(ctx, id)) throw new UsageError('container with given ID already exists', { kind: 'AlreadyExists' });
   const prepared = await prepareWorkload({ id, spec, bundle, home: derivedHome, settings: ctx.settings });
   if (prepared.workload.kind === 'linux') return runWithOurStdio(ctx.runc, runcArgv(p), preservedFds(p));
@@ -64,11 +68,13 @@ async function create(ctx: Context): Promise<number> {
 }
 
 function readProcessFile(file: string): Process {
+  let text: string;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Process;
+    text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read process file ${file}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot read process file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  return parseJsonText(text, `process file ${file}`, (m) => new ConfigError(m)) as Process;
 }
 
 async function exec(ctx: Context): Promise<number> {
@@ -107,13 +113,27 @@ async function del(ctx: Context): Promise<number> {
   return code;
 }
 
+/** The words of argv that are not flags or the values of known global flags (unknown flags are taken as booleans). */
+function positionalWords(argv: readonly string[]): string[] {
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-') || arg === '-') words.push(arg);
+    else if (!arg.includes('=') && GLOBAL_VALUE_FLAGS.has(arg.replace(/^--?/, ''))) i++;
+  }
+  return words;
+}
+
 /** True when argv is a runc command line that Tugboat should handle as an OCI runtime. */
 export function isOciInvocation(argv: readonly string[]): boolean {
   let command: string | undefined;
   try {
     command = argv[parseGlobals(argv).commandIndex];
   } catch {
-    return false;
+    // An unknown global flag: when a runc command follows, it is runc's
+    // command line, and it gets runc's error (flag provided but not defined).
+    const words = positionalWords(argv);
+    return words[0] !== undefined && OCI_COMMANDS.has(words[0]) && (words[0] !== 'ps' || words.length > 1);
   }
   if (command === undefined || !OCI_COMMANDS.has(command)) return false;
   if (command !== 'ps') return true;

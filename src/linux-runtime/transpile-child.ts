@@ -1,0 +1,47 @@
+// The child process that transpiles one Wasm component with jco, so that a
+// hostile or huge component costs this process's memory, which the parent
+// bounds (component-cache.ts), and never the CLI's or the shim's.
+//
+//   node transpile-child.js COMPONENT OUT_DIR
+//
+// Writes the generated files (the .mjs glue and core modules) into OUT_DIR,
+// which must exist and be empty, and one JSON line on stdout:
+// {"sha256": hex of the bytes transpiled, "wit": the component's WIT} or
+// {"error": message}. Node can run this file as TypeScript too (tests run
+// from source), so it only imports Node built-ins and jco.
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The glue is ESM; .mjs makes Node load it as such without a package.json. */
+const ENTRY = 'component.mjs';
+
+async function main(component: string, out: string): Promise<void> {
+  const bytes = readFileSync(component);
+  const api = await import('@bytecodealliance/jco');
+  let wit: string;
+  let files: Record<string, Uint8Array>;
+  try {
+    wit = await api.componentWit(bytes);
+    ({ files } = await api.transpile(bytes, { name: 'component', instantiation: 'async', noTypescript: true, quiet: true }));
+  } catch (err) {
+    process.stdout.write(`${JSON.stringify({ error: err instanceof Error ? err.message : String(err) })}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  for (const [name, data] of Object.entries(files)) {
+    if (name.endsWith('.d.ts')) continue;
+    const file = name === 'component.js' ? ENTRY : name;
+    if (file.includes('/') || file.startsWith('.')) continue;
+    writeFileSync(join(out, file), data, { mode: 0o444 });
+  }
+  process.stdout.write(`${JSON.stringify({ sha256: createHash('sha256').update(bytes).digest('hex'), wit })}\n`);
+}
+
+const [component, out] = process.argv.slice(2);
+if (component === undefined || out === undefined) {
+  process.stderr.write('usage: transpile-child COMPONENT OUT_DIR\n');
+  process.exitCode = 2;
+} else {
+  await main(component, out);
+}

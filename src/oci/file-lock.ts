@@ -1,0 +1,115 @@
+// Advisory file locks (flock(2)) through koffi, for the store: shared for
+// "I am using blobs and unpacked roots", exclusive for index changes and
+// garbage collection. flock locks belong to the open file description, so
+// they are released by the kernel when the holder exits however it exits
+// (kill -9 included), and two opens in one process exclude each other just
+// as two processes do.
+//
+// The lock is taken with LOCK_NB and retried with a short back-off, never by
+// a blocking call: a blocking flock would hold a libuv pool thread (or the
+// event loop) while the holder may need that very pool to finish and unlock.
+import { closeSync, openSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TugboatError } from '../errors.js';
+import { log } from '../log.js';
+
+const LOCK_SH = 1;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EINTR = 4;
+const EWOULDBLOCK = 11;
+
+interface Flock {
+  flock: (fd: number, op: number) => number;
+  errno: () => number;
+}
+
+let lib: Flock | undefined;
+
+interface KoffiLike {
+  load(name: string): { func(decl: string): unknown };
+  errno(): number;
+}
+
+/**
+ * koffi's own entry point loads https, zlib and more to be able to download
+ * builds (~20 ms); its native module alone loads in ~3 ms, so that is tried first.
+ */
+function loadKoffi(): KoffiLike {
+  const require = createRequire(import.meta.url);
+  try {
+    return require(`koffi/build/koffi/${process.platform}_${process.arch}/koffi.node`) as KoffiLike;
+  } catch {
+    return require('koffi') as KoffiLike;
+  }
+}
+
+function flockLib(): Flock {
+  if (lib) return lib;
+  const koffi = loadKoffi();
+  const flock = koffi.load('libc.so.6').func('int flock(int, int)') as Flock['flock'];
+  lib = { flock, errno: () => koffi.errno() };
+  return lib;
+}
+
+export type LockMode = 'shared' | 'exclusive';
+
+export interface FileLock {
+  /** Idempotent. */
+  release(): void;
+}
+
+/** Tries once; true when the lock is held. */
+function tryLock(fd: number, mode: LockMode): boolean {
+  const l = flockLib();
+  for (;;) {
+    if (l.flock(fd, (mode === 'shared' ? LOCK_SH : LOCK_EX) | LOCK_NB) === 0) return true;
+    const errno = l.errno();
+    if (errno === EINTR) continue;
+    if (errno === EWOULDBLOCK) return false;
+    throw new TugboatError(`cannot lock ${mode}: flock failed with errno ${errno}`);
+  }
+}
+
+const WAIT_NOTICE_MS = 2000;
+
+/** Waits for the lock on `file` (created 0600 if missing). */
+export async function lockFile(file: string, mode: LockMode, what: string): Promise<FileLock> {
+  const fd = openSync(file, 'a', 0o600);
+  try {
+    let delay = 1;
+    let waited = 0;
+    let noticed = false;
+    while (!tryLock(fd, mode)) {
+      if (!noticed && waited >= WAIT_NOTICE_MS) {
+        noticed = true;
+        log().warn({ lock: file, mode }, `waiting for another tugboat command to finish with ${what}`);
+      }
+      await sleep(delay);
+      waited += delay;
+      delay = Math.min(delay * 2, 50);
+    }
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  let held = true;
+  return {
+    release(): void {
+      if (!held) return;
+      held = false;
+      closeSync(fd);
+    },
+  };
+}
+
+/** Runs `fn` holding the lock; released however `fn` ends. */
+export async function withFileLock<T>(file: string, mode: LockMode, what: string, fn: () => Promise<T>): Promise<T> {
+  const lock = await lockFile(file, mode, what);
+  try {
+    return await fn();
+  } finally {
+    lock.release();
+  }
+}
