@@ -38,8 +38,13 @@ await build({ ...common, entryPoints: ['src/wasi-host/component-run.ts'], outfil
 copyFileSync('node_modules/@bytecodealliance/preview2-shim/dist/io/worker-thread.bundle.js', 'dist/host/worker-thread.bundle.js');
 await build({
   ...common,
-  entryPoints: ['src/cli/main.ts'],
-  outfile: 'dist/tugboat.mjs',
+  // Split at dynamic imports: code only some commands need (the registry
+  // client with node:https and TLS) becomes chunks loaded when they run.
+  entryPoints: { tugboat: 'src/cli/main.ts' },
+  outdir: 'dist',
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
+  outExtension: { '.js': '.mjs' },
   sourcemap: true,
   // jco (a cache miss of a Wasm component only) is loaded from node_modules.
   external: ['@bytecodealliance/jco'],
