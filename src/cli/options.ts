@@ -8,10 +8,14 @@ import type { NetworkMode, Volume } from '../linux-runtime/spec-edits.js';
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
 /** "512m", "1g", "65536", "1.5g" → bytes (Docker's units: binary multiples). */
-export function parseMemory(value: string): number {
+export function parseSize(value: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?$/i.exec(value.trim());
-  if (!m) throw new UsageError(`--memory: invalid size ${JSON.stringify(value)} (examples: 64m, 1g)`);
-  const bytes = Math.floor(Number(m[1]) * UNITS[(m[2] ?? '').toLowerCase()]!);
+  if (!m) throw new UsageError(`${flag}: invalid size ${JSON.stringify(value)} (examples: 64m, 1g)`);
+  return Math.floor(Number(m[1]) * UNITS[(m[2] ?? '').toLowerCase()]!);
+}
+
+export function parseMemory(value: string): number {
+  const bytes = parseSize(value, '--memory');
   // Below this a Node-based Wasm container cannot even start; say so up front.
   if (bytes < 6 * 1024 * 1024) throw new UsageError(`--memory: ${value} is below the 6 MiB minimum`);
   return bytes;

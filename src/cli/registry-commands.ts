@@ -15,7 +15,7 @@ import { formatRegistryRef, looksLikeRegistryRef, parseRegistryHost, parseRegist
 import { ImageStore } from '../oci/store.js';
 import type { Platform } from '../oci/types.js';
 import { buildCommand, type BuildCommandOptions } from './image-commands.js';
-import { parseMemory } from './options.js';
+import { parseSize } from './options.js';
 
 export type PullPolicy = 'always' | 'missing' | 'never';
 
@@ -121,7 +121,9 @@ export function isRegistryBuild(o: { push?: string; addTo?: string }): boolean {
 
 function chunkSize(v: unknown): number | undefined {
   if (v === undefined) return undefined;
-  return parseMemory(String(v));
+  const n = parseSize(String(v), '--chunk-size');
+  if (n < 1024) throw new UsageError(`--chunk-size: ${String(v)} is below 1 KiB`);
+  return n;
 }
 
 /**

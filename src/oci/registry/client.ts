@@ -82,8 +82,9 @@ export class RegistryClient {
     return reference.startsWith('sha256:') ? `${base}@${reference}` : `${base}:${reference}`;
   }
 
+  /** `ref` is a tag or digest already validated by parseRegistryRef/digestHex: nothing to escape. */
   private path(kind: 'manifests' | 'blobs', ref: string): string {
-    return `/v2/${this.repository}/${kind}/${encodeURIComponent(ref)}`;
+    return `/v2/${this.repository}/${kind}/${ref}`;
   }
 
   /** A request with the auth dance: on a 401, learn the challenge and try once more. */
@@ -107,7 +108,7 @@ export class RegistryClient {
       case 401:
         throw new RegistryAuthError(
           (await this.auth.hasCredentials())
-            ? `${what}: unauthorized: ${registry} refused the credentials on file (wrong username or password? tugboat login ${registry})`
+            ? `${what}: unauthorized: ${registry} refused the credentials (wrong username or password? tugboat login ${registry})`
             : `${what}: unauthorized: authentication required (tugboat login ${registry})`,
           401,
         );
