@@ -1,8 +1,10 @@
-// `tugboat pull`: registry → verified staging → the store's own import →
-// unpacked root filesystem, ready for `tugboat run`. One platform by default
+// `tugboat pull`: registry → verified staging → unpacked root filesystem and
+// the store's own import, ready for `tugboat run`. One platform by default
 // (Wasm first, as everywhere in Tugboat), every platform with allPlatforms.
-// The store is touched only after every blob has been downloaded and
-// verified, so a refused or interrupted pull leaves it as it was.
+// The image gets its name in the store only after every blob has been
+// downloaded and verified and its root filesystem unpacked (the store's
+// unpack renames into place only on success), so a refused or interrupted
+// pull leaves the store as it was.
 
 import { NotFoundError } from '../../errors.js';
 import { log } from '../../log.js';
@@ -24,7 +26,7 @@ export interface PullOptions extends Omit<ClientOptions, 'push' | 'credentials'>
   platform?: Platform;
   allPlatforms?: boolean;
   progress?: Progress;
-  /** Blobs downloaded at once (default 4). */
+  /** Blobs downloaded at once (default 3, as Docker). */
   concurrency?: number;
 }
 
@@ -39,7 +41,7 @@ export interface PullResult {
   upToDate: boolean;
 }
 
-const DEFAULT_CONCURRENCY = 4;
+const DEFAULT_CONCURRENCY = 3;
 const MAX_DEPTH = 8;
 
 type Blob = { desc: Descriptor; kind: 'config' | 'layer' };
@@ -79,20 +81,32 @@ export async function pullImage(o: PullOptions): Promise<PullResult> {
     const chosen: Descriptor = o.allPlatforms ? top.desc : { ...resolved.manifestDescriptor, platform: resolved.platform };
     const current = (await store.list()).find((i) => i.name === name);
     const upToDate = current?.digest === chosen.digest;
-    if (!upToDate) {
+    if (upToDate) {
+      await store.unpack(await resolveImage(store.source(), name, o.platform));
+    } else {
       const wanted = o.allPlatforms ? await blobsUnder(source, top.desc) : blobsOf(resolved.manifest);
       const missing: Descriptor[] = [];
-      for (const b of wanted) if (!(await store.hasBlob(b.desc.digest))) missing.push(b.desc);
+      const have: string[] = [];
+      for (const b of wanted) {
+        if (await store.hasBlob(b.desc.digest)) have.push(b.desc.digest);
+        else missing.push(b.desc);
+      }
       const kinds = new Map(wanted.map((b) => [b.desc.digest, b.kind]));
-      await source.stage(missing, o.concurrency ?? DEFAULT_CONCURRENCY, progress, (d) => kinds.get(d.digest) ?? 'layer');
-      source = source.withTop(chosen);
-      await store.import(source, name, name);
+      source = source.withLocal(store.source(), have);
+      const staging = source.stage(missing, o.concurrency ?? DEFAULT_CONCURRENCY, progress, (d) => kinds.get(d.digest) ?? 'layer');
+      // Layers are unpacked as soon as each is downloaded and verified, while
+      // later ones still download; a failed download fails the unpack too.
+      const unpacking = store.unpack({ ...resolved, source });
+      const [staged, unpacked] = await Promise.allSettled([staging, unpacking]);
+      if (staged.status === 'rejected') throw staged.reason;
+      if (unpacked.status === 'rejected') throw unpacked.reason;
+      log().debug({ blobs: missing.length, bytes: missing.reduce((n, d) => n + d.size, 0) }, 'blobs downloaded, verified and unpacked');
+      // Only a complete, verified, unpackable image gets a name in the store.
+      await store.import(source.withTop(chosen), name, name);
     }
-    // As ctr and podman do, the pull leaves the image ready to run.
-    const stored = await resolveImage(store.source(), name, o.platform);
-    await store.unpack(stored);
-    log().info({ name, digest: chosen.digest, platform: formatPlatform(stored.platform), upToDate }, 'image pulled');
-    return { name, digest: chosen.digest, platform: formatPlatform(stored.platform), upToDate };
+    const platform = formatPlatform(resolved.platform);
+    log().info({ name, digest: chosen.digest, platform, upToDate }, 'image pulled');
+    return { name, digest: chosen.digest, platform, upToDate };
   } finally {
     progress.close();
     await source.close();

@@ -27,13 +27,16 @@ import { silentProgress, type Progress } from './progress.js';
 /** Small blobs (manifests, configs) are kept in memory once read: resolveImage and the store both ask. */
 const CACHE_LIMIT = 1024 * 1024;
 const DOWNLOAD_ATTEMPTS = 3;
+/** Staged files are local: big reads mean fewer buffers for the store's copy and the unpack. */
+const STAGED_READ_CHUNK = 1024 * 1024;
 
 const isManifestType = (t: string) => INDEX_TYPES.includes(t) || MANIFEST_TYPES.includes(t);
 
 export class RegistrySource implements ImageSource {
   readonly description: string;
   private readonly cache = new Map<string, Buffer>();
-  private readonly staged = new Map<string, string>();
+  /** Blobs being or already staged: the promise resolves to the file once it is complete and verified. */
+  private readonly staged = new Map<string, Promise<string>>();
 
   constructor(
     readonly client: RegistryClient,
@@ -41,13 +44,23 @@ export class RegistrySource implements ImageSource {
     private readonly name: string,
     /** Private directory for staged blobs (removed by close()); none: stream everything. */
     private readonly stagingDir?: string,
+    /** Where blobs we did not stage can be read locally (the store, for layers it already has). */
+    private readonly local?: { source: ImageSource; digests: Set<string> },
   ) {
     this.description = client.describe();
   }
 
   /** The same registry view with another top entry (the platform manifest chosen from an index). */
   withTop(top: Descriptor): RegistrySource {
-    const s = new RegistrySource(this.client, top, this.name, this.stagingDir);
+    const s = new RegistrySource(this.client, top, this.name, this.stagingDir, this.local);
+    for (const [k, v] of this.cache) s.cache.set(k, v);
+    for (const [k, v] of this.staged) s.staged.set(k, v);
+    return s;
+  }
+
+  /** Reads blobs in `digests` from `source` instead of the registry. */
+  withLocal(source: ImageSource, digests: Iterable<string>): RegistrySource {
+    const s = new RegistrySource(this.client, this.top, this.name, this.stagingDir, { source, digests: new Set(digests) });
     for (const [k, v] of this.cache) s.cache.set(k, v);
     for (const [k, v] of this.staged) s.staged.set(k, v);
     return s;
@@ -71,52 +84,69 @@ export class RegistrySource implements ImageSource {
     return data;
   }
 
+  /** A staged blob waits for its download to finish (so layers can be unpacked while later ones download). */
   async openBlob(desc: Descriptor): Promise<Readable> {
     const file = this.staged.get(desc.digest);
-    if (file) return createReadStream(file);
+    if (file) return createReadStream(await file, { highWaterMark: STAGED_READ_CHUNK });
     if (this.cache.has(desc.digest) || isManifestType(desc.mediaType)) return Readable.from([await this.readBlob(desc)]);
+    if (this.local?.digests.has(desc.digest)) return this.local.source.openBlob(desc);
     return this.client.openBlob(desc);
   }
 
   /**
-   * Downloads `blobs` into the staging directory, `concurrency` at a time,
-   * each verified while it streams and retried from the start after a
-   * network failure (never after a digest mismatch). Any failure fails the
-   * whole stage; nothing outside the staging directory is written.
+   * Downloads `blobs` into the staging directory in the order given,
+   * `concurrency` at a time, each verified while it streams and retried from
+   * the start after a network failure (never after a digest mismatch). Any
+   * failure fails the whole stage (and every openBlob waiting on a blob not
+   * yet staged); nothing outside the staging directory is written.
    */
-  async stage(blobs: Descriptor[], concurrency: number, progress: Progress = silentProgress, label: (d: Descriptor) => string = () => 'layer'): Promise<void> {
+  stage(blobs: Descriptor[], concurrency: number, progress: Progress = silentProgress, label: (d: Descriptor) => string = () => 'layer'): Promise<void> {
     const dir = this.stagingDir;
     if (!dir) throw new Error('RegistrySource.stage needs a staging directory');
     const todo = blobs.filter((d, i) => blobs.findIndex((o) => o.digest === d.digest) === i && !this.staged.has(d.digest));
-    for (const d of todo) progress.start(d.digest, label(d), d.size);
-    await forEachLimit(todo, concurrency, async (desc) => {
-      const file = join(dir, digestHex(desc.digest));
-      const part = `${file}.part`;
-      for (let attempt = 1; ; attempt++) {
-        let moved = 0;
-        try {
-          const body = await this.client.openBlob(desc, (n) => {
-            moved += n;
-            progress.advance(desc.digest, n);
-          });
-          await pipeline(body, createWriteStream(part, { mode: 0o600 }));
-          await rename(part, file);
-          break;
-        } catch (err) {
-          await rm(part, { force: true });
-          progress.advance(desc.digest, -moved);
-          const retryable = err instanceof RegistryError ? err.status === undefined || err.status >= 500 : !(err instanceof DigestMismatchError) && isNetworkError(err);
-          if (!retryable || attempt >= DOWNLOAD_ATTEMPTS) {
-            progress.finish(desc.digest, 'failed');
-            throw err;
-          }
-          log().info({ digest: desc.digest, attempt, err: (err as Error).message }, 'blob download failed; retrying');
-          await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
-        }
-      }
-      this.staged.set(desc.digest, file);
-      progress.finish(desc.digest, 'done');
+    const settle = new Map<string, { resolve: (file: string) => void; reject: (err: unknown) => void }>();
+    for (const d of todo) {
+      const p = new Promise<string>((resolve, reject) => settle.set(d.digest, { resolve, reject }));
+      p.catch(() => undefined); // nobody may be waiting for this one
+      this.staged.set(d.digest, p);
+      progress.start(d.digest, label(d), d.size);
+    }
+    const run = forEachLimit(todo, concurrency, async (desc) => {
+      const file = await this.download(desc, dir, progress);
+      settle.get(desc.digest)?.resolve(file);
     });
+    return run.catch((err: unknown) => {
+      for (const s of settle.values()) s.reject(err);
+      throw err;
+    });
+  }
+
+  private async download(desc: Descriptor, dir: string, progress: Progress): Promise<string> {
+    const file = join(dir, digestHex(desc.digest));
+    const part = `${file}.part`;
+    for (let attempt = 1; ; attempt++) {
+      let moved = 0;
+      try {
+        const body = await this.client.openBlob(desc, (n) => {
+          moved += n;
+          progress.advance(desc.digest, n);
+        });
+        await pipeline(body, createWriteStream(part, { mode: 0o600 }));
+        await rename(part, file);
+        progress.finish(desc.digest, 'done');
+        return file;
+      } catch (err) {
+        await rm(part, { force: true });
+        progress.advance(desc.digest, -moved);
+        const retryable = err instanceof RegistryError ? err.status === undefined || err.status >= 500 : !(err instanceof DigestMismatchError) && isNetworkError(err);
+        if (!retryable || attempt >= DOWNLOAD_ATTEMPTS) {
+          progress.finish(desc.digest, 'failed');
+          throw err;
+        }
+        log().info({ digest: desc.digest, attempt, err: (err as Error).message }, 'blob download failed; retrying');
+        await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+      }
+    }
   }
 
   async close(): Promise<void> {
