@@ -40,7 +40,7 @@ function parseBool(flag: string): (v: string) => boolean {
 /** --tls-verify, --cert-dir, --authfile: podman's names, on every command that talks to a registry. */
 export function addRegistryFlags(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--tls-verify [bool]', 'verify TLS certificates; false also allows plain HTTP').argParser(parseBool('--tls-verify')).default(true))
+    .addOption(new Option('--tls-verify <bool>', 'verify TLS certificates (true|false); false also allows plain HTTP').argParser(parseBool('--tls-verify')).default(true))
     .option('--cert-dir <dir>', 'CA certificates (*.crt) and client certificates (*.cert, *.key) for the registry; DIR/<host:port>/ is used when present')
     .option('--authfile <file>', 'credentials file (default: $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json, ~/.docker/config.json)');
 }

@@ -8,12 +8,11 @@
 // private directory); openBlob then serves the staged copy. Anything not
 // staged is streamed from the registry, verified as it flows.
 
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createWriteStream } from 'node:fs';
 import { DigestMismatchError, RegistryError } from '../../errors.js';
 import { log } from '../../log.js';
 import { digestHex } from '../digest.js';
@@ -52,15 +51,16 @@ export class RegistrySource implements ImageSource {
 
   /** The same registry view with another top entry (the platform manifest chosen from an index). */
   withTop(top: Descriptor): RegistrySource {
-    const s = new RegistrySource(this.client, top, this.name, this.stagingDir, this.local);
-    for (const [k, v] of this.cache) s.cache.set(k, v);
-    for (const [k, v] of this.staged) s.staged.set(k, v);
-    return s;
+    return this.copy(top, this.local);
   }
 
   /** Reads blobs in `digests` from `source` instead of the registry. */
   withLocal(source: ImageSource, digests: Iterable<string>): RegistrySource {
-    const s = new RegistrySource(this.client, this.top, this.name, this.stagingDir, { source, digests: new Set(digests) });
+    return this.copy(this.top, { source, digests: new Set(digests) });
+  }
+
+  private copy(top: Descriptor, local: RegistrySource['local']): RegistrySource {
+    const s = new RegistrySource(this.client, top, this.name, this.stagingDir, local);
     for (const [k, v] of this.cache) s.cache.set(k, v);
     for (const [k, v] of this.staged) s.staged.set(k, v);
     return s;
