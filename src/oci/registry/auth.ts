@@ -154,13 +154,14 @@ export class RegistryAuth {
         target: url.href,
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: Buffer.from(form.toString()),
+        retry: true,
       });
     } else {
       if (service) url.searchParams.set('service', service);
       for (const s of scopes) url.searchParams.append('scope', s);
       const headers: Record<string, string> = {};
       if (creds) headers.authorization = basic(creds);
-      res = await this.transport.request({ method: 'GET', target: url.href, headers });
+      res = await this.transport.request({ method: 'GET', target: url.href, headers, retry: true });
     }
     if (res.status === 401 || res.status === 403) {
       discard(res.body);

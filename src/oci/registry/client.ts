@@ -4,14 +4,14 @@
 // mounts across repositories, monolithic and chunked uploads. Each answer
 // the registry can give is mapped to one clear error.
 
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { DigestMismatchError, ImageError, NotFoundError, RegistryAuthError, RegistryError } from '../../errors.js';
 import { log } from '../../log.js';
 import { MAX_READ_BLOB } from '../blob-files.js';
 import { digestHex, sha256Digest, verifyingStream } from '../digest.js';
 import { INDEX_TYPES, MANIFEST_TYPES, parseJson } from '../image-schema.js';
 import { MediaType, type Descriptor } from '../types.js';
-import { RegistryAuth, readSmallBody } from './auth.js';
+import { parseChallenges, RegistryAuth, readSmallBody } from './auth.js';
 import { lookupCredentials, type Credentials } from './credentials.js';
 import { apiHost } from './reference.js';
 import { discard, RegistryTransport, type HttpRequest, type HttpResponse, type TransportOptions } from './transport.js';
@@ -105,13 +105,18 @@ export class RegistryClient {
     const detail = await registryMessage(res);
     const registry = this.registry;
     switch (res.status) {
-      case 401:
+      case 401: {
+        // A token that is valid but does not cover the access: Docker says "denied" for this too.
+        const h = res.headers['www-authenticate'];
+        const ch = parseChallenges(Array.isArray(h) ? h.join(', ') : (h ?? '')).find((c) => c.params.error === 'insufficient_scope');
+        if (ch) throw new RegistryAuthError(`${what}: denied: requested access to the resource is denied (insufficient scope${ch.params.scope ? ` for ${ch.params.scope}` : ''})`, 401);
         throw new RegistryAuthError(
           (await this.auth.hasCredentials())
             ? `${what}: unauthorized: ${registry} refused the credentials (wrong username or password? tugboat login ${registry})`
             : `${what}: unauthorized: authentication required (tugboat login ${registry})`,
           401,
         );
+      }
       case 403:
         throw new RegistryAuthError(`${what}: denied: ${detail ?? 'access forbidden'}`, 403);
       case 404:
@@ -214,14 +219,14 @@ export class RegistryClient {
     let res: HttpResponse;
     if (opts.mountFrom && opts.mountFrom !== this.repository) {
       const q = new URLSearchParams({ mount: desc.digest, from: opts.mountFrom });
-      res = await this.call({ method: 'POST', target: `${start}?${q}`, headers: { 'content-length': '0' } }, [...this.scopes, `repository:${opts.mountFrom}:pull`]);
+      res = await this.call({ method: 'POST', target: `${start}?${q}`, headers: { 'content-length': '0' }, retry: true }, [...this.scopes, `repository:${opts.mountFrom}:pull`]);
       if (res.status === 201) {
         discard(res.body);
         log().debug({ digest: desc.digest, from: opts.mountFrom }, 'blob mounted');
         return 'mounted';
       }
     } else {
-      res = await this.call({ method: 'POST', target: start, headers: { 'content-length': '0' } });
+      res = await this.call({ method: 'POST', target: start, headers: { 'content-length': '0' }, retry: true });
     }
     if (res.status !== 202) return this.fail(res, what);
     discard(res.body);
@@ -260,17 +265,27 @@ export class RegistryClient {
       }
       if (pendingLen > 0) await send(Buffer.concat(pending));
       location.searchParams.set('digest', desc.digest);
-      res = await this.call({ method: 'PUT', target: location.href, headers: { 'content-length': '0' } });
+      res = await this.call({ method: 'PUT', target: location.href, headers: { 'content-length': '0' }, retry: true });
     } else {
       location.searchParams.set('digest', desc.digest);
       res = await this.call({
         method: 'PUT',
         target: location.href,
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
+        retry: true,
         body: async () => {
           const s = await open();
-          if (opts.onBytes) s.on('data', (c: Buffer) => opts.onBytes?.(c.length));
-          return s;
+          const onBytes = opts.onBytes;
+          if (!onBytes) return s;
+          // Counted on the way through (a 'data' listener would start the flow before the request pipes it).
+          const counted = new Transform({
+            transform(chunk: Buffer, _enc, cb) {
+              onBytes(chunk.length);
+              cb(null, chunk);
+            },
+          });
+          pipeline(s, counted, () => undefined);
+          return counted;
         },
       });
     }
@@ -286,7 +301,13 @@ export class RegistryClient {
   /** PUT of a manifest or index under a tag or its digest; returns the digest the registry reports. */
   async putManifest(reference: string, data: Buffer, mediaType: string): Promise<string> {
     const what = this.describe(reference);
-    const res = await this.call({ method: 'PUT', target: this.path('manifests', reference), headers: { 'content-type': mediaType, 'content-length': String(data.length) }, body: data });
+    const res = await this.call({
+      method: 'PUT',
+      target: this.path('manifests', reference),
+      headers: { 'content-type': mediaType, 'content-length': String(data.length) },
+      body: data,
+      retry: true,
+    });
     if (res.status !== 201) return this.fail(res, what);
     discard(res.body);
     const digest = sha256Digest(data);

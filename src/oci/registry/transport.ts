@@ -38,7 +38,7 @@ export interface HttpRequest {
   headers?: Record<string, string>;
   /** A buffer, or a factory so that a retried request can send the body again. */
   body?: Buffer | (() => Readable | Promise<Readable>);
-  /** Retry network errors and 5xx/429 (only for requests safe to repeat). */
+  /** Retry network errors and 5xx/429: only for requests safe to repeat (never a chunk PATCH). */
   retry?: boolean;
 }
 
@@ -218,7 +218,7 @@ export class RegistryTransport {
    * except that 5xx/429 answers are retried first when `retry` is set.
    */
   async request(req: HttpRequest): Promise<HttpResponse> {
-    const retries = req.retry === false ? 0 : (this.opts.retries ?? 3);
+    const retries = req.retry === true ? (this.opts.retries ?? 3) : 0;
     const backoff = this.opts.backoffMs ?? 250;
     for (let attempt = 0; ; attempt++) {
       const url = new URL(req.target, this.origin);
