@@ -9,7 +9,7 @@
 // staged is streamed from the registry, verified as it flows.
 
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -124,6 +124,14 @@ export class RegistrySource implements ImageSource {
   private async download(desc: Descriptor, dir: string, progress: Progress): Promise<string> {
     const file = join(dir, digestHex(desc.digest));
     const part = `${file}.part`;
+    const cached = this.cache.get(desc.digest);
+    if (cached) {
+      // Read (and verified) already, e.g. the config while choosing the platform.
+      await writeFile(part, cached, { mode: 0o600 });
+      await rename(part, file);
+      progress.finish(desc.digest, 'done');
+      return file;
+    }
     for (let attempt = 1; ; attempt++) {
       let moved = 0;
       try {
