@@ -3,7 +3,7 @@
 // itself on a cold start.
 //   dist/host/host.mjs  the WASI host, started as every Wasm container's init
 //   dist/tugboat.mjs    the tugboat CLI (bin/tugboat runs it)
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const common = {
@@ -36,10 +36,17 @@ const shimRootFix = {
 await build({ ...common, entryPoints: ['src/wasi-host/component-run.ts'], outfile: 'dist/host/component.mjs', minify: true, plugins: [shimRootFix],
   banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" } });
 copyFileSync('node_modules/@bytecodealliance/preview2-shim/dist/io/worker-thread.bundle.js', 'dist/host/worker-thread.bundle.js');
+// Chunk names carry content hashes: drop the last build's.
+rmSync('dist/chunks', { recursive: true, force: true });
 await build({
   ...common,
-  entryPoints: ['src/cli/main.ts'],
-  outfile: 'dist/tugboat.mjs',
+  // Split at dynamic imports: code only some commands need (the registry
+  // client with node:https and TLS) becomes chunks loaded when they run.
+  entryPoints: { tugboat: 'src/cli/main.ts' },
+  outdir: 'dist',
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
+  outExtension: { '.js': '.mjs' },
   sourcemap: true,
   // jco (a cache miss of a Wasm component only) and koffi (a native addon:
   // the store's flock) are loaded from node_modules.

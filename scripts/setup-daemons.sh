@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the daemon integration tests need (Docker 20.10,
-# containerd 1.6, podman, CNI plugins, the distribution registry, iptables),
+# containerd 1.6, podman, CNI plugins, the distribution registry, iptables;
+# openssl and apache2-utils' htpasswd make the registry tests' CA and users),
 # only those that are missing, WITHOUT leaving any of their system services
 # running or enabled: the tests start private daemons themselves
 # (test/integration/daemons/*.ts), and a system dockerd/containerd would fight
@@ -10,7 +11,7 @@
 # is left alone (it is not ours to stop).
 source "$(dirname "$0")/lib.sh"
 
-want=(docker.io containerd podman containernetworking-plugins docker-registry iptables)
+want=(docker.io containerd podman containernetworking-plugins docker-registry iptables openssl apache2-utils)
 # Services the packages above ship (systemd units and/or /etc/init.d scripts).
 units=(docker.service docker.socket containerd.service docker-registry.service podman.service podman.socket podman-restart.service podman-auto-update.service podman-auto-update.timer podman-clean-transient.service)
 sysv=(docker containerd docker-registry)

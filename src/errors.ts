@@ -89,6 +89,24 @@ export class ExecutableNotFoundError extends TugboatError {
   override readonly exitCode = 127;
 }
 
+/** A registry answered with an error, or could not be reached (status and registry code in the message). */
+export class RegistryError extends TugboatError {
+  constructor(
+    message: string,
+    /** HTTP status, when the registry answered. */
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The registry refused our credentials (401) or the access (403). */
+export class RegistryAuthError extends RegistryError {}
+
+/** TLS with the registry failed (unknown authority, wrong name, expired, not TLS at all). */
+export class RegistryTlsError extends RegistryError {}
+
 /** runc (or another helper program) failed; message carries its last error line. */
 export class RuntimeError extends TugboatError {}
 

@@ -19,6 +19,7 @@ import { parseSecurityOpt } from '../oci/seccomp.js';
 import { listContainers, removeContainer, runContainer, type Paths } from './run-container.js';
 import { shortDigest, table } from './table.js';
 import { isOciInvocation, runOciCommand } from './oci/commands.js';
+import { addBuildPushOptions, addRegistryCommands, addRunPullOptions, buildAndPush, imageForRun, isRegistryBuild, parsePullPolicy } from './registry-commands.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -79,10 +80,9 @@ function buildProgram(): Command {
       if (WRITING_COMMANDS.has(action.name())) await prepareDataRoot(paths(program).root);
     });
 
-  program
-    .command('run')
+  addRunPullOptions(program.command('run'))
     .description('run a command in a new container from an image (Wasm or Linux)')
-    .argument('<image>', 'oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:TAG] or a name from `tugboat image ls`')
+    .argument('<image>', 'oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:TAG], a name from `tugboat image ls`, or HOST/REPO:TAG from a registry')
     .argument('[args...]', 'arguments (replace the image CMD)')
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image (default: Wasm first, then this host)')
     .option('--rm', 'remove the container when it exits', false)
@@ -102,9 +102,10 @@ function buildProgram(): Command {
     .action(async (image: string, args: string[], o: Record<string, unknown>) => {
       const envFiles = (o.envFile as string[]).flatMap((f) => parseEnvFile(f));
       const envArgs = (o.env as string[]).map((e) => parseEnvArg(e)).filter((e): e is string => e !== undefined);
+      const platform = o.platform ? { platform: parsePlatform(o.platform as string) } : {};
       const status = await runContainer({
         ...paths(program),
-        image,
+        image: await imageForRun(paths(program).root, image, parsePullPolicy(o.pull as string), { ...o, ...platform }),
         args,
         ...(o.platform ? { platform: parsePlatform(o.platform as string) } : {}),
         rm: o.rm as boolean,
@@ -144,20 +145,34 @@ function buildProgram(): Command {
     });
 
   const image = program.command('image').description('build, import, list and remove images');
-  image
-    .command('build')
+  addBuildPushOptions(image.command('build'))
     .description('build an image from a .wasm file (platform wasi/wasm, the module as entrypoint)')
     .argument('<wasm>', 'WebAssembly module or component')
     .argument('[args...]', 'default arguments (image CMD); put them after --')
     .option('-o, --output <ref>', 'oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:TAG]')
     .option('--format <format>', 'oci, oci-archive or docker-archive, when -o is a plain path')
-    .option('--add-to <ref>', 'add the Wasm manifest to the image TAG of an existing oci:DIR layout (multi-platform index)')
+    .option('--add-to <ref>', 'add the Wasm manifest to an existing image: the tag of an oci:DIR layout, or HOST/REPO:TAG in a registry (multi-platform index)')
     .option('--artifact', 'write the CNCF Wasm OCI artifact form (application/wasm layer)', false)
     .option('--file <host:ctr>', 'also add a file or directory (repeatable)', collect, [])
     .option('-e, --env <KEY=VALUE>', 'image environment (repeatable)', collect, [])
     .option('-w, --workdir <dir>', 'image working directory')
     .option('--module-path <path>', 'path of the module inside the image (default /<file name>)')
     .action(async (wasm: string, args: string[], o: Record<string, unknown>) => {
+      const build = {
+        wasm,
+        artifact: o.artifact as boolean,
+        files: (o.file as string[]).map(parseFileMapping),
+        args,
+        env: o.env as string[],
+        ...(o.workdir ? { workingDir: o.workdir as string } : {}),
+        ...(o.modulePath ? { modulePath: o.modulePath as string } : {}),
+      };
+      if (isRegistryBuild(o)) {
+        const output = o.output === undefined ? {} : { output: o.format && !/^(oci|oci-archive|docker-archive):/.test(o.output as string) ? `${o.format as string}:${o.output as string}` : (o.output as string) };
+        const r = await buildAndPush({ ...build, ...output }, o);
+        process.stdout.write(`${r.reference} ${r.digest}\n`);
+        return;
+      }
       let output = (o.addTo ?? o.output) as string | undefined;
       if (!output) throw new UsageError('image build: give -o REF or --add-to REF');
       if (o.format !== undefined) {
@@ -167,17 +182,7 @@ function buildProgram(): Command {
         if (!/^(oci|oci-archive|docker-archive):/.test(output)) output = `${o.format as string}:${output}`;
       }
       if (o.addTo && o.output) throw new UsageError('image build: -o and --add-to are exclusive');
-      const r = await buildCommand({
-        wasm,
-        output,
-        addTo: o.addTo !== undefined,
-        artifact: o.artifact as boolean,
-        files: (o.file as string[]).map(parseFileMapping),
-        args,
-        env: o.env as string[],
-        ...(o.workdir ? { workingDir: o.workdir as string } : {}),
-        ...(o.modulePath ? { modulePath: o.modulePath as string } : {}),
-      });
+      const r = await buildCommand({ ...build, output, addTo: o.addTo !== undefined });
       process.stdout.write(`${r.indexDigest ?? r.manifestDigest}\n`);
     });
   image
@@ -204,6 +209,8 @@ function buildProgram(): Command {
     .argument('<name...>')
     .option('-f, --force', 'also when containers use the image: forget the name now, keep its files until they are removed', false)
     .action(async (names: string[], o: { force: boolean }) => removeCommand(paths(program).root, names, o.force));
+
+  addRegistryCommands(program, () => paths(program).root);
 
   program
     .command('version')

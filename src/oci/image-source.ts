@@ -121,7 +121,7 @@ function tagPart(name: string): string | undefined {
  * whose tag part is `tag` ("latest" finds "tugboat.local/image:latest") or
  * a bare name that means ":latest".
  */
-function findTag(manifests: Descriptor[], tag: string, what: string): Descriptor[] {
+export function findTag(manifests: Descriptor[], tag: string, what: string): Descriptor[] {
   const exact = manifests.filter((d) => refNames(d).includes(tag));
   if (exact.length) return exact;
   const loose = manifests.filter((d) => refNames(d).some((n) => tagPart(n) === tag || n === `${tag}:latest`));
@@ -130,7 +130,7 @@ function findTag(manifests: Descriptor[], tag: string, what: string): Descriptor
   return loose;
 }
 
-function availableTags(index: ImageIndex): string {
+export function availableTags(index: ImageIndex): string {
   const tags = [...new Set(index.manifests.flatMap((d) => refNames(d).slice(0, 1)))];
   return tags.length ? tags.join(', ') : 'none';
 }

@@ -10,7 +10,7 @@ import { NotFoundError, UsageError } from '../errors.js';
 import { packTar, type TarMember } from './build-layer.js';
 import { digestFile, digestHex, sha256Digest } from './digest.js';
 import { INDEX_TYPES, parseIndex } from './image-schema.js';
-import { descriptorPlatform, openOciLayout } from './image-source.js';
+import { descriptorPlatform, openOciLayout, type ImageSource } from './image-source.js';
 import { platformMatches } from './platform.js';
 import { MediaType, REF_NAME_ANNOTATION, type Descriptor, type ImageIndex, type Platform } from './types.js';
 
@@ -29,9 +29,9 @@ export interface BuiltImage {
 
 export const OCI_LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: '1.0.0' });
 
-export async function writeFileAtomic(path: string, data: Buffer | string): Promise<void> {
+export async function writeFileAtomic(path: string, data: Buffer | string, mode = 0o644): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, 'wx', 0o644);
+  const fh = await open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
     await fh.sync();
@@ -74,11 +74,11 @@ const samePlatform = (a: Platform, b: Platform): boolean => platformMatches(a, b
 
 /**
  * The manifests now under `tagged` (a manifest, an index, or per-platform
- * entries), each with its platform, with the new one replacing any entry of
- * the same platform (and that entry's buildx attestation).
+ * entries of `source`: a layout, a registry), each with its platform, with
+ * the new one replacing any entry of the same platform (and that entry's
+ * buildx attestation).
  */
-async function mergedManifests(dir: string, tagged: Descriptor[], added: Descriptor): Promise<Descriptor[]> {
-  const source = openOciLayout(dir);
+export async function mergedManifests(source: ImageSource, tagged: Descriptor[], added: Descriptor): Promise<Descriptor[]> {
   const current: Descriptor[] = [];
   for (const d of tagged) {
     if (INDEX_TYPES.includes(d.mediaType)) {
@@ -129,7 +129,7 @@ export async function writeOciLayout(dir: string, img: BuiltImage, tag: string, 
   if (addTo) {
     if (tagged.length === 0) throw new NotFoundError(`image tag ${tag} not found in oci:${dir}; nothing to add a platform to`);
     const newIndex = jsonBlob(
-      { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: await mergedManifests(dir, tagged, img.manifest.desc) },
+      { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: await mergedManifests(openOciLayout(dir), tagged, img.manifest.desc) },
       MediaType.OciIndex,
     );
     await writeBlob(dir, newIndex);

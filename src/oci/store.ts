@@ -249,6 +249,11 @@ export class ImageStore {
     return Promise.all(index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION]).map((m) => this.describe(m)));
   }
 
+  /** Whether the store holds this blob already (so a pull need not download it). */
+  async hasBlob(digest: string): Promise<boolean> {
+    return existsSync(this.blobPath(digest));
+  }
+
   async has(name: string): Promise<boolean> {
     return (await this.readIndex()).manifests.some((m) => m.annotations?.[REF_NAME_ANNOTATION] === name);
   }
