@@ -1,0 +1,192 @@
+// Writes a decoded module back out with a rewrite applied: one forward copy of
+// the original bytes in which each site (sites.ts) is renumbered, resized,
+// replaced or followed by inserted bytes. Sizes are known before writing: a
+// backward pass adds up how much each size-prefixed region grows, so the
+// output is allocated once at its exact length.
+import { lebWidth, putU32 } from './bytes.js';
+import type { DecodedModule } from './decode.js';
+import { APPEND, ENTRY, FUNC, INSERT, LOCALS, LOOP, REPLACE, SIZE, SiteList, SYNC_IN, SYNC_OUT, type Edit } from './sites.js';
+
+const DEAD = 255; // a site inside bytes that a REPLACE removes
+
+/** What goes into function bodies (yield-code.ts). */
+export interface CodeInserts {
+  /** Bytes to insert at a site of `kind` (ENTRY, LOOP, SYNC_OUT, SYNC_IN) in body `body`. */
+  at(kind: number, body: number): Uint8Array;
+  /** The body's count of local declaration groups after the rewrite. */
+  localGroups(body: number): number;
+}
+
+export interface EncodeOptions {
+  /** Function indices at or above this move up by one (a function import was added there). */
+  funcShiftFrom: number;
+  code: CodeInserts | undefined;
+}
+
+function merge(sites: SiteList, edits: readonly Edit[]): SiteList {
+  if (edits.length === 0) return sites;
+  // At one offset, an APPEND (the end of the region before) precedes an
+  // INSERT (a new section there); edits precede decoded sites.
+  const order = (e: Edit) => e.pos * 4 + (e.kind === APPEND ? 0 : e.kind === INSERT ? 1 : 2);
+  const sorted = [...edits].sort((a, b) => order(a) - order(b));
+  const out = new SiteList(sites.length + sorted.length);
+  let e = 0;
+  for (let i = 0; i < sites.length; i++) {
+    const p = sites.pos[i]!;
+    while (e < sorted.length && sorted[e]!.pos <= p) {
+      const x = sorted[e++]!;
+      out.add(x.kind, x.pos, x.len, 0, x.data);
+    }
+    out.add(sites.kind[i]!, p, sites.len[i]!, sites.value[i]!);
+  }
+  for (; e < sorted.length; e++) {
+    const x = sorted[e]!;
+    out.add(x.kind, x.pos, x.len, 0, x.data);
+  }
+  return out;
+}
+
+/**
+ * For each SIZE site, the index of the first site after its region. A site
+ * at a region's end is outside it, except an APPEND, which belongs to the
+ * outermost region ending there (a section, not its last function body).
+ * Sites a REPLACE covers are marked DEAD.
+ */
+function regionEnds(s: SiteList): Int32Array {
+  const n = s.length;
+  const endSite = new Int32Array(n);
+  const stack: number[] = [];
+  const stackEnd: number[] = [];
+  let deadUntil = -1;
+  for (let j = 0; j < n; j++) {
+    const p = s.pos[j]!;
+    const k = s.kind[j]!;
+    if (p < deadUntil) {
+      s.kind[j] = DEAD;
+      continue;
+    }
+    for (let top = stack.length - 1; top >= 0; top = stack.length - 1) {
+      const e = stackEnd[top]!;
+      const outside = e < p || (e === p && (k !== APPEND || (top > 0 && stackEnd[top - 1] === p)));
+      if (!outside) break;
+      endSite[stack.pop()!] = j;
+      stackEnd.pop();
+    }
+    if (k === SIZE) {
+      stack.push(j);
+      stackEnd.push(p + s.len[j]! + s.value[j]!);
+    } else if (k === REPLACE) {
+      deadUntil = p + s.len[j]!;
+    }
+  }
+  for (const i of stack) endSite[i] = n;
+  return endSite;
+}
+
+export function encodeModule(m: DecodedModule, edits: readonly Edit[], options: EncodeOptions): Uint8Array {
+  const bytes = m.bytes;
+  const s = merge(m.sites, edits);
+  const n = s.length;
+  const endSite = regionEnds(s);
+  const shiftFrom = options.funcShiftFrom;
+  const code = options.code;
+
+  // Backward: what each site adds, and the new value and width of every
+  // index and size prefix.
+  const grows = new Float64Array(n + 1); // grows[i] = bytes added by sites i..n-1
+  const newValue = new Float64Array(n);
+  const newWidth = new Uint8Array(n);
+  const { kind, pos, len: lens, value, data } = s;
+  for (let i = n - 1; i >= 0; i--) {
+    const len = lens[i]!;
+    let d = 0;
+    switch (kind[i]) {
+      case FUNC: {
+        const v = value[i]!;
+        const mapped = v >= shiftFrom ? v + 1 : v;
+        const w = lebWidth(mapped, len);
+        newValue[i] = mapped;
+        newWidth[i] = w;
+        d = w - len;
+        break;
+      }
+      case LOCALS: {
+        const groups = code ? code.localGroups(value[i]!) : m.bodies.groups[value[i]!]!;
+        const w = lebWidth(groups, len);
+        newValue[i] = groups;
+        newWidth[i] = w;
+        d = w - len;
+        break;
+      }
+      case ENTRY:
+      case LOOP:
+      case SYNC_OUT:
+      case SYNC_IN:
+        d = code ? code.at(kind[i]!, value[i]!).length : 0;
+        break;
+      case SIZE: {
+        const size = value[i]! + grows[i + 1]! - grows[endSite[i]!]!;
+        const w = lebWidth(size, len);
+        newValue[i] = size;
+        newWidth[i] = w;
+        d = w - len;
+        break;
+      }
+      case REPLACE:
+        d = data[i]!.length - len;
+        break;
+      case APPEND:
+      case INSERT:
+        d = data[i]!.length;
+        break;
+    }
+    grows[i] = grows[i + 1]! + d;
+  }
+
+  // Forward: copy, applying each site.
+  const out = new Uint8Array(bytes.length + grows[0]!);
+  let o = 0;
+  let cur = 0;
+  for (let j = 0; j < n; j++) {
+    const k = kind[j]!;
+    if (k === DEAD) continue;
+    const p = pos[j]!;
+    if (p - cur > 64) {
+      out.set(bytes.subarray(cur, p), o);
+      o += p - cur;
+    } else {
+      while (cur < p) out[o++] = bytes[cur++]!;
+    }
+    cur = p;
+    switch (k) {
+      case FUNC:
+      case SIZE:
+      case LOCALS:
+        o = putU32(out, o, newValue[j]!, newWidth[j]!);
+        cur = p + lens[j]!;
+        break;
+      case ENTRY:
+      case LOOP:
+      case SYNC_OUT:
+      case SYNC_IN:
+        if (code) {
+          const ins = code.at(k, value[j]!);
+          for (let x = 0; x < ins.length; x++) out[o++] = ins[x]!;
+        }
+        break;
+      case REPLACE:
+      case APPEND:
+      case INSERT: {
+        const bytesIn = data[j]!;
+        out.set(bytesIn, o);
+        o += bytesIn.length;
+        if (k === REPLACE) cur = p + lens[j]!;
+        break;
+      }
+    }
+  }
+  out.set(bytes.subarray(cur), o);
+  o += bytes.length - cur;
+  if (o !== out.length) throw new Error(`instrument: wrote ${o} bytes, expected ${out.length}`);
+  return out;
+}
