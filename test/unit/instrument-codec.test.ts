@@ -53,6 +53,7 @@ const FEATURES: Record<string, string> = {
     (global $g (mut i64) (i64.const -5)) (global $f32 f32 (f32.const 1.5)) (global $fr funcref (ref.func $add))
     (data $d "hello") (elem $e func $add $sub) (elem declare func $sel)
     (elem (table $tab) (i32.const 2) funcref (ref.func $add) (ref.null func))
+    (func $init) (start $init)
     (func $add (type $bin) (i32.add (local.get 0) (local.get 1)))
     (func $sub (type $bin) (i32.sub (local.get 0) (local.get 1)))
     (func $sel (export "sel") (param i32) (result i32) (local f32 f64 i64)

@@ -230,7 +230,8 @@ function decodeSection(m: DecodedModule, id: number, r: Reader): void {
     }
     case SEC.start: {
       const pos = r.pos;
-      addFunc(m, pos, r.pos, r.u32());
+      const f = r.u32();
+      addFunc(m, pos, r.pos, f);
       return;
     }
     case SEC.element:

@@ -1,0 +1,294 @@
+// insertYieldPoints: a guest calls the Suspending import `tugboat.yield`
+// once every `interval` yield points (loop headers, entries of functions that
+// may recurse), however control moves between functions; the host can hand
+// the event loop back there, and stop the guest. Everything else the module
+// does stays the same.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/errors.js';
+import { DEFAULT_YIELD_INTERVAL, insertYieldPoints, instrument } from '../../src/wasi-host/instrument/index.js';
+import { runWasi, rustExamples, wat } from './helpers/wasm.js';
+
+type Exports = Record<string, (...args: number[]) => number>;
+
+/** Instantiates `bytes` with a plain (non-suspending) `tugboat.yield` that counts its calls. */
+function counting(bytes: Uint8Array, imports: WebAssembly.Imports = {}): { exports: Exports; yields: () => number } {
+  let yields = 0;
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { ...imports, tugboat: { yield: () => void yields++ } });
+  return { exports: instance.exports as unknown as Exports, yields: () => yields };
+}
+
+async function yieldsOf(text: string, interval: number, call: (e: Exports) => unknown): Promise<number> {
+  const out = insertYieldPoints(await wat(text), { interval });
+  expect(WebAssembly.validate(out)).toBe(true);
+  const guest = counting(out);
+  call(guest.exports);
+  return guest.yields();
+}
+
+describe('a spinning guest', () => {
+  it('hands the event loop back through tugboat.yield, and can be stopped there', async () => {
+    const bytes = insertYieldPoints(await wat('(module (func (export "spin") (loop $forever (br $forever))))'), { interval: 1000 });
+    let calls = 0;
+    let timerFired = false;
+    setTimeout(() => (timerFired = true), 5);
+    const stop = new Error('killed');
+    const started = performance.now();
+    const host = new WebAssembly.Suspending(async () => {
+      calls++;
+      // what the shared host does: let other guests and timers run, and end a guest it was told to kill
+      await new Promise((resolve) => setImmediate(resolve));
+      if (timerFired || performance.now() - started > 5_000) throw stop;
+    });
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { tugboat: { yield: host } });
+    const spin = WebAssembly.promising(instance.exports.spin as () => void);
+    await expect(spin()).rejects.toBe(stop);
+    expect(timerFired).toBe(true);
+    expect(calls).toBeGreaterThan(0);
+  });
+
+  it('yields every `interval` loop iterations, across calls', async () => {
+    const loop = `(module (func (export "run") (param $n i32)
+      (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`;
+    expect(await yieldsOf(loop, 10, (e) => e.run!(1000))).toBe(100);
+    expect(await yieldsOf(loop, 10, (e) => [e.run!(995), e.run!(5)])).toBe(100);
+    expect(await yieldsOf(loop, 7, (e) => e.run!(20))).toBe(2);
+  });
+});
+
+describe('yield points are exact however control moves', () => {
+  // interval 10 throughout: N yield points → floor(N / 10) calls
+  it('through calls: the callee counts on where the caller left the counter', async () => {
+    const text = `(module
+      (func $inner (local $i i32) (local.set $i (i32.const 3)) (loop $l (br_if $l (local.tee $i (i32.sub (local.get $i) (i32.const 1))))))
+      (func (export "run") (param $n i32) (loop $l (call $inner) (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`;
+    // 100 outer headers + 100 × 3 inner headers
+    expect(await yieldsOf(text, 10, (e) => e.run!(100))).toBe(40);
+  });
+
+  it('through indirect calls', async () => {
+    const text = `(module (type $v (func)) (table 1 funcref) (elem (i32.const 0) $inner)
+      (func $inner (local $i i32) (local.set $i (i32.const 3)) (loop $l (br_if $l (local.tee $i (i32.sub (local.get $i) (i32.const 1))))))
+      (func (export "run") (param $n i32) (loop $l (call_indirect (type $v) (i32.const 0)) (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`;
+    expect(await yieldsOf(text, 10, (e) => e.run!(100))).toBe(40);
+  });
+
+  it('at the entry of a loop-free function that calls (it may recurse), not of a leaf', async () => {
+    const text = `(module
+      (func $leaf (result i32) (i32.const 1))
+      (func $mid (result i32) (call $leaf))
+      (func (export "run") (param $n i32) (loop $l (drop (call $mid)) (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`;
+    // 100 outer headers + 100 entries of $mid
+    expect(await yieldsOf(text, 10, (e) => e.run!(100))).toBe(20);
+  });
+
+  it('in recursion without any loop', async () => {
+    const text = `(module (func $fib (export "fib") (param $n i32) (result i32)
+      (if (result i32) (i32.lt_u (local.get $n) (i32.const 2)) (then (local.get $n))
+        (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1))) (call $fib (i32.sub (local.get $n) (i32.const 2))))))))`;
+    const calls = (n: number): number => (n < 2 ? 1 : 1 + calls(n - 1) + calls(n - 2));
+    let result = 0;
+    expect(await yieldsOf(text, 10, (e) => (result = e.fib!(20)))).toBe(Math.floor(calls(20) / 10));
+    expect(result).toBe(6765);
+  });
+
+  it('in tail calls', async () => {
+    const text = `(module (func $down (export "down") (param $n i32) (result i32)
+      (if (result i32) (local.get $n) (then (return_call $down (i32.sub (local.get $n) (i32.const 1)))) (else (i32.const 0)))))`;
+    expect(await yieldsOf(text, 10, (e) => e.down!(999))).toBe(100); // 1000 entries
+  });
+
+  it.each([
+    ['br_if', '(br_if 1 (i32.eqz (local.get $i)))'],
+    ['br_table', '(br_table 0 1 (i32.eqz (local.get $i)))'],
+    ['return', '(if (i32.eqz (local.get $i)) (then return))'],
+  ])('when a loop leaves its function by %s', async (_how, exit) => {
+    const text = `(module
+      (func $inner (local $i i32) (local.set $i (i32.const 5))
+        (loop $l (local.set $i (i32.sub (local.get $i) (i32.const 1))) ${exit} (br $l)))
+      (func (export "run") (param $n i32) (loop $l (call $inner) (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`;
+    // 10 outer headers + 10 × 5 inner headers
+    expect(await yieldsOf(text, 10, (e) => e.run!(10))).toBe(6);
+  });
+
+  it.each([
+    [
+      'legacy try/catch',
+      `(loop $l try (call $thrower) catch $e end (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))`,
+    ],
+    [
+      'try_table',
+      `(loop $l (block $c (try_table (catch $e $c) (call $thrower))) (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))`,
+    ],
+  ])('when exceptions unwind through functions (%s)', async (_how, body) => {
+    const text = `(module (tag $e)
+      (func $thrower (local $i i32) (local.set $i (i32.const 4))
+        (loop $l (br_if $l (local.tee $i (i32.sub (local.get $i) (i32.const 1))))) (throw $e))
+      (func (export "run") (param $n i32) ${body}))`;
+    // 50 outer headers + 50 × 4 thrower headers
+    expect(await yieldsOf(text, 10, (e) => e.run!(50))).toBe(25);
+  });
+});
+
+describe('what stays the same', () => {
+  it('loops with parameters and results keep working', async () => {
+    const text = `(module (func (export "sum") (param $n i32) (result i32)
+      (i32.const 0) (local.get $n)
+      (loop $l (param i32 i32) (result i32)
+        (local.set $n) (i32.add (local.get $n)) (local.get $n) (i32.sub (i32.const 1)) (local.tee $n)
+        (br_if $l (local.get $n)) (drop))))`;
+    const bytes = await wat(text);
+    const before = counting(bytes).exports.sum!(100);
+    expect(before).toBe(5050);
+    expect(counting(insertYieldPoints(bytes, { interval: 3 })).exports.sum!(100)).toBe(5050);
+  });
+
+  it('every place a function index lives is renumbered: exports, start, elements, tables, globals, ref.func', async () => {
+    const text = `(module
+      (type $i (func (result i32)))
+      (import "env" "seven" (func $seven (result i32)))
+      (import "env" "base" (global $base i32))
+      (table $t 8 funcref)
+      (table $typed 1 (ref null $i) (ref.func $two))
+      (global $gf funcref (ref.func $three))
+      (global $gt (ref null $i) (ref.func $four))
+      (global $started (mut i32) (i32.const 0))
+      (elem (table $t) (offset (global.get $base)) func $one $two $seven)
+      (elem $passive func $three $four)
+      (elem declare func $five)
+      (func $one (type $i) (i32.const 1))
+      (func $two (type $i) (i32.const 2))
+      (func $three (type $i) (i32.const 3))
+      (func $four (type $i) (i32.const 4))
+      (func $five (type $i) (i32.const 5))
+      (func $init (global.set $started (i32.const 42)))
+      (start $init)
+      (func (export "indirect") (param i32) (result i32) (call_indirect $t (type $i) (local.get 0)))
+      (func (export "passive") (param i32) (result i32)
+        (table.init $t $passive (i32.const 5) (i32.const 0) (i32.const 2))
+        (call_indirect $t (type $i) (local.get 0)))
+      (func (export "viaGlobal") (result i32) (table.set $t (i32.const 7) (global.get $gf)) (call_indirect $t (type $i) (i32.const 7)))
+      (func (export "typed") (result i32) (i32.add (call_ref $i (ref.as_non_null (global.get $gt))) (call_ref $i (ref.as_non_null (table.get $typed (i32.const 0))))))
+      (func (export "refFunc") (result i32) (call_ref $i (ref.func $five)))
+      (func (export "started") (result i32) (global.get $started))
+      (func (export "imported") (result i32) (call $seven))
+      (export "two" (func $two))
+      (export "table" (table $t)))`;
+    const bytes = await wat(text);
+    const out = insertYieldPoints(bytes, { interval: 2 });
+    expect(WebAssembly.validate(out)).toBe(true);
+    const imports = { env: { seven: () => 7, base: new WebAssembly.Global({ value: 'i32' }, 1) } };
+    const results = (e: Exports) => [e.indirect!(1), e.indirect!(2), e.indirect!(3), e.passive!(5), e.passive!(6), e.viaGlobal!(), e.typed!(), e.refFunc!(), e.started!(), e.imported!(), e.two!()];
+    const expected = [1, 2, 7, 3, 4, 3, 6, 5, 42, 7, 2];
+    expect(results(counting(bytes, imports).exports)).toEqual(expected);
+    expect(results(counting(out, imports).exports)).toEqual(expected);
+  });
+
+  it('renumbers the name section, so a trap still names the right function', async () => {
+    const text = `(module (import "env" "f" (func $imported))
+      (func $first) (func $boom unreachable) (func $last)
+      (func (export "go") (call $first) (call $boom) (call $last)))`;
+    const { bytes, report } = instrument(await wat(text), { yieldPoints: { interval: 5 } });
+    expect(report.yieldPoints!.nameSection).toBe('renumbered');
+    const { exports } = counting(bytes, { env: { f: () => {} } });
+    let stack = '';
+    try {
+      exports.go!();
+    } catch (err) {
+      stack = (err as Error).stack ?? '';
+    }
+    expect(stack.split('\n')[1]).toMatch(/at boom \(wasm:/);
+  });
+
+  it('drops a malformed name section and the custom sections that point into code', async () => {
+    const bytes = await wat('(module (func (export "f") (loop $l (br_if $l (i32.const 0)))))');
+    const custom = (name: string, payload: number[]) => [0x00, 1 + name.length + payload.length, name.length, ...Buffer.from(name), ...payload];
+    const withCustom = new Uint8Array([...bytes, ...custom('name', [0x01, 0x7f, 0x00]), ...custom('.debug_info', [1, 2, 3]), ...custom('producers', [0])]);
+    expect(WebAssembly.validate(withCustom)).toBe(true);
+    const { bytes: out, report } = instrument(withCustom, { yieldPoints: { interval: 5 } });
+    expect(report.yieldPoints).toMatchObject({ nameSection: 'dropped (malformed)', droppedSections: ['.debug_info'] });
+    expect(WebAssembly.validate(out)).toBe(true);
+    const sections = WebAssembly.Module.customSections(new WebAssembly.Module(out), 'producers');
+    expect(sections).toHaveLength(1);
+    expect(WebAssembly.Module.customSections(new WebAssembly.Module(out), 'name')).toHaveLength(0);
+  });
+
+  it('adds the sections a module lacks, in their place', async () => {
+    // no type, import, function, global or code section at all
+    const bare = await wat('(module (memory 1))');
+    const out = instrument(bare, { yieldPoints: { interval: 5 } });
+    expect(WebAssembly.validate(out.bytes)).toBe(true);
+    expect(WebAssembly.Module.imports(new WebAssembly.Module(out.bytes))).toEqual([{ module: 'tugboat', name: 'yield', kind: 'function' }]);
+    expect(out.report.yieldPoints).toMatchObject({ importIndex: 0, counterGlobal: 0, loops: 0 });
+  });
+
+  it('reports what it did', async () => {
+    const text = `(module (import "env" "f" (func)) (global i32 (i32.const 0))
+      (func $loops (loop $l (br_if $l (i32.const 0))) (loop $m (br_if $m (i32.const 0))))
+      (func $calls (call $loops))
+      (func $leaf))`;
+    const { report } = instrument(await wat(text), { yieldPoints: { interval: 77 } });
+    expect(report.yieldPoints).toEqual({
+      interval: 77,
+      loops: 2,
+      functionEntries: 1,
+      functionBodies: 3,
+      localCounters: 1,
+      importIndex: 1,
+      counterGlobal: 1,
+      nameSection: 'renumbered',
+      droppedSections: [],
+    });
+  });
+
+  it('refuses an interval that is not a positive 31-bit integer', async () => {
+    const bytes = await wat('(module)');
+    for (const interval of [0, -1, 2.5, 2 ** 31]) expect(() => insertYieldPoints(bytes, { interval })).toThrow(ConfigError);
+    expect(DEFAULT_YIELD_INTERVAL).toBeGreaterThan(0);
+  });
+});
+
+describe('the Rust examples behave the same instrumented', () => {
+  const example = (name: string) => rustExamples().find((m) => m.name === `${name}.wasm`)!.bytes;
+  const both = async (name: string, args: string[], options: Parameters<typeof runWasi>[2] = {}) => {
+    const bytes = example(name);
+    const instrumented = instrument(bytes, { maxMemoryPages: 4096, yieldPoints: { interval: 1000 } }).bytes;
+    const before = await runWasi(bytes, args, options);
+    const after = await runWasi(instrumented, args, { ...options, suspendEvery: 3 });
+    return { before, after };
+  };
+
+  it.each([
+    ['hello', ['hello', 'one', 'two words']],
+    ['exitcode', ['exitcode', '0']],
+    ['exitcode', ['exitcode', '3']],
+    ['exitcode', ['exitcode', '255']],
+    ['exitcode', ['exitcode', 'nan']],
+    ['exitcode', ['exitcode', 'trap']],
+    ['compute', ['compute', '200000']],
+  ])('%s %j', async (name, args) => {
+    const { before, after } = await both(name, args);
+    expect({ ...after, yields: 0 }).toEqual({ ...before, yields: 0 });
+    if (name === 'compute') expect(after.yields).toBeGreaterThan(100);
+  });
+
+  it('fileio writes and reads through a preopen', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tugboat-fileio-'));
+    try {
+      const preopens = { '/data': dir };
+      const write = await both('fileio', ['fileio', 'write', '/data/a.txt', 'hello'], { preopens });
+      expect(write.after).toMatchObject({ code: 0, stdout: write.before.stdout });
+      expect(readFileSync(join(dir, 'a.txt'), 'utf8')).toBe('hello');
+      const read = await both('fileio', ['fileio', 'read', '/data/a.txt'], { preopens });
+      expect(read.after).toMatchObject({ code: 0, stdout: 'hello' });
+      const ls = await both('fileio', ['fileio', 'ls', '/data'], { preopens });
+      expect(ls.after.stdout).toBe(ls.before.stdout);
+      const missing = await both('fileio', ['fileio', 'read', '/data/nope'], { preopens });
+      expect({ ...missing.after, yields: 0 }).toEqual({ ...missing.before, yields: 0 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
