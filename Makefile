@@ -57,7 +57,7 @@ demo: fixtures
 bench: fixtures $(STAMP)/daemons
 	@$(NODE) bench/cold-start.mjs
 	@$(NODE) bench/compute.mjs
-	@for b in docker-start ctr-start density http; do \
+	@for b in compute-yield instrument docker-start ctr-start density http; do \
 	  $(NODE) scripts/bundle-bench.mjs $$b && $(NODE) build/bench/$$b.mjs || exit 1; \
 	done
 

@@ -59,15 +59,18 @@ export class Reader {
 
   private u32Long(): number {
     const start = this.pos;
+    const bytes = this.bytes;
     let result = 0;
-    let shift = 0;
-    for (;;) {
-      const b = this.u8();
-      if (shift === 28 && b > 0x0f) this.fail('integer representation too long or too large', start);
-      result += (b & 0x7f) * 2 ** shift;
-      if ((b & 0x80) === 0) return result;
-      shift += 7;
+    for (let shift = 0; shift < 28; shift += 7) {
+      if (this.pos >= this.end) this.fail('unexpected end');
+      const b = bytes[this.pos++]!;
+      result |= (b & 0x7f) << shift;
+      if (b < 0x80) return result;
     }
+    if (this.pos >= this.end) this.fail('unexpected end');
+    const last = bytes[this.pos++]!;
+    if (last > 0x0f) this.fail('integer representation too long or too large', start);
+    return result + last * 2 ** 28;
   }
 
   /** Unsigned LEB128 of at most 64 bits, as a number (exact below 2^53, which limits never exceed when valid). */

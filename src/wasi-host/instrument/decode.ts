@@ -119,7 +119,7 @@ export function decodeModule(bytes: Uint8Array, options: DecodeOptions): Decoded
   const m: DecodedModule = {
     bytes,
     sections: [],
-    sites: new SiteList(Math.max(64, bytes.length >> 6)),
+    sites: new SiteList(Math.max(64, bytes.length >> 5)),
     types: undefined,
     imports: undefined,
     importedFuncs: 0,

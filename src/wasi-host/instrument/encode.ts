@@ -100,38 +100,25 @@ export function encodeModule(m: DecodedModule, edits: readonly Edit[], options: 
   for (let i = n - 1; i >= 0; i--) {
     const len = lens[i]!;
     let d = 0;
+    let leb = -1; // a LEB128 the site rewrites, at least as wide as before
     switch (kind[i]) {
       case FUNC: {
-        const v = value[i]!;
-        const mapped = v >= shiftFrom ? v + 1 : v;
-        const w = lebWidth(mapped, len);
-        newValue[i] = mapped;
-        newWidth[i] = w;
-        d = w - len;
+        const f = value[i]!;
+        leb = f >= shiftFrom ? f + 1 : f;
         break;
       }
-      case LOCALS: {
-        const groups = code ? code.localGroups(value[i]!) : m.bodies.groups[value[i]!]!;
-        const w = lebWidth(groups, len);
-        newValue[i] = groups;
-        newWidth[i] = w;
-        d = w - len;
+      case LOCALS:
+        leb = code ? code.localGroups(value[i]!) : m.bodies.groups[value[i]!]!;
         break;
-      }
+      case SIZE:
+        leb = value[i]! + grows[i + 1]! - grows[endSite[i]!]!;
+        break;
       case ENTRY:
       case LOOP:
       case SYNC_OUT:
       case SYNC_IN:
         d = code ? code.at(kind[i]!, value[i]!).length : 0;
         break;
-      case SIZE: {
-        const size = value[i]! + grows[i + 1]! - grows[endSite[i]!]!;
-        const w = lebWidth(size, len);
-        newValue[i] = size;
-        newWidth[i] = w;
-        d = w - len;
-        break;
-      }
       case REPLACE:
         d = data[i]!.length - len;
         break;
@@ -139,6 +126,12 @@ export function encodeModule(m: DecodedModule, edits: readonly Edit[], options: 
       case INSERT:
         d = data[i]!.length;
         break;
+    }
+    if (leb >= 0) {
+      const w = lebWidth(leb, len);
+      newValue[i] = leb;
+      newWidth[i] = w;
+      d = w - len;
     }
     grows[i] = grows[i + 1]! + d;
   }

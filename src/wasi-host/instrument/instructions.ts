@@ -107,6 +107,16 @@ for (const op of [0x9a, 0xa2, 0xa5, 0xa6, 0xaf, 0xb0, 0xb2, 0xb3, 0xb4, 0xbb, 0x
   SIMD[op] = 0;
 }
 
+// Block types of one byte: empty (0x40) or a single-byte value type.
+const SHORT_BLOCKTYPE = new Uint8Array(256);
+for (const t of [0x40, 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f, 0x69]) SHORT_BLOCKTYPE[t] = 1;
+
+/** The offset after a LEB128 of at most `max` bytes at `p`, or -1 if it is longer (or runs off the array). */
+function lebEnd(bytes: Uint8Array, p: number, max: number): number {
+  for (let i = 0; i < max; i++) if (bytes[p + i]! < 0x80) return p + i + 1;
+  return -1;
+}
+
 function hex(...bytes: number[]): string {
   return bytes.map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(' ');
 }
@@ -140,18 +150,36 @@ export function scanExpression(r: Reader, sites: SiteList, importedFuncs: number
   let depth = 0; // open frames inside the expression; a label equal to it names the function
   const end = r.end;
   for (;;) {
-    // Most instructions have no immediate or one single-byte immediate and
-    // need no site; skip runs of them without leaving this loop. Reading a
-    // byte past `end` here can only move `p` past it, which the check below
-    // reports as an unterminated expression.
+    // Most instructions are plain, take LEB128 immediates or open and close
+    // blocks, and need no site: walk runs of them here without calls. Reading
+    // past `end` in here can only move `p` past it, which the check below
+    // reports; anything unusual (a long LEB128, a site) takes the full path.
     let p = r.pos;
     for (;;) {
       if (p >= end) break;
       const cls = OP[bytes[p]!];
-      if (cls === NONE) p++;
-      else if ((cls === IDX || cls === I32) && bytes[p + 1]! < 0x80) p += 2;
-      else if (cls === MEMARG && bytes[p + 1]! < 0x40 && bytes[p + 2]! < 0x80) p += 3; // no memory index, one-byte offset
-      else break;
+      if (cls === NONE) {
+        p++;
+      } else if (cls === IDX || cls === I32) {
+        const q = lebEnd(bytes, p + 1, 5);
+        if (q < 0) break;
+        p = q;
+      } else if (cls === MEMARG) {
+        if (bytes[p + 1]! >= 0x40) break; // a memory index follows, or a long alignment
+        const q = lebEnd(bytes, p + 2, 10); // the offset: u64 under memory64
+        if (q < 0) break;
+        p = q;
+      } else if (cls === BLOCK && SHORT_BLOCKTYPE[bytes[p + 1]!] === 1) {
+        p += 2;
+        depth++;
+      } else if (cls === END && depth > 0) {
+        p++;
+        depth--;
+      } else if (cls === BR && bytes[p + 1]! < 0x80 && (bytes[p + 1] !== depth || !inBody)) {
+        p += 2;
+      } else {
+        break;
+      }
     }
     const at = (r.pos = p);
     if (at >= end) r.fail('expression not terminated by end', Math.min(at, end));

@@ -2,12 +2,18 @@
 // wasm-tools, the real modules that ship in node_modules, and a runner that
 // enters a guest through JSPI the way the shared host does.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { WASI } from 'node:wasi';
 
-export const REPO = join(import.meta.dirname, '..', '..', '..');
+/** The repository root: the nearest directory above this file with a package-lock.json (also when bundled into build/bench). */
+function repoRoot(from: string): string {
+  for (let dir = from; dir !== dirname(dir); dir = dirname(dir)) if (existsSync(join(dir, 'package-lock.json'))) return dir;
+  throw new Error(`no repository above ${from}`);
+}
+
+export const REPO = repoRoot(import.meta.dirname);
 export const RUST_EXAMPLES = join(REPO, 'examples', 'rust-wasm', 'out');
 
 /** Assembles WAT text (every proposal wasm-tools knows). */
