@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { DEFAULT_YIELD_INTERVAL, insertYieldPoints, instrument } from '../../src/wasi-host/instrument/index.js';
+import { DEFAULT_YIELD_INTERVAL, insertYieldPoints, instrument, START_EXPORT } from '../../src/wasi-host/instrument/index.js';
 import { runWasi, rustExamples, wat } from './helpers/wasm.js';
 
 type Exports = Record<string, (...args: number[]) => number>;
@@ -183,7 +183,33 @@ describe('what stays the same', () => {
     const results = (e: Exports) => [e.indirect!(1), e.indirect!(2), e.indirect!(3), e.passive!(5), e.passive!(6), e.viaGlobal!(), e.typed!(), e.refFunc!(), e.started!(), e.imported!(), e.two!()];
     const expected = [1, 2, 7, 3, 4, 3, 6, 5, 42, 7, 2];
     expect(results(counting(bytes, imports).exports)).toEqual(expected);
-    expect(results(counting(out, imports).exports)).toEqual(expected);
+    const instrumented = counting(out, imports).exports;
+    instrumented[START_EXPORT]!(); // the start function is the host's to call now
+    expect(results(instrumented)).toEqual(expected);
+  });
+
+  it('turns the start function into an export the host calls through JSPI', async () => {
+    // A start function runs inside instantiation, where no promising call is
+    // on the stack and a Suspending import throws; one with a long loop
+    // (AssemblyScript puts a program's top level there) would die at its
+    // first yield.
+    const text = `(module (global $done (mut i32) (i32.const 0))
+      (func $main (local $n i32) (local.set $n (i32.const 100))
+        (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))) (global.set $done (i32.const 1)))
+      (start $main)
+      (func (export "done") (result i32) (global.get $done)))`;
+    const { bytes, report } = instrument(await wat(text), { yieldPoints: { interval: 10 } });
+    expect(report.yieldPoints!.startExport).toBe(START_EXPORT);
+    let yields = 0;
+    const host = new WebAssembly.Suspending(async () => void yields++);
+    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(bytes), { tugboat: { yield: host } });
+    expect((exports.done as () => number)()).toBe(0);
+    await WebAssembly.promising(exports[START_EXPORT] as () => void)();
+    expect((exports.done as () => number)()).toBe(1);
+    expect(yields).toBe(10);
+    // A module that already uses the name is refused.
+    const taken = await wat('(module (func $s) (start $s) (export "tugboat:start" (func $s)))');
+    expect(() => insertYieldPoints(taken, { interval: 10 })).toThrow(/unsupported Wasm export name "tugboat:start" \(reserved for the start function\)/);
   });
 
   it('renumbers the name section, so a trap still names the right function', async () => {
@@ -240,6 +266,7 @@ describe('what stays the same', () => {
       counterGlobal: 1,
       nameSection: 'renumbered',
       droppedSections: [],
+      startExport: undefined,
     });
   });
 

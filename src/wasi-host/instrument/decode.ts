@@ -83,6 +83,9 @@ export interface DecodedModule {
   /** Memories defined by the module (after imported ones in the index space). */
   memories: Limits[];
   globals: { count: Count } | undefined;
+  exports: { count: Count; names: Set<string> } | undefined;
+  /** The start function's index, if the module has a start section. */
+  start: number | undefined;
   /** The type index of each defined function (the function section). */
   funcTypes: number[];
   /** Whether code was scanned (sites of loops, entries and calls in bodies exist). */
@@ -126,6 +129,8 @@ export function decodeModule(bytes: Uint8Array, options: DecodeOptions): Decoded
     importedGlobals: 0,
     memories: [],
     globals: undefined,
+    exports: undefined,
+    start: undefined,
     funcTypes: [],
     codeScanned: options.code,
     bodies: newBodies(0),
@@ -218,20 +223,23 @@ function decodeSection(m: DecodedModule, id: number, r: Reader): void {
       return;
     }
     case SEC.export: {
-      const n = r.count();
-      for (let i = 0; i < n; i++) {
-        r.byteString();
+      const count = readCount(r);
+      const names = new Set<string>();
+      for (let i = 0; i < count.value; i++) {
+        names.add(r.name());
         const kind = r.u8();
         const pos = r.pos;
         const index = r.u32();
         if (kind === EXTERN.func) addFunc(m, pos, r.pos, index);
       }
+      m.exports = { count, names };
       return;
     }
     case SEC.start: {
       const pos = r.pos;
       const f = r.u32();
       addFunc(m, pos, r.pos, f);
+      m.start = f;
       return;
     }
     case SEC.element:

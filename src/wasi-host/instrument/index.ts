@@ -5,6 +5,7 @@ export {
   DEFAULT_YIELD_INTERVAL,
   insertYieldPoints,
   instrument,
+  START_EXPORT,
   YIELD_IMPORT,
   type InstrumentOptions,
   type InstrumentReport,

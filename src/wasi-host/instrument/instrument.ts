@@ -1,6 +1,6 @@
 // The instrumenter's entry points: cap a module's memory and make its code
 // preemptible, in one decode and one encode. Pure: bytes in, bytes out.
-import { ConfigError, MemoryCapError } from '../../errors.js';
+import { ConfigError, MemoryCapError, WasmUnsupportedError } from '../../errors.js';
 import { nameBytes, s32Bytes, u32Bytes } from './bytes.js';
 import { decodeModule, EXTERN, SEC, sectionRank, type Count, type DecodedModule } from './decode.js';
 import { encodeModule } from './encode.js';
@@ -10,6 +10,14 @@ import { LOCAL, YieldCode } from './yield-code.js';
 
 /** The import the host provides (made `WebAssembly.Suspending`); type [] -> []. */
 export const YIELD_IMPORT = { module: 'tugboat', name: 'yield' } as const;
+
+/**
+ * The export a module's start function becomes. A Suspending import throws
+ * when no WebAssembly.promising call is on the stack, and instantiation runs
+ * the start function outside any; so the host calls this export, through
+ * WebAssembly.promising, right after instantiating and before anything else.
+ */
+export const START_EXPORT = 'tugboat:start';
 
 /** Yield points between two calls of `tugboat.yield`, measured with bench/compute-yield. */
 export const DEFAULT_YIELD_INTERVAL = 10_000;
@@ -50,6 +58,8 @@ export interface YieldPointReport {
   nameSection: 'renumbered' | 'absent' | 'dropped (malformed)';
   /** Custom sections that describe code offsets (DWARF, branch hints, source maps), dropped because the code moved. */
   droppedSections: string[];
+  /** START_EXPORT if the module had a start function, which the host must now call itself. */
+  startExport: string | undefined;
 }
 
 export interface InstrumentReport {
@@ -132,6 +142,20 @@ function addYieldPoints(m: DecodedModule, interval: number, edits: Edit[]): { re
   const counterGlobal = m.importedGlobals + (m.globals?.count.value ?? 0);
   edits.push(...addEntry(m, SEC.global, m.globals?.count, [0x7f, 0x01, 0x41, ...s32Bytes(interval), 0x0b]));
 
+  // The start function, exported under START_EXPORT instead of run by instantiation.
+  let startExport: string | undefined;
+  if (m.start !== undefined) {
+    const section = m.sections.find((s) => s.id === SEC.start)!;
+    if (m.exports?.names.has(START_EXPORT)) {
+      const exports = m.sections.find((s) => s.id === SEC.export)!;
+      throw new WasmUnsupportedError(exports.start, `export name ${JSON.stringify(START_EXPORT)} (reserved for the start function)`);
+    }
+    edits.push({ kind: REPLACE, pos: section.start, len: section.end - section.start, data: new Uint8Array(0) });
+    const index = m.start >= importIndex ? m.start + 1 : m.start;
+    edits.push(...addEntry(m, SEC.export, m.exports?.count, [...nameBytes(START_EXPORT), EXTERN.func, ...u32Bytes(index)]));
+    startExport = START_EXPORT;
+  }
+
   const droppedSections: string[] = [];
   for (const s of m.sections) {
     const malformedNames = s.name === 'name' && m.names === 'malformed';
@@ -151,7 +175,7 @@ function addYieldPoints(m: DecodedModule, interval: number, edits: Edit[]): { re
   }
   const nameSection = m.names === 'decoded' ? 'renumbered' : m.names === 'malformed' ? 'dropped (malformed)' : 'absent';
   return {
-    report: { interval, loops, functionEntries, functionBodies: m.bodies.count, localCounters, importIndex, counterGlobal, nameSection, droppedSections },
+    report: { interval, loops, functionEntries, functionBodies: m.bodies.count, localCounters, importIndex, counterGlobal, nameSection, droppedSections, startExport },
     code,
     shiftFrom: importIndex,
   };
