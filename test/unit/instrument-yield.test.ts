@@ -270,6 +270,24 @@ describe('what stays the same', () => {
     });
   });
 
+  it('counts on the global in a function that has no room for one more local', () => {
+    // (func (param i32) (local i32 × 49999) (loop (br_if 0 (local.get 0)))): V8 allows 50000 locals in all
+    const body = [0x01, 0xcf, 0x86, 0x03, 0x7f, 0x03, 0x40, 0x20, 0x00, 0x0d, 0x00, 0x0b, 0x0b];
+    const bytes = new Uint8Array([
+      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+      0x01, 0x05, 0x01, 0x60, 0x01, 0x7f, 0x00, // type: [i32] -> []
+      0x03, 0x02, 0x01, 0x00,
+      0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, // export "f"
+      0x0a, body.length + 2, 0x01, body.length, ...body,
+    ]);
+    expect(WebAssembly.validate(bytes)).toBe(true);
+    const { bytes: out, report } = instrument(bytes, { yieldPoints: { interval: 1 } });
+    expect(report.yieldPoints).toMatchObject({ loops: 1, localCounters: 0 });
+    const guest = counting(out);
+    guest.exports.f!(0);
+    expect(guest.yields()).toBe(1);
+  });
+
   it('refuses an interval that is not a positive 31-bit integer', async () => {
     const bytes = await wat('(module)');
     for (const interval of [0, -1, 2.5, 2 ** 31]) expect(() => insertYieldPoints(bytes, { interval })).toThrow(ConfigError);
