@@ -207,6 +207,9 @@ describe('what stays the same', () => {
     await WebAssembly.promising(exports[START_EXPORT] as () => void)();
     expect((exports.done as () => number)()).toBe(1);
     expect(yields).toBe(10);
+    // A module without exports gets an export section, before the start section's old place.
+    const bare = instrument(await wat('(module (func $s) (start $s) (func (loop)))'), { yieldPoints: { interval: 10 } }).bytes;
+    expect(WebAssembly.Module.exports(new WebAssembly.Module(bare))).toEqual([{ name: START_EXPORT, kind: 'function' }]);
     // A module that already uses the name is refused.
     const taken = await wat('(module (func $s) (start $s) (export "tugboat:start" (func $s)))');
     expect(() => insertYieldPoints(taken, { interval: 10 })).toThrow(/unsupported Wasm export name "tugboat:start" \(reserved for the start function\)/);

@@ -30,19 +30,14 @@ function merge(sites: SiteList, edits: readonly Edit[]): SiteList {
   const order = (e: Edit) => e.pos * 4 + (e.kind === APPEND ? 0 : e.kind === INSERT ? 1 : 2);
   const sorted = [...edits].sort((a, b) => order(a) - order(b));
   const out = new SiteList(sites.length + sorted.length);
-  let e = 0;
-  for (let i = 0; i < sites.length; i++) {
-    const p = sites.pos[i]!;
-    while (e < sorted.length && sorted[e]!.pos <= p) {
-      const x = sorted[e++]!;
-      out.add(x.kind, x.pos, x.len, 0, x.data);
-    }
-    out.add(sites.kind[i]!, p, sites.len[i]!, sites.value[i]!);
-  }
-  for (; e < sorted.length; e++) {
-    const x = sorted[e]!;
+  let from = 0;
+  for (const x of sorted) {
+    const at = sites.firstAtOrAfter(x.pos);
+    out.appendRange(sites, from, at);
+    from = at;
     out.add(x.kind, x.pos, x.len, 0, x.data);
   }
+  out.appendRange(sites, from, sites.length);
   return out;
 }
 

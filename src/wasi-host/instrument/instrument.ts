@@ -127,7 +127,6 @@ function capMemories(m: DecodedModule, maxPages: number, edits: Edit[]): MemoryC
 const CODE_OFFSET_SECTIONS = /^(\.debug_|metadata\.code\.|sourceMappingURL$|reloc\.|linking$)/;
 
 function addYieldPoints(m: DecodedModule, interval: number, edits: Edit[]): { report: YieldPointReport; code: YieldCode; shiftFrom: number } {
-  const imports = m.imports?.entries ?? [];
   // The [] -> [] type for the import: an existing one, or a new last type.
   let typeIndex = m.types?.emptyFuncType ?? -1;
   if (typeIndex < 0) {

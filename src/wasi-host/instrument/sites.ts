@@ -64,6 +64,29 @@ export class SiteList {
     return i;
   }
 
+  /** Appends sites [from, to) of `src`, which has no `data`. */
+  appendRange(src: SiteList, from: number, to: number): void {
+    const n = to - from;
+    while (this.length + n > this.kind.length) this.grow();
+    this.kind.set(src.kind.subarray(from, to), this.length);
+    this.pos.set(src.pos.subarray(from, to), this.length);
+    this.len.set(src.len.subarray(from, to), this.length);
+    this.value.set(src.value.subarray(from, to), this.length);
+    this.length += n;
+  }
+
+  /** The index of the first site at or after offset `pos` (sites are in file order). */
+  firstAtOrAfter(pos: number): number {
+    let lo = 0;
+    let hi = this.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.pos[mid]! < pos) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
   /** Drops the SYNC_OUT and SYNC_IN sites from index `from` on (a function that keeps no counter in a local). */
   dropSyncs(from: number): void {
     let w = from;
