@@ -20,10 +20,10 @@ function counting(bytes: Uint8Array, imports: WebAssembly.Imports = {}): { expor
   return { exports: instance.exports as unknown as Exports, yields: () => yields };
 }
 
-async function yieldsOf(text: string, interval: number, call: (e: Exports) => unknown): Promise<number> {
+async function yieldsOf(text: string, interval: number, call: (e: Exports) => unknown, imports: WebAssembly.Imports = {}): Promise<number> {
   const out = insertYieldPoints(await wat(text), { interval });
   expect(WebAssembly.validate(out)).toBe(true);
-  const guest = counting(out);
+  const guest = counting(out, imports);
   call(guest.exports);
   return guest.yields();
 }
@@ -122,13 +122,18 @@ describe('yield points are exact however control moves', () => {
       'try_table',
       `(loop $l (block $c (try_table (catch $e $c) (call $thrower))) (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))`,
     ],
+    [
+      'a catch of what an import throws',
+      `(loop $l try (call $jsThrows) catch_all end (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))`,
+    ],
   ])('when exceptions unwind through functions (%s)', async (_how, body) => {
-    const text = `(module (tag $e)
+    const text = `(module (tag $e) (import "env" "throws" (func $jsThrows))
       (func $thrower (local $i i32) (local.set $i (i32.const 4))
         (loop $l (br_if $l (local.tee $i (i32.sub (local.get $i) (i32.const 1))))) (throw $e))
       (func (export "run") (param $n i32) ${body}))`;
-    // 50 outer headers + 50 × 4 thrower headers
-    expect(await yieldsOf(text, 10, (e) => e.run!(50))).toBe(25);
+    // 50 outer headers + 50 × 4 thrower headers; or 250 outer headers around a throwing import
+    const thrower = body.includes('$thrower');
+    expect(await yieldsOf(text, 10, (e) => e.run!(thrower ? 50 : 250), { env: { throws: () => { throw new Error('from the host'); } } })).toBe(25);
   });
 });
 

@@ -225,11 +225,11 @@ export function scanExpression(r: Reader, sites: SiteList, importedFuncs: number
         const f = r.u32();
         const guest = f >= importedFuncs;
         if (guest) facts.mayRecurse = true;
-        // A call into an import cannot reach guest code; returning leaves the function whatever it calls.
-        const tail = OP[op] === RETURN_CALL;
-        if (inBody && (guest || tail)) sites.add(SYNC_OUT, at, 0, body);
+        // Write back before any call: an import cannot run guest code, but it
+        // can throw, and a catch here reads the counter back from the global.
+        if (inBody) sites.add(SYNC_OUT, at, 0, body);
         if (guest) sites.add(FUNC, start, r.pos - start, f); // imports keep their indices
-        if (inBody && guest && !tail) sites.add(SYNC_IN, r.pos, 0, body);
+        if (inBody && guest && OP[op] !== RETURN_CALL) sites.add(SYNC_IN, r.pos, 0, body);
         break;
       }
       case I64:

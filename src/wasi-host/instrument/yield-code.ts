@@ -7,8 +7,9 @@
 // sieve loop, +42% time. So a function with loops copies the counter into a
 // new local at entry and counts there (+0% on the same loop), writing it back
 // to the global before control can leave the function or enter another
-// (calls, return, throw, a branch to the function's label, its final end)
-// and reading it again when control comes back (after a call, at a catch).
+// (calls, imports included since they can throw; return, throw, a branch to
+// the function's label, its final end) and reading it again when control
+// comes back from guest code (after a call, at a catch).
 // The global is thus exact whenever another function runs, and every run of
 // N yield points, wherever they are, ends in one call of the import.
 //
