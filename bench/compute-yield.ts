@@ -87,3 +87,30 @@ for (const [name, rs] of Object.entries(samples)) {
   const last = rs[rs.length - 1]!;
   if (last.yields) console.log(`  ${name}: ${last.yields} calls of tugboat.yield, ${last.suspends} suspensions per run`);
 }
+
+// Function entries: recursion without loops needs a check at every entry of
+// a function that calls (fib never loops). What that costs on a workload
+// that is nothing but calls:
+const fibText = `(module (func $fib (export "fib") (param $n i32) (result i32)
+  (if (result i32) (i32.lt_u (local.get $n) (i32.const 2)) (then (local.get $n))
+    (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1))) (call $fib (i32.sub (local.get $n) (i32.const 2))))))))`;
+const { parse } = await import('@bytecodealliance/jco');
+const fibBytes = await parse(fibText);
+const fibVariants: Record<string, WebAssembly.Module> = {
+  [baseline]: new WebAssembly.Module(fibBytes),
+  'yield points, interval 10000': new WebAssembly.Module(instrument(fibBytes, { yieldPoints: { interval: 10_000 } }).bytes),
+};
+const fibSamples: Record<string, number[]> = Object.fromEntries(Object.keys(fibVariants).map((k) => [k, []]));
+const fibRun = async (module: WebAssembly.Module) => {
+  const instance = new WebAssembly.Instance(module, { tugboat: { yield: new WebAssembly.Suspending(() => undefined) } });
+  const fib = WebAssembly.promising(instance.exports.fib as (n: number) => number);
+  const c0 = process.threadCpuUsage();
+  await fib(32);
+  const c = process.threadCpuUsage(c0);
+  return (c.user + c.system) / 1000;
+};
+for (const module of Object.values(fibVariants)) await fibRun(module);
+for (let i = 0; i < runs; i++) for (const [name, module] of Object.entries(fibVariants)) fibSamples[name]!.push(await fibRun(module));
+console.log(`\nfib(32), recursion without loops (7 million calls), CPU time, median of ${runs}`);
+const fibBase = median(fibSamples[baseline]!);
+for (const [name, xs] of Object.entries(fibSamples)) console.log(`  ${name.padEnd(36)} ${median(xs).toFixed(1).padStart(8)} ms   ${(median(xs) / fibBase).toFixed(2)}x`);

@@ -92,13 +92,22 @@ describe('yield points are exact however control moves', () => {
     expect(await yieldsOf(text, 10, (e) => e.run!(100))).toBe(40);
   });
 
-  it('at the entry of a loop-free function that calls (it may recurse), not of a leaf', async () => {
-    const text = `(module
+  it('at the entries of functions on a call cycle only', async () => {
+    const chain = `(module
       (func $leaf (result i32) (i32.const 1))
       (func $mid (result i32) (call $leaf))
       (func (export "run") (param $n i32) (loop $l (drop (call $mid)) (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`;
-    // 100 outer headers + 100 entries of $mid
-    expect(await yieldsOf(text, 10, (e) => e.run!(100))).toBe(20);
+    // 100 outer headers; $mid calls but cannot recurse
+    expect(await yieldsOf(chain, 10, (e) => e.run!(100))).toBe(10);
+    const mutual = `(module
+      (func $even (export "even") (param $n i32) (result i32) (if (result i32) (local.get $n) (then (call $odd (i32.sub (local.get $n) (i32.const 1)))) (else (i32.const 1))))
+      (func $odd (param $n i32) (result i32) (if (result i32) (local.get $n) (then (call $even (i32.sub (local.get $n) (i32.const 1)))) (else (i32.const 0)))))`;
+    expect(await yieldsOf(mutual, 10, (e) => e.even!(99))).toBe(10); // 100 entries
+    // a cycle through a table: $step calls whatever slot 0 holds, which is $step
+    const indirect = `(module (type $t (func (param i32))) (table 1 funcref) (elem (i32.const 0) $step)
+      (func $step (param $n i32) (if (local.get $n) (then (call_indirect (type $t) (i32.sub (local.get $n) (i32.const 1)) (i32.const 0)))))
+      (func (export "run") (param $n i32) (call $step (local.get $n))))`;
+    expect(await yieldsOf(indirect, 10, (e) => e.run!(99))).toBe(10); // 100 entries of $step
   });
 
   it('in recursion without any loop', async () => {
@@ -279,13 +288,14 @@ describe('what stays the same', () => {
     const text = `(module (import "env" "f" (func)) (global i32 (i32.const 0))
       (func $loops (loop $l (br_if $l (i32.const 0))) (loop $m (br_if $m (i32.const 0))))
       (func $calls (call $loops))
+      (func $rec (call $rec))
       (func $leaf))`;
     const { report } = instrument(await wat(text), { yieldPoints: { interval: 77 } });
     expect(report.yieldPoints).toEqual({
       interval: 77,
       loops: 2,
       functionEntries: 1,
-      functionBodies: 3,
+      functionBodies: 4,
       localCounters: 1,
       importIndex: 1,
       counterGlobal: 1,

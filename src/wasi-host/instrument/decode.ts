@@ -4,10 +4,11 @@
 // size prefix (sites.ts). Everything else stays as the original bytes.
 import { WasmDecodeError, WasmUnsupportedError } from '../../errors.js';
 import { Reader } from './bytes.js';
-import { scanExpression } from './instructions.js';
+import { EdgeList, onCycle } from './call-graph.js';
+import { scanExpression, type ScanContext } from './instructions.js';
 import { ENTRY, FUNC, LOCALS, SIZE, SiteList } from './sites.js';
 import { readLimits, skipGlobalType, skipTableType, skipValType, type Limits } from './types.js';
-import { LOCAL, modeOf } from './yield-code.js';
+import { keepsLocalCounter } from './yield-code.js';
 
 export const SEC = {
   custom: 0,
@@ -67,6 +68,8 @@ export interface Bodies {
   /** Params plus declared locals: the index a new local gets. */
   firstFreeLocal: Float64Array;
   loops: Uint32Array;
+  callsIndirect: Uint8Array;
+  /** It lies on a cycle of the call graph (call-graph.ts): its entry needs a yield point. */
   mayRecurse: Uint8Array;
   hasTryTable: Uint8Array;
 }
@@ -75,6 +78,8 @@ export interface DecodedModule {
   bytes: Uint8Array;
   sections: Section[];
   sites: SiteList;
+  /** What scans record into: the sites, calls between defined functions, escaping function references. */
+  scan: ScanContext;
   /** The type section: its count, the first [] -> [] type (or -1), each type's parameter count. */
   types: { count: Count; emptyFuncType: number; params: number[] } | undefined;
   imports: { count: Count; entries: Import[] } | undefined;
@@ -119,10 +124,12 @@ export function decodeModule(bytes: Uint8Array, options: DecodeOptions): Decoded
   }
   // A Buffer's subarray() allocates a Buffer; a plain view is much cheaper to slice.
   if (Object.getPrototypeOf(bytes) !== Uint8Array.prototype) bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const sites = new SiteList(Math.max(64, bytes.length >> 5));
   const m: DecodedModule = {
     bytes,
     sections: [],
-    sites: new SiteList(Math.max(64, bytes.length >> 5)),
+    sites,
+    scan: { sites, importedFuncs: 0, calls: new EdgeList(), escapes: new Uint8Array(0) },
     types: undefined,
     imports: undefined,
     importedFuncs: 0,
@@ -191,6 +198,7 @@ function decodeSection(m: DecodedModule, id: number, r: Reader): void {
     case SEC.function: {
       const n = r.count();
       for (let i = 0; i < n; i++) m.funcTypes.push(r.u32());
+      m.scan.escapes = new Uint8Array(n);
       return;
     }
     case SEC.table: {
@@ -201,7 +209,7 @@ function decodeSection(m: DecodedModule, id: number, r: Reader): void {
           r.pos++;
           if (r.u8() !== 0x00) r.fail('bad table initialiser prefix', r.pos - 1);
           skipTableType(r);
-          scanExpression(r, sites, m.importedFuncs, -1);
+          scanExpression(r, m.scan, -1);
         } else {
           skipTableType(r);
         }
@@ -217,7 +225,7 @@ function decodeSection(m: DecodedModule, id: number, r: Reader): void {
       const count = readCount(r);
       for (let i = 0; i < count.value; i++) {
         skipGlobalType(r);
-        scanExpression(r, sites, m.importedFuncs, -1);
+        scanExpression(r, m.scan, -1);
       }
       m.globals = { count };
       return;
@@ -230,7 +238,10 @@ function decodeSection(m: DecodedModule, id: number, r: Reader): void {
         const kind = r.u8();
         const pos = r.pos;
         const index = r.u32();
-        if (kind === EXTERN.func) addFunc(m, pos, r.pos, index);
+        if (kind === EXTERN.func) {
+          addFunc(m, pos, r.pos, index);
+          escape(m, index); // the host may put an export into a table
+        }
       }
       m.exports = { count, names };
       return;
@@ -259,6 +270,12 @@ function decodeSection(m: DecodedModule, id: number, r: Reader): void {
 /** A function index that moves when an import is added: any but an import's. */
 function addFunc(m: DecodedModule, start: number, end: number, f: number): void {
   if (f >= m.importedFuncs) m.sites.add(FUNC, start, end - start, f);
+}
+
+/** A defined function that indirect calls can reach. */
+function escape(m: DecodedModule, f: number): void {
+  const i = f - m.importedFuncs;
+  if (i >= 0 && i < m.scan.escapes.length) m.scan.escapes[i] = 1;
 }
 
 function decodeTypes(m: DecodedModule, r: Reader): void {
@@ -317,6 +334,7 @@ function decodeImports(m: DecodedModule, r: Reader): void {
     entries.push(entry);
   }
   m.imports = { count, entries };
+  m.scan.importedFuncs = m.importedFuncs;
 }
 
 function decodeElements(m: DecodedModule, r: Reader): void {
@@ -330,7 +348,7 @@ function decodeElements(m: DecodedModule, r: Reader): void {
     const explicitTable = (flags & 2) !== 0;
     const usesExpressions = (flags & 4) !== 0;
     if (active && explicitTable) r.u32(); // table index
-    if (active) scanExpression(r, sites, m.importedFuncs, -1); // offset
+    if (active) scanExpression(r, m.scan, -1); // offset
     if (!active || explicitTable) {
       if (usesExpressions) skipValType(r); // reference type
       else if (r.u8() !== 0x00) r.fail('unknown element kind', r.pos - 1);
@@ -338,11 +356,12 @@ function decodeElements(m: DecodedModule, r: Reader): void {
     const items = r.count();
     for (let j = 0; j < items; j++) {
       if (usesExpressions) {
-        scanExpression(r, sites, m.importedFuncs, -1);
+        scanExpression(r, m.scan, -1);
       } else {
         const pos = r.pos;
         const f = r.u32();
         addFunc(m, pos, r.pos, f);
+        escape(m, f);
       }
     }
   }
@@ -354,6 +373,7 @@ function newBodies(count: number): Bodies {
     groups: new Float64Array(count),
     firstFreeLocal: new Float64Array(count),
     loops: new Uint32Array(count),
+    callsIndirect: new Uint8Array(count),
     mayRecurse: new Uint8Array(count),
     hasTryTable: new Uint8Array(count),
   };
@@ -386,16 +406,17 @@ function decodeCode(m: DecodedModule, r: Reader): void {
       skipValType(b);
     }
     sites.add(ENTRY, b.pos, 0, i);
-    const facts = scanExpression(b, sites, m.importedFuncs, i);
+    const facts = scanExpression(b, m.scan, i);
     if (b.pos !== bodyEnd) b.fail(`function body ${i} has ${bodyEnd - b.pos} bytes after its end`);
     bodies.groups[i] = groups;
     bodies.firstFreeLocal[i] = locals;
     bodies.loops[i] = facts.loops;
-    bodies.mayRecurse[i] = facts.mayRecurse ? 1 : 0;
+    bodies.callsIndirect[i] = facts.callsIndirect ? 1 : 0;
     bodies.hasTryTable[i] = facts.hasTryTable ? 1 : 0;
-    if (modeOf(bodies, i) !== LOCAL) sites.dropSyncs(firstSite);
+    if (!keepsLocalCounter(bodies, i)) sites.dropSyncs(firstSite);
     r.pos = bodyEnd;
   }
+  bodies.mayRecurse = onCycle(n, m.scan.calls, bodies.callsIndirect, m.scan.escapes);
 }
 
 // The name section (and its extended subsections): function names (1), local

@@ -10,6 +10,7 @@
 // an immediate's length would desynchronise everything after it.
 import { WasmUnsupportedError } from '../../errors.js';
 import type { Reader } from './bytes.js';
+import type { EdgeList } from './call-graph.js';
 import { FUNC, LOOP, SYNC_IN, SYNC_OUT, type SiteList } from './sites.js';
 import { skipBlockType, skipHeapType, skipValType } from './types.js';
 
@@ -127,26 +128,36 @@ function skipMemarg(r: Reader): void {
   r.skipLeb(10); // offset: u32, or u64 for memory64
 }
 
+/** Where a scan records what it finds. */
+export interface ScanContext {
+  sites: SiteList;
+  /** Function indices below this are imports. */
+  importedFuncs: number;
+  /** Direct calls between the module's own functions, as indices among them. */
+  calls: EdgeList;
+  /** Per defined function: 1 once a ref.func names it. */
+  escapes: Uint8Array;
+}
+
 /** What scanning a function body found besides its sites. */
 export interface ScanFacts {
-  /** It calls a function defined in the module, or calls indirectly (so it may recurse). */
-  mayRecurse: boolean;
   loops: number;
+  /** It calls through a table or a reference. */
+  callsIndirect: boolean;
   /** try_table catches land on ordinary labels, where a counter in a local could be stale. */
   hasTryTable: boolean;
 }
 
 /**
  * Reads one expression from `r` up to and including the `end` that closes
- * it, recording function-index sites in `sites`, and, when `body` is a
- * function body's index (not -1), the yield-point sites tagged with it.
- * Function indices below `importedFuncs` are imports, which cannot call back
- * into the guest.
+ * it, recording function-index sites, and, when `body` is a function body's
+ * index (not -1), the yield-point sites tagged with it and its calls.
  */
-export function scanExpression(r: Reader, sites: SiteList, importedFuncs: number, body: number): ScanFacts {
+export function scanExpression(r: Reader, ctx: ScanContext, body: number): ScanFacts {
+  const { sites, importedFuncs } = ctx;
   const bytes = r.bytes;
   const inBody = body >= 0;
-  const facts: ScanFacts = { mayRecurse: false, loops: 0, hasTryTable: false };
+  const facts: ScanFacts = { loops: 0, callsIndirect: false, hasTryTable: false };
   let depth = 0; // open frames inside the expression; a label equal to it names the function
   const end = r.end;
   for (;;) {
@@ -224,7 +235,7 @@ export function scanExpression(r: Reader, sites: SiteList, importedFuncs: number
         const start = r.pos;
         const f = r.u32();
         const guest = f >= importedFuncs;
-        if (guest) facts.mayRecurse = true;
+        if (guest && inBody) ctx.calls.add(body, f - importedFuncs);
         // Write back before any call: an import cannot run guest code, but it
         // can throw, and a catch here reads the counter back from the global.
         if (inBody) sites.add(SYNC_OUT, at, 0, body);
@@ -248,7 +259,7 @@ export function scanExpression(r: Reader, sites: SiteList, importedFuncs: number
         const kind = OP[op];
         r.skipLeb(5); // type index
         if (kind === CALL_INDIRECT || kind === RETURN_CALL_INDIRECT) r.skipLeb(5); // table index
-        facts.mayRecurse = true;
+        facts.callsIndirect = true;
         if (inBody) {
           sites.add(SYNC_OUT, at, 0, body);
           if (kind === CALL_INDIRECT || kind === CALL_REF) sites.add(SYNC_IN, r.pos, 0, body);
@@ -301,7 +312,10 @@ export function scanExpression(r: Reader, sites: SiteList, importedFuncs: number
       case REF_FUNC: {
         const start = r.pos;
         const f = r.u32();
-        if (f >= importedFuncs) sites.add(FUNC, start, r.pos - start, f);
+        if (f >= importedFuncs) {
+          sites.add(FUNC, start, r.pos - start, f);
+          if (f - importedFuncs < ctx.escapes.length) ctx.escapes[f - importedFuncs] = 1;
+        }
         break;
       }
       case DELEGATE:

@@ -28,7 +28,7 @@ const MAX_PAGES_32 = 65_536;
 export interface InstrumentOptions {
   /** Lower every memory's maximum to this many 64 KiB pages. */
   maxMemoryPages?: number;
-  /** Insert yield points: a counter check at loop headers and at the entry of every function that may recurse. */
+  /** Insert yield points: a counter check at loop headers and at the entry of every function on a call cycle. */
   yieldPoints?: { interval: number };
 }
 
@@ -45,7 +45,7 @@ export interface YieldPointReport {
   interval: number;
   /** Loop headers with a check. */
   loops: number;
-  /** Function entries with a check (functions that call guest functions or call indirectly). */
+  /** Function entries with a check (functions on a cycle of the call graph). */
   functionEntries: number;
   functionBodies: number;
   /** Functions with loops whose counter lives in a local (the rest count on the global). */
@@ -195,7 +195,7 @@ export function capMemory(bytes: Uint8Array, maxPages: number): Uint8Array {
   return instrument(bytes, { maxMemoryPages: maxPages }).bytes;
 }
 
-/** Adds the `tugboat.yield` import and a yield check at every loop header and recursive function entry. */
+/** Adds the `tugboat.yield` import and a yield check at every loop header and at the entry of every function on a call cycle. */
 export function insertYieldPoints(bytes: Uint8Array, options: { interval: number }): Uint8Array {
   return instrument(bytes, { yieldPoints: options }).bytes;
 }

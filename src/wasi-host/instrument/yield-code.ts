@@ -14,9 +14,10 @@
 // N yield points, wherever they are, ends in one call of the import.
 //
 // Where yield points are: every loop header, and the entry of every function
-// that calls a guest function or calls indirectly. A function that does
-// neither runs a bounded number of instructions between its entry and its
-// loop headers, so any long run passes a yield point regularly.
+// on a cycle of the call graph (call-graph.ts). Any other run of calls is as
+// deep as the call graph and each function in it runs a bounded number of
+// instructions between its entry, its loop headers and its calls, so any
+// long run passes a yield point regularly.
 import { s32Bytes, u32Bytes } from './bytes.js';
 import type { Bodies } from './decode.js';
 import { ENTRY, LOOP, SYNC_IN, SYNC_OUT } from './sites.js';
@@ -33,10 +34,15 @@ export const LOCAL = 3;
 /** V8's limit on a function's locals (params included). */
 const MAX_LOCALS = 50_000;
 
+/** Whether the body keeps its counter in a local (so it needs the syncs). */
+export function keepsLocalCounter(b: Bodies, i: number): boolean {
+  return b.loops[i] !== 0 && !b.hasTryTable[i] && b.firstFreeLocal[i]! + 1 <= MAX_LOCALS;
+}
+
 export function modeOf(b: Bodies, i: number): number {
-  if (b.loops[i] === 0) return b.mayRecurse[i] ? GLOBAL_ENTRY : PLAIN;
-  if (b.hasTryTable[i] || b.firstFreeLocal[i]! + 1 > MAX_LOCALS) return GLOBAL;
-  return LOCAL;
+  if (keepsLocalCounter(b, i)) return LOCAL;
+  if (b.loops[i] !== 0) return GLOBAL;
+  return b.mayRecurse[i] ? GLOBAL_ENTRY : PLAIN;
 }
 
 const EMPTY = new Uint8Array(0);
