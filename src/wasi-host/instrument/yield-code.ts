@@ -59,6 +59,13 @@ const CALL = 0x10;
 /** A local declaration group of one i32: the counter's local. */
 const ONE_I32_LOCAL = [0x01, 0x7f];
 
+interface LocalSnippets {
+  entry: Uint8Array;
+  loop: Uint8Array;
+  syncOut: Uint8Array;
+  syncIn: Uint8Array;
+}
+
 /** What to insert at each code site, for one module's counter, import and interval. */
 export class YieldCode {
   readonly modes: Uint8Array;
@@ -89,6 +96,28 @@ export class YieldCode {
       GLOBAL_GET, ...g, ...I32_SUB_1, GLOBAL_SET, ...g, GLOBAL_GET, ...g, I32_EQZ,
       ...IF_EMPTY, ...reset, GLOBAL_SET, ...g, ...callYield, END,
     ]);
+    // Bodies whose counter gets the same local index share their snippets.
+    const byLocal = new Map<number, LocalSnippets>();
+    const localSnippets = (c: number, recurse: boolean): LocalSnippets => {
+      const key = c * 2 + (recurse ? 1 : 0);
+      let found = byLocal.get(key);
+      if (!found) {
+        const l = [...u32Bytes(c)];
+        // local.get c; i32.const 1; i32.sub; local.tee c; i32.eqz; if; i32.const N; local.set c; call $yield; end
+        const resetLocal = [...IF_EMPTY, ...reset, LOCAL_SET, ...l, ...callYield, END];
+        const load = [GLOBAL_GET, ...g, LOCAL_SET, ...l];
+        found = {
+          entry: new Uint8Array(
+            recurse ? [...ONE_I32_LOCAL, GLOBAL_GET, ...g, ...I32_SUB_1, LOCAL_TEE, ...l, I32_EQZ, ...resetLocal] : [...ONE_I32_LOCAL, ...load],
+          ),
+          loop: new Uint8Array([LOCAL_GET, ...l, ...I32_SUB_1, LOCAL_TEE, ...l, I32_EQZ, ...resetLocal]),
+          syncOut: new Uint8Array([LOCAL_GET, ...l, GLOBAL_SET, ...g]),
+          syncIn: new Uint8Array(load),
+        };
+        byLocal.set(key, found);
+      }
+      return found;
+    };
     for (let i = 0; i < n; i++) {
       const mode = (this.modes[i] = modeOf(bodies, i));
       if (mode === GLOBAL_ENTRY) {
@@ -97,18 +126,11 @@ export class YieldCode {
         this.loop[i] = globalCheck;
         if (bodies.mayRecurse[i]) this.entry[i] = globalCheck;
       } else if (mode === LOCAL) {
-        const c = [...u32Bytes(bodies.firstFreeLocal[i]!)];
-        // local.get c; i32.const 1; i32.sub; local.tee c; i32.eqz; if; i32.const N; local.set c; call $yield; end
-        const resetLocal = [...IF_EMPTY, ...reset, LOCAL_SET, ...c, ...callYield, END];
-        const load = [GLOBAL_GET, ...g, LOCAL_SET, ...c];
-        this.entry[i] = new Uint8Array(
-          bodies.mayRecurse[i]
-            ? [...ONE_I32_LOCAL, GLOBAL_GET, ...g, ...I32_SUB_1, LOCAL_TEE, ...c, I32_EQZ, ...resetLocal]
-            : [...ONE_I32_LOCAL, ...load],
-        );
-        this.loop[i] = new Uint8Array([LOCAL_GET, ...c, ...I32_SUB_1, LOCAL_TEE, ...c, I32_EQZ, ...resetLocal]);
-        this.syncOut[i] = new Uint8Array([LOCAL_GET, ...c, GLOBAL_SET, ...g]);
-        this.syncIn[i] = new Uint8Array(load);
+        const s = localSnippets(bodies.firstFreeLocal[i]!, bodies.mayRecurse[i] === 1);
+        this.entry[i] = s.entry;
+        this.loop[i] = s.loop;
+        this.syncOut[i] = s.syncOut;
+        this.syncIn[i] = s.syncIn;
       }
     }
   }
