@@ -163,6 +163,55 @@ describe('yield points are exact however control moves', () => {
   });
 });
 
+describe('bulk memory instructions count by their length', () => {
+  // One yield point per 64 bytes, checked just before the instruction runs.
+  const expected = (turns: number, bytes: number, interval: number) => {
+    let counter = interval;
+    let yields = 0;
+    for (let i = 0; i < turns; i++) {
+      if (--counter === 0) [counter, yields] = [interval, yields + 1]; // the loop header
+      counter -= bytes >>> 6;
+      if (counter <= 0) [counter, yields] = [interval, yields + 1];
+    }
+    return yields;
+  };
+  const data = '\\00'.repeat(8192);
+  const loop = (op: string) => `(module (memory (export "memory") 1) (data $d "${data}")
+    (func $op (param $len i32) ${op})
+    (func (export "inline") (param $n i32) (param $len i32)
+      (loop $l ${op} (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+    (func (export "called") (param $n i32) (param $len i32)
+      (loop $l (call $op (local.get $len)) (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`;
+
+  it.each([
+    ['memory.fill', '(memory.fill (i32.const 0) (i32.const 7) (local.get $len))'],
+    ['memory.copy', '(memory.copy (i32.const 0) (i32.const 8192) (local.get $len))'],
+    ['memory.init', '(memory.init $d (i32.const 0) (i32.const 0) (local.get $len))'],
+  ])('%s, in a loop and in a function a loop calls', async (_name, op) => {
+    for (const [bytes, turns] of [[6400, 100], [64, 1000], [8000, 37]] as const) {
+      expect(await yieldsOf(loop(op), 1000, (e) => e.inline!(turns, bytes))).toBe(expected(turns, bytes, 1000));
+      expect(await yieldsOf(loop(op), 1000, (e) => e.called!(turns, bytes))).toBe(expected(turns, bytes, 1000));
+    }
+  });
+
+  it('yields before a fill that is worth an interval on its own, not after', async () => {
+    const bytes = insertYieldPoints(await wat('(module (memory (export "memory") 17) (func (export "fill") (memory.fill (i32.const 0) (i32.const 7) (i32.const 1048576))))'), { interval: 10_000 });
+    let seen = -1;
+    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+      tugboat: { yield: () => void (seen = new Uint8Array((exports.memory as WebAssembly.Memory).buffer)[1048575]!) },
+    });
+    (exports.fill as () => void)();
+    expect(seen).toBe(0);
+    expect(new Uint8Array((exports.memory as WebAssembly.Memory).buffer)[1048575]).toBe(7);
+  });
+
+  it('leaves a 64-bit memory\'s bulk instructions unweighted', async () => {
+    const text = `(module (memory i64 1) (func (export "run") (param $n i32)
+      (loop $l (memory.fill (i64.const 0) (i32.const 7) (i64.const 6400)) (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`;
+    expect(await yieldsOf(text, 10, (e) => e.run!(100))).toBe(10);
+  });
+});
+
 describe('what stays the same', () => {
   it('loops with parameters and results keep working', async () => {
     const text = `(module (func (export "sum") (param $n i32) (result i32)
@@ -285,8 +334,8 @@ describe('what stays the same', () => {
   });
 
   it('reports what it did', async () => {
-    const text = `(module (import "env" "f" (func)) (global i32 (i32.const 0))
-      (func $loops (loop $l (br_if $l (i32.const 0))) (loop $m (br_if $m (i32.const 0))))
+    const text = `(module (import "env" "f" (func)) (global i32 (i32.const 0)) (memory 1)
+      (func $loops (loop $l (br_if $l (i32.const 0))) (loop $m (br_if $m (i32.const 0))) (memory.fill (i32.const 0) (i32.const 0) (i32.const 0)))
       (func $calls (call $loops))
       (func $rec (call $rec))
       (func $leaf))`;
@@ -295,6 +344,7 @@ describe('what stays the same', () => {
       interval: 77,
       loops: 2,
       functionEntries: 1,
+      bulkInstructions: 1,
       functionBodies: 4,
       localCounters: 1,
       importIndex: 1,

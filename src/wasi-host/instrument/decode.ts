@@ -7,7 +7,7 @@ import { Reader } from './bytes.js';
 import { EdgeList, onCycle } from './call-graph.js';
 import { scanExpression, type ScanContext } from './instructions.js';
 import { ENTRY, FUNC, LOCALS, SIZE, SiteList } from './sites.js';
-import { readLimits, skipGlobalType, skipTableType, skipValType, type Limits } from './types.js';
+import { is64, readLimits, skipGlobalType, skipTableType, skipValType, type Limits } from './types.js';
 import { keepsLocalCounter } from './yield-code.js';
 
 export const SEC = {
@@ -72,6 +72,8 @@ export interface Bodies {
   /** It lies on a cycle of the call graph (call-graph.ts): its entry needs a yield point. */
   mayRecurse: Uint8Array;
   hasTryTable: Uint8Array;
+  /** Bulk memory instructions weighted as yield points. */
+  bulk: Uint32Array;
 }
 
 export interface DecodedModule {
@@ -129,7 +131,7 @@ export function decodeModule(bytes: Uint8Array, options: DecodeOptions): Decoded
     bytes,
     sections: [],
     sites,
-    scan: { sites, importedFuncs: 0, calls: new EdgeList(), escapes: new Uint8Array(0) },
+    scan: { sites, importedFuncs: 0, calls: new EdgeList(), escapes: new Uint8Array(0), memory64: [] },
     types: undefined,
     imports: undefined,
     importedFuncs: 0,
@@ -218,7 +220,11 @@ function decodeSection(m: DecodedModule, id: number, r: Reader): void {
     }
     case SEC.memory: {
       const n = r.count();
-      for (let i = 0; i < n; i++) m.memories.push(readLimits(r));
+      for (let i = 0; i < n; i++) {
+        const limits = readLimits(r);
+        m.memories.push(limits);
+        m.scan.memory64.push(is64(limits));
+      }
       return;
     }
     case SEC.global: {
@@ -319,6 +325,7 @@ function decodeImports(m: DecodedModule, r: Reader): void {
         break;
       case EXTERN.memory:
         entry.limits = readLimits(r);
+        m.scan.memory64.push(is64(entry.limits));
         break;
       case EXTERN.global:
         skipGlobalType(r);
@@ -376,6 +383,7 @@ function newBodies(count: number): Bodies {
     callsIndirect: new Uint8Array(count),
     mayRecurse: new Uint8Array(count),
     hasTryTable: new Uint8Array(count),
+    bulk: new Uint32Array(count),
   };
 }
 
@@ -413,6 +421,7 @@ function decodeCode(m: DecodedModule, r: Reader): void {
     bodies.loops[i] = facts.loops;
     bodies.callsIndirect[i] = facts.callsIndirect ? 1 : 0;
     bodies.hasTryTable[i] = facts.hasTryTable ? 1 : 0;
+    bodies.bulk[i] = facts.bulk;
     if (!keepsLocalCounter(bodies, i)) sites.dropSyncs(firstSite);
     r.pos = bodyEnd;
   }

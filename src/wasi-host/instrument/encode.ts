@@ -5,13 +5,13 @@
 // output is allocated once at its exact length.
 import { lebWidth, putU32 } from './bytes.js';
 import type { DecodedModule } from './decode.js';
-import { APPEND, ENTRY, FUNC, INSERT, LOCALS, LOOP, REPLACE, SIZE, SiteList, SYNC_IN, SYNC_OUT, type Edit } from './sites.js';
+import { APPEND, BULK, ENTRY, FUNC, INSERT, LOCALS, LOOP, REPLACE, SIZE, SiteList, SYNC_IN, SYNC_OUT, type Edit } from './sites.js';
 
 const DEAD = 255; // a site inside bytes that a REPLACE removes
 
 /** What goes into function bodies (yield-code.ts). */
 export interface CodeInserts {
-  /** Bytes to insert at a site of `kind` (ENTRY, LOOP, SYNC_OUT, SYNC_IN) in body `body`. */
+  /** Bytes to insert at a site of `kind` (ENTRY, LOOP, SYNC_OUT, SYNC_IN, BULK) in body `body`. */
   at(kind: number, body: number): Uint8Array;
   /** The body's count of local declaration groups after the rewrite. */
   localGroups(body: number): number;
@@ -112,6 +112,7 @@ export function encodeModule(m: DecodedModule, edits: readonly Edit[], options: 
       case LOOP:
       case SYNC_OUT:
       case SYNC_IN:
+      case BULK:
         d = code ? code.at(kind[i]!, value[i]!).length : 0;
         break;
       case REPLACE:
@@ -158,6 +159,7 @@ export function encodeModule(m: DecodedModule, edits: readonly Edit[], options: 
       case LOOP:
       case SYNC_OUT:
       case SYNC_IN:
+      case BULK:
         if (code) {
           const ins = code.at(k, value[j]!);
           for (let x = 0; x < ins.length; x++) out[o++] = ins[x]!;

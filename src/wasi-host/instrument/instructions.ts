@@ -11,7 +11,7 @@
 import { WasmUnsupportedError } from '../../errors.js';
 import type { Reader } from './bytes.js';
 import type { EdgeList } from './call-graph.js';
-import { FUNC, LOOP, SYNC_IN, SYNC_OUT, type SiteList } from './sites.js';
+import { BULK, FUNC, LOOP, SYNC_IN, SYNC_OUT, type SiteList } from './sites.js';
 import { skipBlockType, skipHeapType, skipValType } from './types.js';
 
 // How each one-byte opcode's immediates are laid out.
@@ -89,6 +89,9 @@ set(PREFIX_GC, 0xfb);
 // 0xFC: saturating truncations (0-7), bulk memory and table instructions:
 // how many u32 immediates each takes.
 const FC_IMMEDIATES = [0, 0, 0, 0, 0, 0, 0, 0, 2, 1, 2, 1, 2, 1, 2, 1, 1, 1];
+const MEMORY_INIT = 8; // data index, memory index
+const MEMORY_COPY = 10; // destination memory, source memory
+const MEMORY_FILL = 11; // memory index
 
 // 0xFD (SIMD, relaxed SIMD), by sub-opcode.
 const V_NONE = 1;
@@ -137,6 +140,8 @@ export interface ScanContext {
   calls: EdgeList;
   /** Per defined function: 1 once a ref.func names it. */
   escapes: Uint8Array;
+  /** Per memory (imports first): 1 if it is 64-bit. */
+  memory64: number[];
 }
 
 /** What scanning a function body found besides its sites. */
@@ -146,6 +151,8 @@ export interface ScanFacts {
   callsIndirect: boolean;
   /** try_table catches land on ordinary labels, where a counter in a local could be stale. */
   hasTryTable: boolean;
+  /** Bulk memory instructions weighted as yield points. */
+  bulk: number;
 }
 
 /**
@@ -157,7 +164,7 @@ export function scanExpression(r: Reader, ctx: ScanContext, body: number): ScanF
   const { sites, importedFuncs } = ctx;
   const bytes = r.bytes;
   const inBody = body >= 0;
-  const facts: ScanFacts = { loops: 0, callsIndirect: false, hasTryTable: false };
+  const facts: ScanFacts = { loops: 0, callsIndirect: false, hasTryTable: false, bulk: 0 };
   let depth = 0; // open frames inside the expression; a label equal to it names the function
   const end = r.end;
   for (;;) {
@@ -327,7 +334,26 @@ export function scanExpression(r: Reader, ctx: ScanContext, body: number): ScanF
         const sub = r.u32();
         const n = FC_IMMEDIATES[sub];
         if (n === undefined) throw new WasmUnsupportedError(at, `instruction ${hex(op)} ${sub}`);
-        for (let i = 0; i < n; i++) r.skipLeb(5);
+        // One bulk instruction can take as long as millions of loop turns, so
+        // it counts by its length, which is an i32 unless its memory (both,
+        // for a copy) is 64-bit.
+        let weighed = false;
+        if (sub === MEMORY_FILL) {
+          weighed = ctx.memory64[r.u32()] !== 1;
+        } else if (sub === MEMORY_COPY) {
+          weighed = ctx.memory64[r.u32()] !== 1;
+          weighed = ctx.memory64[r.u32()] !== 1 || weighed;
+        } else if (sub === MEMORY_INIT) {
+          r.skipLeb(5);
+          r.skipLeb(5);
+          weighed = true;
+        } else {
+          for (let i = 0; i < n; i++) r.skipLeb(5);
+        }
+        if (weighed && inBody) {
+          sites.add(BULK, at, 0, body);
+          facts.bulk++;
+        }
         break;
       }
       case PREFIX_FD: {

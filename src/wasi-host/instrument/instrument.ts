@@ -5,7 +5,7 @@ import { nameBytes, s32Bytes, u32Bytes } from './bytes.js';
 import { decodeModule, EXTERN, SEC, sectionRank, type Count, type DecodedModule } from './decode.js';
 import { encodeModule } from './encode.js';
 import { APPEND, INSERT, REPLACE, type Edit } from './sites.js';
-import { encodeLimits, type Limits } from './types.js';
+import { encodeLimits, is64, type Limits } from './types.js';
 import { LOCAL, YieldCode } from './yield-code.js';
 
 /** The import the host provides (made `WebAssembly.Suspending`); type [] -> []. */
@@ -47,6 +47,8 @@ export interface YieldPointReport {
   loops: number;
   /** Function entries with a check (functions on a cycle of the call graph). */
   functionEntries: number;
+  /** memory.fill, memory.copy and memory.init, checked before they run, weighted by their length. */
+  bulkInstructions: number;
   functionBodies: number;
   /** Functions with loops whose counter lives in a local (the rest count on the global). */
   localCounters: number;
@@ -113,8 +115,7 @@ function capMemories(m: DecodedModule, maxPages: number, edits: Edit[]): MemoryC
   ];
   return memories.map(({ limits, imported }, index) => {
     if (limits.min > maxPages) throw new MemoryCapError(limits.min, maxPages);
-    const is64 = (limits.flags & 0x04) !== 0;
-    const ceiling = is64 ? maxPages : Math.min(maxPages, MAX_PAGES_32);
+    const ceiling = is64(limits) ? maxPages : Math.min(maxPages, MAX_PAGES_32);
     const max = limits.max === undefined ? ceiling : Math.min(limits.max, ceiling);
     if (max !== limits.max) {
       edits.push({ kind: REPLACE, pos: limits.start, len: limits.end - limits.start, data: encodeLimits(limits.flags, limits.min, max) });
@@ -167,14 +168,16 @@ function addYieldPoints(m: DecodedModule, interval: number, edits: Edit[]): { re
   let loops = 0;
   let functionEntries = 0;
   let localCounters = 0;
+  let bulkInstructions = 0;
   for (let i = 0; i < m.bodies.count; i++) {
     loops += m.bodies.loops[i]!;
+    bulkInstructions += m.bodies.bulk[i]!;
     if (m.bodies.mayRecurse[i]) functionEntries++;
     if (code.modes[i] === LOCAL) localCounters++;
   }
   const nameSection = m.names === 'decoded' ? 'renumbered' : m.names === 'malformed' ? 'dropped (malformed)' : 'absent';
   return {
-    report: { interval, loops, functionEntries, functionBodies: m.bodies.count, localCounters, importIndex, counterGlobal, nameSection, droppedSections, startExport },
+    report: { interval, loops, functionEntries, bulkInstructions, functionBodies: m.bodies.count, localCounters, importIndex, counterGlobal, nameSection, droppedSections, startExport },
     code,
     shiftFrom: importIndex,
   };

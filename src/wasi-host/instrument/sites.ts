@@ -21,6 +21,7 @@ export const ENTRY = 6; // the function entry, just after the local declarations
 export const LOOP = 7; // a loop header, just after the loop's block type
 export const SYNC_OUT = 8; // before control may leave the function or enter another: call, return, throw, br to the function's label, its final end
 export const SYNC_IN = 9; // after control comes back: after a call, at the start of a catch
+export const BULK = 10; // before memory.fill, memory.copy or memory.init (32-bit length): a yield point weighted by its length
 
 export class SiteList {
   kind: Uint8Array;

@@ -52,6 +52,11 @@ const HAS_MAX = 0x01;
 const SHARED = 0x02;
 const IS_64 = 0x04;
 
+/** 1 for a 64-bit memory's (or table's) limits, else 0. */
+export function is64(limits: Limits): number {
+  return limits.flags & IS_64 ? 1 : 0;
+}
+
 export function readLimits(r: Reader): Limits {
   const start = r.pos;
   const flags = r.u8();
