@@ -5,7 +5,7 @@
 // output is allocated once at its exact length.
 import { lebWidth, putU32 } from './bytes.js';
 import type { DecodedModule } from './decode.js';
-import { APPEND, BULK, ENTRY, FUNC, INSERT, LOCALS, LOOP, REPLACE, SIZE, SiteList, SYNC_IN, SYNC_OUT, type Edit } from './sites.js';
+import { APPEND, FUNC, INSERT, LOCALS, REPLACE, SIZE, SiteList, type Edit } from './sites.js';
 
 const DEAD = 255; // a site inside bytes that a REPLACE removes
 
@@ -108,13 +108,6 @@ export function encodeModule(m: DecodedModule, edits: readonly Edit[], options: 
       case SIZE:
         leb = value[i]! + grows[i + 1]! - grows[endSite[i]!]!;
         break;
-      case ENTRY:
-      case LOOP:
-      case SYNC_OUT:
-      case SYNC_IN:
-      case BULK:
-        d = code ? code.at(kind[i]!, value[i]!).length : 0;
-        break;
       case REPLACE:
         d = data[i]!.length - len;
         break;
@@ -122,6 +115,10 @@ export function encodeModule(m: DecodedModule, edits: readonly Edit[], options: 
       case INSERT:
         d = data[i]!.length;
         break;
+      case DEAD:
+        break;
+      default: // code inserts
+        d = code ? code.at(kind[i]!, value[i]!).length : 0;
     }
     if (leb >= 0) {
       const w = lebWidth(leb, len);
@@ -155,16 +152,6 @@ export function encodeModule(m: DecodedModule, edits: readonly Edit[], options: 
         o = putU32(out, o, newValue[j]!, newWidth[j]!);
         cur = p + lens[j]!;
         break;
-      case ENTRY:
-      case LOOP:
-      case SYNC_OUT:
-      case SYNC_IN:
-      case BULK:
-        if (code) {
-          const ins = code.at(k, value[j]!);
-          for (let x = 0; x < ins.length; x++) out[o++] = ins[x]!;
-        }
-        break;
       case REPLACE:
       case APPEND:
       case INSERT: {
@@ -174,6 +161,11 @@ export function encodeModule(m: DecodedModule, edits: readonly Edit[], options: 
         if (k === REPLACE) cur = p + lens[j]!;
         break;
       }
+      default: // code inserts
+        if (code) {
+          const ins = code.at(k, value[j]!);
+          for (let x = 0; x < ins.length; x++) out[o++] = ins[x]!;
+        }
     }
   }
   out.set(bytes.subarray(cur), o);
