@@ -4,8 +4,9 @@
 // when it reaches zero it is reset to the interval and `tugboat.yield` is
 // called. A global lives in memory, and a loop that decrements one carries a
 // store-to-load dependency from iteration to iteration: measured on a tight
-// sieve loop, +42% time. So a function with loops copies the counter into a
-// new local at entry and counts there (+13% on the same loop), writing it back
+// sieve loop, +41-68% time. So a function with loops copies the counter into
+// a new local at entry and counts there (+3-39% on the same loop, mostly for
+// the call in the loop that V8 must plan for), writing it back
 // to the global before control can leave the function or enter another
 // (calls, imports included since they can throw; return, throw, a branch to
 // the function's label, its final end) and reading it again when control
