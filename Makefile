@@ -58,7 +58,7 @@ bench: fixtures $(STAMP)/daemons
 	@$(NODE) bench/cold-start.mjs
 	@$(NODE) bench/seccomp.mjs
 	@$(NODE) bench/compute.mjs
-	@for b in docker-start ctr-start density http pull; do \
+	@for b in compute-yield instrument docker-start ctr-start density http pull; do \
 	  $(NODE) scripts/bundle-bench.mjs $$b && $(NODE) build/bench/$$b.mjs || exit 1; \
 	done
 

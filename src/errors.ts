@@ -83,6 +83,40 @@ export class WasmError extends TugboatError {
   override readonly exitCode = 126;
 }
 
+/** A Wasm binary that breaks the binary format; `offset` is the byte where reading stopped. */
+export class WasmDecodeError extends WasmError {
+  constructor(
+    readonly offset: number,
+    reason: string,
+  ) {
+    super(`malformed Wasm module at byte 0x${offset.toString(16)}: ${reason}`);
+  }
+}
+
+/**
+ * A Wasm feature the instrumenter does not rewrite (GC, an opcode it does not
+ * know). The module may be valid; a shared host cannot make it preemptible.
+ */
+export class WasmUnsupportedError extends WasmError {
+  constructor(
+    readonly offset: number,
+    readonly feature: string,
+  ) {
+    super(`unsupported Wasm ${feature} at byte 0x${offset.toString(16)}`);
+  }
+}
+
+/** The module's initial memory is already above the container's memory limit: its OOM (137). */
+export class MemoryCapError extends TugboatError {
+  override readonly exitCode = 137;
+  constructor(
+    readonly minimumPages: number,
+    readonly maxPages: number,
+  ) {
+    super(`the module needs ${minimumPages} pages (64 KiB each) of memory at start, above the limit of ${maxPages} pages`);
+  }
+}
+
 /** The container's executable does not exist in its root filesystem (Docker's 127). */
 export class ExecutableNotFoundError extends TugboatError {
   static override readonly defaultKind: ErrorKind = 'NotFound';

@@ -1,0 +1,204 @@
+// The instrumenter's entry points: cap a module's memory and make its code
+// preemptible, in one decode and one encode. Pure: bytes in, bytes out.
+import { ConfigError, MemoryCapError, WasmUnsupportedError } from '../../errors.js';
+import { nameBytes, s32Bytes, u32Bytes } from './bytes.js';
+import { decodeModule, EXTERN, SEC, sectionRank, type Count, type DecodedModule } from './decode.js';
+import { encodeModule } from './encode.js';
+import { APPEND, INSERT, REPLACE, type Edit } from './sites.js';
+import { encodeLimits, is64, type Limits } from './types.js';
+import { LOCAL, YieldCode } from './yield-code.js';
+
+/** The import the host provides (made `WebAssembly.Suspending`); type [] -> []. */
+export const YIELD_IMPORT = { module: 'tugboat', name: 'yield' } as const;
+
+/**
+ * The export a module's start function becomes. A Suspending import throws
+ * when no WebAssembly.promising call is on the stack, and instantiation runs
+ * the start function outside any; so the host calls this export, through
+ * WebAssembly.promising, right after instantiating and before anything else.
+ */
+export const START_EXPORT = 'tugboat:start';
+
+/** Yield points between two calls of `tugboat.yield`: at 1,000 the calls cost ~15% of a compute-bound guest, 100,000 gains nothing measurable (bench/compute-yield). */
+export const DEFAULT_YIELD_INTERVAL = 10_000;
+
+/** Largest page count a 32-bit memory can have (4 GiB). */
+const MAX_PAGES_32 = 65_536;
+
+export interface InstrumentOptions {
+  /** Lower every memory's maximum to this many 64 KiB pages. */
+  maxMemoryPages?: number;
+  /** Insert yield points: a counter check at loop headers and at the entry of every function on a call cycle. */
+  yieldPoints?: { interval: number };
+}
+
+export interface MemoryCapReport {
+  /** Index in the memory index space (imports first). */
+  index: number;
+  imported: boolean;
+  minPages: number;
+  maxPagesBefore: number | undefined;
+  maxPagesAfter: number;
+}
+
+export interface YieldPointReport {
+  interval: number;
+  /** Loop headers with a check. */
+  loops: number;
+  /** Function entries with a check (functions on a cycle of the call graph). */
+  functionEntries: number;
+  /** memory.fill, memory.copy and memory.init, checked before they run, weighted by their length. */
+  bulkInstructions: number;
+  functionBodies: number;
+  /** Functions with loops whose counter lives in a local (the rest count on the global). */
+  localCounters: number;
+  /** Function index of the added import; defined functions at or above it moved up by one. */
+  importIndex: number;
+  /** Index of the added mutable i32 counter global. */
+  counterGlobal: number;
+  /** The name section's function indices were renumbered, or it was absent, or dropped because malformed. */
+  nameSection: 'renumbered' | 'absent' | 'dropped (malformed)';
+  /** Custom sections that describe code offsets (DWARF, branch hints, source maps), dropped because the code moved. */
+  droppedSections: string[];
+  /** START_EXPORT if the module had a start function, which the host must now call itself. */
+  startExport: string | undefined;
+}
+
+export interface InstrumentReport {
+  inputBytes: number;
+  outputBytes: number;
+  memories: MemoryCapReport[];
+  yieldPoints: YieldPointReport | undefined;
+}
+
+export interface InstrumentResult {
+  bytes: Uint8Array;
+  report: InstrumentReport;
+}
+
+function checkOptions(o: InstrumentOptions): void {
+  const p = o.maxMemoryPages;
+  if (p !== undefined && !(Number.isSafeInteger(p) && p >= 0)) {
+    throw new ConfigError(`memory cap must be a whole number of pages, got ${p}`);
+  }
+  const i = o.yieldPoints?.interval;
+  if (o.yieldPoints && !(Number.isInteger(i) && i! >= 1 && i! <= 0x7fffffff)) {
+    throw new ConfigError(`yield interval must be an integer from 1 to 2^31-1, got ${i}`);
+  }
+}
+
+/** Replaces a vector's count. */
+function recount(count: Count, value: number): Edit {
+  return { kind: REPLACE, pos: count.pos, len: count.width, data: u32Bytes(value, count.width) };
+}
+
+/** A whole new section, inserted where its id belongs in the section order. */
+function newSection(m: DecodedModule, id: number, entries: number[]): Edit {
+  const payload = [...u32Bytes(1), ...entries];
+  const rank = sectionRank(id);
+  const before = m.sections.find((s) => s.id !== SEC.custom && sectionRank(s.id) > rank);
+  const data = new Uint8Array([id, ...u32Bytes(payload.length), ...payload]);
+  return { kind: INSERT, pos: before?.start ?? m.bytes.length, len: 0, data };
+}
+
+/** Adds one entry to a vector section: appended with a new count, or as a new section. */
+function addEntry(m: DecodedModule, id: number, count: Count | undefined, entry: number[]): Edit[] {
+  const section = m.sections.find((s) => s.id === id);
+  if (!section || !count) return [newSection(m, id, entry)];
+  return [recount(count, count.value + 1), { kind: APPEND, pos: section.end, len: 0, data: new Uint8Array(entry) }];
+}
+
+function capMemories(m: DecodedModule, maxPages: number, edits: Edit[]): MemoryCapReport[] {
+  const memories: { limits: Limits; imported: boolean }[] = [
+    ...(m.imports?.entries ?? []).filter((e) => e.kind === EXTERN.memory).map((e) => ({ limits: e.limits!, imported: true })),
+    ...m.memories.map((limits) => ({ limits, imported: false })),
+  ];
+  return memories.map(({ limits, imported }, index) => {
+    if (limits.min > maxPages) throw new MemoryCapError(limits.min, maxPages);
+    const ceiling = is64(limits) ? maxPages : Math.min(maxPages, MAX_PAGES_32);
+    const max = limits.max === undefined ? ceiling : Math.min(limits.max, ceiling);
+    if (max !== limits.max) {
+      edits.push({ kind: REPLACE, pos: limits.start, len: limits.end - limits.start, data: encodeLimits(limits.flags, limits.min, max) });
+    }
+    return { index, imported, minPages: limits.min, maxPagesBefore: limits.max, maxPagesAfter: max };
+  });
+}
+
+// Custom sections whose contents point into the code section by offset.
+const CODE_OFFSET_SECTIONS = /^(\.debug_|metadata\.code\.|sourceMappingURL$|reloc\.|linking$)/;
+
+function addYieldPoints(m: DecodedModule, interval: number, edits: Edit[]): { report: YieldPointReport; code: YieldCode; shiftFrom: number } {
+  // The [] -> [] type for the import: an existing one, or a new last type.
+  let typeIndex = m.types?.emptyFuncType ?? -1;
+  if (typeIndex < 0) {
+    typeIndex = m.types?.count.value ?? 0;
+    edits.push(...addEntry(m, SEC.type, m.types?.count, [0x60, 0x00, 0x00]));
+  }
+  // The import goes after every existing import, so it takes function index
+  // `importedFuncs` and every defined function moves up by one.
+  const importIndex = m.importedFuncs;
+  edits.push(...addEntry(m, SEC.import, m.imports?.count, [...nameBytes(YIELD_IMPORT.module), ...nameBytes(YIELD_IMPORT.name), EXTERN.func, ...u32Bytes(typeIndex)]));
+  // The counter: a mutable i32 global after every existing one.
+  const counterGlobal = m.importedGlobals + (m.globals?.count.value ?? 0);
+  edits.push(...addEntry(m, SEC.global, m.globals?.count, [0x7f, 0x01, 0x41, ...s32Bytes(interval), 0x0b]));
+
+  // The start function, exported under START_EXPORT instead of run by instantiation.
+  let startExport: string | undefined;
+  if (m.start !== undefined) {
+    const section = m.sections.find((s) => s.id === SEC.start)!;
+    if (m.exports?.names.has(START_EXPORT)) {
+      const exports = m.sections.find((s) => s.id === SEC.export)!;
+      throw new WasmUnsupportedError(exports.start, `export name ${JSON.stringify(START_EXPORT)} (reserved for the start function)`);
+    }
+    edits.push({ kind: REPLACE, pos: section.start, len: section.end - section.start, data: new Uint8Array(0) });
+    const index = m.start >= importIndex ? m.start + 1 : m.start;
+    edits.push(...addEntry(m, SEC.export, m.exports?.count, [...nameBytes(START_EXPORT), EXTERN.func, ...u32Bytes(index)]));
+    startExport = START_EXPORT;
+  }
+
+  const droppedSections: string[] = [];
+  for (const s of m.sections) {
+    const malformedNames = s.name === 'name' && m.names === 'malformed';
+    if (s.id === SEC.custom && (malformedNames || CODE_OFFSET_SECTIONS.test(s.name ?? ''))) {
+      edits.push({ kind: REPLACE, pos: s.start, len: s.end - s.start, data: new Uint8Array(0) });
+      if (!malformedNames) droppedSections.push(s.name!);
+    }
+  }
+  const code = new YieldCode(m.bodies, counterGlobal, importIndex, interval);
+  let loops = 0;
+  let functionEntries = 0;
+  let localCounters = 0;
+  let bulkInstructions = 0;
+  for (let i = 0; i < m.bodies.count; i++) {
+    loops += m.bodies.loops[i]!;
+    bulkInstructions += m.bodies.bulk[i]!;
+    if (m.bodies.mayRecurse[i]) functionEntries++;
+    if (code.modes[i] === LOCAL) localCounters++;
+  }
+  const nameSection = m.names === 'decoded' ? 'renumbered' : m.names === 'malformed' ? 'dropped (malformed)' : 'absent';
+  return {
+    report: { interval, loops, functionEntries, bulkInstructions, functionBodies: m.bodies.count, localCounters, importIndex, counterGlobal, nameSection, droppedSections, startExport },
+    code,
+    shiftFrom: importIndex,
+  };
+}
+
+export function instrument(bytes: Uint8Array, options: InstrumentOptions): InstrumentResult {
+  checkOptions(options);
+  const m = decodeModule(bytes, { code: options.yieldPoints !== undefined });
+  const edits: Edit[] = [];
+  const memories = options.maxMemoryPages === undefined ? [] : capMemories(m, options.maxMemoryPages, edits);
+  const yp = options.yieldPoints ? addYieldPoints(m, options.yieldPoints.interval, edits) : undefined;
+  const out = encodeModule(m, edits, { funcShiftFrom: yp?.shiftFrom ?? Infinity, code: yp?.code });
+  return { bytes: out, report: { inputBytes: bytes.length, outputBytes: out.length, memories, yieldPoints: yp?.report } };
+}
+
+/** Lowers the maximum of every memory (memory 0 for every toolchain in use) to `maxPages`. */
+export function capMemory(bytes: Uint8Array, maxPages: number): Uint8Array {
+  return instrument(bytes, { maxMemoryPages: maxPages }).bytes;
+}
+
+/** Adds the `tugboat.yield` import and a yield check at every loop header and at the entry of every function on a call cycle. */
+export function insertYieldPoints(bytes: Uint8Array, options: { interval: number }): Uint8Array {
+  return instrument(bytes, { yieldPoints: options }).bytes;
+}
