@@ -1,0 +1,60 @@
+// bench/idle-pss: memory of one idle Wasm container, as the proportional set
+// size (PSS) of every process in its cgroup (the container's init and what
+// it started), next to a busybox `sleep` container as the baseline. Both run
+// through `tugboat run` and are measured once they sit idle.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FIXTURES, TUGBOAT, workspace } from './lib.mjs';
+
+const runs = Number(process.env.BENCH_RUNS ?? 3);
+const { dir } = workspace('idle-pss');
+const root = join(dir, 'store');
+
+function pssKiB(pid) {
+  try {
+    return Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** The cgroup.procs file of a `tugboat run` container (cgroup v1 memory controller or v2). */
+function procsFile(name) {
+  for (const base of ['/sys/fs/cgroup/memory', '/sys/fs/cgroup']) {
+    const f = join(base, 'tugboat', name, 'cgroup.procs');
+    if (existsSync(f)) return f;
+  }
+  return undefined;
+}
+
+async function idlePss(image, args, i) {
+  const name = `pss-${process.pid}-${i}`;
+  const child = spawn(TUGBOAT, ['--root', root, 'run', '--rm', '--name', name, image, ...args], { stdio: 'ignore' });
+  const ended = new Promise((r) => child.once('exit', r));
+  let file;
+  for (let t = 0; t < 100 && !(file = procsFile(name)); t++) await new Promise((r) => setTimeout(r, 100));
+  if (!file) throw new Error(`container ${name} did not start`);
+  await new Promise((r) => setTimeout(r, 1500)); // idle
+  const pids = readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number);
+  const kib = pids.reduce((s, p) => s + pssKiB(p), 0);
+  child.kill('SIGTERM');
+  await ended;
+  return { kib, procs: pids.length };
+}
+
+const cases = {
+  'busybox sleep (baseline)': [`oci:${join(FIXTURES, 'busybox')}:latest`, ['sleep', '60']],
+  'wasm sleep (exitcode.wasm)': [`oci:${join(FIXTURES, 'wasm')}:exitcode`, ['sleep', '60']],
+};
+const out = {};
+for (let i = 0; i < runs; i++) {
+  for (const [label, [image, args]] of Object.entries(cases)) (out[label] ??= []).push(await idlePss(image, args, `${i}-${label.length}`));
+}
+console.log(`\nidle container PSS (every process in its cgroup), median of ${runs}`);
+const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const base = med(out['busybox sleep (baseline)'].map((r) => r.kib));
+for (const [label, rs] of Object.entries(out)) {
+  const kib = med(rs.map((r) => r.kib));
+  console.log(`  ${label.padEnd(44)} ${(kib / 1024).toFixed(2).padStart(8)} MiB in ${rs[0].procs} processes   ${(kib / base).toFixed(2)}x`);
+}
