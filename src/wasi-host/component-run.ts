@@ -16,8 +16,8 @@ import { parentPort } from 'node:worker_threads';
 import * as p2 from '@bytecodealliance/preview2-shim';
 import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { componentExit, componentOutcome } from './component-outcome.js';
-import { envListToObject, type GuestConfig } from './guest-config.js';
-import type { WorkerResult } from './worker.js';
+import { defaultPreopens, envListToObject, guestPreopens, type GuestConfig } from './guest-config.js';
+import type { GuestOutcome } from './outcome.js';
 
 export interface ComponentWorkerInput {
   modulePath: string;
@@ -78,9 +78,9 @@ export function fdOutputStream(fd: number): OutputStream {
 }
 
 export function componentPreopens(config: GuestConfig, cwd: string): Record<string, string> {
-  // As for preview1 (worker.ts defaultPreopens): the container root, then the
-  // working directory as "." so that relative paths resolve against it.
-  return config.preopens ?? (cwd === '/' ? { '/': '/' } : { '/': '/', '.': cwd });
+  // As for preview1: the container root, then the working directory as "."
+  // so that relative paths resolve against it.
+  return Object.fromEntries((guestPreopens(config) ?? defaultPreopens(cwd)).map((p) => [p.guest, p.path]));
 }
 
 export function componentShim(config: GuestConfig): WASIShim {
@@ -131,7 +131,7 @@ function runExport(instance: Record<string, unknown>): (() => unknown) | undefin
   return undefined;
 }
 
-async function runCommand(input: ComponentWorkerInput): Promise<WorkerResult> {
+async function runCommand(input: ComponentWorkerInput): Promise<GuestOutcome> {
   let instance: Record<string, unknown>;
   try {
     instance = await loadComponent(input.config, componentShim(input.config).getImportObject());
@@ -210,7 +210,7 @@ export function guardedHandler(types: HttpTypes, handle: (request: unknown, out:
  * instance per request (components built by componentize-js answer one
  * request per instance). The main thread proxies the public port to it.
  */
-async function serveHttp(input: ComponentWorkerInput): Promise<WorkerResult | undefined> {
+async function serveHttp(input: ComponentWorkerInput): Promise<GuestOutcome | undefined> {
   const component = input.config.component!;
   const imports = componentShim(input.config).getImportObject() as unknown as Record<string, unknown>;
   const types = imports['wasi:http/types'] as HttpTypes;
@@ -257,7 +257,7 @@ export function runComponentWorker(): void {
     const run = input.config.component?.world === 'http' ? serveHttp(input) : runCommand(input);
     void run.then(
       (result) => result && parentPort?.postMessage(result),
-      (err: unknown) => parentPort?.postMessage({ kind: 'error', message: (err as Error).message ?? String(err) } satisfies WorkerResult),
+      (err: unknown) => parentPort?.postMessage({ kind: 'error', message: (err as Error).message ?? String(err) } satisfies GuestOutcome),
     );
   });
 }

@@ -10,14 +10,53 @@ export interface GuestConfig {
   args: string[];
   /** The guest's environment as KEY=VALUE strings, exactly as in the OCI spec. */
   env: string[];
-  /** Guest path → container path. Defaults to {"/": "/"}: the container root. */
-  preopens?: Record<string, string>;
+  /**
+   * Directories the guest sees, in order (guest path → container path).
+   * Default: the root as "/", then the working directory as ".". The older
+   * object form ({"/": "/"}) is accepted too.
+   */
+  preopens?: Preopen[] | Record<string, string>;
+  /** Host path of the guest's root directory: "/" inside a container (default), a rootfs directory at `process` level. */
+  root?: string;
+  /** The working directory inside the root (default: the process's own, which runc sets). */
+  cwd?: string;
+  /** The module's path inside the root, when detection already resolved it; else args[0] is looked up (PATH rule). */
+  module?: string;
+  /** Which preview1 implementation runs a core module: Tugboat's own (default) or node:wasi (annotation io.tugboat.wasi=uvwasi). */
+  backend?: WasiBackend;
   /**
    * Set for a Wasm component: where its transpiled form (jco output, see
    * src/linux-runtime/component-cache.ts) is mounted inside the container.
    * Without it the host runs args[0] as a preview1 core module.
    */
   component?: GuestComponent;
+}
+
+export type WasiBackend = 'tugboat' | 'uvwasi';
+export const WASI_BACKENDS: readonly WasiBackend[] = ['tugboat', 'uvwasi'];
+
+export interface Preopen {
+  guest: string;
+  path: string;
+  readonly?: boolean;
+}
+
+/** The preopens as an ordered list, whichever form the config used; undefined means the default. */
+export function guestPreopens(config: GuestConfig): Preopen[] | undefined {
+  const p = config.preopens;
+  if (p === undefined) return undefined;
+  if (Array.isArray(p)) return p;
+  return Object.entries(p).map(([guest, path]) => ({ guest, path }));
+}
+
+/**
+ * The preopens of a container's guest when none are configured: the root as
+ * "/", then the working directory as "." (wasi-libc resolves a relative path
+ * against the last preopen that matches, so the order is what makes relative
+ * paths land in the working directory).
+ */
+export function defaultPreopens(cwd: string): Preopen[] {
+  return cwd === '/' ? [{ guest: '/', path: '/' }] : [{ guest: '/', path: '/' }, { guest: '.', path: cwd }];
 }
 
 export interface GuestComponent {
@@ -56,12 +95,17 @@ function isGuestConfig(v: unknown): v is GuestConfig {
   const c = v as Record<string, unknown>;
   if (!isStringArray(c.args) || c.args.length === 0 || !isStringArray(c.env)) return false;
   if (c.component !== undefined && !isGuestComponent(c.component)) return false;
+  for (const k of ['root', 'cwd', 'module'] as const) if (c[k] !== undefined && (typeof c[k] !== 'string' || !(c[k] as string).startsWith('/'))) return false;
+  if (c.backend !== undefined && !WASI_BACKENDS.includes(c.backend as WasiBackend)) return false;
   if (c.preopens === undefined) return true;
-  return (
-    typeof c.preopens === 'object' &&
-    c.preopens !== null &&
-    Object.values(c.preopens).every((x) => typeof x === 'string')
-  );
+  if (Array.isArray(c.preopens)) return c.preopens.every(isPreopen);
+  return typeof c.preopens === 'object' && c.preopens !== null && Object.values(c.preopens).every((x) => typeof x === 'string');
+}
+
+function isPreopen(v: unknown): v is Preopen {
+  if (typeof v !== 'object' || v === null) return false;
+  const p = v as Record<string, unknown>;
+  return typeof p.guest === 'string' && p.guest !== '' && typeof p.path === 'string' && p.path.startsWith('/') && (p.readonly === undefined || typeof p.readonly === 'boolean');
 }
 
 function isGuestComponent(v: unknown): v is GuestComponent {

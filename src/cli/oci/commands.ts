@@ -105,7 +105,7 @@ async function exec(ctx: Context): Promise<number> {
   const extraEnv = p.flags.filter((f) => f.name === 'env' || f.name === 'e').map((f) => f.value ?? '');
   const guest = encodeGuestConfig({ args, env: [...containerGuestEnv(derived), ...extraEnv] });
   const head = runcArgv(p).slice(0, p.argv.length - args.length);
-  return runRunc(ctx.runc, [...head.slice(0, -1), '--env', `${GUEST_ENV_VAR}=${guest}`, head.at(-1)!, ...hostArgv(kit)], preservedFds(p));
+  return runRunc(ctx.runc, [...head.slice(0, -1), '--env', `${GUEST_ENV_VAR}=${guest}`, head.at(-1)!, ...hostArgv(kit, false)], preservedFds(p));
 }
 
 async function del(ctx: Context): Promise<number> {

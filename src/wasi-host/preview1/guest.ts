@@ -23,21 +23,11 @@ import { LISTENER_RIGHTS, preopenRights, STREAM_RIGHTS } from './rights.js';
 import { Listener, socketOps } from './sockets.js';
 import { stdioStream } from './streams.js';
 import { O, sys } from './sys.js';
+import { defaultPreopens, type Preopen } from '../guest-config.js';
+import { isTrap, type GuestOutcome } from '../outcome.js';
 
-export type GuestOutcome =
-  | { kind: 'exit'; code: number }
-  | { kind: 'trap'; message: string }
-  | { kind: 'signal'; signal: number }
-  | { kind: 'link'; message: string }
-  | { kind: 'oom' }
-  | { kind: 'error'; message: string };
-
-/** A directory the guest sees: guest name → container path (inside the root). */
-export interface Preopen {
-  guest: string;
-  path: string;
-  readonly?: boolean;
-}
+export type { GuestOutcome, Preopen };
+export { defaultPreopens };
 
 export interface GuestOptions {
   args: readonly string[];
@@ -58,15 +48,6 @@ export interface GuestOptions {
 }
 
 const NEVER = new Promise<never>(() => undefined);
-
-function isTrap(err: unknown): err is Error {
-  return err instanceof WebAssembly.RuntimeError || (err instanceof RangeError && /call stack/i.test(err.message));
-}
-
-/** The preopens a container's guest gets when none are configured: "/" then "." (wasi-libc resolves relative paths against the last matching one). */
-export function defaultPreopens(cwd: string): Preopen[] {
-  return cwd === '/' ? [{ guest: '/', path: '/' }] : [{ guest: '/', path: '/' }, { guest: '.', path: cwd }];
-}
 
 export class Guest {
   private readonly fds = new FdTable<Handle>();

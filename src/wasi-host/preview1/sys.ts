@@ -51,6 +51,8 @@ export interface Sys {
   shutdown(fd: number, how: number): void;
   /** A new descriptor for the same open file description (F_DUPFD_CLOEXEC). */
   dup(fd: number): number;
+  /** Unblocks a signal on the calling thread (sigprocmask). */
+  unblockSignal(signo: number): void;
 }
 
 const SYS_OPENAT2 = 437; // x86_64 and arm64 alike
@@ -58,6 +60,7 @@ const OPEN_HOW_SIZE = 24;
 const F_GETFL = 3;
 const F_SETFL = 4;
 const F_DUPFD_CLOEXEC = 1030;
+const SIG_UNBLOCK = 1;
 
 let loaded: Sys | undefined;
 
@@ -87,6 +90,7 @@ function load(): Sys {
   const fadvise = f('int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)');
   const fallocate = f('int posix_fallocate(int fd, int64_t offset, int64_t len)');
   const shutdown = f('int shutdown(int fd, int how)');
+  const sigprocmask = f('int sigprocmask(int how, void *set, void *old)');
   const how = Buffer.alloc(OPEN_HOW_SIZE);
 
   /** -1 means failure with errno set (the libc convention). */
@@ -129,6 +133,11 @@ function load(): Sys {
     },
     shutdown: (fd, how_) => void check(shutdown(fd, how_)),
     dup: (fd) => check(fcntl(fd, F_DUPFD_CLOEXEC, 0)),
+    unblockSignal(signo) {
+      const set = Buffer.alloc(128); // glibc's sigset_t
+      set[(signo - 1) >> 3]! |= 1 << ((signo - 1) & 7);
+      check(sigprocmask(SIG_UNBLOCK, set, null));
+    },
   };
 }
 
