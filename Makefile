@@ -30,11 +30,12 @@ $(STAMP)/daemons: scripts/setup-daemons.sh
 	@mkdir -p $(STAMP) && touch $@
 
 build: setup
-	@echo "==> build (tsc, WASI host bundle, runtime kit, examples)"
+	@echo "==> build (tsc, WASI host bundle, runtime kit, examples, test guests)"
 	@$(NODE) node_modules/typescript/bin/tsc -p tsconfig.json
 	@$(NODE) scripts/bundle-host.mjs
 	@scripts/build-kit.sh
 	@examples/rust-wasm/build.sh
+	@test/guests/build.sh
 
 typecheck: setup
 	@$(NODE) node_modules/typescript/bin/tsc -p tsconfig.json --noEmit

@@ -237,7 +237,7 @@ export function fdOps(ctx: Ctx): { sync: Record<string, WasiFn>; suspending: Rec
     fd_filestat_set_times(fd: number, atim: bigint, mtim: bigint, flags: number): number {
       const e = fds.get(fd, R.FD_FILESTAT_SET_TIMES);
       const times = timespecs(atim, mtim, flags);
-      sys().utimensat(hostFdOf(e), null, times, 0);
+      sys().futimens(hostFdOf(e), times);
       return E.SUCCESS;
     },
     fd_pread(fd: number, iovsPtr: number, iovsLen: number, offset: bigint, nreadPtr: number): number {

@@ -41,7 +41,8 @@ export interface Sys {
   /** Bytes written into buf (the kernel truncates silently, as readlink(2) does). */
   readlinkat(dirfd: number, path: Buffer, buf: Buffer): number;
   statx(dirfd: number, path: Buffer, flags: number, buf: Buffer): void;
-  utimensat(dirfd: number, path: Buffer | null, times: Buffer, flags: number): void;
+  utimensat(dirfd: number, path: Buffer, times: Buffer, flags: number): void;
+  futimens(fd: number, times: Buffer): void;
   getdents64(fd: number, buf: Buffer): number;
   lseek(fd: number, offset: bigint, whence: number): bigint;
   getfl(fd: number): number;
@@ -84,6 +85,7 @@ function load(): Sys {
   const readlinkat = f('long readlinkat(int dirfd, void *path, void *buf, size_t size)');
   const statx = f('int statx(int dirfd, void *path, int flags, uint32_t mask, void *buf)');
   const utimensat = f('int utimensat(int dirfd, void *path, void *times, int flags)');
+  const futimens = f('int futimens(int fd, void *times)');
   const getdents64 = f('long getdents64(int fd, void *buf, size_t size)');
   const lseek = f('int64_t lseek(int fd, int64_t offset, int whence)');
   const fcntl = f('int fcntl(int fd, int cmd, int arg)');
@@ -115,6 +117,7 @@ function load(): Sys {
     readlinkat: (dirfd, path, buf) => check(readlinkat(dirfd, path, buf, buf.length)),
     statx: (dirfd, path, flags, buf) => void check(statx(dirfd, path, flags, STATX_BASIC, buf)),
     utimensat: (dirfd, path, times, flags) => void check(utimensat(dirfd, path, times, flags)),
+    futimens: (fd, times) => void check(futimens(fd, times)),
     getdents64: (fd, buf) => check(getdents64(fd, buf, buf.length)),
     lseek(fd, offset, whence) {
       const r = BigInt(lseek(fd, offset, whence));
