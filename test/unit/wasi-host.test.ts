@@ -1,11 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeGuestConfig, encodeGuestConfig, envListToObject } from '../../src/wasi-host/guest-config.js';
+import { decodeGuestConfig, defaultPreopens, encodeGuestConfig, envListToObject, guestPreopens } from '../../src/wasi-host/guest-config.js';
 import { guestExitStatus, signalExitStatus } from '../../src/wasi-host/exit-status.js';
-import { resolveModulePath } from '../../src/wasi-host/module-path.js';
-import { defaultPreopens } from '../../src/wasi-host/worker.js';
+import { ending } from '../../src/wasi-host/outcome.js';
 
 describe('guest config', () => {
   it('round-trips', () => {
@@ -37,22 +33,36 @@ describe('exit statuses', () => {
   });
 });
 
-describe('module lookup and preopens', () => {
-  it('resolves paths and PATH names', () => {
-    const d = mkdtempSync(join(tmpdir(), 'modpath-'));
-    try {
-      mkdirSync(join(d, 'bin'));
-      writeFileSync(join(d, 'bin', 'm.wasm'), '');
-      expect(resolveModulePath('bin/m.wasm', [], d)).toBe(join(d, 'bin', 'm.wasm'));
-      expect(resolveModulePath('m.wasm', [`PATH=/nope:${d}/bin`], '/')).toBe(join(d, 'bin', 'm.wasm'));
-      expect(resolveModulePath('missing.wasm', [`PATH=${d}/bin`], '/')).toBeUndefined();
-      expect(resolveModulePath('', [], '/')).toBeUndefined();
-    } finally {
-      rmSync(d, { recursive: true });
-    }
+describe('outcome → exit status (the one mapping)', () => {
+  it.each([
+    [{ kind: 'exit', code: 3 } as const, 3, undefined],
+    [{ kind: 'exit', code: 256 } as const, 1, undefined],
+    [{ kind: 'signal', signal: 15 } as const, 143, undefined],
+    [{ kind: 'trap', message: 'unreachable' } as const, 134, 'wasm trap in /m.wasm: unreachable'],
+    [{ kind: 'oom' } as const, 137, "/m.wasm: out of memory (the guest's memory cap)"],
+    [{ kind: 'link', message: 'no _start' } as const, 126, '/m.wasm: no _start'],
+    [{ kind: 'error', message: 'boom' } as const, 125, '/m.wasm: boom'],
+  ])('%j → %i', (outcome, status, message) => {
+    expect(ending(outcome, '/m.wasm')).toEqual(message === undefined ? { status } : { status, message });
   });
+});
+
+describe('preopens', () => {
   it('registers "/" before "." so relative paths use the working directory', () => {
-    expect(Object.keys(defaultPreopens('/work'))).toEqual(['/', '.']);
-    expect(defaultPreopens('/')).toEqual({ '/': '/' });
+    expect(defaultPreopens('/work').map((p) => p.guest)).toEqual(['/', '.']);
+    expect(defaultPreopens('/')).toEqual([{ guest: '/', path: '/' }]);
+  });
+  it('accepts the ordered list and the older object form', () => {
+    const list = [{ guest: '/data', path: '/mnt/data', readonly: true }];
+    expect(guestPreopens(decodeGuestConfig(JSON.stringify({ args: ['a'], env: [], preopens: list })))).toEqual(list);
+    expect(guestPreopens({ args: ['a'], env: [], preopens: { '/': '/' } })).toEqual([{ guest: '/', path: '/' }]);
+    expect(guestPreopens({ args: ['a'], env: [] })).toBeUndefined();
+  });
+  it.each([
+    '{"args":["a"],"env":[],"preopens":[{"guest":"/","path":"relative"}]}',
+    '{"args":["a"],"env":[],"root":"relative"}',
+    '{"args":["a"],"env":[],"backend":"wasmtime"}',
+  ])('rejects %s', (raw) => {
+    expect(() => decodeGuestConfig(raw)).toThrow(/TUGBOAT_GUEST/);
   });
 });
