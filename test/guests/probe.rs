@@ -7,6 +7,7 @@
 //   probe sleep S       print "sleeping" and sleep S seconds
 //   probe readlink      print "reading" on stdout and block reading stdin
 //   probe escape PATH   try to read PATH through fd 3 and write PATH.pwned; print results
+//   probe race PATH N   open PATH N times while the test swaps its parent for a symlink
 use std::env;
 use std::io::Write;
 
@@ -375,6 +376,30 @@ fn main() {
             }
             let pw = format!("{}.pwned", rel);
             say("write", open_code(3, pw.as_bytes(), true, O_CREAT, R_WRITE));
+        }
+        "race" => {
+            // Opens PATH (through fd 3, "/") again and again while someone swaps its
+            // parent between a directory and a symlink; prints each distinct content read.
+            let path = args.get(2).cloned().unwrap_or_default();
+            let rounds: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1000);
+            let rel = path.trim_start_matches('/').to_string();
+            let pw = format!("{}.pwned", rel);
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..rounds {
+                if let Ok(fd) = open(3, rel.as_bytes(), true, 0, R_READ, 0) {
+                    seen.insert(String::from_utf8_lossy(&read_all(fd)).into_owned());
+                    unsafe { fd_close(fd) };
+                }
+                if let Ok(fd) = open(3, pw.as_bytes(), true, O_CREAT, R_WRITE, 0) {
+                    write_fd(fd, b"pwned");
+                    unsafe { fd_close(fd) };
+                    unsafe { path_unlink_file(3, pw.as_ptr(), pw.len()) };
+                }
+            }
+            for s in seen {
+                say("got", s);
+            }
+            say("done", rounds);
         }
         other => {
             eprintln!("probe: unknown mode {}", other);
