@@ -58,6 +58,8 @@ demo: fixtures
 bench: fixtures $(STAMP)/daemons
 	@$(NODE) bench/cold-start.mjs
 	@$(NODE) bench/compute.mjs
+	@$(NODE) bench/syscalls.mjs
+	@$(NODE) bench/idle-pss.mjs
 	@for b in docker-start ctr-start density http; do \
 	  $(NODE) scripts/bundle-bench.mjs $$b && $(NODE) build/bench/$$b.mjs || exit 1; \
 	done

@@ -2,14 +2,14 @@
 // guest's directory descriptor (resolve.ts); operations on a final component
 // that must not be followed are *at() calls on its resolved parent.
 import { isUtf8 } from 'node:buffer';
-import { closeSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { E, FDFLAGS, FILETYPE, LOOKUP_SYMLINK_FOLLOW, OFLAGS, R } from './abi.js';
 import type { Ctx, Entry, Handle, WasiFn } from './context.js';
 import { WasiError } from './errno.js';
 import { need, timespecs } from './fd-ops.js';
 import { openAt, parentOf, procFdPath, releaseParent, type DirRef, type Parent } from './resolve.js';
 import { DIR_RIGHTS, FILE_RIGHTS, STREAM_RIGHTS } from './rights.js';
-import { lstatAt, statFd, writeFilestat } from './stat.js';
+import { filetypeOfMode, lstatAt, statFd, writeFilestat } from './stat.js';
 import { pipeStream, SyncStream, ttyStream } from './streams.js';
 import { AT, O, sys } from './sys.js';
 
@@ -20,7 +20,8 @@ const SLASH = 0x2f;
 export function guestPath(bytes: Uint8Array): Buffer {
   if (bytes.includes(0)) throw new WasiError(E.INVAL);
   if (!isUtf8(bytes)) throw new WasiError(E.ILSEQ);
-  return Buffer.from(bytes);
+  // A view, not a copy: guest memory cannot change while the host serves the guest's call.
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
 function trailingSlash(p: Uint8Array): boolean {
@@ -67,7 +68,7 @@ export function pathOps(ctx: Ctx): { sync: Record<string, WasiFn>; suspending: R
 
   /** The entry for a freshly opened host fd, by what it turned out to be. */
   const entryFor = (fd: number, parent: Entry, base: bigint, inheriting: bigint, read: boolean, write: boolean, fdflags: number): Entry => {
-    const st = statFd(fd);
+    const st = { filetype: filetypeOfMode(fstatSync(fd).mode) };
     let handle: Handle;
     let max: bigint;
     let filetype = st.filetype;

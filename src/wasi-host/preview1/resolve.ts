@@ -67,6 +67,15 @@ function cstr(bytes: Uint8Array): Buffer {
   return b;
 }
 
+/** A NUL-terminated copy in a buffer reused by every call: only for a path the kernel consumes at once. */
+let scratch = Buffer.allocUnsafe(4096);
+function scratchCstr(bytes: Uint8Array): Buffer {
+  if (bytes.length + 1 > scratch.length) scratch = Buffer.allocUnsafe(bytes.length + 1);
+  scratch.set(bytes);
+  scratch[bytes.length] = 0;
+  return scratch;
+}
+
 function join(prefix: Buffer | undefined, path: Uint8Array): Uint8Array {
   if (!prefix || path[0] === SLASH) return path;
   return Buffer.concat([prefix, Buffer.from('/'), path]);
@@ -90,7 +99,7 @@ export function openAt(dir: DirRef, path: Uint8Array, flags: number, mode: numbe
   mode = flags & O.CREAT ? mode : 0;
   if (useOpenat2()) {
     try {
-      return sys().openat2(dir.fd, cstr(full), f, mode, resolveFlags(dir.mode));
+      return sys().openat2(dir.fd, scratchCstr(full), f, mode, resolveFlags(dir.mode));
     } catch (err) {
       if (!(err instanceof WasiError)) throw err;
       if (err.errno === E.XDEV) escape();
