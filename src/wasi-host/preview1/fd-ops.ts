@@ -5,7 +5,7 @@ import { fdatasyncSync, fsyncSync, ftruncateSync, readvSync, writevSync } from '
 import {
   ADVICE_MAX, DIRENT_SIZE, E, FDFLAGS, FDSTAT_SIZE, FILETYPE, FSTFLAGS, PRESTAT_SIZE, PREOPENTYPE_DIR, R, WHENCE,
 } from './abi.js';
-import type { Ctx, DirListingEntry, Entry, Handle, WasiFn } from './context.js';
+import type { Ctx, DirListingEntry, Entry, WasiFn } from './context.js';
 import { WasiError } from './errno.js';
 import { totalLength } from './memory.js';
 import { filetypeOfDtype, lstatAt, statFd, writeFilestat } from './stat.js';
@@ -116,14 +116,12 @@ export function fdOps(ctx: Ctx): { sync: Record<string, WasiFn>; suspending: Rec
     return need(e, rights);
   };
 
-  const readStream = (stream: GuestStream, entry: Entry, iovsPtr: number, iovsLen: number, nreadPtr: number): number | Promise<number> => {
-    const attempt = (): number | undefined => {
-      const iovs = mem.iovecs(iovsPtr, iovsLen);
-      const got = stream.tryRead(totalLength(iovs));
-      if (got === undefined) return undefined;
-      mem.setU32(nreadPtr, got === null ? 0 : scatter(got, iovs));
-      return E.SUCCESS;
-    };
+  /**
+   * A stream call that may block: `attempt` returns undefined when it would.
+   * With NONBLOCK that is EAGAIN; otherwise the guest suspends until the
+   * stream's state changes, then tries again.
+   */
+  const blocking = (stream: GuestStream, entry: Entry, attempt: () => number | undefined): number | Promise<number> => {
     const now = attempt();
     if (now !== undefined) return now;
     if (entry.fdflags & FDFLAGS.NONBLOCK) return E.AGAIN;
@@ -136,29 +134,23 @@ export function fdOps(ctx: Ctx): { sync: Record<string, WasiFn>; suspending: Rec
     })();
   };
 
-  const writeStream = (stream: GuestStream, entry: Entry, iovsPtr: number, iovsLen: number, nwrittenPtr: number): number | Promise<number> => {
-    const attempt = (): number | undefined => {
+  const readStream = (stream: GuestStream, entry: Entry, iovsPtr: number, iovsLen: number, nreadPtr: number) =>
+    blocking(stream, entry, () => {
+      const iovs = mem.iovecs(iovsPtr, iovsLen);
+      const got = stream.tryRead(totalLength(iovs));
+      if (got === undefined) return undefined;
+      mem.setU32(nreadPtr, got === null ? 0 : scatter(got, iovs));
+      return E.SUCCESS;
+    });
+
+  const writeStream = (stream: GuestStream, entry: Entry, iovsPtr: number, iovsLen: number, nwrittenPtr: number) =>
+    blocking(stream, entry, () => {
       const data = gather(mem.iovecs(iovsPtr, iovsLen));
-      if (data.length === 0) {
-        mem.setU32(nwrittenPtr, 0);
-        return E.SUCCESS;
-      }
-      const n = stream.tryWrite(data);
+      const n = data.length === 0 ? 0 : stream.tryWrite(data);
       if (n === undefined) return undefined;
       mem.setU32(nwrittenPtr, n);
       return E.SUCCESS;
-    };
-    const now = attempt();
-    if (now !== undefined) return now;
-    if (entry.fdflags & FDFLAGS.NONBLOCK) return E.AGAIN;
-    return (async () => {
-      for (;;) {
-        await stream.wait(ctx.signal);
-        const r = attempt();
-        if (r !== undefined) return r;
-      }
-    })();
-  };
+    });
 
   const sync = {
     fd_advise(fd: number, offset: bigint, len: bigint, advice: number): number {
@@ -338,4 +330,3 @@ export function fdOps(ctx: Ctx): { sync: Record<string, WasiFn>; suspending: Rec
   return { sync, suspending } as unknown as { sync: Record<string, WasiFn>; suspending: Record<string, WasiFn> };
 }
 
-export type { Handle };

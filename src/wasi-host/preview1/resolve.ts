@@ -16,7 +16,7 @@
 // "/proc/self/fd/N" form of a descriptor the host itself opened.
 import { closeSync } from 'node:fs';
 import { E } from './abi.js';
-import { LINUX, WasiError, wasiErrno } from './errno.js';
+import { WasiError } from './errno.js';
 import { AT, O, RESOLVE, sys } from './sys.js';
 
 export type ResolveMode = 'beneath' | 'in-root';
@@ -165,6 +165,17 @@ function walk(dir: DirRef, path: Uint8Array, flags: number, mode: number, follow
   }
   let links = 0;
   const queue = parts;
+  /** Puts a symlink's target in front of what is left of the path, within the mode's rules. */
+  const splice = (target: Buffer, last: boolean) => {
+    if (++links > MAX_SYMLINKS) throw new WasiError(E.LOOP);
+    const t = components(target);
+    if (t.absolute) {
+      if (dir.mode === 'beneath') escape();
+      toRoot();
+    }
+    queue.unshift(...t.parts);
+    if (last && t.trailingSlash) trailingSlash = true;
+  };
   try {
     for (;;) {
       const comp = queue.shift();
@@ -187,14 +198,7 @@ function walk(dir: DirRef, path: Uint8Array, flags: number, mode: number, follow
         if (type === S_IFLNK) {
           const target = readLink(fd, EMPTY);
           closeSync(fd);
-          if (++links > MAX_SYMLINKS) throw new WasiError(E.LOOP);
-          const t = components(target);
-          if (t.absolute) {
-            if (dir.mode === 'beneath') escape();
-            toRoot();
-          }
-          queue.unshift(...t.parts);
-          if (last && t.trailingSlash) trailingSlash = true;
+          splice(target, last);
           if (queue.length === 0) return sys().openat(cur(), DOT, flags & ~O.NOFOLLOW, mode);
           continue;
         }
@@ -228,15 +232,7 @@ function walk(dir: DirRef, path: Uint8Array, flags: number, mode: number, follow
         if (err.errno !== E.LOOP && err.errno !== E.NOTDIR) throw err;
         if (err.errno === E.NOTDIR && !isSymlinkAt(cur(), name)) throw err;
       }
-      const target = readLink(cur(), name);
-      if (++links > MAX_SYMLINKS) throw new WasiError(E.LOOP);
-      const t = components(target);
-      if (t.absolute) {
-        if (dir.mode === 'beneath') escape();
-        toRoot();
-      }
-      queue.unshift(...t.parts);
-      if (t.trailingSlash) trailingSlash = true;
+      splice(readLink(cur(), name), true);
     }
   } finally {
     for (const fd of stack) closeSync(fd);
@@ -285,4 +281,3 @@ export function procFdPath(fd: number): Buffer {
   return cstr(Buffer.from(`/proc/self/fd/${fd}`));
 }
 
-export { wasiErrno, LINUX };

@@ -6,7 +6,6 @@ import { E, FDFLAGS, FILETYPE, R, RIFLAGS, SDFLAGS } from './abi.js';
 import type { Ctx, Entry, WasiFn } from './context.js';
 import { WasiError } from './errno.js';
 import { need } from './fd-ops.js';
-import { totalLength } from './memory.js';
 import { EventStream, WaitSet, type GuestStream } from './streams.js';
 import { SOCKET_RIGHTS } from './rights.js';
 
@@ -109,11 +108,9 @@ export function socketOps(ctx: Ctx, fdOps: Record<string, WasiFn>): { sync: Reco
       socketStream(fds.get(fd));
       if (riFlags & ~(RIFLAGS.RECV_PEEK | RIFLAGS.RECV_WAITALL)) return E.INVAL;
       if (riFlags & RIFLAGS.RECV_PEEK) return E.NOTSUP;
+      // RECV_WAITALL is honoured as POSIX allows a short read to be: the guest's loop completes it.
       mem.setU16(roFlagsPtr, 0);
-      const want = totalLength(mem.iovecs(iovs, iovsLen));
-      const r = fdRead(fd, iovs, iovsLen, lenPtr);
-      if (!(riFlags & RIFLAGS.RECV_WAITALL) || typeof r === 'number') return r;
-      return r.then((errno) => (errno !== E.SUCCESS || mem.u32(lenPtr) >= want ? errno : errno));
+      return fdRead(fd, iovs, iovsLen, lenPtr);
     },
     sock_send(fd: number, iovs: number, iovsLen: number, siFlags: number, lenPtr: number): number | Promise<number> {
       socketStream(fds.get(fd));

@@ -13,7 +13,7 @@
 import { closeSync, fstatSync, openSync, readSync, writeSync, constants as fsc } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { E, FILETYPE, type Filetype } from './abi.js';
-import { errnoOf, LINUX, WasiError } from './errno.js';
+import { errnoOf, WasiError } from './errno.js';
 
 export const HIGH_WATER = 64 * 1024;
 
@@ -35,17 +35,13 @@ export interface GuestStream {
   close(): void;
 }
 
-/** Regular files and non-terminal character devices: synchronous, always ready. */
-export class SyncStream implements GuestStream {
-  constructor(readonly fd: number, readonly filetype: Filetype) {}
-  tryRead(max: number): Buffer | null {
-    const buf = Buffer.allocUnsafe(Math.min(max, 1 << 20));
-    const n = readSync(this.fd, buf, 0, buf.length, null);
-    return n === 0 && max > 0 ? null : buf.subarray(0, n);
-  }
-  tryWrite(data: Uint8Array): number {
-    return writeSync(this.fd, data);
-  }
+/** Streams that never block: always ready, nothing buffered. */
+abstract class ReadyStream implements GuestStream {
+  abstract readonly fd: number;
+  abstract readonly filetype: Filetype;
+  abstract tryRead(max: number): Buffer | null;
+  abstract tryWrite(data: Uint8Array): number;
+  abstract close(): void;
   readable() {
     return { bytes: 0, ended: false, ready: true };
   }
@@ -58,13 +54,28 @@ export class SyncStream implements GuestStream {
   flush(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/** Regular files and non-terminal character devices: synchronous, always ready. */
+export class SyncStream extends ReadyStream {
+  constructor(readonly fd: number, readonly filetype: Filetype) {
+    super();
+  }
+  tryRead(max: number): Buffer | null {
+    const buf = Buffer.allocUnsafe(Math.min(max, 1 << 20));
+    const n = readSync(this.fd, buf, 0, buf.length, null);
+    return n === 0 && max > 0 ? null : buf.subarray(0, n);
+  }
+  tryWrite(data: Uint8Array): number {
+    return writeSync(this.fd, data);
+  }
   close(): void {
     closeSync(this.fd);
   }
 }
 
 /** A host descriptor that does not exist (the container was started with fd N closed). */
-export class ClosedStream implements GuestStream {
+export class ClosedStream extends ReadyStream {
   readonly fd = -1;
   readonly filetype = FILETYPE.UNKNOWN;
   tryRead(): never {
@@ -72,18 +83,6 @@ export class ClosedStream implements GuestStream {
   }
   tryWrite(): never {
     throw new WasiError(E.BADF);
-  }
-  readable() {
-    return { bytes: 0, ended: true, ready: true };
-  }
-  writable() {
-    return { bytes: 0, ready: true };
-  }
-  wait(): Promise<void> {
-    return Promise.resolve();
-  }
-  flush(): Promise<void> {
-    return Promise.resolve();
   }
   close(): void {}
 }
@@ -313,4 +312,3 @@ export function pipeStream(fd: number, filetype: Filetype, canRead: boolean, can
   return new EventStream(fd, filetype, canRead, (f) => new (netModule().Socket)({ fd: f, readable: canRead, writable: canWrite }));
 }
 
-export { LINUX };
