@@ -4,14 +4,18 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, TugboatSandbox, WASM } from './helpers.js';
+import { FIXTURES, REPO, TugboatSandbox, WASM } from './helpers.js';
 
 describe('tugboat run: Wasm images', () => {
   let tb: TugboatSandbox;
   let vol: string;
-  beforeAll(() => {
+  let probeImage: string;
+  beforeAll(async () => {
     tb = new TugboatSandbox();
     vol = mkdtempSync(join(tmpdir(), 'tugboat-vol-'));
+    probeImage = `oci:${join(vol, 'probe-layout')}:probe`;
+    const b = await tb.run(['image', 'build', join(REPO, 'test', 'guests', 'out', 'probe.wasm'), '-o', probeImage]);
+    expect(b.code, b.stderr).toBe(0);
   });
   afterAll(() => {
     tb.cleanup();
@@ -84,6 +88,28 @@ describe('tugboat run: Wasm images', () => {
   it('ends with 143 on SIGTERM', async () => {
     const r = await tb.run(['run', '--rm', WASM('exitcode'), 'sleep', '60'], { signal: { name: 'SIGTERM', after: 'sleeping' } });
     expect(r.code).toBe(143);
+  });
+
+  // Without --rm, so that the time measured is the container's, not the removal of its root.
+  it.each([
+    ['a sleep', ['sleep', '60'], 'sleeping'],
+    ['a read from stdin', ['readwait'], 'reading'],
+  ])('SIGTERM while the guest is blocked in %s: 143 at once', async (_what, args, after) => {
+    const name = `blocked-${args[0]}`;
+    const r = await tb.run(['run', '--name', name, '--entrypoint', '/probe.wasm', probeImage, ...args], { keepStdin: true, signal: { name: 'SIGTERM', after } });
+    await tb.run(['rm', '-f', name]);
+    expect(r.code).toBe(143);
+    // The goal is 100 ms; the bound holds on a loaded 2-core CI (the old host waited for the sleep to end).
+    expect(r.killMs).toBeLessThan(2000);
+  });
+
+  it.each([
+    ['SIGINT', 130],
+    ['SIGHUP', 129],
+    ['SIGUSR1', 138],
+  ] as const)('%s ends the container with %i (tini reports the default action)', async (signal, status) => {
+    const r = await tb.run(['run', '--rm', '--entrypoint', '/probe.wasm', probeImage, 'sleep', '60'], { keepStdin: true, signal: { name: signal, after: 'sleeping' } });
+    expect(r.code).toBe(status);
   });
 
   it('ends with 137 when it exceeds --memory', async () => {
