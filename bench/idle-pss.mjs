@@ -1,7 +1,8 @@
 // bench/idle-pss: memory of one idle Wasm container, as the proportional set
 // size (PSS) of every process in its cgroup (the container's init and what
 // it started), next to a busybox `sleep` container as the baseline. Both run
-// through `tugboat run` and are measured once they sit idle.
+// through `tugboat run` and are measured once they sit idle. BENCH_OTHER=DIR
+// adds the Wasm container through another checkout's bin/tugboat.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,9 +29,9 @@ function procsFile(name) {
   return undefined;
 }
 
-async function idlePss(image, args, i) {
+async function idlePss(image, args, i, bin = TUGBOAT, store = root) {
   const name = `pss-${process.pid}-${i}`;
-  const child = spawn(TUGBOAT, ['--root', root, 'run', '--rm', '--name', name, image, ...args], { stdio: 'ignore' });
+  const child = spawn(bin, ['--root', store, 'run', '--rm', '--name', name, image, ...args], { stdio: 'ignore' });
   const ended = new Promise((r) => child.once('exit', r));
   let file;
   for (let t = 0; t < 100 && !(file = procsFile(name)); t++) await new Promise((r) => setTimeout(r, 100));
@@ -47,9 +48,11 @@ const cases = {
   'busybox sleep (baseline)': [`oci:${join(FIXTURES, 'busybox')}:latest`, ['sleep', '60']],
   'wasm sleep (exitcode.wasm)': [`oci:${join(FIXTURES, 'wasm')}:exitcode`, ['sleep', '60']],
 };
+const other = process.env.BENCH_OTHER;
+if (other) cases[`wasm sleep via ${other}`] = [cases['wasm sleep (exitcode.wasm)'][0], ['sleep', '60'], join(other, 'bin', 'tugboat'), join(dir, 'store-other')];
 const out = {};
 for (let i = 0; i < runs; i++) {
-  for (const [label, [image, args]] of Object.entries(cases)) (out[label] ??= []).push(await idlePss(image, args, `${i}-${label.length}`));
+  for (const [label, [image, args, bin, store]] of Object.entries(cases)) (out[label] ??= []).push(await idlePss(image, args, `${i}-${label.length}`, bin, store));
 }
 console.log(`\nidle container PSS (every process in its cgroup), median of ${runs}`);
 const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -8,6 +8,7 @@
 //   probe readlink      print "reading" on stdout and block reading stdin
 //   probe escape PATH   try to read PATH through fd 3 and write PATH.pwned; print results
 //   probe race PATH N   open PATH N times while the test swaps its parent for a symlink
+//   probe echo-server   accept one connection on fd 3 and echo it
 use std::env;
 use std::io::Write;
 
@@ -35,6 +36,9 @@ extern "C" {
     fn path_link(oldfd: u32, flags: u32, old: *const u8, oldlen: usize, newfd: u32, new: *const u8, newlen: usize) -> i32;
     fn poll_oneoff(subs: *const u8, events: *mut u8, n: usize, nevents: *mut usize) -> i32;
     fn sock_shutdown(fd: u32, how: u32) -> i32;
+    fn sock_accept(fd: u32, flags: u32, out: *mut u32) -> i32;
+    fn sock_recv(fd: u32, iovs: *const Iov, n: usize, flags: u32, len: *mut usize, roflags: *mut u16) -> i32;
+    fn sock_send(fd: u32, iovs: *const Iov, n: usize, flags: u32, len: *mut usize) -> i32;
     fn proc_raise(sig: u32) -> i32;
 }
 
@@ -400,6 +404,30 @@ fn main() {
                 say("got", s);
             }
             say("done", rounds);
+        }
+        "echo-server" => {
+            // Accepts one connection on the preopened listening socket (fd 3), sends back
+            // what it receives until the peer shuts its side, then shuts its own.
+            let mut conn = 0u32;
+            say("accept", unsafe { sock_accept(3, 0, &mut conn) });
+            let mut fdstat = [0u8; 24];
+            unsafe { fd_fdstat_get(conn, fdstat.as_mut_ptr()) };
+            say("filetype", fdstat[0]);
+            loop {
+                let mut buf = [0u8; 1024];
+                let iov = Iov { buf: buf.as_mut_ptr(), len: buf.len() };
+                let (mut n, mut ro) = (0usize, 0u16);
+                let e = unsafe { sock_recv(conn, &iov, 1, 0, &mut n, &mut ro) };
+                if e != 0 || n == 0 {
+                    say("recv.end", e);
+                    break;
+                }
+                let out = Iov { buf: buf.as_ptr(), len: n };
+                let mut sent = 0;
+                unsafe { sock_send(conn, &out, 1, 0, &mut sent) };
+            }
+            say("shutdown", unsafe { sock_shutdown(conn, 2) });
+            say("accept.notsock", unsafe { sock_accept(1, 0, &mut conn) });
         }
         other => {
             eprintln!("probe: unknown mode {}", other);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Guest } from '../../src/wasi-host/preview1/index.js';
-import { GUESTS, wasmModule } from '../helpers/guest-run.js';
+import { GUESTS, runGuest, wasmModule } from '../helpers/guest-run.js';
 import { REPO } from './helpers.js';
 
 const HOST = join(REPO, 'dist', 'host', 'host.mjs');
@@ -144,5 +144,42 @@ describe('Guest objects in one process', () => {
     expect(performance.now() - started).toBeLessThan(20_000);
     expect(outcomes.every((o) => o.kind === 'exit' && o.code === 0)).toBe(true);
     await Promise.all(guests.map((g) => g.close()));
+  });
+});
+
+describe('sockets the host preopens for a guest', () => {
+  it('sock_accept suspends until a client connects; sock_recv/sock_send/sock_shutdown on the connection', async () => {
+    const { default: koffi } = await import('koffi');
+    const libc = koffi.load('libc.so.6');
+    const socket = libc.func('int socket(int, int, int)');
+    const bind = libc.func('int bind(int, void *, uint32_t)');
+    const listen = libc.func('int listen(int, int)');
+    const getsockname = libc.func('int getsockname(int, _Inout_ void *, _Inout_ uint32_t *)');
+    const AF_INET = 2;
+    const SOCK_STREAM = 1;
+    const fd = socket(AF_INET, SOCK_STREAM | 0o2000000 /* SOCK_CLOEXEC */, 0) as number;
+    expect(fd).toBeGreaterThan(2);
+    const addr = Buffer.alloc(16);
+    addr.writeUInt16LE(AF_INET, 0);
+    addr.set([127, 0, 0, 1], 4);
+    expect(bind(fd, addr, 16)).toBe(0);
+    expect(listen(fd, 4)).toBe(0);
+    const len = [16];
+    expect(getsockname(fd, addr, len)).toBe(0);
+    const port = addr.readUInt16BE(2);
+
+    const run = runGuest(join(GUESTS, 'probe.wasm'), ['echo-server'], { root: '/', listeners: [fd] });
+    const net = await import('node:net');
+    const reply = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(port, '127.0.0.1', () => c.end('ping over a socket'));
+      let got = '';
+      c.on('data', (d) => (got += d.toString()));
+      c.on('end', () => resolve(got));
+      c.on('error', reject);
+    });
+    expect(reply).toBe('ping over a socket');
+    const r = await run;
+    expect(r.outcome).toEqual({ kind: 'exit', code: 0 });
+    expect(r.stdout).toBe('accept 0\nfiletype 6\nrecv.end 0\nshutdown 0\naccept.notsock 57\n');
   });
 });
