@@ -49,6 +49,11 @@ export interface GuestOptions {
 
 const NEVER = new Promise<never>(() => undefined);
 
+/** Monotonic milliseconds (the global `performance` would load perf_hooks on every start). */
+function nowMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
 export class Guest {
   private readonly fds = new FdTable<Handle>();
   private readonly abort = new AbortController();
@@ -60,7 +65,7 @@ export class Guest {
   /** The guest's fate; settles once (exit, trap, kill, link failure, host error). */
   readonly outcome: Promise<GuestOutcome>;
   private paused: { promise: Promise<void>; resume: () => void } | undefined;
-  private lastTurn = performance.now();
+  private lastTurn = nowMs();
   private readonly timeSlice: number;
   private closed = false;
 
@@ -123,7 +128,7 @@ export class Guest {
     const v = await p;
     while (this.paused && !this.settled) await this.paused.promise;
     if (this.settled) return NEVER;
-    this.lastTurn = performance.now();
+    this.lastTurn = nowMs();
     return v;
   }
 
@@ -199,7 +204,7 @@ export class Guest {
       // event loop run after a time slice, and is where pause and kill reach a spinning guest.
       yield: new WebAssembly.Suspending(() => {
         if (this.settled) return NEVER;
-        if (!this.paused && performance.now() - this.lastTurn < this.timeSlice) return undefined;
+        if (!this.paused && nowMs() - this.lastTurn < this.timeSlice) return undefined;
         return this.gate(new Promise<undefined>((r) => setImmediate(() => r(undefined))));
       }),
       // Called by the instrumenter when memory.grow fails under the guest's memory cap.
@@ -237,7 +242,7 @@ export class Guest {
       return this.outcome;
     }
     this.memory = memory;
-    this.lastTurn = performance.now();
+    this.lastTurn = nowMs();
     WebAssembly.promising(start as () => unknown)().then(
       () => this.settle({ kind: 'exit', code: 0 }),
       (err: unknown) => this.settle(isTrap(err) ? { kind: 'trap', message: err.message } : { kind: 'error', message: describe(err) }),

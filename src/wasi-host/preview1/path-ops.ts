@@ -46,11 +46,6 @@ function withOpen<T>(ref: DirRef, path: Buffer, flags: number, fn: (fd: number) 
   }
 }
 
-let ttyCheck: ((fd: number) => boolean) | undefined;
-function isatty(fd: number): boolean {
-  return (ttyCheck ??= process.getBuiltinModule('node:tty').isatty)(fd);
-}
-
 /** How often a guest blocked in opening a FIFO for writing looks for a reader. */
 const FIFO_RETRY_MS = 20;
 
@@ -78,7 +73,7 @@ export function pathOps(ctx: Ctx): { sync: Record<string, WasiFn>; suspending: R
     } else if (st.filetype === FILETYPE.REGULAR_FILE || st.filetype === FILETYPE.BLOCK_DEVICE) {
       handle = { kind: 'file', fd };
       max = FILE_RIGHTS;
-    } else if (st.filetype === FILETYPE.CHARACTER_DEVICE && !isatty(fd)) {
+    } else if (st.filetype === FILETYPE.CHARACTER_DEVICE && !sys().isatty(fd)) {
       // /dev/null, /dev/zero, …: never block; drop the O_NONBLOCK used to open safely.
       const s = sys();
       s.setfl(fd, s.getfl(fd) & ~O.NONBLOCK);
@@ -89,7 +84,7 @@ export function pathOps(ctx: Ctx): { sync: Record<string, WasiFn>; suspending: R
       max = STREAM_RIGHTS;
     } else {
       // A FIFO: libuv-driven like a pipe.
-      handle = { kind: 'stream', stream: pipeStream(fd, FILETYPE.UNKNOWN, read, write) };
+      handle = { kind: 'stream', stream: pipeStream(fd, FILETYPE.UNKNOWN, read, write, true) };
       max = STREAM_RIGHTS;
       filetype = FILETYPE.UNKNOWN;
     }

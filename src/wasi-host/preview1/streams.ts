@@ -14,6 +14,7 @@ import { closeSync, fstatSync, openSync, readSync, writeSync, constants as fsc }
 import type { Duplex } from 'node:stream';
 import { E, FILETYPE, type Filetype } from './abi.js';
 import { errnoOf, WasiError } from './errno.js';
+import { sys } from './sys.js';
 
 export const HIGH_WATER = 64 * 1024;
 
@@ -120,7 +121,23 @@ export class EventStream implements GuestStream {
   private error: number | undefined;
   private readonly waiters = new WaitSet();
 
-  constructor(readonly fd: number, readonly filetype: Filetype, private readonly canRead: boolean, private readonly make: Maker) {}
+  /**
+   * `direct`: the descriptor is O_NONBLOCK and ours alone, so until libuv is
+   * needed (the first read that would block, the first write to a full pipe)
+   * reads and writes go straight to it: no libuv handle, no copy, and no
+   * loading of node:net for a guest that only prints.
+   */
+  constructor(readonly fd: number, readonly filetype: Filetype, private readonly canRead: boolean, private readonly make: Maker, private readonly direct = false) {}
+
+  /** One direct read or write; undefined when it would block (libuv takes over from then on). */
+  private tryDirect<T>(op: () => T): T | undefined {
+    try {
+      return op();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return undefined;
+      throw err;
+    }
+  }
 
   private wake(): void {
     this.waiters.wake();
@@ -159,6 +176,11 @@ export class EventStream implements GuestStream {
   }
 
   tryRead(max: number): Buffer | null | undefined {
+    if (this.direct && !this.sock) {
+      const buf = Buffer.allocUnsafe(Math.min(max, HIGH_WATER));
+      const n = this.tryDirect(() => readSync(this.fd, buf, 0, buf.length, null));
+      if (n !== undefined) return n === 0 && max > 0 ? null : buf.subarray(0, n);
+    }
     const s = this.ensure();
     if (this.queued > 0) {
       const parts: Buffer[] = [];
@@ -181,6 +203,10 @@ export class EventStream implements GuestStream {
   }
 
   tryWrite(data: Uint8Array): number | undefined {
+    if (this.direct && !this.sock) {
+      const n = this.tryDirect(() => writeSync(this.fd, data));
+      if (n !== undefined) return n;
+    }
     const s = this.ensure();
     if (this.error !== undefined) throw new WasiError(this.error as never);
     if (this.ended || s.writableEnded || s.destroyed) throw new WasiError(E.PIPE);
@@ -246,7 +272,7 @@ export function classify(fd: number): 'file' | 'tty' | 'chardev' | 'fifo' | 'soc
 }
 
 function isTty(fd: number): boolean {
-  return ttyModule().isatty(fd);
+  return sys().isatty(fd);
 }
 
 let ttyMod: typeof import('node:tty') | undefined;
@@ -291,8 +317,8 @@ export function stdioStream(hostFd: number, dir: Direction, dup: (fd: number) =>
     }
     case 'fifo': {
       // O_NONBLOCK at open: opening a FIFO's read end blocks until a writer exists.
-      const fd = reopen(hostFd, rw | fsc.O_NONBLOCK) ?? dup(hostFd);
-      return pipeStream(fd, FILETYPE.UNKNOWN, dir === 'read');
+      const own = reopen(hostFd, rw | fsc.O_NONBLOCK);
+      return pipeStream(own ?? dup(hostFd), FILETYPE.UNKNOWN, dir === 'read', dir === 'write', own !== undefined);
     }
     case 'socket':
       return pipeStream(dup(hostFd), FILETYPE.SOCKET_STREAM, dir === 'read');
@@ -308,7 +334,8 @@ export function ttyStream(fd: number, dir: Direction): GuestStream {
   );
 }
 
-export function pipeStream(fd: number, filetype: Filetype, canRead: boolean, canWrite = !canRead): GuestStream {
-  return new EventStream(fd, filetype, canRead, (f) => new (netModule().Socket)({ fd: f, readable: canRead, writable: canWrite }));
+/** `direct`: fd is non-blocking and not shared with anyone (see EventStream). */
+export function pipeStream(fd: number, filetype: Filetype, canRead: boolean, canWrite = !canRead, direct = false): GuestStream {
+  return new EventStream(fd, filetype, canRead, (f) => new (netModule().Socket)({ fd: f, readable: canRead, writable: canWrite }), direct);
 }
 

@@ -52,6 +52,8 @@ export interface Sys {
   shutdown(fd: number, how: number): void;
   /** A new descriptor for the same open file description (F_DUPFD_CLOEXEC). */
   dup(fd: number): number;
+  /** isatty(3): node:tty's would load node:net on every start. */
+  isatty(fd: number): boolean;
   /** Unblocks a signal on the calling thread (sigprocmask). */
   unblockSignal(signo: number): void;
 }
@@ -93,6 +95,7 @@ function load(): Sys {
   const fallocate = f('int posix_fallocate(int fd, int64_t offset, int64_t len)');
   const shutdown = f('int shutdown(int fd, int how)');
   const sigprocmask = f('int sigprocmask(int how, void *set, void *old)');
+  const isatty = f('int isatty(int fd)');
   const how = Buffer.alloc(OPEN_HOW_SIZE);
 
   /** -1 means failure with errno set (the libc convention). */
@@ -136,6 +139,7 @@ function load(): Sys {
     },
     shutdown: (fd, how_) => void check(shutdown(fd, how_)),
     dup: (fd) => check(fcntl(fd, F_DUPFD_CLOEXEC, 0)),
+    isatty: (fd) => Number(isatty(fd)) === 1,
     unblockSignal(signo) {
       const set = Buffer.alloc(128); // glibc's sigset_t
       set[(signo - 1) >> 3]! |= 1 << ((signo - 1) & 7);
