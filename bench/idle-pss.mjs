@@ -12,11 +12,14 @@ const runs = Number(process.env.BENCH_RUNS ?? 3);
 const { dir } = workspace('idle-pss');
 const root = join(dir, 'store');
 
-function pssKiB(pid) {
+/** PSS and USS (private pages only: unlike PSS, independent of how many other Node processes share the binary). */
+function memKiB(pid) {
   try {
-    return Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+    const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const f = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(t)?.[1] ?? 0);
+    return { pss: f('Pss'), uss: f('Private_Clean') + f('Private_Dirty') };
   } catch {
-    return 0;
+    return { pss: 0, uss: 0 };
   }
 }
 
@@ -38,10 +41,12 @@ async function idlePss(image, args, i, bin = TUGBOAT, store = root) {
   if (!file) throw new Error(`container ${name} did not start`);
   await new Promise((r) => setTimeout(r, 1500)); // idle
   const pids = readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number);
-  const kib = pids.reduce((s, p) => s + pssKiB(p), 0);
+  const mem = pids.map(memKiB);
+  const kib = mem.reduce((s, m) => s + m.pss, 0);
+  const uss = mem.reduce((s, m) => s + m.uss, 0);
   child.kill('SIGTERM');
   await ended;
-  return { kib, procs: pids.length };
+  return { kib, uss, procs: pids.length };
 }
 
 const cases = {
@@ -59,5 +64,6 @@ const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const base = med(out['busybox sleep (baseline)'].map((r) => r.kib));
 for (const [label, rs] of Object.entries(out)) {
   const kib = med(rs.map((r) => r.kib));
-  console.log(`  ${label.padEnd(44)} ${(kib / 1024).toFixed(2).padStart(8)} MiB in ${rs[0].procs} processes   ${(kib / base).toFixed(2)}x`);
+  const uss = med(rs.map((r) => r.uss));
+  console.log(`  ${label.padEnd(44)} PSS ${(kib / 1024).toFixed(2).padStart(7)} MiB (${(kib / base).toFixed(2)}x), private ${(uss / 1024).toFixed(2).padStart(6)} MiB, ${rs[0].procs} processes`);
 }
