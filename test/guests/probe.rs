@@ -9,6 +9,7 @@
 //   probe escape PATH   try to read PATH through fd 3 and write PATH.pwned; print results
 //   probe race PATH N   open PATH N times while the test swaps its parent for a symlink
 //   probe echo-server   accept one connection on fd 3 and echo it
+//   probe fifo-write P  open the FIFO P for writing (waits for a reader) and write a line
 use std::env;
 use std::io::Write;
 
@@ -404,6 +405,17 @@ fn main() {
                 say("got", s);
             }
             say("done", rounds);
+        }
+        "fifo-write" => {
+            // Opens the FIFO at PATH for writing (waits for a reader, as open(2) would) and writes one line.
+            let path = args.get(2).cloned().unwrap_or_default();
+            match open(3, path.trim_start_matches('/').as_bytes(), true, 0, R_WRITE, 0) {
+                Ok(fd) => {
+                    say("write", write_fd(fd, b"through the fifo\n"));
+                    unsafe { fd_close(fd) };
+                }
+                Err(e) => say("open", e),
+            }
         }
         "echo-server" => {
             // Accepts one connection on the preopened listening socket (fd 3), sends back

@@ -1,8 +1,8 @@
 // The host bundle (dist/host/host.mjs) run directly on this machine on a
 // root directory (GuestConfig.root), the way issue 9's `process` level will
 // run it: real pipes for stdio, real signals, no runc.
-import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { copyFileSync, createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -181,5 +181,31 @@ describe('sockets the host preopens for a guest', () => {
     const r = await run;
     expect(r.outcome).toEqual({ kind: 'exit', code: 0 });
     expect(r.stdout).toBe('accept 0\nfiletype 6\nrecv.end 0\nshutdown 0\naccept.notsock 57\n');
+  });
+});
+
+describe('FIFOs opened by path', () => {
+  it('opening a FIFO for writing waits for a reader without blocking the host', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'tugboat-fifo-'));
+    try {
+      execFileSync('mkfifo', [join(root, 'pipe')]);
+      const run = runGuest(join(GUESTS, 'probe.wasm'), ['fifo-write', '/pipe'], { root });
+      // The host's event loop keeps running while the guest waits in path_open.
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 10);
+      await new Promise((r) => setTimeout(r, 300));
+      clearInterval(ticker);
+      expect(ticks).toBeGreaterThan(5);
+      const got = await new Promise<string>((resolve, reject) => {
+        let data = '';
+        createReadStream(join(root, 'pipe'), 'utf8').on('data', (d) => (data += d)).on('end', () => resolve(data)).on('error', reject);
+      });
+      expect(got).toBe('through the fifo\n');
+      const r = await run;
+      expect(r.outcome).toEqual({ kind: 'exit', code: 0 });
+      expect(r.stdout).toBe('write 0\n');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
