@@ -9,6 +9,7 @@
 //   probe escape PATH   try to read PATH through fd 3 and write PATH.pwned; print results
 //   probe race PATH N   open PATH N times while the test swaps its parent for a symlink
 //   probe echo-server   accept one connection on fd 3 and echo it
+//   probe poll-stdin    poll_oneoff on stdin and a 10 s clock
 //   probe fifo-write P  open the FIFO P for writing (waits for a reader) and write a line
 use std::env;
 use std::io::Write;
@@ -405,6 +406,20 @@ fn main() {
                 say("got", s);
             }
             say("done", rounds);
+        }
+        "poll-stdin" => {
+            // Waits with poll_oneoff for stdin to be readable or 10 s to pass; prints which came first.
+            let mut subs = [0u8; 96];
+            subs[0] = 1;
+            subs[8] = 1; // fd_read on fd 0
+            subs[48] = 2;
+            subs[56] = 0; // clock
+            subs[64..68].copy_from_slice(&1u32.to_le_bytes()); // monotonic
+            subs[72..80].copy_from_slice(&10_000_000_000u64.to_le_bytes());
+            let mut events = [0u8; 64];
+            let mut n = 0;
+            let e = unsafe { poll_oneoff(subs.as_ptr(), events.as_mut_ptr(), 2, &mut n) };
+            say("poll", format!("{} {} userdata {} type {} nbytes>0 {}", e, n, events[0], events[10], u64_at(&events, 16) > 0));
         }
         "fifo-write" => {
             // Opens the FIFO at PATH for writing (waits for a reader, as open(2) would) and writes one line.

@@ -105,6 +105,24 @@ describe('the host run directly on a root directory (no runc)', () => {
     expect(r.killMs).toBeLessThan(1000);
   });
 
+  it('poll_oneoff wakes on a pipe becoming readable, before its clock', async () => {
+    const r = await new Promise<HostRun>((resolve, reject) => {
+      const guest = { args: ['/probe.wasm', 'poll-stdin'], env: [], root, cwd: '/' };
+      const child = spawn(process.execPath, ['--no-warnings', HOST], { env: { TUGBOAT_GUEST: JSON.stringify(guest) }, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      const started = performance.now();
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      setTimeout(() => child.stdin.write('wake up\n'), 300);
+      child.once('error', reject);
+      child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr, stdoutBytes: 0, peakRssKiB: 0, killMs: performance.now() - started }));
+    });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('poll 0 1 userdata 1 type 1 nbytes>0 true\n');
+    expect(r.killMs).toBeLessThan(9000);
+  });
+
   it('SIGUSR1 ends the host like any other signal (no inspector)', async () => {
     const r = await runHost(root, ['/probe.wasm', 'sleep', '60'], { input: null, signal: { name: 'SIGUSR1', after: 'sleeping' } });
     expect(r.signal).toBe('SIGUSR1');
