@@ -83,11 +83,31 @@ export function componentPreopens(config: GuestConfig, cwd: string): Record<stri
   return Object.fromEntries((guestPreopens(config) ?? defaultPreopens(cwd)).map((p) => [p.guest, p.path]));
 }
 
+type InputStream = typeof p2.io.streams.InputStream.prototype;
+
+/**
+ * preview2-shim's stdin, made on first use. jco's glue asks for stdin while
+ * it instantiates, and the shim's stdin starts the shim's IO worker (a thread
+ * booting Node, tens of ms on the start path): a component that never reads
+ * its stdin should not pay for it. `instanceof InputStream` holds, as for
+ * fdOutputStream.
+ */
+export function lazyStdin(make: () => InputStream = () => p2.cli.stdin.getStdin()): InputStream {
+  let real: InputStream | undefined;
+  const get = () => (real ??= make()) as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const stream = Object.create(p2.io.streams.InputStream.prototype) as Record<string | symbol, unknown>;
+  for (const m of ['read', 'blockingRead', 'skip', 'blockingSkip', 'subscribe']) stream[m] = (...args: unknown[]) => get()[m]!(...args);
+  stream[Symbol.dispose] = () => (real as unknown as { [Symbol.dispose]?: () => void } | undefined)?.[Symbol.dispose]?.();
+  return stream as unknown as InputStream;
+}
+
 export function componentShim(config: GuestConfig): WASIShim {
   const stdout = fdOutputStream(ownFd(1));
   const stderr = fdOutputStream(ownFd(2));
+  const stdin = lazyStdin();
   const cli = {
     ...p2.cli,
+    stdin: { getStdin: () => stdin },
     exit: componentExit,
     stdout: { getStdout: () => stdout },
     stderr: { getStderr: () => stderr },
