@@ -30,11 +30,12 @@ $(STAMP)/daemons: scripts/setup-daemons.sh
 	@mkdir -p $(STAMP) && touch $@
 
 build: setup
-	@echo "==> build (tsc, WASI host bundle, runtime kit, examples)"
+	@echo "==> build (tsc, WASI host bundle, runtime kit, examples, test guests)"
 	@$(NODE) node_modules/typescript/bin/tsc -p tsconfig.json
 	@$(NODE) scripts/bundle-host.mjs
 	@scripts/build-kit.sh
 	@examples/rust-wasm/build.sh
+	@test/guests/build.sh
 
 typecheck: setup
 	@$(NODE) node_modules/typescript/bin/tsc -p tsconfig.json --noEmit
@@ -58,6 +59,8 @@ bench: fixtures $(STAMP)/daemons
 	@$(NODE) bench/cold-start.mjs
 	@$(NODE) bench/seccomp.mjs
 	@$(NODE) bench/compute.mjs
+	@$(NODE) bench/syscalls.mjs
+	@$(NODE) bench/idle-pss.mjs
 	@for b in compute-yield instrument docker-start ctr-start density http pull; do \
 	  $(NODE) scripts/bundle-bench.mjs $$b && $(NODE) build/bench/$$b.mjs || exit 1; \
 	done

@@ -33,7 +33,26 @@ const shimRootFix = {
     });
   },
 };
-await build({ ...common, entryPoints: ['src/wasi-host/component-run.ts'], outfile: 'dist/host/component.mjs', minify: true, plugins: [shimRootFix],
+// preview2-shim starts its IO worker (a thread running Node's bootstrap, tens
+// of ms and ~10 MiB) as soon as worker-io.js is imported. Made lazy here: the
+// worker starts on the first call that needs it (files, sockets, HTTP), so a
+// component that only computes and prints never starts it.
+const shimLazyIoWorker = {
+  name: 'preview2-shim-lazy-io-worker',
+  setup(b) {
+    b.onLoad({ filter: /preview2-shim[\\/]dist[\\/]io[\\/]worker-io\.js$/ }, (args) => {
+      const from = 'export let ioCall = createSyncFn(';
+      const end = '    handler(payload);\n});\n';
+      const src = readFileSync(args.path, 'utf8');
+      if (!src.includes(from) || !src.includes(end)) throw new Error(`${args.path}: the code patched by ${shimLazyIoWorker.name} changed`);
+      const patched = src
+        .replace(from, 'let __tbIoCall;\nconst __tbMakeIoCall = () => createSyncFn(')
+        .replace(end, `${end}export let ioCall = (...args) => (__tbIoCall ??= __tbMakeIoCall())(...args);\n`);
+      return { contents: patched, loader: 'js' };
+    });
+  },
+};
+await build({ ...common, entryPoints: ['src/wasi-host/component-run.ts'], outfile: 'dist/host/component.mjs', minify: true, plugins: [shimRootFix, shimLazyIoWorker],
   banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" } });
 copyFileSync('node_modules/@bytecodealliance/preview2-shim/dist/io/worker-thread.bundle.js', 'dist/host/worker-thread.bundle.js');
 // Chunk names carry content hashes: drop the last build's.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the example programs with Debian's rustc: wasm32-wasi modules (and a
-# native compute binary for the benchmark) into examples/rust-wasm/out/.
+# Builds the example programs with Debian's rustc: wasm32-wasi modules (and native
+# twins of the benchmarked ones) into examples/rust-wasm/out/.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$here/out"; mkdir -p "$out"
@@ -12,7 +12,10 @@ for src in "$here"/src/*.rs; do
     "$RUSTC" "${flags[@]}" --target wasm32-wasi -o "$out/$name.wasm" "$src"
   fi
 done
-if [[ ! "$out/compute-native" -nt "$here/src/compute.rs" ]]; then
-  # Static so the same binary runs in a FROM-scratch bundle under runc.
-  "$RUSTC" "${flags[@]}" -C target-feature=+crt-static -o "$out/compute-native" "$here/src/compute.rs"
-fi
+# Native twins of the benchmarked programs (bench/compute, bench/syscalls).
+for name in compute syscalls; do
+  if [[ ! "$out/$name-native" -nt "$here/src/$name.rs" ]]; then
+    # Static so the same binary runs in a FROM-scratch bundle under runc.
+    "$RUSTC" "${flags[@]}" -C target-feature=+crt-static -o "$out/$name-native" "$here/src/$name.rs"
+  fi
+done

@@ -19,7 +19,7 @@ import type { EngineSettings, PreparedWorkload, WasmEngine, WasmPrepareInput } f
 import { loadKit, type Kit } from './kit.js';
 import { parsePreopens, PREOPENS_ANNOTATION, withPreopenMounts } from './preopens.js';
 import { runcWorkload } from './runc-workload.js';
-import { guestOf, rewriteSpecForWasm, wasmHostProcess, WORKLOAD_ANNOTATION, WORKLOAD_REASON_ANNOTATION, type GuestSettings, type WasmRewriteOptions } from './wasm-bundle.js';
+import { guestOf, rewriteSpecForWasm, wasiBackendOf, wasmHostProcess, WORKLOAD_ANNOTATION, WORKLOAD_REASON_ANNOTATION, type GuestSettings, type WasmRewriteOptions } from './wasm-bundle.js';
 
 interface Parts {
   workload: Workload;
@@ -58,11 +58,13 @@ async function prepare(input: WasmPrepareInput): Promise<PreparedWorkload> {
   if (!input.spec.process) throw new ConfigError('a Wasm container needs a process to run (process.args)');
   // Bad input first, before anything is transpiled or written.
   const preopens = parsePreopens(input.spec.annotations?.[PREOPENS_ANNOTATION]);
+  const backend = wasiBackendOf(input.spec.annotations);
+  const guest: GuestSettings = { preopens, ...(backend ? { backend } : {}) };
   const kit = loadKit(input.settings.kitDir);
   const spec = withPreopenMounts(anchorToBundle(input.spec, input.bundle), input.rootfs, preopens);
   const c = await component(input);
   const derived = rewriteSpecForWasm(spec, kit, {
-    preopens,
+    ...guest,
     ...(workload.entrypoint !== undefined ? { module: workload.entrypoint } : {}),
     reason: workload.reason,
     ...c,
@@ -74,7 +76,7 @@ async function prepare(input: WasmPrepareInput): Promise<PreparedWorkload> {
     home: input.home,
     spec: derived,
     process: input.spec.process,
-    guest: { preopens },
+    guest,
     kit: () => kit,
   });
 }
@@ -97,7 +99,7 @@ function reopen(home: string, settings: EngineSettings): PreparedWorkload | unde
     spec,
     process: { ...spec.process, args: guest.args, env: guest.env },
     // "/" and "." are every guest's own; the rest are the container's.
-    guest: { preopens: (guest.preopens ?? []).filter((p) => p.guest !== '/' && p.guest !== '.') },
+    guest: { preopens: (guest.preopens ?? []).filter((p) => p.guest !== '/' && p.guest !== '.'), ...(guest.backend ? { backend: guest.backend } : {}) },
     kit: () => (kit ??= loadKit(settings.kitDir)),
   });
 }

@@ -13,6 +13,8 @@ export interface Kit {
   loader: string;
   node: string;
   host: string;
+  /** tini (Debian's tini-static): PID 1 of a container whose init is the host. */
+  init?: string;
   nodeVersion: string;
 }
 
@@ -28,21 +30,30 @@ export function loadKit(dir: string): Kit {
   } catch (err) {
     throw new ConfigError(`runtime kit manifest ${manifest} is not valid JSON: ${(err as Error).message}`, { kind: 'FailedPrecondition' });
   }
-  const { loader, node, host, nodeVersion } = parsed;
+  const { loader, node, host, init, nodeVersion } = parsed;
   if (!loader || !node || !host) throw new ConfigError(`runtime kit manifest ${manifest} lacks loader/node/host`, { kind: 'FailedPrecondition' });
-  return { dir, loader, node, host, nodeVersion: nodeVersion ?? 'unknown' };
+  return { dir, loader, node, host, ...(init ? { init } : {}), nodeVersion: nodeVersion ?? 'unknown' };
 }
 
-/** argv that starts the host inside the container, through the kit's own loader. */
-export function hostArgv(kit: Kit): string[] {
+/**
+ * argv that starts the host inside the container, through the kit's own
+ * loader. As a container's init (`asInit`), tini is PID 1 in front of it: a
+ * signal Node has no handler for then ends Node by its default action and
+ * tini reports exactly 128+N (PID 1 itself would ignore it). A process exec'd
+ * into a running container is not PID 1 and needs no tini.
+ */
+export function hostArgv(kit: Kit, asInit = true): string[] {
   const inKit = (p: string) => `${KIT_MOUNT_POINT}/${p}`;
   return [
+    ...(asInit && kit.init ? [inKit(kit.init), '--'] : []),
     inKit(kit.loader),
     '--library-path',
     inKit('lib'),
     inKit(kit.node),
     // Warnings (node:wasi is "experimental") would land on the guest's stderr.
     '--no-warnings',
+    // SIGUSR1 must never open an inspector in a container; the host unblocks it so it ends the process.
+    '--disable-sigusr1',
     inKit(kit.host),
   ];
 }

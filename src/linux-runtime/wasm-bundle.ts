@@ -7,7 +7,7 @@
 // This is also the only code that builds a GuestConfig (the contract with the
 // host, src/wasi-host/guest-config.ts), for the container's init and for every
 // process exec'd into it.
-import { decodeGuestConfig, defaultPreopens, encodeGuestConfig, GUEST_ENV_VAR, type GuestComponent, type GuestConfig, type Preopen } from '../wasi-host/guest-config.js';
+import { decodeGuestConfig, defaultPreopens, encodeGuestConfig, GUEST_ENV_VAR, WASI_BACKENDS, type GuestComponent, type GuestConfig, type Preopen, type WasiBackend } from '../wasi-host/guest-config.js';
 import { ConfigError } from '../errors.js';
 import type { Mount, Process, Spec } from '../oci/runtime-spec.js';
 import { hostArgv, KIT_MOUNT_POINT, type Kit } from './kit.js';
@@ -16,6 +16,16 @@ import { hostArgv, KIT_MOUNT_POINT, type Kit } from './kit.js';
 export const WORKLOAD_ANNOTATION = 'io.tugboat.workload';
 /** Why detection said so. */
 export const WORKLOAD_REASON_ANNOTATION = 'io.tugboat.workload.reason';
+/** Which preview1 implementation runs a core module: "tugboat" (default) or "uvwasi" (node:wasi, container level only). */
+export const WASI_BACKEND_ANNOTATION = 'io.tugboat.wasi';
+
+/** The backend an annotation asks for; a value we do not know is a configuration error, not a silent default. */
+export function wasiBackendOf(annotations: Record<string, string> | undefined): WasiBackend | undefined {
+  const v = annotations?.[WASI_BACKEND_ANNOTATION];
+  if (v === undefined || v === '') return undefined;
+  if (!WASI_BACKENDS.includes(v as WasiBackend)) throw new ConfigError(`annotation ${WASI_BACKEND_ANNOTATION}=${v}: unknown WASI backend (use ${WASI_BACKENDS.join(' or ')})`, { kind: 'InvalidArgument' });
+  return v as WasiBackend;
+}
 
 export function kitMount(kit: Kit): Mount {
   return {
@@ -30,6 +40,8 @@ export function kitMount(kit: Kit): Mount {
 export interface GuestSettings {
   /** Extra directories (io.tugboat.wasm.preopens), registered between "/" and ".". */
   preopens?: readonly Preopen[];
+  /** The preview1 implementation (io.tugboat.wasi); absent: Tugboat's own. */
+  backend?: WasiBackend;
 }
 
 export interface WasmRewriteOptions extends GuestSettings {
@@ -50,13 +62,19 @@ export function componentMount(source: string, destination: string): Mount {
 }
 
 /** The process that runs `original` as a Wasm guest under the host. */
-export function wasmHostProcess(original: Process, kit: Kit, options: WasmRewriteOptions = {}): Process {
+/**
+ * The process that runs `original` as a Wasm guest under the host. As the
+ * container's init (`asInit`) tini stands in front of the host; a process
+ * exec'd into a running container is not PID 1 and needs none.
+ */
+export function wasmHostProcess(original: Process, kit: Kit, options: WasmRewriteOptions = {}, asInit = false): Process {
   const guest: GuestConfig = {
     args: original.args ?? [],
     env: original.env ?? [],
     preopens: defaultPreopens(original.cwd || '/', options.preopens ?? []),
   };
   if (options.module !== undefined) guest.module = options.module;
+  if (options.backend !== undefined && options.backend !== 'tugboat') guest.backend = options.backend;
   const { component } = options;
   if (component) {
     guest.component = { dir: component.dir, entry: component.entry, world: component.world };
@@ -64,7 +82,7 @@ export function wasmHostProcess(original: Process, kit: Kit, options: WasmRewrit
   }
   return {
     ...original,
-    args: hostArgv(kit),
+    args: hostArgv(kit, asInit),
     // Only the guest description: nothing of the user's environment may steer
     // Node itself (NODE_OPTIONS and friends).
     env: [`${GUEST_ENV_VAR}=${encodeGuestConfig(guest)}`],
@@ -84,7 +102,7 @@ export function rewriteSpecForWasm(spec: Spec, kit: Kit, options: WasmRewriteOpt
   const mounts = (spec.mounts ?? []).filter((m) => !ours.has(m.destination));
   return {
     ...spec,
-    process: wasmHostProcess(spec.process, kit, options),
+    process: wasmHostProcess(spec.process, kit, options, true),
     mounts: [...mounts, kitMount(kit), ...(component ? [componentMount(component.source, component.dir)] : [])],
     annotations: {
       ...spec.annotations,

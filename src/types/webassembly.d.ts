@@ -27,4 +27,10 @@ declare namespace WebAssembly {
   function compile(bytes: BufferSource): Promise<Module>;
   function validate(bytes: BufferSource): boolean;
   function instantiate(module: Module, imports?: Imports): Promise<Instance>;
+  /** JS Promise Integration (on by default in Node 26): an import that may suspend the calling Wasm stack. */
+  class Suspending {
+    constructor(fn: (...args: never[]) => unknown);
+  }
+  /** Wraps an export so that its Suspending imports can suspend; returns a promise of its result. */
+  function promising<F extends (...args: never[]) => unknown>(fn: F): (...args: Parameters<F>) => Promise<Awaited<ReturnType<F>>>;
 }

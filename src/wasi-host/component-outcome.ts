@@ -1,11 +1,11 @@
-// How a command component's end becomes a WorkerResult (and so, in main.ts,
+// How a command component's end becomes a GuestOutcome (and so, in main.ts,
 // the container's exit status, exactly as for preview1 guests):
 //   wasi:cli/exit.exit(ok)            → exit 0
 //   wasi:cli/exit.exit(err)           → exit 1
 //   wasi:cli/exit.exit-with-code(n)   → exit n
 //   run() returned ok / err           → exit 0 / 1
 //   trap (unreachable, OOB, stack)    → trap, with the message
-import type { WorkerResult } from './worker.js';
+import type { GuestOutcome } from './outcome.js';
 
 /** Thrown by our wasi:cli/exit through the guest's frames, caught around run(). */
 export class ComponentExit {
@@ -32,7 +32,7 @@ export function trapMessage(err: Error): string {
 }
 
 /** Whatever run() threw (or undefined when it returned normally). */
-export function componentOutcome(thrown: unknown, returned: boolean): WorkerResult {
+export function componentOutcome(thrown: unknown, returned: boolean): GuestOutcome {
   if (returned) return { kind: 'exit', code: 0 };
   if (thrown instanceof ComponentExit) return { kind: 'exit', code: thrown.code };
   if (isTrap(thrown)) return { kind: 'trap', message: trapMessage(thrown) };

@@ -17,7 +17,7 @@ import * as p2 from '@bytecodealliance/preview2-shim';
 import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { componentExit, componentOutcome } from './component-outcome.js';
 import { defaultPreopens, envListToObject, preopenRecord, type GuestConfig } from './guest-config.js';
-import type { WorkerResult } from './worker.js';
+import type { GuestOutcome } from './outcome.js';
 
 export interface ComponentWorkerInput {
   modulePath: string;
@@ -83,11 +83,31 @@ export function componentPreopens(config: GuestConfig, cwd: string): Record<stri
   return preopenRecord(config.preopens ?? defaultPreopens(cwd));
 }
 
+type InputStream = typeof p2.io.streams.InputStream.prototype;
+
+/**
+ * preview2-shim's stdin, made on first use. jco's glue asks for stdin while
+ * it instantiates, and the shim's stdin starts the shim's IO worker (a thread
+ * booting Node, tens of ms on the start path): a component that never reads
+ * its stdin should not pay for it. `instanceof InputStream` holds, as for
+ * fdOutputStream.
+ */
+export function lazyStdin(make: () => InputStream = () => p2.cli.stdin.getStdin()): InputStream {
+  let real: InputStream | undefined;
+  const get = () => (real ??= make()) as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const stream = Object.create(p2.io.streams.InputStream.prototype) as Record<string | symbol, unknown>;
+  for (const m of ['read', 'blockingRead', 'skip', 'blockingSkip', 'subscribe']) stream[m] = (...args: unknown[]) => get()[m]!(...args);
+  stream[Symbol.dispose] = () => (real as unknown as { [Symbol.dispose]?: () => void } | undefined)?.[Symbol.dispose]?.();
+  return stream as unknown as InputStream;
+}
+
 export function componentShim(config: GuestConfig): WASIShim {
   const stdout = fdOutputStream(ownFd(1));
   const stderr = fdOutputStream(ownFd(2));
+  const stdin = lazyStdin();
   const cli = {
     ...p2.cli,
+    stdin: { getStdin: () => stdin },
     exit: componentExit,
     stdout: { getStdout: () => stdout },
     stderr: { getStderr: () => stderr },
@@ -131,7 +151,7 @@ function runExport(instance: Record<string, unknown>): (() => unknown) | undefin
   return undefined;
 }
 
-async function runCommand(input: ComponentWorkerInput): Promise<WorkerResult> {
+async function runCommand(input: ComponentWorkerInput): Promise<GuestOutcome> {
   let instance: Record<string, unknown>;
   try {
     instance = await loadComponent(input.config, componentShim(input.config).getImportObject());
@@ -210,7 +230,7 @@ export function guardedHandler(types: HttpTypes, handle: (request: unknown, out:
  * instance per request (components built by componentize-js answer one
  * request per instance). The main thread proxies the public port to it.
  */
-async function serveHttp(input: ComponentWorkerInput): Promise<WorkerResult | undefined> {
+async function serveHttp(input: ComponentWorkerInput): Promise<GuestOutcome | undefined> {
   const component = input.config.component!;
   const imports = componentShim(input.config).getImportObject() as unknown as Record<string, unknown>;
   const types = imports['wasi:http/types'] as HttpTypes;
@@ -257,7 +277,7 @@ export function runComponentWorker(): void {
     const run = input.config.component?.world === 'http' ? serveHttp(input) : runCommand(input);
     void run.then(
       (result) => result && parentPort?.postMessage(result),
-      (err: unknown) => parentPort?.postMessage({ kind: 'error', message: (err as Error).message ?? String(err) } satisfies WorkerResult),
+      (err: unknown) => parentPort?.postMessage({ kind: 'error', message: (err as Error).message ?? String(err) } satisfies GuestOutcome),
     );
   });
 }

@@ -9,6 +9,8 @@ export const EXIT_NOT_RUNNABLE = 126;
 export const EXIT_TRAP = 134;
 /** A failure of the host itself. */
 export const EXIT_HOST_FAILURE = 125;
+/** The guest hit its memory cap: as the OOM killer's SIGKILL. */
+export const EXIT_MEMORY_CAP = 137;
 
 /**
  * proc_exit takes a u32 but a Linux status is 8 bits. Values above 255 are

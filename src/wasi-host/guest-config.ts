@@ -8,12 +8,6 @@ export const GUEST_ENV_VAR = 'TUGBOAT_GUEST';
 export interface GuestConfig {
   /** argv of the guest; args[0] is its argv[0] as the user wrote it. */
   args: string[];
-  /**
-   * The module's path inside the container, resolved from args[0] once by
-   * detection (PATH lookup in the root filesystem). Absent: the host resolves
-   * args[0] itself (a module on a volume, an exec'd module).
-   */
-  module?: string;
   /** The guest's environment as KEY=VALUE strings, exactly as in the OCI spec. */
   env: string[];
   /**
@@ -21,6 +15,19 @@ export interface GuestConfig {
    * root as "/", then the working directory as "." (see defaultPreopens).
    */
   preopens?: Preopen[];
+  /** Host path of the guest's root directory: "/" inside a container (default), a rootfs directory at `process` level. */
+  root?: string;
+  /** The working directory inside the root (default: the process's own, which runc sets). */
+  cwd?: string;
+  /**
+   * The module's path inside the root, resolved from args[0] once by detection
+   * (PATH lookup in the root filesystem). Absent: the host resolves args[0]
+   * itself through the same kernel-resolved opens (a module on a volume, an
+   * exec'd module).
+   */
+  module?: string;
+  /** Which preview1 implementation runs a core module: Tugboat's own (default) or node:wasi (annotation io.tugboat.wasi=uvwasi). */
+  backend?: WasiBackend;
   /**
    * Set for a Wasm component: where its transpiled form (jco output, see
    * src/linux-runtime/component-cache.ts) is mounted inside the container.
@@ -29,23 +36,15 @@ export interface GuestConfig {
   component?: GuestComponent;
 }
 
-export interface GuestComponent {
-  /** Container path of the read-only transpile cache entry. */
-  dir: string;
-  /** The ESM file in `dir` that exports instantiate(getCoreModule, imports). */
-  entry: string;
-  /** What the component exports: a command (wasi:cli/run) or an HTTP handler. */
-  world: 'command' | 'http' | 'unknown';
-  /** HTTP components: the port to serve on (io.tugboat.http.port); else PORT, else 8080. */
-  port?: number;
-}
+export type WasiBackend = 'tugboat' | 'uvwasi';
+export const WASI_BACKENDS: readonly WasiBackend[] = ['tugboat', 'uvwasi'];
 
 export interface Preopen {
   /** The name the guest sees ("/", ".", "/data"). */
   guest: string;
-  /** The directory inside the container. */
+  /** The directory inside the root. */
   path: string;
-  /** The guest may not change anything below it. */
+  /** The guest may not change anything below it (enforced with rights). */
   readonly?: boolean;
 }
 
@@ -64,6 +63,17 @@ export function preopenRecord(preopens: readonly Preopen[]): Record<string, stri
   const out: Record<string, string> = {};
   for (const p of preopens) out[p.guest] = p.path;
   return out;
+}
+
+export interface GuestComponent {
+  /** Container path of the read-only transpile cache entry. */
+  dir: string;
+  /** The ESM file in `dir` that exports instantiate(getCoreModule, imports). */
+  entry: string;
+  /** What the component exports: a command (wasi:cli/run) or an HTTP handler. */
+  world: 'command' | 'http' | 'unknown';
+  /** HTTP components: the port to serve on (io.tugboat.http.port); else PORT, else 8080. */
+  port?: number;
 }
 
 export function encodeGuestConfig(config: GuestConfig): string {
@@ -91,7 +101,8 @@ function isGuestConfig(v: unknown): v is GuestConfig {
   const c = v as Record<string, unknown>;
   if (!isStringArray(c.args) || c.args.length === 0 || !isStringArray(c.env)) return false;
   if (c.component !== undefined && !isGuestComponent(c.component)) return false;
-  if (c.module !== undefined && (typeof c.module !== 'string' || !c.module.startsWith('/'))) return false;
+  for (const k of ['root', 'cwd', 'module'] as const) if (c[k] !== undefined && (typeof c[k] !== 'string' || !(c[k] as string).startsWith('/'))) return false;
+  if (c.backend !== undefined && !WASI_BACKENDS.includes(c.backend as WasiBackend)) return false;
   return c.preopens === undefined || (Array.isArray(c.preopens) && c.preopens.every(isPreopen));
 }
 

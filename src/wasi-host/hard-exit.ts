@@ -1,4 +1,4 @@
-// Ending the process while the guest's thread is blocked in a system call.
+// Ending the process while a component's worker thread is blocked in a system call.
 //
 // process.exit() joins every worker thread first, and a worker blocked in a
 // WASI call (poll_oneoff sleeping, fd_read on a pipe) is only joined after
@@ -7,7 +7,6 @@
 // directly, which ends the whole process at once, whatever other threads do.
 // It needs a started WASI instance, so we start one on a 70-byte module whose
 // _start calls proc_exit with an imported code.
-import { WASI } from 'node:wasi';
 
 function name(s: string): number[] {
   return [s.length, ...Buffer.from(s, 'latin1')];
@@ -32,6 +31,8 @@ export const EXIT_MODULE_BYTES = new Uint8Array([
 ]);
 
 export function hardExit(code: number): never {
+  // Loaded here: only component runs end this way, and a core module's start must not load node:wasi.
+  const { WASI } = process.getBuiltinModule('node:wasi');
   const wasi = new WASI({ version: 'preview1', returnOnExit: false });
   const imports = { ...wasi.getImportObject(), env: { code: new WebAssembly.Global({ value: 'i32' }, code) } };
   wasi.start(new WebAssembly.Instance(new WebAssembly.Module(EXIT_MODULE_BYTES), imports));

@@ -1,59 +1,157 @@
-// node:wasi is not a sandbox: a symlink in the image can point a guest's path
-// lookup anywhere. Tugboat's answer is that the guest only ever runs inside
-// runc's pivot_root, so "anywhere" is still inside the container. This proves
-// it with links that would reach the host if the host ran the guest directly.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+// Escape attempts against the host: links to "/", "../../..", absolute names,
+// a link to a host file, and a rename race against a path being opened. They
+// run twice: inside a container (tugboat run, runc around the host) and with
+// the host directly on this machine on a root directory, with no runc at all,
+// where only the host's kernel-resolved paths (openat2 RESOLVE_IN_ROOT, or
+// the O_NOFOLLOW walk) stand between the guest and the host's files.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXAMPLES, TugboatSandbox } from './helpers.js';
+import { setOpenat2 } from '../../src/wasi-host/preview1/index.js';
+import { EXAMPLES, GUESTS, runGuest } from '../helpers/guest-run.js';
+import { exec, REPO, TugboatSandbox } from './helpers.js';
 
-describe('confinement of Wasm guests', () => {
+const secret = `secret-${randomBytes(8).toString('hex')}`;
+const hostDir = join('/tmp', `tugboat-canary-${randomBytes(6).toString('hex')}`);
+const canary = join(hostDir, 'secret');
+const pwned = join('/tmp', `tugboat-pwned-${randomBytes(6).toString('hex')}`);
+
+/** The image's tree: fileio.wasm, probe.wasm, hostile links, and the race directory. */
+function buildTree(dir: string): void {
+  copyFileSync(join(EXAMPLES, 'fileio.wasm'), join(dir, 'fileio.wasm'));
+  copyFileSync(join(GUESTS, 'probe.wasm'), join(dir, 'probe.wasm'));
+  const links = join(dir, 'links');
+  mkdirSync(links);
+  symlinkSync('/', join(links, 'root'));
+  symlinkSync('../../../../../../../..', join(links, 'up'));
+  symlinkSync('/tmp', join(links, 'tmp'));
+  symlinkSync(canary, join(links, 'canary'));
+  symlinkSync(hostDir, join(links, 'hostdir'));
+  mkdirSync(join(dir, 'race', 'd'), { recursive: true });
+  writeFileSync(join(dir, 'race', 'd', 'secret'), 'inside');
+  symlinkSync(hostDir, join(dir, 'race', 'abs'));
+  symlinkSync(`../../../../../../../..${hostDir}`, join(dir, 'race', 'rel'));
+}
+
+const READS = ['/links/canary', `/links/root${canary}`, `/links/up${canary}`, `/links/tmp${canary.slice(4)}`, '/links/hostdir/secret', canary, `/../../..${canary}`];
+const WRITES = [`/links/root${pwned}`, `/links/up${pwned}`, `/links/tmp${pwned.slice(4)}`, '/links/hostdir/pwned', pwned, `/../../..${pwned}`];
+
+/**
+ * Swaps race/d between the real directory and a symlink out of the root
+ * (absolute, then climbing), as fast as it can, in its own process.
+ */
+function startSwapper(raceDir: string): ChildProcess {
+  const script = `
+    const fs = require('fs'); const p = require('path'); const d = ${JSON.stringify(raceDir)};
+    const swap = (link) => { try { fs.renameSync(p.join(d, 'd'), p.join(d, 'd.real')); fs.renameSync(p.join(d, link), p.join(d, 'd'));
+      fs.renameSync(p.join(d, 'd'), p.join(d, link)); fs.renameSync(p.join(d, 'd.real'), p.join(d, 'd')); } catch {} };
+    for (;;) { swap('abs'); swap('rel'); }`;
+  return spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+}
+
+function expectNothingOutside(): void {
+  expect(existsSync(pwned)).toBe(false);
+  expect(existsSync(join(hostDir, 'pwned'))).toBe(false);
+  expect(existsSync(`${canary}.pwned`)).toBe(false);
+  expect(readFileSync(canary, 'utf8')).toBe(secret);
+}
+
+beforeAll(() => {
+  mkdirSync(hostDir);
+  writeFileSync(canary, secret);
+});
+afterAll(() => {
+  rmSync(hostDir, { recursive: true, force: true });
+  rmSync(pwned, { force: true });
+});
+
+describe('confinement with the host directly on the machine (no runc)', () => {
+  let root: string;
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'tugboat-conf-root-'));
+    buildTree(root);
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  describe.each([
+    ['openat2', true],
+    ['the component walk', false],
+  ])('paths resolved with %s', (_n, useOpenat2) => {
+    beforeAll(() => setOpenat2(useOpenat2));
+    afterAll(() => setOpenat2(undefined));
+
+    it.each(READS)('cannot read the host file through %s', async (path) => {
+      const r = await runGuest(join(EXAMPLES, 'fileio.wasm'), ['read', path], { root });
+      expect(r.stdout).not.toContain(secret);
+      expect(r.outcome).toEqual({ kind: 'exit', code: 1 });
+    });
+
+    it.each(WRITES)('cannot create a host file through %s', async (path) => {
+      await runGuest(join(EXAMPLES, 'fileio.wasm'), ['write', path, 'pwned'], { root });
+      expectNothingOutside();
+    });
+
+    it('sees the links resolve inside its own root', async () => {
+      const r = await runGuest(join(EXAMPLES, 'fileio.wasm'), ['ls', '/links/root'], { root });
+      expect(r.outcome).toEqual({ kind: 'exit', code: 0 });
+      expect(r.stdout.split('\n')).toEqual(expect.arrayContaining(['fileio.wasm', 'links', 'race']));
+    });
+  });
+
+  it.each([
+    ['openat2', '0'],
+    ['the component walk', '1'],
+  ])('wins no rename race (%s)', async (_n, noOpenat2) => {
+    const swapper = startSwapper(join(root, 'race'));
+    try {
+      const guest = { args: ['/probe.wasm', 'race', '/race/d/secret', '20000'], env: [], root, cwd: '/' };
+      const r = await exec(process.execPath, ['--no-warnings', join(REPO, 'dist', 'host', 'host.mjs')], {
+        env: { TUGBOAT_GUEST: JSON.stringify(guest), TUGBOAT_WASI_NO_OPENAT2: noOpenat2 },
+      });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toContain('done 20000');
+      expect(r.stdout).not.toContain(secret);
+    } finally {
+      swapper.kill('SIGKILL');
+    }
+    expectNothingOutside();
+  }, 120_000);
+});
+
+describe('confinement inside a container (tugboat run)', () => {
   let tb: TugboatSandbox;
   let work: string;
   let image: string;
-  const secret = `secret-${randomBytes(8).toString('hex')}`;
-  const canary = join('/tmp', `tugboat-canary-${randomBytes(6).toString('hex')}`);
-  const pwned = join('/tmp', `tugboat-pwned-${randomBytes(6).toString('hex')}`);
 
   beforeAll(async () => {
     tb = new TugboatSandbox();
     work = mkdtempSync(join(tmpdir(), 'tugboat-conf-'));
-    writeFileSync(canary, secret);
-    const links = join(work, 'links');
-    mkdirSync(links);
-    symlinkSync('/', join(links, 'root'));
-    symlinkSync('../../../../../../../..', join(links, 'up'));
-    symlinkSync('/tmp', join(links, 'tmp'));
-    symlinkSync(canary, join(links, 'canary'));
+    const tree = join(work, 'tree');
+    mkdirSync(tree);
+    buildTree(tree);
     image = `oci:${join(work, 'layout')}:links`;
-    const b = await tb.run(['image', 'build', join(EXAMPLES, 'fileio.wasm'), '--file', `${links}:/links`, '-o', image]);
+    const files = ['links', 'race', 'probe.wasm'].flatMap((f) => ['--file', `${join(tree, f)}:/${f}`]);
+    const b = await tb.run(['image', 'build', join(tree, 'fileio.wasm'), ...files, '-o', image]);
     expect(b.code, b.stderr).toBe(0);
   });
   afterAll(() => {
     tb.cleanup();
     rmSync(work, { recursive: true, force: true });
-    rmSync(canary, { force: true });
-    rmSync(pwned, { force: true });
   });
 
-  it.each(['/links/canary', `/links/root${canary}`, `/links/up${canary}`, `/links/tmp/${canary.slice(5)}`, canary])(
-    'cannot read the host file through %s',
-    async (path) => {
-      const r = await tb.run(['run', '--rm', image, 'read', path]);
-      expect(r.stdout).not.toContain(secret);
-      expect(r.code).toBe(1);
-    },
-  );
+  it.each(READS)('cannot read the host file through %s', async (path) => {
+    const r = await tb.run(['run', '--rm', image, 'read', path]);
+    expect(r.stdout).not.toContain(secret);
+    expect(r.code).toBe(1);
+  });
 
-  it.each([`/links/root${pwned}`, `/links/up${pwned}`, `/links/tmp/${pwned.slice(5)}`, pwned])(
-    'cannot create a host file through %s',
-    async (path) => {
-      await tb.run(['run', '--rm', image, 'write', path, 'pwned']);
-      expect(existsSync(pwned)).toBe(false);
-    },
-  );
+  it.each(WRITES)('cannot create a host file through %s', async (path) => {
+    await tb.run(['run', '--rm', image, 'write', path, 'pwned']);
+    expectNothingOutside();
+  });
 
   it('sees the links resolve to its own root', async () => {
     const r = await tb.run(['run', '--rm', image, 'ls', '/links/root']);
@@ -66,4 +164,22 @@ describe('confinement of Wasm guests', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/read-only|Read-only|EROFS|permission/i);
   });
+
+  it('wins no rename race', async () => {
+    const name = `race-${randomBytes(4).toString('hex')}`;
+    const run = tb.run(['run', '--rm', '--name', name, '--entrypoint', '/probe.wasm', image, 'race', '/race/d/secret', '5000']);
+    const raceDir = join(tb.root, 'containers', name, 'rootfs', 'race');
+    for (let i = 0; i < 200 && !existsSync(join(raceDir, 'abs')); i++) await new Promise((r) => setTimeout(r, 25));
+    const swapper = startSwapper(raceDir);
+    let r;
+    try {
+      r = await run;
+    } finally {
+      swapper.kill('SIGKILL');
+    }
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('done 5000');
+    expect(r.stdout).not.toContain(secret);
+    expectNothingOutside();
+  }, 120_000);
 });

@@ -20,6 +20,8 @@ export interface Result {
   code: number;
   stdout: string;
   stderr: string;
+  /** ms from the signal of RunOpts.signal to the command's end. */
+  killMs?: number;
 }
 
 export interface RunOpts {
@@ -28,6 +30,8 @@ export interface RunOpts {
   cwd?: string;
   /** Send this signal to tugboat once stdout contains `after`. */
   signal?: { name: NodeJS.Signals; after: string };
+  /** Leave stdin open (a guest reading it blocks) instead of writing `input` and closing it. */
+  keepStdin?: boolean;
 }
 
 /** The single line of a failure's stderr (asserting there is exactly one). */
@@ -42,20 +46,24 @@ export function exec(cmd: string, args: string[], opts: RunOpts = {}): Promise<R
     const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
     let stdout = '';
     let stderr = '';
-    let signalled = false;
+    let signalledAt: number | undefined;
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       stdout += d;
-      if (opts.signal && !signalled && stdout.includes(opts.signal.after)) {
-        signalled = true;
+      if (opts.signal && signalledAt === undefined && stdout.includes(opts.signal.after)) {
+        signalledAt = performance.now();
         child.kill(opts.signal.name);
       }
     });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.once('error', reject);
-    child.once('close', (code, sig) => resolvePromise({ code: code ?? 128 + (sig === 'SIGKILL' ? 9 : 15), stdout, stderr }));
+    child.once('close', (code, sig) => {
+      const killMs = signalledAt === undefined ? {} : { killMs: performance.now() - signalledAt };
+      resolvePromise({ code: code ?? 128 + (sig === 'SIGKILL' ? 9 : 15), stdout, stderr, ...killMs });
+    });
     // The command may exit without reading its input; that is not a test failure.
     child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.input ?? '');
+    if (opts.keepStdin) child.once('close', () => child.stdin.destroy());
+    else child.stdin.end(opts.input ?? '');
   });
 }
 

@@ -37,15 +37,18 @@ export function removeNamespaceDirs(ns: string): void {
   }
 }
 
-/** The WASI host answers SIGTERM once it is up; until then, as pid 1 of its namespace, it ignores it. */
-export async function waitCatches(pid: number, sig: number): Promise<void> {
-  const bit = 1n << BigInt(sig - 1);
+/**
+ * A Wasm container's init is tini: it forwards a signal to the host once it
+ * has started it (the host, with no handler, then ends by the signal's
+ * default action). Only before that, as pid 1 of its namespace, could it
+ * drop one. Waits for tini's child.
+ */
+export async function waitCatches(pid: number, _sig: number): Promise<void> {
   for (let i = 0; i < 300; i++) {
-    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    if (m && (BigInt(`0x${m[1]}`) & bit) !== 0n) return;
+    if (readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim() !== '') return;
     await sleep(50);
   }
-  throw new Error(`pid ${pid} never installed a handler for signal ${sig}`);
+  throw new Error(`pid ${pid} never started the WASI host`);
 }
 
 /**

@@ -129,7 +129,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
     expect(fdPeak).toBeGreaterThan(fd0);
     expect(fdPeak - fd0).toBeLessThanOrEqual(2 * N * 12);
 
-    // Stop all concurrently: SIGTERM to the Wasm hosts (once each answers it: as pid 1 a booting one ignores it), SIGKILL to busybox.
+    // Stop all concurrently: SIGTERM to the Wasm containers (tini forwards it to the host), SIGKILL to busybox.
     for (const id of wasm) await waitCatches(table.get(id)!.pid, 15);
     const waits = ids.map((id) => waitTask(id)); // containerd's Tasks.Wait, in flight during the kills
     const killed = await inBatches(ids, BATCH, (id) => ctr(['tasks', 'kill', '-s', wasm.includes(id) ? 'SIGTERM' : 'SIGKILL', id]));

@@ -118,6 +118,15 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
     expect((await c.ctr(['tasks', 'ls', '-q'])).stdout).not.toContain('w-pre');
   });
 
+  it('runs a core module on node:wasi when the container asks (io.tugboat.wasi=uvwasi); refuses an unknown backend', async () => {
+    const r = await run('w-uvwasi', WASM('hello'), ['/hello.wasm', 'x'], ['--platform', 'wasi/wasm', '--annotation', 'io.tugboat.wasi=uvwasi']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^hello from wasm\nargs: \S*hello\.wasm x\n/);
+    const bad = await run('w-badbackend', WASM('hello'), ['/hello.wasm'], ['--platform', 'wasi/wasm', '--annotation', 'io.tugboat.wasi=wasmtime']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/unknown WASI backend/);
+  });
+
   it('runs a Linux image through the same shim, with real pipes as stdio', async () => {
     const r = await run('l-echo', BUSYBOX, ['sh', '-c', 'echo hi; echo via-dev-stdout > /dev/stdout; echo err >&2; exit 7']);
     expect(r.stdout).toBe('hi\nvia-dev-stdout\n');

@@ -7,8 +7,25 @@ import { parse } from '@bytecodealliance/jco';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMPONENT_ENTRY, ensureTranspiled } from '../../src/linux-runtime/component-cache.js';
 import { ComponentExit, componentExit, componentOutcome, trapMessage } from '../../src/wasi-host/component-outcome.js';
-import { componentPreopens, componentShim, fdOutputStream, loadComponent } from '../../src/wasi-host/component-run.js';
+import { componentPreopens, componentShim, fdOutputStream, lazyStdin, loadComponent } from '../../src/wasi-host/component-run.js';
+import * as p2 from '@bytecodealliance/preview2-shim';
 import type { GuestConfig } from '../../src/wasi-host/guest-config.js';
+
+describe('component stdin', () => {
+  it('is made only when first used, and forwards to the real stream', () => {
+    let made = 0;
+    const real = { blockingRead: (n: bigint) => new Uint8Array(Number(n)).fill(7) };
+    const stdin = lazyStdin(() => {
+      made++;
+      return real as never;
+    });
+    expect(stdin).toBeInstanceOf(p2.io.streams.InputStream);
+    expect(made).toBe(0);
+    expect((stdin as unknown as typeof real).blockingRead(3n)).toEqual(new Uint8Array([7, 7, 7]));
+    (stdin as unknown as typeof real).blockingRead(1n);
+    expect(made).toBe(1);
+  });
+});
 
 describe('component outcome → exit status', () => {
   const thrown = (f: () => unknown): unknown => {

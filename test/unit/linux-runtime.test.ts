@@ -3,7 +3,7 @@ import { decodeGuestConfig } from '../../src/wasi-host/guest-config.js';
 import { hostArgv, KIT_MOUNT_POINT, type Kit } from '../../src/linux-runtime/kit.js';
 import { exitStatus, runcErrorKind, runcErrorMessage } from '../../src/linux-runtime/runc.js';
 import { withMemoryLimit, withNetwork, withVolumes } from '../../src/linux-runtime/spec-edits.js';
-import { rewriteSpecForWasm, WORKLOAD_ANNOTATION } from '../../src/linux-runtime/wasm-bundle.js';
+import { rewriteSpecForWasm, wasiBackendOf, wasmHostProcess, WASI_BACKEND_ANNOTATION, WORKLOAD_ANNOTATION } from '../../src/linux-runtime/wasm-bundle.js';
 import type { Spec } from '../../src/oci/runtime-spec.js';
 
 const kit: Kit = { dir: '/opt/kit', loader: 'lib/ld-linux-x86-64.so.2', node: 'node', host: 'host/host.mjs', nodeVersion: 'v24' };
@@ -20,6 +20,25 @@ function baseSpec(): Spec {
 }
 
 describe('wasm bundle rewrite', () => {
+  it('puts tini in front of the host as the init, not in front of an exec; never an inspector', () => {
+    const withInit: Kit = { ...kit, init: 'tini' };
+    const init = rewriteSpecForWasm(baseSpec(), withInit).process!.args!;
+    expect(init.slice(0, 3)).toEqual([`${KIT_MOUNT_POINT}/tini`, '--', `${KIT_MOUNT_POINT}/lib/ld-linux-x86-64.so.2`]);
+    expect(init).toContain('--disable-sigusr1');
+    const exec = wasmHostProcess(baseSpec().process!, withInit).args!;
+    expect(exec[0]).toBe(`${KIT_MOUNT_POINT}/lib/ld-linux-x86-64.so.2`);
+    expect(exec).toContain('--disable-sigusr1');
+  });
+
+  it('chooses the node:wasi backend only from its annotation, and refuses unknown ones', () => {
+    const guestOf = (s: Spec) => decodeGuestConfig(s.process!.env![0]!.slice('TUGBOAT_GUEST='.length));
+    expect(wasiBackendOf(baseSpec().annotations)).toBeUndefined();
+    expect(guestOf(rewriteSpecForWasm(baseSpec(), kit)).backend).toBeUndefined();
+    expect(wasiBackendOf({ [WASI_BACKEND_ANNOTATION]: 'uvwasi' })).toBe('uvwasi');
+    expect(guestOf(rewriteSpecForWasm(baseSpec(), kit, { backend: 'uvwasi' })).backend).toBe('uvwasi');
+    expect(() => wasiBackendOf({ [WASI_BACKEND_ANNOTATION]: 'wasmtime' })).toThrow(/io.tugboat.wasi=wasmtime: unknown WASI backend/);
+  });
+
   it('runs the host through the kit loader and keeps everything else', () => {
     const spec = baseSpec();
     const out = rewriteSpecForWasm(spec, kit);

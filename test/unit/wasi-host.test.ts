@@ -1,10 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeGuestConfig, defaultPreopens, encodeGuestConfig, envListToObject, preopenRecord } from '../../src/wasi-host/guest-config.js';
 import { guestExitStatus, signalExitStatus } from '../../src/wasi-host/exit-status.js';
-import { resolveModulePath } from '../../src/wasi-host/module-path.js';
+import { ending } from '../../src/wasi-host/outcome.js';
 
 describe('guest config', () => {
   it('round-trips', () => {
@@ -46,24 +43,37 @@ describe('exit statuses', () => {
   });
 });
 
-describe('module lookup and preopens', () => {
-  it('resolves paths and PATH names', () => {
-    const d = mkdtempSync(join(tmpdir(), 'modpath-'));
-    try {
-      mkdirSync(join(d, 'bin'));
-      writeFileSync(join(d, 'bin', 'm.wasm'), '');
-      expect(resolveModulePath('bin/m.wasm', [], d)).toBe(join(d, 'bin', 'm.wasm'));
-      expect(resolveModulePath('m.wasm', [`PATH=/nope:${d}/bin`], '/')).toBe(join(d, 'bin', 'm.wasm'));
-      expect(resolveModulePath('missing.wasm', [`PATH=${d}/bin`], '/')).toBeUndefined();
-      expect(resolveModulePath('', [], '/')).toBeUndefined();
-    } finally {
-      rmSync(d, { recursive: true });
-    }
+describe('outcome → exit status (the one mapping)', () => {
+  it.each([
+    [{ kind: 'exit', code: 3 } as const, 3, undefined],
+    [{ kind: 'exit', code: 256 } as const, 1, undefined],
+    [{ kind: 'signal', signal: 15 } as const, 143, undefined],
+    [{ kind: 'trap', message: 'unreachable' } as const, 134, 'wasm trap in /m.wasm: unreachable'],
+    [{ kind: 'oom' } as const, 137, "/m.wasm: out of memory (the guest's memory cap)"],
+    [{ kind: 'link', message: 'no _start' } as const, 126, '/m.wasm: no _start'],
+    [{ kind: 'error', message: 'boom' } as const, 125, '/m.wasm: boom'],
+  ])('%j → %i', (outcome, status, message) => {
+    expect(ending(outcome, '/m.wasm')).toEqual(message === undefined ? { status } : { status, message });
   });
+});
+
+describe('preopens', () => {
   it('registers "/" before "." so relative paths use the working directory', () => {
     expect(Object.keys(preopenRecord(defaultPreopens('/work')))).toEqual(['/', '.']);
     expect(preopenRecord(defaultPreopens('/'))).toEqual({ '/': '/' });
     // Extra directories go between the two: "." stays last.
     expect(defaultPreopens('/work', [{ guest: '/d', path: '/data' }]).map((p) => p.guest)).toEqual(['/', '/d', '.']);
+  });
+  it('carries the ordered list, readonly included', () => {
+    const list = [{ guest: '/data', path: '/mnt/data', readonly: true }];
+    expect(decodeGuestConfig(JSON.stringify({ args: ['a'], env: [], preopens: list })).preopens).toEqual(list);
+  });
+  it.each([
+    '{"args":["a"],"env":[],"preopens":{"/":"/"}}',
+    '{"args":["a"],"env":[],"preopens":[{"guest":"/","path":"relative"}]}',
+    '{"args":["a"],"env":[],"root":"relative"}',
+    '{"args":["a"],"env":[],"backend":"wasmtime"}',
+  ])('rejects %s', (raw) => {
+    expect(() => decodeGuestConfig(raw)).toThrow(/TUGBOAT_GUEST/);
   });
 });

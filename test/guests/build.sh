@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds the host's test guests (wasm32-wasi, Debian's rustc) into
+# test/guests/out/. Never committed; run by `make build`.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+out="$here/out"; mkdir -p "$out"
+for src in "$here"/*.rs; do
+  name="$(basename "$src" .rs)"
+  if [[ ! "$out/$name.wasm" -nt "$src" ]]; then
+    /usr/bin/rustc -O -C debuginfo=0 -C strip=symbols --edition 2021 --target wasm32-wasi -o "$out/$name.wasm" "$src"
+  fi
+done
