@@ -163,15 +163,20 @@ describe('tugboat run: Wasm images', () => {
       expect(readFileSync(join(s.vol, 'pre', 'rw.txt'), 'utf8')).toBe('written');
     });
 
-    it('makes a :ro preopen read-only for the kernel, not only for node:wasi', async () => {
+    it('makes a :ro preopen read-only twice: by the host rights and for the kernel (node:wasi enforces no rights)', async () => {
       mkdirSync(join(s.vol, 'ro'), { recursive: true });
       writeFileSync(join(s.vol, 'ro', 'in.txt'), 'read me\n');
-      const args = ['run', '--rm', '-v', `${join(s.vol, 'ro')}:/mnt/in`, ...preopens('/in=/mnt/in:ro'), WASM('fileio')];
-      const r = await s.tb.run([...args, 'read', '/in/in.txt']);
+      const args = ['run', '--rm', '-v', `${join(s.vol, 'ro')}:/mnt/in`, ...preopens('/in=/mnt/in:ro')];
+      const r = await s.tb.run([...args, WASM('fileio'), 'read', '/in/in.txt']);
       expect(r.stdout).toBe('read me\n');
-      const w = await s.tb.run([...args, 'write', '/in/new.txt', 'x']);
+      // Tugboat's host refuses the write itself (ENOTCAPABLE: the preopen lacks the rights).
+      const w = await s.tb.run([...args, WASM('fileio'), 'write', '/in/new.txt', 'x']);
       expect(w.code).toBe(1);
-      expect(w.stderr).toMatch(/fileio: \/in\/new.txt: .*(Read-only|read-only|EROFS)/i);
+      expect(w.stderr).toMatch(/fileio: \/in\/new.txt: Capabilities insufficient/);
+      // node:wasi lets it through to the kernel, which refuses it on the read-only bind mount.
+      const u = await s.tb.run([...args, '--annotation', 'io.tugboat.wasi=uvwasi', WASM('fileio'), 'write', '/in/new.txt', 'x']);
+      expect(u.code).toBe(1);
+      expect(u.stderr).toMatch(/fileio: \/in\/new.txt: .*(Read-only|read-only|EROFS)/i);
       expect(existsSync(join(s.vol, 'ro', 'new.txt'))).toBe(false);
     });
 
