@@ -52,8 +52,16 @@ const shimLazyIoWorker = {
     });
   },
 };
-await build({ ...common, entryPoints: ['src/wasi-host/component-run.ts'], outfile: 'dist/host/component.mjs', minify: true, plugins: [shimRootFix, shimLazyIoWorker],
-  banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" } });
+const shimBundle = {
+  ...common,
+  minify: true,
+  plugins: [shimRootFix, shimLazyIoWorker],
+  banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" },
+};
+await build({ ...shimBundle, entryPoints: ['src/wasi-host/component-run.ts'], outfile: 'dist/host/component.mjs' });
+// An HTTP component's handler threads (src/wasi-host/http/), with the shim for
+// the interfaces the host does not serve itself (cli, filesystem, sockets…).
+await build({ ...shimBundle, entryPoints: ['src/wasi-host/http/worker.ts'], outfile: 'dist/host/http-worker.mjs' });
 copyFileSync('node_modules/@bytecodealliance/preview2-shim/dist/io/worker-thread.bundle.js', 'dist/host/worker-thread.bundle.js');
 // Chunk names carry content hashes: drop the last build's.
 rmSync('dist/chunks', { recursive: true, force: true });

@@ -7,7 +7,7 @@ import { parse } from '@bytecodealliance/jco';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMPONENT_ENTRY, ensureTranspiled } from '../../src/linux-runtime/component-cache.js';
 import { ComponentExit, componentExit, componentOutcome, trapMessage } from '../../src/wasi-host/component-outcome.js';
-import { componentPreopens, componentShim, fdOutputStream, lazyStdin, loadComponent } from '../../src/wasi-host/component-run.js';
+import { componentPreopens, componentShim, fdOutputStream, lazyStdin, loadComponent } from '../../src/wasi-host/component-shim.js';
 import * as p2 from '@bytecodealliance/preview2-shim';
 import type { GuestConfig } from '../../src/wasi-host/guest-config.js';
 
