@@ -46,7 +46,7 @@ export interface HttpService {
   /** Ends the threads now (bounded). */
   stop(): Promise<void>;
   /** Each thread's pool and requests in flight. */
-  stats(): Promise<{ pool: PoolStats; inFlight: number }[]>;
+  stats(): Promise<{ pool: PoolStats & { resources: number }; inFlight: number }[]>;
 }
 
 /** What a handler thread is started with. */
@@ -64,7 +64,7 @@ export type HandlerMessage =
   | { kind: 'failed'; outcome: GuestOutcome }
   | { kind: 'request-failed'; message: string }
   | { kind: 'drained' }
-  | { kind: 'stats'; stats: PoolStats; inFlight: number };
+  | { kind: 'stats'; stats: PoolStats & { resources: number }; inFlight: number };
 
 /** The handler thread's script: beside this file in the bundles, else the build's. */
 function defaultWorkerUrl(): URL {

@@ -38,7 +38,8 @@ export interface ThreadServer {
   /** The port listened on (the one asked for, or the kernel's choice for 0). */
   port: number;
   inFlight(): number;
-  stats(): PoolStats;
+  /** The pool, and the resources guests hold (handles of ours not yet dropped). */
+  stats(): PoolStats & { resources: number };
   /** Stops accepting, lets requests in flight finish (new ones on open connections are served with Connection: close); resolves when none is left. */
   drain(): Promise<void>;
 }
@@ -185,7 +186,7 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
   return {
     port: (server.address() as AddressInfo).port,
     inFlight: () => inFlight,
-    stats: () => pool.stats(),
+    stats: () => ({ ...pool.stats(), resources: factory.reps.live }),
     drain: () =>
       new Promise<void>((resolve) => {
         draining = true;
