@@ -40,6 +40,8 @@ export const HTTP_PORT_ANNOTATION = 'io.tugboat.http.port';
 export const HTTP_POOL_ANNOTATION = 'io.tugboat.http.pool';
 /** Handler threads of an HTTP component (default: the CPUs its cgroup allows). */
 export const HTTP_THREADS_ANNOTATION = 'io.tugboat.http.threads';
+/** `false`: a fresh instance for every request even if the component declares it may be reused. */
+export const HTTP_REUSE_ANNOTATION = 'io.tugboat.http.reuse';
 /** Bounds of the pool and threads annotations: beyond is a mistake, not a wish. */
 export const HTTP_POOL_MAX = 4096;
 export const HTTP_THREADS_MAX = 256;
@@ -260,14 +262,19 @@ function countAnnotation(annotations: Record<string, string>, key: string, max: 
 }
 
 /** The io.tugboat.http.* annotations, checked before anything is transpiled. */
-export function httpAnnotations(annotations: Record<string, string>): { port?: number; pool?: number; threads?: number } {
+export function httpAnnotations(annotations: Record<string, string>): { port?: number; pool?: number; threads?: number; noReuse?: true } {
   const port = Number(annotations[HTTP_PORT_ANNOTATION]);
   const pool = countAnnotation(annotations, HTTP_POOL_ANNOTATION, HTTP_POOL_MAX);
   const threads = countAnnotation(annotations, HTTP_THREADS_ANNOTATION, HTTP_THREADS_MAX);
+  const reuse = annotations[HTTP_REUSE_ANNOTATION];
+  if (reuse !== undefined && reuse !== '' && reuse !== 'false') {
+    throw new ConfigError(`annotation ${HTTP_REUSE_ANNOTATION}=${reuse}: only false (a fresh instance for every request) is accepted; a component declares itself that its instances may be reused`);
+  }
   return {
     ...(Number.isInteger(port) && port > 0 && port < 65536 ? { port } : {}),
     ...(pool !== undefined ? { pool } : {}),
     ...(threads !== undefined ? { threads } : {}),
+    ...(reuse === 'false' ? { noReuse: true as const } : {}),
   };
 }
 
@@ -282,7 +289,7 @@ export async function componentRewriteOptions(
   cacheDir: string,
   annotations: Record<string, string>,
 ): Promise<Required<Pick<WasmRewriteOptions, 'component'>>> {
-  const http = httpAnnotations(annotations);
+  const { noReuse, ...http } = httpAnnotations(annotations);
   const entry = await ensureTranspiled(hostPath, cacheDir);
   log().info({ component: containerPath, sha256: entry.meta.sha256, world: entry.meta.world, reuse: entry.meta.reuse, cached: entry.cached }, 'wasm component');
   return {
@@ -291,7 +298,7 @@ export async function componentRewriteOptions(
       dir: COMPONENT_MOUNT_POINT,
       entry: COMPONENT_ENTRY,
       world: entry.meta.world,
-      ...(entry.meta.world === 'http' ? { ...http, ...(entry.meta.reuse ? { reuse: true } : {}) } : {}),
+      ...(entry.meta.world === 'http' ? { ...http, ...(entry.meta.reuse && !noReuse ? { reuse: true } : {}) } : {}),
     },
   };
 }

@@ -190,6 +190,8 @@ describe('serve settings', () => {
       expect(() => httpAnnotations({ 'io.tugboat.http.pool': bad })).toThrow(ConfigError);
     }
     expect(() => httpAnnotations({ 'io.tugboat.http.threads': '1000' })).toThrow(/io\.tugboat\.http\.threads=1000: expected a whole number from 1 to 256/);
+    expect(httpAnnotations({ 'io.tugboat.http.reuse': 'false' })).toEqual({ noReuse: true });
+    expect(() => httpAnnotations({ 'io.tugboat.http.reuse': 'true' })).toThrow(/only false/);
   });
 });
 
