@@ -299,7 +299,12 @@ type CoreValue = number | bigint;
 
 class Reader {
   i = 0;
-  constructor(readonly values: ArrayLike<CoreValue>) {}
+  constructor(public values: ArrayLike<CoreValue>) {}
+  reset(values: ArrayLike<CoreValue>): this {
+    this.values = values;
+    this.i = 0;
+    return this;
+  }
   next(): CoreValue {
     return this.values[this.i++]!;
   }
@@ -311,6 +316,9 @@ interface Codec {
   store(ctx: Ctx, v: unknown, ptr: number): void;
   lift(ctx: Ctx, r: Reader): unknown;
   lower(ctx: Ctx, v: unknown, out: CoreValue[]): void;
+  /** Variants: store or lower case `i` with its payload (no {tag, val} object on the way). */
+  storeCase?(ctx: Ctx, i: number, payload: unknown, ptr: number): void;
+  lowerCase?(ctx: Ctx, i: number, payload: unknown, out: CoreValue[]): void;
 }
 
 const codecs = new Map<Ty, Codec>();
@@ -470,6 +478,29 @@ function variantCodec(t: Ty, cs: Case[]): Codec {
     if (i >= cs.length) throw new WebAssembly.RuntimeError(`invalid variant discriminant ${i}`);
     return i;
   };
+  const storeCase = (ctx: Ctx, i: number, payload: unknown, p: number) => {
+    const dv = ctx.dv;
+    if (d === 1) dv.setUint8(p, i);
+    else if (d === 2) dv.setUint16(p, i, true);
+    else dv.setUint32(p, i, true);
+    payloads[i]?.store(ctx, payload, p + l.payload!);
+  };
+  const lowerCase = (ctx: Ctx, i: number, payload: unknown, out: CoreValue[]) => {
+    out.push(i);
+    const pc = payloads[i];
+    if (!pc) {
+      for (const want of joined) out.push(want === 'i64' ? 0n : 0);
+      return;
+    }
+    const start = out.length;
+    pc.lower(ctx, payload, out);
+    const have = caseFlat[i]!;
+    for (let k = 0; k < joined.length; k++) {
+      const want = joined[k]!;
+      if (start + k >= out.length) out.push(want === 'i64' ? 0n : 0);
+      else if (want === 'i64' && have[k] === 'i32') out[start + k] = BigInt((out[start + k] as number) >>> 0);
+    }
+  };
   return {
     load: (ctx, p) => {
       const dv = ctx.dv;
@@ -478,11 +509,7 @@ function variantCodec(t: Ty, cs: Case[]): Codec {
     },
     store: (ctx, v, p) => {
       const [i, payload] = caseOf(v);
-      const dv = ctx.dv;
-      if (d === 1) dv.setUint8(p, i);
-      else if (d === 2) dv.setUint16(p, i, true);
-      else dv.setUint32(p, i, true);
-      payloads[i]?.store(ctx, payload, p + l.payload!);
+      storeCase(ctx, i, payload, p);
     },
     lift: (ctx, r) => {
       const i = caseAt(r.next() as number);
@@ -495,17 +522,10 @@ function variantCodec(t: Ty, cs: Case[]): Codec {
     },
     lower: (ctx, v, out) => {
       const [i, payload] = caseOf(v);
-      out.push(i);
-      const vals: CoreValue[] = [];
-      payloads[i]?.lower(ctx, payload, vals);
-      const have = caseFlat[i]!;
-      for (let k = 0; k < joined.length; k++) {
-        const want = joined[k]!;
-        if (k >= vals.length) out.push(want === 'i64' ? 0n : 0);
-        else if (want === 'i64' && have[k] === 'i32') out.push(BigInt((vals[k] as number) >>> 0));
-        else out.push(vals[k]!);
-      }
+      lowerCase(ctx, i, payload, out);
     },
+    storeCase,
+    lowerCase,
   };
 }
 
@@ -577,42 +597,52 @@ export function lowering(type: FnType, fn: HostFn, low: Lowering, suspending = f
       return t;
     };
     const ctx = new Ctx(opts, tableOf, low.host, low.host.scope);
-    const finish = (value: unknown, ret: number): CoreValue | undefined => {
+    // A result<T, E>: its ok and err cases lowered straight from the host's value or throw.
+    const answer = (i: number, value: unknown, ret: number): CoreValue | undefined => {
       if (!res) return undefined;
       if (retptr) {
-        res.store(ctx, value, ret);
+        if (mayErr) res.storeCase!(ctx, i, value, ret);
+        else res.store(ctx, value, ret);
         return undefined;
       }
       const out: CoreValue[] = [];
-      res.lower(ctx, value, out);
+      if (mayErr) res.lowerCase!(ctx, i, value, out);
+      else res.lower(ctx, value, out);
       return out[0];
     };
     const fail = (err: unknown, ret: number): CoreValue | undefined => {
       if (!mayErr || err instanceof Error) throw err;
-      return finish({ tag: 'err', val: err }, ret);
+      return answer(1, err, ret);
     };
-    const done = (v: unknown, ret: number) => finish(mayErr ? { tag: 'ok', val: v } : v, ret);
-    const core = (...args: CoreValue[]): CoreValue | undefined | Promise<CoreValue | undefined> => {
+    const reader = new Reader([]);
+    const n = params.length;
+    const [p0, p1, p2, p3] = params;
+    // Called by the guest's core code with core values (no rest array, no spread on the way).
+    const core = function (): CoreValue | undefined | Promise<CoreValue | undefined> {
+      // eslint-disable-next-line prefer-rest-params
+      const args = arguments as unknown as ArrayLike<CoreValue>;
       const ret = retptr ? (args[args.length - 1] as number) : 0;
       // Learn table roles from the handles passed before lifting them.
       if (byRole.size < resources.length && !viaMemory) {
         for (const [i, r] of handleParams) if (!byRole.has(r)) low.roles.identify(tables, r, args[i] as number);
       }
-      let lifted: unknown[];
-      if (tuple) lifted = tuple.load(ctx, args[0] as number) as unknown[];
-      else {
-        const r = new Reader(args);
-        lifted = new Array(params.length);
-        for (let i = 0; i < params.length; i++) lifted[i] = params[i]!.lift(ctx, r);
-      }
       let value: unknown;
       try {
-        value = impl(...lifted);
+        if (tuple) value = impl(...(tuple.load(ctx, args[0] as number) as unknown[]));
+        else {
+          const r = reader.reset(args);
+          if (n === 0) value = impl();
+          else if (n === 1) value = impl(p0!.lift(ctx, r));
+          else if (n === 2) value = impl(p0!.lift(ctx, r), p1!.lift(ctx, r));
+          else if (n === 3) value = impl(p0!.lift(ctx, r), p1!.lift(ctx, r), p2!.lift(ctx, r));
+          else if (n === 4) value = impl(p0!.lift(ctx, r), p1!.lift(ctx, r), p2!.lift(ctx, r), p3!.lift(ctx, r));
+          else value = impl(...params.map((p) => p.lift(ctx, r)));
+        }
       } catch (err) {
         return fail(err, ret);
       }
-      if (value instanceof Promise) return value.then((v) => done(v, ret), (err: unknown) => fail(err, ret));
-      return done(value, ret);
+      if (value instanceof Promise) return value.then((v) => answer(0, v, ret), (err: unknown) => fail(err, ret));
+      return answer(0, value, ret);
     };
     return suspending ? new WebAssembly.Suspending(core) : core;
   };

@@ -86,13 +86,19 @@ export class Fields {
   get(name: string): Uint8Array[] {
     const lower = name.toLowerCase();
     const out: Uint8Array[] = [];
+    const raw = this.#entries ? undefined : this.#raw;
+    if (raw) {
+      // Straight from Node's rawHeaders: only what is asked for is encoded.
+      if (FORBIDDEN_HEADERS.has(lower)) return out;
+      for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.length === lower.length && raw[i]!.toLowerCase() === lower) out.push(Buffer.from(raw[i + 1]!, 'latin1'));
+      return out;
+    }
     for (const [n, v] of this.#list()) if (n === lower) out.push(v);
     return out;
   }
 
   has(name: string): boolean {
-    const lower = name.toLowerCase();
-    return this.#list().some(([n]) => n === lower);
+    return this.get(name).length > 0;
   }
 
   set(name: string, values: Uint8Array[]): void {

@@ -157,7 +157,6 @@ export class WritableSink implements Waitable {
   readonly #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #held: Uint8Array | undefined;
-  #heldTimer: NodeJS.Immediate | undefined;
   #written = false;
   #finished = false;
   #trailers: Record<string, string> | undefined;
@@ -226,20 +225,19 @@ export class WritableSink implements Waitable {
     if (!this.#written && !target.headersSent) {
       this.#written = true;
       this.#held = chunk;
-      this.#heldTimer = setImmediate(() => this.#release());
+      holding(this);
       return;
     }
-    this.#release();
+    this.release();
     this.#written = true;
     this.#send(() => target.write(chunk));
   }
 
   /** Sends the held first chunk, if any. */
-  #release(): void {
+  release(): void {
     const held = this.#held;
     if (!held) return;
     this.#held = undefined;
-    clearImmediate(this.#heldTimer);
     this.#send(() => this.#target!.write(held));
   }
 
@@ -272,7 +270,6 @@ export class WritableSink implements Waitable {
     if (this.#trailers) target.addTrailers(this.#trailers);
     const held = this.#held;
     this.#held = undefined;
-    clearImmediate(this.#heldTimer);
     try {
       if (held) target.end(held);
       else target.end();
@@ -294,9 +291,30 @@ export class WritableSink implements Waitable {
   detach(): void {
     this.fail(new Error('the body was abandoned'));
     this.#held = undefined;
-    clearImmediate(this.#heldTimer);
     this.#finished = true;
   }
+}
+
+/**
+ * Sinks holding a first chunk, sent when the thread is let go (one
+ * setImmediate for all of them, not one per response). A sink finished
+ * meanwhile has sent it with its end.
+ */
+const held = new Set<WritableSink>();
+let heldTurn: NodeJS.Immediate | undefined;
+function holding(sink: WritableSink): void {
+  held.add(sink);
+  heldTurn ??= setImmediate(() => {
+    heldTurn = undefined;
+    for (const s of held) {
+      try {
+        s.release();
+      } catch {
+        // The sink failed and says so to its guest.
+      }
+    }
+    held.clear();
+  });
 }
 
 /** A deadline on the monotonic clock (subscribe-instant, subscribe-duration). */

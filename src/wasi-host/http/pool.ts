@@ -5,8 +5,9 @@
 // in line (first come, first served) instead of failing. A fresh instance
 // serves one request and is dropped; a reusable one goes back to the pool.
 // An instance whose request failed (a trap, or anything thrown through its
-// handler) is never used again. Replacements are made off the hot path: one
-// per turn of the event loop (setImmediate), after the I/O at hand.
+// handler) is never used again. Replacements are made off the hot path, after
+// the I/O at hand (setImmediate): as many as requests wait for, else one per
+// turn of the event loop.
 
 export interface PoolOptions<T> {
   /** Instances alive at once (ready + serving + being made), at least 1. */
@@ -101,15 +102,18 @@ export class InstancePool<T> {
     this.#making = true;
     setImmediate(() => {
       this.#making = false;
-      if (this.#closed || this.#ready.length + this.#busy >= this.#opts.size) return;
-      let instance: T;
-      try {
-        instance = this.#make();
-      } catch (err) {
-        for (const w of this.#waiters.splice(0)) w.reject(err);
-        return;
-      }
-      this.#handOver(instance);
+      // Requests waiting get theirs now; one more ready instance per turn otherwise.
+      do {
+        if (this.#closed || this.#ready.length + this.#busy >= this.#opts.size) return;
+        let instance: T;
+        try {
+          instance = this.#make();
+        } catch (err) {
+          for (const w of this.#waiters.splice(0)) w.reject(err);
+          return;
+        }
+        this.#handOver(instance);
+      } while (this.#waiters.length > 0);
       this.#refill();
     });
   }

@@ -159,12 +159,22 @@ export class FutureTrailers {
   }
 }
 
-/** The two objects jco's glue lifts itself carry a rep of ours; dropping them gives it back. */
+/** The two objects jco's glue lifts itself carry a rep of ours (its cabiRep); dropping or passing them gives it back. */
 class Lifted {
-  release: (() => void) | undefined;
+  #reps: Reps | undefined;
+  #rep = 0;
+  /** Registers this object with `reps` under a rep that jco's glue will read. */
+  lift(reps: Reps, type: string, scope: RepScope | undefined): void {
+    this.#reps = reps;
+    this.#rep = reps.add(this, type, scope);
+    (this as unknown as Record<symbol, number>)[CABI_REP] = this.#rep;
+  }
+  release(): void {
+    this.#reps?.release(this.#rep);
+    this.#reps = undefined;
+  }
   [Symbol.dispose](): void {
-    this.release?.();
-    this.release = undefined;
+    this.release();
   }
 }
 
@@ -281,7 +291,7 @@ export class ResponseOutparam extends Lifted {
     this.#deliver = deliver;
   }
   static set(param: ResponseOutparam, response: Result<OutgoingResponse, ErrorCode>): void {
-    param.release?.();
+    param.release();
     param.#deliver(response);
   }
 }
@@ -616,11 +626,8 @@ export function wasiHttp(low: Lowering & { host: Reps }, options: HttpHostOption
       OutgoingResponse.send(response, res);
     });
     const request = new IncomingRequest(req);
-    for (const [obj, type] of [[request, IR], [outparam, 'response-outparam']] as const) {
-      const rep = reps.add(obj, type, scope);
-      Object.defineProperty(obj, CABI_REP, { value: rep });
-      obj.release = () => reps.release(rep);
-    }
+    request.lift(reps, IR, scope);
+    outparam.lift(reps, 'response-outparam', scope);
     return {
       request,
       outparam,
