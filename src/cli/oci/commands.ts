@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DEFAULT_RUNC_ROOT, ociDerivedBundleDir, runcBinary, stateDir } from '../../defaults.js';
+import { ociDerivedBundleDir, ociRuncContainerDir, ociRuncRoot, runcBinary, stateDir } from '../../defaults.js';
 import { ConfigError, exitCodeFor, UnimplementedError, UsageError } from '../../errors.js';
 import { parseJsonText } from '../../json-text.js';
 import { log } from '../../log.js';
@@ -34,21 +34,21 @@ function preservedFds(p: ParsedCommand): number {
   return n;
 }
 
-/** Where a Wasm container's derived bundle lives: keyed by runc's root and the id. */
+/** Where a Wasm container's derived bundle lives: keyed by runc's root and the id, both validated. */
 function home(ctx: Context, id: string): string {
   return ociDerivedBundleDir(ctx.runcRoot, id);
 }
 
 function runcHasContainer(ctx: Context, id: string): boolean {
-  return existsSync(join(ctx.runcRoot ?? DEFAULT_RUNC_ROOT, id));
+  return existsSync(ociRuncContainerDir(ociRuncRoot(ctx.runcRoot), id));
 }
 
 async function create(ctx: Context): Promise<number> {
   const { p } = ctx;
   const id = checkContainerId(p.positionals[0], 'create');
+  const derivedHome = home(ctx, id);
   const bundle = resolve(flagValue(p.flags, 'bundle', 'b') ?? process.cwd());
   const spec = readBundleSpec(bundle);
-  const derivedHome = home(ctx, id);
   // Derived bundles hold containers' environment: the state dir is private (created or repaired 0700).
   await prepareDataRoot(stateDir());
   if (existsSync(derivedHome) && runcHasContainer(ctx, id)) throw new UsageError('container with given ID already exists', { kind: 'AlreadyExists' });
@@ -107,9 +107,13 @@ async function exec(ctx: Context): Promise<number> {
 }
 
 async function del(ctx: Context): Promise<number> {
+  if (ctx.p.positionals.length > 1) throw new UsageError('delete: "delete" requires exactly 1 argument(s)');
   const id = checkContainerId(ctx.p.positionals[0], 'delete');
+  // Checked before runc runs: runc's delete of a container it does not know
+  // removes <root>/<id> whole, whatever that is.
+  const derived = home(ctx, id);
   const code = await runWithOurStdio(ctx.runc, runcArgv(ctx.p));
-  if (!runcHasContainer(ctx, id)) await removeWorkloadHome(home(ctx, id));
+  if (!runcHasContainer(ctx, id)) await removeWorkloadHome(derived);
   return code;
 }
 
