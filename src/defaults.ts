@@ -10,6 +10,8 @@
 //   TUGBOAT_LOG_LEVEL  log level (warn; the shim: info)
 //   TUGBOAT_LAYER_LIMITS  bounds on unpacking a layer (entries=N,size=SIZE,ratio=N)
 //   TUGBOAT_TRANSPILE_MEMORY  memory of the child that transpiles a component (1g)
+//   TUGBOAT_RM_WATCHER  `off`: no watcher for `tugboat run --rm` (see src/cli/run-lifecycle.ts)
+//   TUGBOAT_TEST_PAUSE_AT  a phase at which a command stops itself (fault tests only)
 //   XDG_RUNTIME_DIR    private temp dirs of the shim (console sockets, process files)
 //   TTRPC_ADDRESS      containerd's ttrpc socket for events (set by containerd)
 import { existsSync } from 'node:fs';
@@ -82,6 +84,16 @@ export function transpileMemoryLimit(env: Env = process.env): number {
 /** TUGBOAT_LAYER_LIMITS as given (the CLI parses it like --layer-limits). */
 export function envLayerLimits(env: Env = process.env): string | undefined {
   return setting(env, 'TUGBOAT_LAYER_LIMITS');
+}
+
+/** TUGBOAT_RM_WATCHER=off: `tugboat run --rm` starts no watcher (the next command that writes collects instead). */
+export function rmWatcherEnabled(env: Env = process.env): boolean {
+  return setting(env, 'TUGBOAT_RM_WATCHER') !== 'off';
+}
+
+/** TUGBOAT_TEST_PAUSE_AT: the phase at which a command stops itself, for the fault tests (src/test-pause.ts). */
+export function testPausePhase(env: Env = process.env): string | undefined {
+  return setting(env, 'TUGBOAT_TEST_PAUSE_AT');
 }
 
 /** TUGBOAT_LOG_LEVEL as given (the logger checks it). */

@@ -16,7 +16,10 @@ import { parseAnnotation, parseContainerName, parseEnvArg, parseEnvFile, parseLa
 import { prepareDataRoot } from '../oci/data-root.js';
 import { checkContainerId } from '../oci/names.js';
 import { parseSecurityOpt } from '../oci/seccomp.js';
-import { listContainers, removeContainer, runContainer, type Paths } from './run-container.js';
+import { handleInterrupts } from '../interrupt.js';
+import { collectDeadContainers, listContainers, removeContainer } from './containers.js';
+import { runContainer, type Paths } from './run-container.js';
+import { sweepTempSpace } from '../oci/temp-space.js';
 import { shortDigest, table } from './table.js';
 import { isOciInvocation, runOciCommand } from './oci/commands.js';
 import { addBuildPushOptions, addRegistryCommands, addRunPullOptions, buildAndPush, imageForRun, isRegistryBuild, parsePullPolicy } from './registry-commands.js';
@@ -39,8 +42,20 @@ function paths(program: Command): Paths {
   };
 }
 
-/** Commands that write to the data root: each starts by creating or repairing its private modes. */
-const WRITING_COMMANDS = new Set(['run', 'rm', 'import']);
+/**
+ * Commands that write to the data root. Each starts by creating or repairing
+ * its private modes, then sweeps what killed commands left (temp files, --rm
+ * containers whose run died); each undoes what it made when SIGINT, SIGTERM
+ * or SIGHUP stops it (src/interrupt.ts).
+ */
+const WRITING_COMMANDS = new Set(['run', 'rm', 'import', 'pull', 'push', 'cleanup']);
+
+async function startWriting(p: Paths): Promise<void> {
+  handleInterrupts();
+  await prepareDataRoot(p.root);
+  const swept = (await sweepTempSpace(p.root)) + (await collectDeadContainers(p));
+  if (swept > 0) log().info({ swept }, 'removed what killed commands left');
+}
 
 function versionText(): string {
   let runc = 'runc: not found';
@@ -77,7 +92,7 @@ function buildProgram(): Command {
       const level = program.opts<{ logLevel: string }>().logLevel;
       if (!isLogLevel(level)) throw new UsageError(`--log-level: unknown level ${level}`);
       setLogLevel(level);
-      if (WRITING_COMMANDS.has(action.name())) await prepareDataRoot(paths(program).root);
+      if (WRITING_COMMANDS.has(action.name())) await startWriting(paths(program));
     });
 
   addRunPullOptions(program.command('run'))
@@ -142,6 +157,13 @@ function buildProgram(): Command {
     .action(async (ids: string[], o: { force: boolean }) => {
       for (const id of ids) checkContainerId(id, 'rm');
       for (const id of ids) await removeContainer(paths(program), id, o.force);
+    });
+
+  program
+    .command('cleanup')
+    .description('remove what killed commands left: temp files, and --rm containers whose tugboat run died (stopped first); every command that writes does this first')
+    .action(() => {
+      // startWriting (the preAction hook) did it.
     });
 
   const image = program.command('image').description('build, import, list and remove images');
