@@ -57,6 +57,7 @@ demo: fixtures
 bench: fixtures $(STAMP)/daemons
 	@$(NODE) bench/cold-start.mjs
 	@$(NODE) bench/seccomp.mjs
+	@$(NODE) bench/rm-watcher.mjs
 	@$(NODE) bench/compute.mjs
 	@for b in docker-start ctr-start density http pull; do \
 	  $(NODE) scripts/bundle-bench.mjs $$b && $(NODE) build/bench/$$b.mjs || exit 1; \
