@@ -3,6 +3,7 @@
 // plain async functions that do the work; maps every error to one line and an
 // exit status in exactly one place (fail()).
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { describeError, exitCodeFor, UsageError } from '../errors.js';
 import { isLogLevel, log, setLogLevel } from '../log.js';
@@ -50,8 +51,10 @@ function paths(program: Command): Paths {
  */
 const WRITING_COMMANDS = new Set(['run', 'rm', 'import', 'pull', 'push', 'cleanup']);
 
-async function startWriting(p: Paths): Promise<void> {
+async function startWriting(p: Paths, command: string): Promise<void> {
   handleInterrupts();
+  // Nothing to clean in a root that is gone (a watcher must not bring back a root removed meanwhile).
+  if (command === 'cleanup' && !existsSync(p.root)) return;
   await prepareDataRoot(p.root);
   const swept = (await sweepTempSpace(p.root)) + (await collectDeadContainers(p));
   if (swept > 0) log().info({ swept }, 'removed what killed commands left');
@@ -92,7 +95,7 @@ function buildProgram(): Command {
       const level = program.opts<{ logLevel: string }>().logLevel;
       if (!isLogLevel(level)) throw new UsageError(`--log-level: unknown level ${level}`);
       setLogLevel(level);
-      if (WRITING_COMMANDS.has(action.name())) await startWriting(paths(program));
+      if (WRITING_COMMANDS.has(action.name())) await startWriting(paths(program), action.name());
     });
 
   addRunPullOptions(program.command('run'))
