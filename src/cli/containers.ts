@@ -114,7 +114,7 @@ export function runnerState(dir: string, record: ContainerRecord | undefined): R
   return record?.exitCode !== undefined ? 'ended' : 'dead';
 }
 
-/** A container name this process holds, from the claim until `release`. */
+/** A container name this process holds, from the claim until `remove` or `keep`. */
 export class ContainerClaim {
   private forgetUndo: (() => void) | undefined;
 
@@ -161,7 +161,7 @@ export class ContainerClaim {
     }
   }
 
-  /** The container runs now: from here an interruption is the container's, and `finish` cleans up. */
+  /** The container runs now: from here a signal is the container's, and `remove` or `keep` cleans up. */
   started(): void {
     this.forgetUndo?.();
     this.forgetUndo = undefined;

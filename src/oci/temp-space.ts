@@ -105,31 +105,36 @@ async function sweepTranspileCgroups(): Promise<number> {
   return n;
 }
 
+const DAY_MS = 24 * 3600 * 1000;
+
 /**
- * Archive dirs that versions before this one left in the system temp dir
- * (they unpacked archives there and never removed them when killed): only
- * real directories of ours, untouched for a day, since their owner is unknown.
+ * What versions before this one left when killed, in names without an owner:
+ * archive dirs in the system temp dir (`tugboat-archive-*`), unpacks and
+ * blobs (`<hex>.tmp-<12 hex>`), transpile dirs (`.tmp-<16 hex>-<12 hex>`).
+ * Their owner is unknown, so only entries of this user untouched for a day go.
  */
-async function sweepLegacyArchiveDirs(): Promise<number> {
-  const dir = tmpdir();
+async function sweepStale(dir: string, re: RegExp, what: string): Promise<number> {
   const uid = process.geteuid?.();
   let n = 0;
   for (const name of await readdir(dir).catch(() => [] as string[])) {
-    if (!name.startsWith('tugboat-archive-')) continue;
+    if (!re.test(name)) continue;
     const st = await lstat(join(dir, name)).catch(() => undefined);
-    if (!st?.isDirectory() || st.uid !== uid || Date.now() - st.mtimeMs < 24 * 3600 * 1000) continue;
+    if (!st || st.isSymbolicLink() || st.uid !== uid || Date.now() - st.mtimeMs < DAY_MS) continue;
+    log().info({ path: join(dir, name) }, `removing ${what} an older version left`);
     await rm(join(dir, name), { recursive: true, force: true });
     n++;
   }
   return n;
 }
 
+const LEGACY_HEX_TMP = /^[0-9a-f]{64}\.tmp-[0-9a-f]{12}$/;
+
 /**
  * Removes what killed commands left in the data root: temp dirs, partial
  * unpacks and blobs, half-written index files, transpile dirs, pull staging
  * (also at its older place, `<root>/registry-staging/`), and the memory
- * cgroups of transpiles; never anything whose owner still runs. Returns how
- * many entries were removed.
+ * cgroups of transpiles; never anything whose owner still runs. Also what
+ * older versions left (sweepStale). Returns how many entries were removed.
  */
 export async function sweepTempSpace(root: string): Promise<number> {
   // Orphaned transpilers first: they write into a transpile dir removed below.
@@ -141,7 +146,10 @@ export async function sweepTempSpace(root: string): Promise<number> {
     sweepOwned(join(root, 'images'), new RegExp(`\\.tmp-${OWNED}$`), 'a half-written file'),
     sweepComponentTemp(join(root, 'components')),
     sweepOwned(join(root, 'registry-staging'), new RegExp(`^${OWNED}$`), 'the staging dir of a pull'),
-    sweepLegacyArchiveDirs(),
+    sweepStale(tmpdir(), /^tugboat-archive-/, 'an archive dir'),
+    sweepStale(join(root, 'rootfs'), LEGACY_HEX_TMP, 'a partial unpack'),
+    sweepStale(join(root, 'images', 'blobs', 'sha256'), LEGACY_HEX_TMP, 'a partial blob'),
+    sweepStale(join(root, 'components'), /^\.(?:tmp|old)-[0-9a-f]{16}-[0-9a-f]{12}$/, 'a transpile dir'),
   ]);
   return counts.reduce((a, b) => a + b, cgroups);
 }

@@ -2,7 +2,7 @@
 // undo registry of interrupted commands, runner locks and name claims. The
 // same through the real CLI, with real kills: test/integration/faults.test.ts.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -19,10 +19,17 @@ function deadPid(): number {
 }
 
 let root: string;
+const savedTmp = process.env.TMPDIR;
 beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), 'tugboat-left-'));
+  // The sweep also looks at the system temp dir: this test's own.
+  process.env.TMPDIR = join(root, 'systmp');
 });
-afterEach(() => rmSync(root, { recursive: true, force: true }));
+afterEach(() => {
+  if (savedTmp === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = savedTmp;
+  rmSync(root, { recursive: true, force: true });
+});
 
 describe('owned names', () => {
   it('name their owner by pid and start time', () => {
@@ -73,6 +80,19 @@ describe('the sweep of what killed commands left', () => {
     expect(left('images')).toEqual(['blobs', 'index.json']);
     expect(left('components')).toEqual([`.tmp-${live}`, hex]);
     expect(left('registry-staging')).toEqual([live]);
+  });
+
+  it('removes what older versions left (names without an owner) once untouched for a day', async () => {
+    const sysTmp = join(root, 'systmp');
+    const hex = 'c'.repeat(64);
+    const old = [join(sysTmp, 'tugboat-archive-abc123'), join(root, 'rootfs', `${hex}.tmp-0123456789ab`), join(root, 'images/blobs/sha256', `${hex}.tmp-0123456789ab`), join(root, 'components', '.tmp-0123456789abcdef-0123456789ab')];
+    const fresh = [join(sysTmp, 'tugboat-archive-def456'), join(root, 'rootfs', `${hex}.tmp-ba9876543210`)];
+    for (const p of [...old, ...fresh]) mkdirSync(p, { recursive: true });
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+    for (const p of old) utimesSync(p, twoDaysAgo, twoDaysAgo);
+    expect(await sweepTempSpace(root)).toBe(4);
+    for (const p of old) expect(existsSync(p), p).toBe(false);
+    for (const p of fresh) expect(existsSync(p), p).toBe(true);
   });
 
   it('makes temp dirs private, under the root, removed on an interruption', async () => {
