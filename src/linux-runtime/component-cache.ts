@@ -172,10 +172,13 @@ async function transpileInChild(hostPath: string, dir: string, sha256: string): 
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (c, s) => resolve([c, s]));
-  }).finally(() => clearTimeout(timer));
-  child.stdin.end();
-  if (cgroup) await rmdir(cgroup.dir).catch(() => undefined);
-  forget();
+  })
+    .finally(async () => {
+      clearTimeout(timer);
+      child.stdin.end();
+      if (cgroup) await rmdir(cgroup.dir).catch(() => undefined);
+    })
+    .finally(forget);
 
   let report: ChildReport = {};
   try {
