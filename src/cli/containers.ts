@@ -240,10 +240,10 @@ async function collectDead(paths: Paths, id: string, why: string): Promise<boole
 /**
  * The sweep at the start of a command that writes: stops and removes every
  * container made with --rm whose runner died, and every container whose
- * runner died before its record was written (it never ran). Returns how many.
+ * runner died before its record was written (it never ran). Returns their names.
  */
-export async function collectDeadContainers(paths: Paths): Promise<number> {
-  let n = 0;
+export async function collectDeadContainers(paths: Paths): Promise<string[]> {
+  const collectedIds: string[] = [];
   for (const id of await readdir(containersDir(paths.root)).catch(() => [] as string[])) {
     if (!isValidContainerId(id)) continue;
     // One try: a runner, or another command's sweep, holds the lock: not ours to collect.
@@ -257,9 +257,9 @@ export async function collectDeadContainers(paths: Paths): Promise<number> {
       },
       0,
     );
-    if (collected) n++;
+    if (collected) collectedIds.push(id);
   }
-  return n;
+  return collectedIds;
 }
 
 export interface ContainerRow {

@@ -51,13 +51,17 @@ function paths(program: Command): Paths {
  */
 const WRITING_COMMANDS = new Set(['run', 'rm', 'import', 'pull', 'push', 'cleanup']);
 
+/** Containers the sweep of this command removed (a `tugboat rm` of one of them has nothing left to do). */
+const sweptContainers = new Set<string>();
+
 async function startWriting(p: Paths, command: string): Promise<void> {
   handleInterrupts();
   // Nothing to clean in a root that is gone (a watcher must not bring back a root removed meanwhile).
   if (command === 'cleanup' && !existsSync(p.root)) return;
   await prepareDataRoot(p.root);
-  const swept = (await sweepTempSpace(p.root)) + (await collectDeadContainers(p));
-  if (swept > 0) log().info({ swept }, 'removed what killed commands left');
+  const files = await sweepTempSpace(p.root);
+  for (const id of await collectDeadContainers(p)) sweptContainers.add(id);
+  if (files + sweptContainers.size > 0) log().info({ files, containers: [...sweptContainers] }, 'removed what killed commands left');
 }
 
 function versionText(): string {
@@ -159,7 +163,7 @@ function buildProgram(): Command {
     .option('-f, --force', 'kill it first if it is running', false)
     .action(async (ids: string[], o: { force: boolean }) => {
       for (const id of ids) checkContainerId(id, 'rm');
-      for (const id of ids) await removeContainer(paths(program), id, o.force);
+      for (const id of ids) if (!sweptContainers.has(id)) await removeContainer(paths(program), id, o.force);
     });
 
   program

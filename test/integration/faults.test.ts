@@ -223,6 +223,10 @@ describe('faults at every phase: nothing leaked, nothing lost', () => {
     const ps = JSON.parse((await tb.run(['ps', '--format', 'json'])).stdout) as { id: string; status: string }[];
     expect(ps).toEqual([expect.objectContaining({ id: name, status: 'dead' })]);
     expect(processesNaming(name)).not.toEqual([]);
+    // rm writes, so its own sweep stops and removes it first; the rm itself then has nothing left to do.
+    const rm = await tb.run(['rm', name]);
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(existsSync(join(tb.root, 'containers', name))).toBe(false);
     await assertClean('SIGKILL', [name], r.pid);
   });
 
