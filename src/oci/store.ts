@@ -193,8 +193,8 @@ export class ImageStore {
 
   /**
    * Checks each tar layer against its config's rootfs.diff_ids (the digest of
-   * the uncompressed tar), reading the copies now in the store. A layer is
-   * decompressed once however many manifests name it.
+   * the uncompressed tar), reading the staged copies (or the store's own,
+   * for blobs it had). A layer is decompressed once however many manifests name it.
    */
   private async verifyDiffIds(manifests: readonly WalkedManifest[], what: string, staged: StagedBlobs): Promise<void> {
     const known = new Map<string, string>();
