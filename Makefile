@@ -58,6 +58,7 @@ demo: fixtures
 bench: fixtures $(STAMP)/daemons
 	@$(NODE) bench/cold-start.mjs
 	@$(NODE) bench/seccomp.mjs
+	@$(NODE) bench/rm-watcher.mjs
 	@$(NODE) bench/compute.mjs
 	@$(NODE) bench/syscalls.mjs
 	@$(NODE) bench/idle-pss.mjs
