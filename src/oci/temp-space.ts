@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { undoOnInterrupt } from '../interrupt.js';
 import { log } from '../log.js';
-import { ownedName, ownerGone } from '../owner.js';
+import { ownedName, ownerGone, processStartTime } from '../owner.js';
 import { PRIVATE_DIR_MODE } from './data-root.js';
 
 export function tempSpace(root: string): string {
@@ -74,6 +74,12 @@ const OWNED = '\\d+-\\d+-[0-9a-f]{8}';
 const HEX_TMP = new RegExp(`^[0-9a-f]{64}\\.tmp-${OWNED}$`);
 const COMPONENT_TMP = new RegExp(`^\\.(?:tmp|old)-${OWNED}$`);
 
+/** Builds before the owner tags (src/owner.ts) named the cgroup `tugboat-transpile-<pid>-<rand>`, without a start time: gone when the pid is. */
+function legacyOwnerGone(name: string): boolean {
+  const m = /^tugboat-transpile-(\d+)-[0-9a-f]{8}$/.exec(name);
+  return m !== null && processStartTime(Number(m[1])) === undefined;
+}
+
 /**
  * Memory cgroups of transpiling children (component-cache.ts) whose parent
  * is gone: a child still in one is killed (it would only write into a temp
@@ -83,7 +89,7 @@ async function sweepTranspileCgroups(): Promise<number> {
   let n = 0;
   for (const parent of ['/sys/fs/cgroup/memory', '/sys/fs/cgroup']) {
     for (const name of await readdir(parent).catch(() => [] as string[])) {
-      if (!name.startsWith('tugboat-transpile-') || !ownerGone(name)) continue;
+      if (!name.startsWith('tugboat-transpile-') || !(ownerGone(name) || legacyOwnerGone(name))) continue;
       const dir = join(parent, name);
       const procs = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
       for (const pid of procs.split('\n').filter(Boolean)) {
