@@ -6,6 +6,7 @@ import {
   ADVICE_MAX, DIRENT_SIZE, E, FDFLAGS, FDSTAT_SIZE, FILETYPE, FSTFLAGS, PRESTAT_SIZE, PREOPENTYPE_DIR, R, WHENCE,
 } from './abi.js';
 import type { Ctx, DirListingEntry, Entry, WasiFn } from './context.js';
+import { direntBuffer, readDirents } from './dirents.js';
 import { WasiError } from './errno.js';
 import { totalLength } from './memory.js';
 import { filetypeOfDtype, lstatAt, statFd, writeFilestat } from './stat.js';
@@ -73,20 +74,10 @@ function listDirectory(fd: number): DirListingEntry[] {
     { name: Buffer.from('.'), ino: self.ino, type: FILETYPE.DIRECTORY },
     { name: Buffer.from('..'), ino: self.ino, type: FILETYPE.DIRECTORY },
   ];
-  const s = sys();
-  s.lseek(fd, 0n, WHENCE.SET);
-  const buf = Buffer.allocUnsafe(64 * 1024);
-  for (;;) {
-    const n = s.getdents64(fd, buf);
-    if (n === 0) break;
-    for (let off = 0; off < n; ) {
-      const ino = buf.readBigUInt64LE(off);
-      const reclen = buf.readUInt16LE(off + 16);
-      const dtype = buf[off + 18]!;
-      const end = buf.indexOf(0, off + 19);
-      const name = Buffer.from(buf.subarray(off + 19, end < 0 || end > off + reclen ? off + reclen : end));
-      off += reclen;
-      if ((name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)) continue;
+  sys().lseek(fd, 0n, WHENCE.SET);
+  const buf = direntBuffer();
+  for (let batch = readDirents(fd, buf); batch; batch = readDirents(fd, buf)) {
+    for (const { name, ino, dtype } of batch) {
       let type: number = filetypeOfDtype(dtype);
       if (dtype === 0) {
         try {
