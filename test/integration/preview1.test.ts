@@ -4,51 +4,16 @@
 // readlink truncation, times, append, rights, sockets and poll on files, and
 // ops on the wrong kind of descriptor. The same matrix runs with openat2 and
 // with the component-by-component walk that replaces it where it is refused.
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, existsSync, lstatSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, existsSync, lstatSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { setOpenat2 } from '../../src/wasi-host/preview1/index.js';
 import { GUESTS, lines, runGuest } from '../helpers/guest-run.js';
+import { E, makeProbeRoot, PROBE_PREOPENS } from '../helpers/probe-root.js';
 
 const PROBE = join(GUESTS, 'probe.wasm');
 
-/** errno values of wasi_snapshot_preview1. */
-const E = { BADF: 8, EXIST: 20, ILSEQ: 25, INVAL: 28, ISDIR: 31, LOOP: 32, NOENT: 44, NOTDIR: 54, NOTEMPTY: 55, NOTSOCK: 57, NOTSUP: 58, PERM: 63, NOTCAPABLE: 76 };
-
-function makeRoot(): string {
-  const root = mkdtempSync(join(tmpdir(), 'tugboat-p1-'));
-  writeFileSync(join(root, 'file'), 'hello file');
-  mkdirSync(join(root, 'dir'));
-  writeFileSync(join(root, 'dir', 'inner'), 'inner');
-  symlinkSync('nowhere', join(root, 'dangling'));
-  symlinkSync('nowhere2', join(root, 'dangling2'));
-  symlinkSync('file', join(root, 'lfile'));
-  symlinkSync('dir', join(root, 'ldir'));
-  symlinkSync('loop2', join(root, 'loop1'));
-  symlinkSync('loop1', join(root, 'loop2'));
-  symlinkSync('/file', join(root, 'abs'));
-  mkdirSync(join(root, 'empty'));
-  mkdirSync(join(root, 'big'));
-  for (let i = 0; i < 1000; i++) writeFileSync(join(root, 'big', `entry-with-a-longish-name-${i}`), '');
-  writeFileSync(join(root, 'times2'), '');
-  symlinkSync('times2', join(root, 'ltimes'));
-  mkdirSync(join(root, 'b'));
-  mkdirSync(join(root, 'b', 'x'));
-  writeFileSync(join(root, 'b', 'bfile'), 'b');
-  symlinkSync('/file', join(root, 'b', 'absb'));
-  symlinkSync('..', join(root, 'b', 'upb'));
-  symlinkSync('../file', join(root, 'b', 'tofile'));
-  mkdirSync(join(root, 'ro'));
-  writeFileSync(join(root, 'ro', 'rofile'), 'ro');
-  return root;
-}
-
-const preopens = [
-  { guest: '/', path: '/' },
-  { guest: '/b', path: '/b' },
-  { guest: '/ro', path: '/ro', readonly: true },
-];
+const preopens = PROBE_PREOPENS;
 
 describe.each([
   ['openat2', true],
@@ -58,7 +23,7 @@ describe.each([
   let r: Record<string, string>;
   beforeAll(async () => {
     setOpenat2(useOpenat2);
-    root = makeRoot();
+    root = makeProbeRoot();
     const run = await runGuest(PROBE, ['checks'], { root, preopens });
     expect(run.stderr).toBe('');
     expect(run.outcome).toEqual({ kind: 'exit', code: 0 });

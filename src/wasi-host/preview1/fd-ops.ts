@@ -11,7 +11,8 @@ import { WasiError } from './errno.js';
 import { totalLength } from './memory.js';
 import { filetypeOfDtype, lstatAt, statFd, writeFilestat } from './stat.js';
 import type { GuestStream } from './streams.js';
-import { O, UTIME_NOW, UTIME_OMIT, sys } from './sys.js';
+import { utimes, type TimeSpec } from './path-calls.js';
+import { O, sys } from './sys.js';
 
 /** Writes larger than this are split: the guest sees a short write and loops, host memory stays bounded. */
 const MAX_STREAM_WRITE = 1 << 20;
@@ -37,17 +38,8 @@ export function timespecs(atim: bigint, mtim: bigint, flags: number): Buffer {
     throw new WasiError(E.INVAL);
   }
   if (flags & ~0xf) throw new WasiError(E.INVAL);
-  const b = Buffer.alloc(32);
-  const put = (off: number, set: boolean, now: boolean, t: bigint) => {
-    if (now) b.writeBigInt64LE(BigInt(UTIME_NOW), off + 8);
-    else if (set) {
-      b.writeBigInt64LE(t / 1_000_000_000n, off);
-      b.writeBigInt64LE(t % 1_000_000_000n, off + 8);
-    } else b.writeBigInt64LE(BigInt(UTIME_OMIT), off + 8);
-  };
-  put(0, (flags & FSTFLAGS.ATIM) !== 0, (flags & FSTFLAGS.ATIM_NOW) !== 0, atim);
-  put(16, (flags & FSTFLAGS.MTIM) !== 0, (flags & FSTFLAGS.MTIM_NOW) !== 0, mtim);
-  return b;
+  const spec = (set: number, now: number, t: bigint): TimeSpec => (flags & now ? 'now' : flags & set ? t : 'omit');
+  return utimes(spec(FSTFLAGS.ATIM, FSTFLAGS.ATIM_NOW, atim), spec(FSTFLAGS.MTIM, FSTFLAGS.MTIM_NOW, mtim));
 }
 
 function scatter(data: Uint8Array, iovs: Uint8Array[]): number {

@@ -10,7 +10,7 @@ import { E } from './abi.js';
 import { WasiError } from './errno.js';
 import { openAt, parentOf, procFdPath, releaseParent, type DirRef, type Parent } from './resolve.js';
 import { lstatAt, statFd, type Filestat } from './stat.js';
-import { AT, O, sys } from './sys.js';
+import { AT, O, sys, UTIME_NOW, UTIME_OMIT } from './sys.js';
 
 const AT_FDCWD = -100;
 const SLASH = 0x2f;
@@ -62,7 +62,30 @@ export function statAt(ref: DirRef, path: Buffer, follow: boolean): Filestat {
   return withParent(ref, path, (p) => (p.dots ? statFd(p.fd) : lstatAt(p.fd, p.name)));
 }
 
-/** `times`: utimensat's timespec[2] (see timespecs in fd-ops.ts). */
+/** A time for utimensat: nanoseconds since the epoch, the current time, or unchanged. */
+export type TimeSpec = bigint | 'now' | 'omit';
+
+const NS = 1_000_000_000n;
+const I64_MAX = (1n << 63n) - 1n;
+
+/** utimensat's and futimens's timespec[2]; EOVERFLOW beyond what a time_t holds. */
+export function utimes(atime: TimeSpec, mtime: TimeSpec): Buffer {
+  const b = Buffer.alloc(32);
+  const put = (off: number, t: TimeSpec) => {
+    if (t === 'now') b.writeBigInt64LE(BigInt(UTIME_NOW), off + 8);
+    else if (t === 'omit') b.writeBigInt64LE(BigInt(UTIME_OMIT), off + 8);
+    else {
+      if (t < 0n || t / NS > I64_MAX) throw new WasiError(E.OVERFLOW);
+      b.writeBigInt64LE(t / NS, off);
+      b.writeBigInt64LE(t % NS, off + 8);
+    }
+  };
+  put(0, atime);
+  put(16, mtime);
+  return b;
+}
+
+/** `times`: from utimes(). */
 export function setTimesAt(ref: DirRef, path: Buffer, follow: boolean, times: Buffer): void {
   if (follow || trailingSlash(path)) {
     withOpen(ref, path, O.PATH, (f) => sys().utimensat(AT_FDCWD, procFdPath(f), times, 0));

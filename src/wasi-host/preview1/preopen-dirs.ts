@@ -2,6 +2,7 @@
 // the preview1 Guest and wasi:filesystem's preopens (../p2/).
 import { closeSync } from 'node:fs';
 import type { Preopen } from '../guest-config.js';
+import { errnoName, WasiError } from './errno.js';
 import { openAt, type DirRef } from './resolve.js';
 import { O } from './sys.js';
 
@@ -26,7 +27,12 @@ export function openPreopens(rootFd: number, preopens: readonly Preopen[]): Open
   const out: OpenedPreopen[] = [];
   try {
     for (const p of preopens) {
-      const fd = openAt(rootRef, Buffer.from(p.path), O.RDONLY | O.DIRECTORY, 0, true);
+      let fd: number;
+      try {
+        fd = openAt(rootRef, Buffer.from(p.path), O.RDONLY | O.DIRECTORY, 0, true);
+      } catch (err) {
+        throw new Error(`cannot open ${p.path} (the guest's ${p.guest}): ${err instanceof WasiError ? errnoName(err.errno) : (err as Error).message}`);
+      }
       const ref: DirRef =
         p.guest === '/' ? { fd, mode: 'in-root' }
         : p.guest === '.' ? { fd: rootFd, mode: 'in-root', prefix: Buffer.from(p.path) }
