@@ -7,8 +7,8 @@ import { parse } from '@bytecodealliance/jco';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMPONENT_ENTRY, ensureTranspiled } from '../../src/linux-runtime/component-cache.js';
 import { ComponentExit, componentExit, componentOutcome, trapMessage } from '../../src/wasi-host/component-outcome.js';
-import { componentPreopens, componentShim, fdOutputStream, lazyStdin, loadComponent } from '../../src/wasi-host/component-run.js';
-import * as p2 from '@bytecodealliance/preview2-shim';
+import { componentShim, fdOutputStream, lazyStdin, loadComponent } from '../../src/wasi-host/component-run.js';
+import * as p2 from '../../src/wasi-host/p2/shim.js';
 import type { GuestConfig } from '../../src/wasi-host/guest-config.js';
 
 describe('component stdin', () => {
@@ -79,14 +79,6 @@ describe('component host', () => {
     expect(readFileSync(file, 'utf8')).toBe('hi\n');
     closeSync(fd);
     expect(() => s.blockingWriteAndFlush(new Uint8Array([1]))).toThrow(expect.objectContaining({ tag: 'closed' }));
-  });
-
-  it('preopens the root and the working directory, as for preview1', () => {
-    expect(componentPreopens({ args: ['a'], env: [] }, '/')).toEqual({ '/': '/' });
-    expect(componentPreopens({ args: ['a'], env: [] }, '/w')).toEqual({ '/': '/', '.': '/w' });
-    const preopens = [{ guest: '/', path: '/' }, { guest: '/x', path: '/y', readonly: true }, { guest: '.', path: '/w' }];
-    expect(componentPreopens({ args: ['a'], env: [], preopens }, '/other')).toEqual({ '/': '/', '/x': '/y', '.': '/w' });
-    expect(Object.keys(componentPreopens({ args: ['a'], env: [], preopens }, '/other'))).toEqual(['/', '/x', '.']);
   });
 
   it('runs a transpiled component with its own args; exit-with-code ends it with the code', async () => {

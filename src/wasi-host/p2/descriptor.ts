@@ -19,7 +19,7 @@ import { O, sys } from '../preview1/sys.js';
 import { openDirectoryStream, type DirectoryEntryStream } from './directory-stream.js';
 import { fsCall } from './errors.js';
 import { appendStream, fileInputStream, fileOutputStream } from './file-streams.js';
-import type { HostFds } from './host-fds.js';
+import type { HostFds, OwnedFd } from './host-fds.js';
 import { MAX_IO, type InputStream, type OutputStream } from './io.js';
 import { descriptorStat, metadataHash, timeSpec, typeOfMode } from './stat.js';
 import type {
@@ -34,14 +34,14 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 /** What a descriptor is: set once, when the host opens it. */
 export interface DescriptorInit {
-  fd: number;
+  fd: OwnedFd;
   /** For a directory: what paths under it resolve against. */
   dir?: DirRef;
   type: DescriptorType;
   flags: DescriptorFlags;
   /** Reached through a read-only preopen: nothing below may be changed. */
   readonly: boolean;
-  /** The host descriptors this guest holds; `fd` is closed through them unless it is a preopen's. */
+  /** The host descriptors this guest holds (streams and listings are added to them). */
   fds: HostFds;
   /** A preopen's descriptor lives as long as the guest's filesystem, whatever the guest drops. */
   preopen?: boolean;
@@ -67,10 +67,14 @@ export class Descriptor {
     this.#init = init;
   }
 
+  get #fd(): number {
+    return this.#init.fd.fd;
+  }
+
   /** The descriptor of a file: a directory is bad-descriptor, as in wasmtime. */
   #file(): number {
     if (this.#init.dir) throw 'bad-descriptor';
-    return this.#init.fd;
+    return this.#fd;
   }
 
   #dir(): DirRef {
@@ -95,7 +99,7 @@ export class Descriptor {
   readViaStream(offset: bigint): InputStream {
     return fsCall(() => {
       if (this.#init.dir) throw 'is-directory';
-      return fileInputStream(this.#init.fds, this.#init.fd, this.#seekable() ? offset : null);
+      return fileInputStream(this.#init.fds, this.#fd, this.#seekable() ? offset : null);
     });
   }
 
@@ -122,7 +126,7 @@ export class Descriptor {
   }
 
   syncData(): void {
-    fsCall(() => fdatasyncSync(this.#init.fd));
+    fsCall(() => fdatasyncSync(this.#fd));
   }
 
   getFlags(): DescriptorFlags {
@@ -146,7 +150,7 @@ export class Descriptor {
   setTimes(atime: NewTimestamp, mtime: NewTimestamp): void {
     fsCall(() => {
       this.#mutable();
-      sys().futimens(this.#init.fd, calls.utimes(timeSpec(atime), timeSpec(mtime)));
+      sys().futimens(this.#fd, calls.utimes(timeSpec(atime), timeSpec(mtime)));
     });
   }
 
@@ -171,12 +175,12 @@ export class Descriptor {
   readDirectory(): DirectoryEntryStream {
     return fsCall(() => {
       this.#dir();
-      return openDirectoryStream(this.#init.fds, this.#init.fd);
+      return openDirectoryStream(this.#init.fds, this.#fd);
     });
   }
 
   sync(): void {
-    fsCall(() => fsyncSync(this.#init.fd));
+    fsCall(() => fsyncSync(this.#fd));
   }
 
   createDirectoryAt(path: string): void {
@@ -188,7 +192,7 @@ export class Descriptor {
   }
 
   stat(): DescriptorStat {
-    return fsCall(() => descriptorStat(statFd(this.#init.fd)));
+    return fsCall(() => descriptorStat(statFd(this.#fd)));
   }
 
   statAt(pathFlags: PathFlags, path: string): DescriptorStat {
@@ -234,20 +238,20 @@ export class Descriptor {
   /** A descriptor for `fd`, just opened through this directory. */
   #adopt(fd: number, flags: DescriptorFlags): Descriptor {
     const fds = this.#init.fds;
-    fds.add(fd);
+    const owned = fds.add(fd);
     try {
       const type = typeOfMode(statFd(fd).mode);
       if (type === 'directory') {
-        return new Descriptor(token, { fd, dir: { fd, mode: 'beneath' }, type, flags: { read: true }, readonly: this.#init.readonly, fds });
+        return new Descriptor(token, { fd: owned, dir: { fd, mode: 'beneath' }, type, flags: { read: true }, readonly: this.#init.readonly, fds });
       }
       if (type !== 'regular-file') {
         // FIFOs and devices block like the real thing, on this guest's own thread.
         const s = sys();
         s.setfl(fd, s.getfl(fd) & ~O.NONBLOCK);
       }
-      return new Descriptor(token, { fd, type, flags, readonly: this.#init.readonly, fds });
+      return new Descriptor(token, { fd: owned, type, flags, readonly: this.#init.readonly, fds });
     } catch (err) {
-      fds.close(fd);
+      owned.close();
       throw err;
     }
   }
@@ -294,8 +298,8 @@ export class Descriptor {
 
   isSameObject(other: Descriptor): boolean {
     try {
-      const a = statFd(this.#init.fd);
-      const b = statFd(other.#init.fd);
+      const a = statFd(this.#fd);
+      const b = statFd(other.#fd);
       return a.dev === b.dev && a.ino === b.ino;
     } catch {
       return false;
@@ -303,7 +307,7 @@ export class Descriptor {
   }
 
   metadataHash(): MetadataHashValue {
-    return fsCall(() => metadataHash(statFd(this.#init.fd)));
+    return fsCall(() => metadataHash(statFd(this.#fd)));
   }
 
   metadataHashAt(pathFlags: PathFlags, path: string): MetadataHashValue {
@@ -311,7 +315,7 @@ export class Descriptor {
   }
 
   [Symbol.dispose](): void {
-    if (!this.#init.preopen) this.#init.fds.close(this.#init.fd);
+    if (!this.#init.preopen) this.#init.fd.close();
   }
 }
 
@@ -340,6 +344,6 @@ function openWaiting(dir: DirRef, path: Buffer, oflags: number, follow: boolean)
 }
 
 /** A preopen's descriptor: a directory for the guest's whole life. */
-export function preopenDescriptor(fds: HostFds, fd: number, dir: DirRef, readonly: boolean): Descriptor {
+export function preopenDescriptor(fds: HostFds, fd: OwnedFd, dir: DirRef, readonly: boolean): Descriptor {
   return new Descriptor(token, { fd, dir, type: 'directory', flags: { read: true }, readonly, fds, preopen: true });
 }

@@ -6,7 +6,7 @@ import { direntBuffer, readDirents, type Dirent } from '../preview1/dirents.js';
 import { lstatAt } from '../preview1/stat.js';
 import { O, sys } from '../preview1/sys.js';
 import { fsCall } from './errors.js';
-import type { HostFds } from './host-fds.js';
+import type { HostFds, OwnedFd } from './host-fds.js';
 import { typeOfDtype, typeOfMode } from './stat.js';
 import type { DescriptorType, DirectoryEntry } from './types.js';
 
@@ -14,23 +14,21 @@ const DOT = Buffer.from('.\0');
 const token = Symbol('DirectoryEntryStream');
 
 export class DirectoryEntryStream {
-  readonly #fds: HostFds;
-  #fd: number;
+  #dir: OwnedFd | undefined;
   #batch: Dirent[] = [];
   #buf: Buffer | undefined;
 
   /** Made only by openDirectoryStream (jco's glue never constructs one). */
-  constructor(t: symbol, fds: HostFds, fd: number) {
+  constructor(t: symbol, dir: OwnedFd) {
     if (t !== token) throw new TypeError('Illegal constructor');
-    this.#fds = fds;
-    this.#fd = fd;
+    this.#dir = dir;
   }
 
   readDirectoryEntry(): DirectoryEntry | undefined {
     return fsCall(() => {
       while (this.#batch.length === 0) {
-        if (this.#fd < 0) return undefined;
-        const next = readDirents(this.#fd, (this.#buf ??= direntBuffer()));
+        if (!this.#dir) return undefined;
+        const next = readDirents(this.#dir.fd, (this.#buf ??= direntBuffer()));
         if (next === null) {
           // The end: the descriptor is not needed any more.
           this.#release();
@@ -40,23 +38,23 @@ export class DirectoryEntryStream {
       }
       const d = this.#batch.shift()!;
       if (!isUtf8(d.name)) throw 'illegal-byte-sequence';
-      return { type: this.#typeOf(d), name: d.name.toString('utf8') };
+      return { type: this.#typeOf(this.#dir!.fd, d), name: d.name.toString('utf8') };
     });
   }
 
-  #typeOf(d: Dirent): DescriptorType {
+  #typeOf(dirFd: number, d: Dirent): DescriptorType {
     const known = typeOfDtype(d.dtype);
     if (known) return known;
     try {
-      return typeOfMode(lstatAt(this.#fd, Buffer.concat([d.name, Buffer.from([0])])).mode);
+      return typeOfMode(lstatAt(dirFd, Buffer.concat([d.name, Buffer.from([0])])).mode);
     } catch {
       return 'unknown';
     }
   }
 
   #release(): void {
-    if (this.#fd >= 0) this.#fds.close(this.#fd);
-    this.#fd = -1;
+    this.#dir?.close();
+    this.#dir = undefined;
     this.#buf = undefined;
   }
 
@@ -67,6 +65,5 @@ export class DirectoryEntryStream {
 
 /** A listing of the directory open at `dirFd`. */
 export function openDirectoryStream(fds: HostFds, dirFd: number): DirectoryEntryStream {
-  const fd = fds.add(sys().openat(dirFd, DOT, O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0));
-  return new DirectoryEntryStream(token, fds, fd);
+  return new DirectoryEntryStream(token, fds.add(sys().openat(dirFd, DOT, O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0)));
 }

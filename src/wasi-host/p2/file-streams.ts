@@ -35,12 +35,12 @@ export function fileInputStream(fds: HostFds, fd: number, offset: bigint | null)
   return hostInputStream({
     read(max) {
       const buf = Buffer.allocUnsafe(max);
-      const n = readSync(own, buf, 0, max, pos);
+      const n = readSync(own.fd, buf, 0, max, pos);
       if (n === 0) return null;
       if (pos !== null) pos += BigInt(n);
       return buf.subarray(0, n);
     },
-    dispose: () => fds.close(own),
+    dispose: own.close,
   });
 }
 
@@ -49,9 +49,9 @@ export function fileOutputStream(fds: HostFds, fd: number, offset: bigint | null
   let pos = offset;
   return hostOutputStream({
     write(data) {
-      pos = writeAll(own, data, pos);
+      pos = writeAll(own.fd, data, pos);
     },
-    dispose: () => fds.close(own),
+    dispose: own.close,
   });
 }
 
@@ -62,19 +62,17 @@ export function fileOutputStream(fds: HostFds, fd: number, offset: bigint | null
  * is at each write.
  */
 export function appendStream(fds: HostFds, fd: number): OutputStream {
-  let own: number;
-  let atomic = true;
+  let reopened: number | undefined;
   try {
-    own = sys().openat(AT_FDCWD, procFdPath(fd), O.WRONLY | O.APPEND | O.CLOEXEC, 0);
+    reopened = sys().openat(AT_FDCWD, procFdPath(fd), O.WRONLY | O.APPEND | O.CLOEXEC, 0);
   } catch {
-    own = sys().dup(fd);
-    atomic = false;
+    // No /proc: writes go where the end is when each is made.
   }
-  fds.add(own);
+  const own = fds.add(reopened ?? sys().dup(fd));
   return hostOutputStream({
     write(data) {
-      writeAll(own, data, atomic ? null : BigInt(fstatSync(own).size));
+      writeAll(own.fd, data, reopened !== undefined ? null : BigInt(fstatSync(own.fd).size));
     },
-    dispose: () => fds.close(own),
+    dispose: own.close,
   });
 }

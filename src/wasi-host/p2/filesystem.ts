@@ -35,10 +35,10 @@ export function guestCwd(config: GuestConfig): string {
 export function createFilesystem(config: GuestConfig): ComponentFilesystem {
   const fds = new HostFds();
   // The root is the host's choice (config), never the guest's: the one path Node opens by name.
-  const rootFd = fds.add(openSync(config.root ?? '/', fsc.O_RDONLY | fsc.O_DIRECTORY));
+  const root = fds.add(openSync(config.root ?? '/', fsc.O_RDONLY | fsc.O_DIRECTORY));
   let dirs: Array<[Descriptor, string]>;
   try {
-    dirs = openPreopens(rootFd, config.preopens ?? defaultPreopens(guestCwd(config))).map(({ preopen, fd, ref }) => [
+    dirs = openPreopens(root.fd, config.preopens ?? defaultPreopens(guestCwd(config))).map(({ preopen, fd, ref }) => [
       preopenDescriptor(fds, fds.add(fd), ref, preopen.readonly === true),
       preopen.guest,
     ]);

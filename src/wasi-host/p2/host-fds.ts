@@ -4,29 +4,35 @@
 // `process`) must not leak them.
 import { closeSync } from 'node:fs';
 
+/** One host descriptor, closed at most once: a second close never reaches a number the kernel has since reused. */
+export interface OwnedFd {
+  readonly fd: number;
+  close(): void;
+}
+
 export class HostFds {
-  readonly #open = new Set<number>();
+  readonly #open = new Set<OwnedFd>();
 
   /** Takes ownership of `fd`. */
-  add(fd: number): number {
-    this.#open.add(fd);
-    return fd;
-  }
-
-  /** Closes `fd` if it is still ours; a second close is a no-op, never another guest's descriptor. */
-  close(fd: number): void {
-    if (this.#open.delete(fd)) closeSync(fd);
+  add(fd: number): OwnedFd {
+    const owned: OwnedFd = {
+      fd,
+      close: () => {
+        if (this.#open.delete(owned)) closeSync(fd);
+      },
+    };
+    this.#open.add(owned);
+    return owned;
   }
 
   closeAll(): void {
-    for (const fd of this.#open) {
+    for (const o of [...this.#open]) {
       try {
-        closeSync(fd);
+        o.close();
       } catch {
         // Already gone: nothing else of the host's is at stake.
       }
     }
-    this.#open.clear();
   }
 
   get size(): number {
