@@ -125,9 +125,16 @@ function runExport(instance: Record<string, unknown>): (() => unknown) | undefin
 }
 
 async function runCommand(input: ComponentWorkerInput): Promise<GuestOutcome> {
+  let imports: Record<string, unknown>;
+  try {
+    imports = componentShim(input.config).getImportObject();
+  } catch (err) {
+    // As for a core module: the guest's directories (or stdio) cannot be set up.
+    return { kind: 'error', message: `cannot set up the guest: ${(err as Error).message ?? String(err)}` };
+  }
   let instance: Record<string, unknown>;
   try {
-    instance = await loadComponent(input.config, componentShim(input.config).getImportObject());
+    instance = await loadComponent(input.config, imports);
   } catch (err) {
     return { kind: 'link', message: `cannot instantiate component: ${(err as Error).message ?? String(err)}` };
   }

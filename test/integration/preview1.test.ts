@@ -119,6 +119,16 @@ describe.each([
     expect(r['append.content']).toBe('XbcZ');
   });
 
+  it('positional reads and writes, advice, syncs', () => {
+    expect(r.pwrite).toBe('0 6');
+    expect(r.pread).toBe('0 4 bcde');
+    expect(r['pread.eof']).toBe('0 0');
+    expect(r['pfile.size']).toBe('8');
+    expect(r.advise).toBe('0');
+    expect(r.sync).toBe('0');
+    expect(r.datasync).toBe('0');
+  });
+
   it('sock_shutdown on a bad fd and on a file; poll_oneoff on a regular file', () => {
     expect(r['shutdown.badf']).toBe(String(E.BADF));
     expect(r['shutdown.file']).toBe(String(E.NOTSOCK));
