@@ -2,7 +2,7 @@
 // streams, directory listings), so that everything is closed when the guest
 // ends, whatever it forgot to drop: hosts that outlive their guests (`pod`,
 // `process`) must not leak them.
-import { closeSync } from 'node:fs';
+import { sys } from '../preview1/sys.js';
 
 /** One host descriptor, closed at most once: a second close never reaches a number the kernel has since reused. */
 export interface OwnedFd {
@@ -18,7 +18,7 @@ export class HostFds {
     const owned: OwnedFd = {
       fd,
       close: () => {
-        if (this.#open.delete(owned)) closeSync(fd);
+        if (this.#open.delete(owned)) sys().close(fd);
       },
     };
     this.#open.add(owned);

@@ -5,7 +5,6 @@
 // component must not be followed. Failures are thrown as WasiError; what
 // a guest may do (rights, read-only preopens) is for the callers to decide.
 import { isUtf8 } from 'node:buffer';
-import { closeSync } from 'node:fs';
 import { E } from './abi.js';
 import { WasiError } from './errno.js';
 import { openAt, parentOf, procFdPath, releaseParent, type DirRef, type Parent } from './resolve.js';
@@ -45,7 +44,7 @@ export function withOpen<T>(ref: DirRef, path: Buffer, flags: number, fn: (fd: n
   try {
     return fn(fd);
   } finally {
-    closeSync(fd);
+    sys().close(fd);
   }
 }
 

@@ -1,10 +1,9 @@
 // The directories a guest starts with, opened beneath its root: shared by
 // the preview1 Guest and wasi:filesystem's preopens (../p2/).
-import { closeSync } from 'node:fs';
 import type { Preopen } from '../guest-config.js';
 import { errnoName, WasiError } from './errno.js';
 import { openAt, type DirRef } from './resolve.js';
-import { O } from './sys.js';
+import { O, sys } from './sys.js';
 
 export interface OpenedPreopen {
   preopen: Preopen;
@@ -40,7 +39,7 @@ export function openPreopens(rootFd: number, preopens: readonly Preopen[]): Open
       out.push({ preopen: p, fd, ref });
     }
   } catch (err) {
-    for (const o of out) closeSync(o.fd);
+    for (const o of out) sys().close(o.fd);
     throw err;
   }
   return out;
