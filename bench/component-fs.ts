@@ -20,8 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMPONENT_ENTRY } from '../src/linux-runtime/component-cache.js';
-import { componentOutcome } from '../src/wasi-host/component-outcome.js';
-import { componentShim, loadComponent } from '../src/wasi-host/component-run.js';
+import { componentShim, loadComponent, runCommandInstance } from '../src/wasi-host/component-run.js';
 import type { GuestConfig } from '../src/wasi-host/guest-config.js';
 // @ts-expect-error: plain JavaScript, no types
 import { interleave, report, timeCommand } from './lib.mjs';
@@ -42,14 +41,7 @@ async function runOnce(which: string, root: string, entryDir: string, count: str
     const { componentExit } = await import('../src/wasi-host/component-outcome.js');
     imports = new WASIShim({ cli: { ...cli, exit: componentExit } as never, sandbox: { args: config.args, env: {}, preopens: { '/': root } } }).getImportObject();
   }
-  const instance = await loadComponent(config, imports);
-  let outcome;
-  try {
-    await (instance['wasi:cli/run@0.2.12'] as { run: () => unknown }).run();
-    outcome = componentOutcome(undefined, true);
-  } catch (err) {
-    outcome = componentOutcome(err, false);
-  }
+  const outcome = await runCommandInstance(await loadComponent(config, imports));
   // The shim's IO worker would keep the process alive.
   process.exit(outcome.kind === 'exit' ? outcome.code : 1);
 }

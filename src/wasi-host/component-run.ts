@@ -138,6 +138,11 @@ async function runCommand(input: ComponentWorkerInput): Promise<GuestOutcome> {
   } catch (err) {
     return { kind: 'link', message: `cannot instantiate component: ${(err as Error).message ?? String(err)}` };
   }
+  return runCommandInstance(instance);
+}
+
+/** Runs an instance's wasi:cli/run; the guest's fate. */
+export async function runCommandInstance(instance: Record<string, unknown>): Promise<GuestOutcome> {
   const run = runExport(instance);
   if (!run) return { kind: 'link', message: 'component exports no wasi:cli/run (not a command component)' };
   try {

@@ -9,8 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { COMPONENT_ENTRY, ensureTranspiled } from '../../src/linux-runtime/component-cache.js';
-import { componentOutcome } from '../../src/wasi-host/component-outcome.js';
-import { componentShim, loadComponent } from '../../src/wasi-host/component-run.js';
+import { componentShim, loadComponent, runCommandInstance } from '../../src/wasi-host/component-run.js';
 import type { GuestConfig } from '../../src/wasi-host/guest-config.js';
 import { Descriptor } from '../../src/wasi-host/p2/index.js';
 
@@ -48,14 +47,7 @@ describe('a component\'s import object', () => {
     mkdirSync(root);
     const openAt = vi.spyOn(Descriptor.prototype, 'openAt');
     const config: GuestConfig = { args: ['/fileio.wasm', 'append', '/note.txt', 'through our host'], env: [], root, cwd: '/', component: { dir: entry, entry: COMPONENT_ENTRY, world: 'command' } };
-    const instance = await loadComponent(config, componentShim(config).getImportObject());
-    let outcome;
-    try {
-      await (instance['wasi:cli/run@0.2.12'] as { run: () => unknown }).run();
-      outcome = componentOutcome(undefined, true);
-    } catch (err) {
-      outcome = componentOutcome(err, false);
-    }
+    const outcome = await runCommandInstance(await loadComponent(config, componentShim(config).getImportObject()));
     expect(outcome).toEqual({ kind: 'exit', code: 0 });
     expect(readFileSync(join(root, 'note.txt'), 'utf8')).toBe('through our host\n');
     expect(openAt).toHaveBeenCalled();
