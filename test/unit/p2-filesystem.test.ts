@@ -520,9 +520,13 @@ describe('FIFOs', () => {
     const w = f.writeViaStream(0n) as unknown as Out;
     w.blockingWriteAndFlush(enc('through the fifo\n'));
     w[Symbol.dispose]();
+    // No end to append at: appending writes to the FIFO as it is.
+    const a = f.appendViaStream() as unknown as Out;
+    a.blockingWriteAndFlush(enc('and appended\n'));
+    a[Symbol.dispose]();
     f[Symbol.dispose]();
     await done;
-    expect(readFileSync(out, 'utf8')).toBe('through the fifo\n');
+    expect(readFileSync(out, 'utf8')).toBe('through the fifo\nand appended\n');
   });
 });
 

@@ -117,7 +117,8 @@ export class Descriptor {
       this.#mutable();
       // The reopened description must not give more than this one has.
       if (!this.#init.flags.write) throw 'bad-descriptor';
-      return appendStream(this.#init.fds, fd);
+      // A FIFO or a device has no end to append at (and reopening a FIFO could wait for a reader).
+      return this.#seekable() ? appendStream(this.#init.fds, fd) : fileOutputStream(this.#init.fds, fd, null);
     });
   }
 
