@@ -18,21 +18,6 @@ const common = {
 await build({ ...common, entryPoints: ['src/wasi-host/main.ts'], outfile: 'dist/host/host.mjs', minify: true });
 // Wasm components: their worker, with preview2-shim bundled in, and the shim's
 // own IO worker, which it loads from beside itself (new URL(…, import.meta.url)).
-// preview2-shim 0.26 opens the host path of `openAt(".")` on a "/" preopen
-// as "" (it strips a trailing slash even from "/"), so a guest could not list
-// or open its root directory. Patched here until fixed upstream; the build
-// fails if the code it patches changes.
-const shimRootFix = {
-  name: 'preview2-shim-root-open',
-  setup(b) {
-    b.onLoad({ filter: /preview2-shim[\\/]dist[\\/]nodejs[\\/]filesystem\.js$/ }, (args) => {
-      const from = 'path: fullPath.endsWith("/") ? fullPath.slice(0, -1) : fullPath,';
-      const src = readFileSync(args.path, 'utf8');
-      if (!src.includes(from)) throw new Error(`${args.path}: the code patched by ${shimRootFix.name} changed`);
-      return { contents: src.replace(from, 'path: fullPath.length > 1 && fullPath.endsWith("/") ? fullPath.slice(0, -1) : fullPath,'), loader: 'js' };
-    });
-  },
-};
 // preview2-shim starts its IO worker (a thread running Node's bootstrap, tens
 // of ms and ~10 MiB) as soon as worker-io.js is imported. Made lazy here: the
 // worker starts on the first call that needs it (files, sockets, HTTP), so a
@@ -55,13 +40,23 @@ const shimLazyIoWorker = {
 const shimBundle = {
   ...common,
   minify: true,
-  plugins: [shimRootFix, shimLazyIoWorker],
+  plugins: [shimLazyIoWorker],
+  metafile: true,
   banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" },
 };
-await build({ ...shimBundle, entryPoints: ['src/wasi-host/component-run.ts'], outfile: 'dist/host/component.mjs' });
+// Components' files are Tugboat's own wasi:filesystem (src/wasi-host/p2/):
+// preview2-shim's filesystem joins guest paths onto host paths and calls
+// Node's path-based fs APIs, so it must never be in a bundle (it arrives
+// through the shim's index or its WASIShim; see src/wasi-host/p2/shim.ts).
+async function buildShimBundle(entry, outfile) {
+  const { metafile } = await build({ ...shimBundle, entryPoints: [entry], outfile });
+  const forbidden = Object.keys(metafile.inputs).filter((f) => /preview2-shim[\\/]dist[\\/](nodejs[\\/](filesystem|index)|common[\\/]instantiation)\.js$/.test(f));
+  if (forbidden.length) throw new Error(`${outfile} must not contain preview2-shim's filesystem, but bundles ${forbidden.join(', ')}`);
+}
+await buildShimBundle('src/wasi-host/component-run.ts', 'dist/host/component.mjs');
 // An HTTP component's handler threads (src/wasi-host/http/), with the shim for
-// the interfaces the host does not serve itself (cli, filesystem, sockets…).
-await build({ ...shimBundle, entryPoints: ['src/wasi-host/http/worker.ts'], outfile: 'dist/host/http-worker.mjs' });
+// the interfaces the host does not serve itself (cli, sockets…).
+await buildShimBundle('src/wasi-host/http/worker.ts', 'dist/host/http-worker.mjs');
 copyFileSync('node_modules/@bytecodealliance/preview2-shim/dist/io/worker-thread.bundle.js', 'dist/host/worker-thread.bundle.js');
 // Chunk names carry content hashes: drop the last build's.
 rmSync('dist/chunks', { recursive: true, force: true });

@@ -7,6 +7,9 @@
 //   http-bench.wasm                         from http-bench.wat (a core module) and the
 //       world in http-bench.wit, embedded and wrapped with jco's wasm-tools
 // Everything is offline: jco carries the adapter, wasm-tools and the WASI WIT.
+//
+// `make-components.mjs CORE.wasm OUT.wasm` wraps one preview1 module the same
+// way (the tests' guests, test/guests/build.sh).
 import { cpSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -34,10 +37,19 @@ const write = (name, bytes) => {
 
 const adapterPath = fileURLToPath(preview1AdapterCommandPath());
 const adapter = readFileSync(adapterPath);
+const wrap = async (core) => componentNew(readFileSync(core), [['wasi_snapshot_preview1', adapter]]);
+
+const [oneCore, oneTarget] = process.argv.slice(2);
+if (oneCore !== undefined && oneTarget !== undefined) {
+  writeFileSync(`${oneTarget}.tmp`, await wrap(oneCore));
+  renameSync(`${oneTarget}.tmp`, oneTarget);
+  process.exit(0);
+}
+
 for (const name of ['hello', 'fileio', 'exitcode']) {
   const core = join(modules, `${name}.wasm`);
   if (newer(join(out, `${name}.wasm`), core, adapterPath)) continue;
-  write(`${name}.wasm`, await componentNew(readFileSync(core), [['wasi_snapshot_preview1', adapter]]));
+  write(`${name}.wasm`, await wrap(core));
 }
 for (const name of ['exit-with-code', 'http-trap']) {
   const wat = join(here, `${name}.wat`);

@@ -5,8 +5,10 @@
 //
 // The component was transpiled by jco outside the container (see
 // src/linux-runtime/component-cache.ts) and its cache entry is mounted
-// read-only at config.component.dir. It runs with @bytecodealliance/preview2-shim
-// as component-shim.ts sets it up for the guest.
+// read-only at config.component.dir. Its imports are set up for the guest by
+// component-shim.ts: its files are Tugboat's own wasi:filesystem on the
+// kernel-resolved host (./p2/), the rest is @bytecodealliance/preview2-shim's
+// (never its filesystem).
 import { parentPort } from 'node:worker_threads';
 import { componentOutcome } from './component-outcome.js';
 import { componentShim, loadComponent } from './component-shim.js';
@@ -29,12 +31,24 @@ function runExport(instance: Record<string, unknown>): (() => unknown) | undefin
 }
 
 async function runCommand(input: ComponentWorkerInput): Promise<GuestOutcome> {
+  let imports: Record<string, unknown>;
+  try {
+    imports = componentShim(input.config).getImportObject();
+  } catch (err) {
+    // As for a core module: the guest's directories (or stdio) cannot be set up.
+    return { kind: 'error', message: `cannot set up the guest: ${(err as Error).message ?? String(err)}` };
+  }
   let instance: Record<string, unknown>;
   try {
-    instance = await loadComponent(input.config, componentShim(input.config).getImportObject());
+    instance = await loadComponent(input.config, imports);
   } catch (err) {
     return { kind: 'link', message: `cannot instantiate component: ${(err as Error).message ?? String(err)}` };
   }
+  return runCommandInstance(instance);
+}
+
+/** Runs an instance's wasi:cli/run; the guest's fate. */
+export async function runCommandInstance(instance: Record<string, unknown>): Promise<GuestOutcome> {
   const run = runExport(instance);
   if (!run) return { kind: 'link', message: 'component exports no wasi:cli/run (not a command component)' };
   try {

@@ -1,16 +1,18 @@
-// preview2-shim, set up for one guest: its args, env and preopens (WASIShim's
-// sandbox), stdout and stderr written synchronously to the container's
-// descriptors (nothing is left in a worker's queue when the host ends the
-// process), stdin made on first use, and exit that never calls
-// process.exit(). Shared by command components (component-run.ts) and HTTP
-// components (http/), which replace some interfaces with their own.
+// A component's imports, set up for one guest: its args and env, its files
+// (Tugboat's own wasi:filesystem on the kernel-resolved host, ./p2/), stdout
+// and stderr written synchronously to the container's descriptors (nothing
+// is left in a worker's queue when the host ends the process), stdin made on
+// first use, exit that never calls process.exit(), and preview2-shim for the
+// rest (never its filesystem). Shared by command components
+// (component-run.ts) and HTTP components (http/), which replace wasi:io,
+// the monotonic clock and wasi:http with their own.
 import { openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import * as p2 from '@bytecodealliance/preview2-shim';
-import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { componentExit } from './component-outcome.js';
-import { defaultPreopens, envListToObject, preopenRecord, type GuestConfig } from './guest-config.js';
+import { envListToObject, type GuestConfig } from './guest-config.js';
+import { createFilesystem, guestCwd, hostOutputStream, wasiImports, type ImportParts, type OutputStream } from './p2/index.js';
+import * as p2 from './p2/shim.js';
 
 /** A fresh open file description of stdio fd `fd` (as worker.ts does for preview1), else the fd itself. */
 function ownFd(fd: number): number {
@@ -39,36 +41,9 @@ function writeAll(fd: number, buf: Uint8Array): void {
   }
 }
 
-type OutputStream = typeof p2.io.streams.OutputStream.prototype;
-
-/**
- * A wasi:io/streams output-stream that writes straight to `fd`. The glue
- * checks `instanceof OutputStream` (the shim's class), hence the prototype;
- * every method the class implements through its IO worker is replaced.
- */
+/** A wasi:io/streams output-stream that writes straight to `fd`. */
 export function fdOutputStream(fd: number): OutputStream {
-  const stream = Object.create(p2.io.streams.OutputStream.prototype) as Record<string | symbol, unknown>;
-  const write = (buf: Uint8Array) => writeAll(fd, buf);
-  const zeroes = (len: bigint) => writeAll(fd, new Uint8Array(Number(len)));
-  Object.assign(stream, {
-    checkWrite: () => 1n << 20n,
-    write,
-    blockingWriteAndFlush: write,
-    flush() {},
-    blockingFlush() {},
-    writeZeroes: zeroes,
-    blockingWriteZeroesAndFlush: zeroes,
-    // Always writable: a pollable that is ready at once.
-    subscribe: () => p2.clocks.monotonicClock.subscribeDuration(0n),
-    [Symbol.dispose]() {},
-  });
-  return stream as unknown as OutputStream;
-}
-
-export function componentPreopens(config: GuestConfig, cwd: string): Record<string, string> {
-  // As for preview1: the container root, then the working directory as "."
-  // so that relative paths resolve against it.
-  return preopenRecord(config.preopens ?? defaultPreopens(cwd));
+  return hostOutputStream({ write: (buf) => writeAll(fd, buf) });
 }
 
 type InputStream = typeof p2.io.streams.InputStream.prototype;
@@ -89,31 +64,29 @@ export function lazyStdin(make: () => InputStream = () => p2.cli.stdin.getStdin(
   return stream as unknown as InputStream;
 }
 
-/** What a host puts in place of the shim's own interfaces (HTTP components: io, clocks, http). */
-export type ShimOverrides = Pick<NonNullable<ConstructorParameters<typeof WASIShim>[0]>, 'io' | 'clocks' | 'http'>;
+/** The import object's maker (the shape of preview2-shim's WASIShim, which the component worker used before). */
+export interface ComponentImports {
+  getImportObject(): Record<string, unknown>;
+}
 
-export function componentShim(config: GuestConfig, overrides: ShimOverrides = {}): WASIShim {
+/** What a host puts in place of the shim's own interfaces (HTTP components: io, the monotonic clock, http). */
+export type ShimOverrides = Pick<ImportParts, 'io' | 'clocks' | 'http'>;
+
+export function componentShim(config: GuestConfig, overrides: ShimOverrides = {}): ComponentImports {
   const stdout = fdOutputStream(ownFd(1));
   const stderr = fdOutputStream(ownFd(2));
   const stdin = lazyStdin();
+  const env = Object.entries(envListToObject(config.env));
   const cli = {
     ...p2.cli,
+    environment: { getEnvironment: () => env, getArguments: () => config.args, initialCwd: () => guestCwd(config) },
     stdin: { getStdin: () => stdin },
     exit: componentExit,
     stdout: { getStdout: () => stdout },
     stderr: { getStderr: () => stderr },
   };
-  return new WASIShim({
-    ...overrides,
-    cli,
-    sandbox: {
-      args: config.args,
-      env: envListToObject(config.env),
-      preopens: componentPreopens(config, process.cwd()),
-      // The container's network namespace is the policy, as for Linux containers.
-      enableNetwork: true,
-    },
-  });
+  const filesystem = createFilesystem(config);
+  return { getImportObject: () => wasiImports({ ...overrides, cli, filesystem }) };
 }
 
 type Instantiate = (
@@ -132,4 +105,3 @@ export async function loadComponent(config: GuestConfig, imports: object): Promi
   };
   return mod.instantiate(getCoreModule, imports);
 }
-

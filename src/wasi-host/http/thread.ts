@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { readFileSync } from 'node:fs';
-import * as p2 from '@bytecodealliance/preview2-shim';
+import * as p2 from '../p2/shim.js';
 import { componentShim } from '../component-shim.js';
 import { trapMessage } from '../component-outcome.js';
 import type { GuestConfig } from '../guest-config.js';

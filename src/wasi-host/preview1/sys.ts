@@ -1,33 +1,13 @@
-// The system calls Node has no fd-relative form of, through koffi. The
-// native addon is loaded directly (process.dlopen): koffi's JavaScript entry
-// point pulls in crypto, https and zlib for its installer, ~25 ms of every
-// start; the addon alone loads in ~1.5 ms. Loaded on first use, once per
-// process. Every path argument is a NUL-terminated Buffer, never a string,
+// The system calls Node has no fd-relative form of, through koffi's native
+// addon (src/koffi-native.ts). Loaded on first use, once per process. Every path argument is a NUL-terminated Buffer, never a string,
 // so a guest's bytes reach the kernel exactly as given.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadKoffi } from '../../koffi-native.js';
 import { fail, LINUX } from './errno.js';
 
 type Fn = (...args: unknown[]) => number | bigint;
 interface KoffiNative {
   load(name: string): { func(decl: string): Fn };
   errno(): number;
-}
-
-const ADDON = 'koffi.node';
-
-/** Beside this file (the bundled host in the kit), else the koffi package in node_modules above it. */
-function addonPath(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const beside = join(here, ADDON);
-  if (existsSync(beside)) return beside;
-  const triplet = `linux_${process.arch}`;
-  for (let dir = here, i = 0; i < 8; i++, dir = dirname(dir)) {
-    const candidate = join(dir, 'node_modules', 'koffi', 'build', 'koffi', triplet, ADDON);
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error(`cannot find koffi's native addon (${ADDON}) for ${triplet}`);
 }
 
 export interface Sys {
@@ -52,6 +32,12 @@ export interface Sys {
   shutdown(fd: number, how: number): void;
   /** A new descriptor for the same open file description (F_DUPFD_CLOEXEC). */
   dup(fd: number): number;
+  /**
+   * close(2) of a descriptor opened here. Not Node's closeSync: in a worker
+   * thread Node may take a number the kernel reused for one of ours for one it
+   * once opened itself, and warn (a stack trace per close) on every closeSync.
+   */
+  close(fd: number): void;
   /** isatty(3): node:tty's would load node:net on every start. */
   isatty(fd: number): boolean;
   /** Unblocks a signal on the calling thread (sigprocmask). */
@@ -72,9 +58,7 @@ export function sys(): Sys {
 }
 
 function load(): Sys {
-  const mod = { exports: {} as KoffiNative };
-  process.dlopen(mod, addonPath());
-  const k = mod.exports;
+  const k = loadKoffi() as unknown as KoffiNative;
   const libc = k.load('libc.so.6');
   const f = (decl: string) => libc.func(decl);
   const syscall5 = f('long syscall(long nr, int dirfd, void *path, void *how, size_t size)');
@@ -96,6 +80,7 @@ function load(): Sys {
   const shutdown = f('int shutdown(int fd, int how)');
   const sigprocmask = f('int sigprocmask(int how, void *set, void *old)');
   const isatty = f('int isatty(int fd)');
+  const close = f('int close(int fd)');
   const how = Buffer.alloc(OPEN_HOW_SIZE);
 
   /** -1 means failure with errno set (the libc convention). */
@@ -139,6 +124,7 @@ function load(): Sys {
     },
     shutdown: (fd, how_) => void check(shutdown(fd, how_)),
     dup: (fd) => check(fcntl(fd, F_DUPFD_CLOEXEC, 0)),
+    close: (fd) => void check(close(fd)),
     isatty: (fd) => Number(isatty(fd)) === 1,
     unblockSignal(signo) {
       const set = Buffer.alloc(128); // glibc's sigset_t
