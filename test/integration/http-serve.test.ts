@@ -6,9 +6,8 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
-import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TUGBOAT, TugboatSandbox, WASM } from './helpers.js';
+import { freePort, TUGBOAT, TugboatSandbox, WASM } from './helpers.js';
 
 const BENCH = WASM('component-http-bench');
 const GiB = 1024 ** 3;
@@ -35,17 +34,6 @@ interface HttpGuest {
 interface Isolation {
   name: string;
   launch(opts: Launch): Promise<HttpGuest>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** The processes below `pid` (children, recursively). */
@@ -100,9 +88,13 @@ const CONTAINER: Isolation = {
       exited,
       peakMemory: () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024,
       async cleanup() {
-        if (child.exitCode === null) {
-          child.kill('SIGKILL');
+        // A stop as its runtime's: drained, then `run --rm` removes the container itself
+        // (a SIGKILL would leave that to the --rm watcher, racing tb.cleanup's unmounts).
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGTERM');
+          const late = setTimeout(() => child.kill('SIGKILL'), 20_000);
           await exited;
+          clearTimeout(late);
         }
         tb.cleanup();
       },
