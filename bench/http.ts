@@ -10,6 +10,8 @@
 //   wat         http-bench.wasm: the host's own cost (instances reused, as it declares)
 //   wat-fresh   http-bench.wasm with io.tugboat.http.reuse=false: a fresh instance per request
 //   js          http-hello.wasm (componentize-js, StarlingMonkey): a fresh instance per request
+//   js-before   the same, served by another build's `bin/tugboat` (BENCH_BEFORE, a
+//               checkout's root): e.g. the one before wasi:http was served in-thread
 //
 // BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default "32,256"), BENCH_ONLY
 // (comma-separated names) narrow it down.
@@ -28,6 +30,7 @@ const FIXTURES = join(REPO, 'test', 'fixtures', 'out');
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const connectionCounts = (process.env.BENCH_CONNECTIONS ?? '32,256').split(',').map(Number);
 const only = process.env.BENCH_ONLY?.split(',');
+const before = process.env.BENCH_BEFORE;
 
 const work = mkdtempSync(join(tmpdir(), 'tugboat-bench-http-'));
 const root = join(work, 'store');
@@ -67,18 +70,21 @@ interface Target {
   what: string;
   image: string;
   annotations?: Record<string, string>;
+  /** Another checkout whose bin/tugboat serves it (with its own store). */
+  checkout?: string;
 }
 const targets: Target[] = [
   { name: 'native', what: 'Node http in a Linux container (baseline)', image: `oci:${join(work, 'native')}:latest` },
   { name: 'wat', what: 'http-bench.wasm, instances reused (declared)', image: `oci:${join(FIXTURES, 'wasm')}:component-http-bench` },
   { name: 'wat-fresh', what: 'http-bench.wasm, a fresh instance per request', image: `oci:${join(FIXTURES, 'wasm')}:component-http-bench`, annotations: { 'io.tugboat.http.reuse': 'false' } },
   { name: 'js', what: 'http-hello.wasm (componentize-js), fresh instances', image: `oci:${join(FIXTURES, 'wasm')}:component-http` },
+  ...(before ? [{ name: 'js-before', what: 'http-hello.wasm, served by BENCH_BEFORE', image: `oci:${join(FIXTURES, 'wasm')}:component-http`, checkout: before }] : []),
 ].filter((t) => !only || only.includes(t.name));
 
 function start(t: Target, port: number): ChildProcess {
-  const args = ['--root', root, 'run', '--rm', '--network', 'host', '-e', `PORT=${port}`];
+  const args = ['--root', t.checkout ? `${root}-${t.name}` : root, 'run', '--rm', '--network', 'host', '-e', `PORT=${port}`];
   for (const [k, v] of Object.entries(t.annotations ?? {})) args.push('--annotation', `${k}=${v}`);
-  return spawn(TUGBOAT, [...args, t.image], { stdio: 'ignore' });
+  return spawn(t.checkout ? join(t.checkout, 'bin', 'tugboat') : TUGBOAT, [...args, t.image], { stdio: 'ignore' });
 }
 
 async function ready(port: number): Promise<void> {
