@@ -232,11 +232,14 @@ describe.each(ISOLATIONS)('wasi:http at $name level', (iso) => {
 
   it('shares its port between its threads', async () => {
     const g = await launch({ annotations: { 'io.tugboat.http.pool': '1', 'io.tugboat.http.threads': '2' } });
+    // Each request on a new connection; the kernel spreads connections over the threads'
+    // sockets. The first thread answers before the second listens (its start is not waited
+    // for here), so ask until a second instance answers, within a bound.
     const counts: number[] = [];
-    for (let i = 0; i < 40; i++) counts.push(Number((await send(g.port, '/')).headers['x-instance-requests']));
+    while (counts.length < 400 && new Set(counts).size === counts.length) counts.push(Number((await send(g.port, '/')).headers['x-instance-requests']));
     // Two instances (one per thread) counted the requests: some count comes twice.
     expect(new Set(counts).size).toBeLessThan(counts.length);
-    expect(Math.max(...counts)).toBeLessThan(40);
+    expect(Math.max(...counts)).toBeLessThan(counts.length);
   });
 
   it('drains on SIGTERM: the request in flight is answered, new ones are refused, then 143', async () => {
