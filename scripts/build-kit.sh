@@ -23,6 +23,7 @@ while read -r line; do
 done < <(ldd "$NODE_BIN")
 [[ -n "$loader" ]] || { echo "build-kit: could not find the dynamic loader of $NODE_BIN" >&2; exit 1; }
 cp "$host" "$tmp/host/host.mjs"
+cp "$ROOT/dist/host/pod-host.mjs" "$tmp/host/pod-host.mjs"
 # The host's system calls (openat2 and the *at calls) go through koffi's
 # native addon, loaded directly from beside host.mjs.
 cp "$ROOT/node_modules/koffi/build/koffi/linux_$([[ $GOARCH == amd64 ]] && echo x64 || echo arm64)/koffi.node" "$tmp/host/koffi.node"
@@ -30,5 +31,5 @@ cp "$ROOT/node_modules/koffi/build/koffi/linux_$([[ $GOARCH == amd64 ]] && echo 
 cp /usr/bin/tini-static "$tmp/tini"
 # Wasm components: the component worker and preview2-shim's IO worker.
 cp "$ROOT/dist/host/component.mjs" "$ROOT/dist/host/worker-thread.bundle.js" "$tmp/host/"
-printf '{"loader":"lib/%s","node":"node","host":"host/host.mjs","init":"tini","nodeVersion":"%s"}\n' "$loader" "$("$NODE_BIN" --version)" > "$tmp/kit.json"
+printf '{"loader":"lib/%s","node":"node","host":"host/host.mjs","podHost":"host/pod-host.mjs","init":"tini","nodeVersion":"%s"}\n' "$loader" "$("$NODE_BIN" --version)" > "$tmp/kit.json"
 rm -rf "$kit"; mv "$tmp" "$kit"

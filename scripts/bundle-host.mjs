@@ -2,6 +2,7 @@
 // ESM files: module resolution across ~80 files costs more than the work
 // itself on a cold start.
 //   dist/host/host.mjs  the WASI host, started as every Wasm container's init
+//   dist/host/pod-host.mjs  the pod host, one per shim group at `pod` isolation
 //   dist/tugboat.mjs    the tugboat CLI (bin/tugboat runs it)
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
@@ -16,6 +17,8 @@ const common = {
 };
 
 await build({ ...common, entryPoints: ['src/wasi-host/main.ts'], outfile: 'dist/host/host.mjs', minify: true });
+// The pod host: one per shim group at `pod` isolation, serving every Wasm container of the group.
+await build({ ...common, entryPoints: ['src/wasi-host/pod-host.ts'], outfile: 'dist/host/pod-host.mjs', minify: true });
 // Wasm components: their worker, with preview2-shim bundled in, and the shim's
 // own IO worker, which it loads from beside itself (new URL(…, import.meta.url)).
 // preview2-shim 0.26 opens the host path of `openAt(".")` on a "/" preopen

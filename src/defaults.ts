@@ -122,3 +122,8 @@ export function ociDerivedBundleDir(runcRoot: string | undefined, id: string, en
 export function shimDerivedBundleDir(bundle: string): string {
   return join(bundle, SHIM_DERIVED_BUNDLE);
 }
+
+/** A pod host's bundle (its spec and an empty root): `<state>/pods/<pod host id>`. */
+export function podHostDir(id: string, env: Env = process.env): string {
+  return join(stateDir(env), 'pods', id);
+}

@@ -107,3 +107,10 @@ export function parseAnnotation(value: string): [string, string] {
   if (eq <= 0) throw new UsageError(`--annotation: expected KEY=VALUE, got ${JSON.stringify(value)}`);
   return [value.slice(0, eq), value.slice(eq + 1)];
 }
+
+/** --isolation: where a Wasm guest runs (`pod` needs a shim group, so containerd). */
+export function parseIsolation(value: string): 'container' | 'process' {
+  if (value === 'container' || value === 'process') return value;
+  if (value === 'pod') throw new UsageError('--isolation pod: a pod host serves a containerd shim group (CRI pods, ctr --annotation io.containerd.runc.v2.group=…); use container or process');
+  throw new UsageError(`--isolation: unknown level ${JSON.stringify(value)} (container or process)`);
+}

@@ -160,6 +160,7 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
       image: { platform: image.platform, wasmLayer: wasmLayer !== undefined },
       home: join(dir, DERIVED),
       settings: engineSettings({ kitDir: opts.kitDir, root: opts.root }),
+      isolation: { allowed: { levels: ['container', 'process'], why: 'needs a containerd shim group (a pod host serves one)' } },
     });
     const { workload } = prepared;
     if (workload.kind === 'linux') {

@@ -78,7 +78,7 @@ export interface ContainerLifecycle {
   pause(): Promise<void>;
   resume(): Promise<void>;
   pids(): Promise<number[]>;
-  stats(): CgroupMetrics;
+  stats(): CgroupMetrics | Promise<CgroupMetrics>;
   /** True when the container counted an OOM kill since the last call. */
   oomKilled(): boolean;
   /** OCI LinuxResources as JSON. */

@@ -52,7 +52,15 @@ async function create(ctx: Context): Promise<number> {
   // Derived bundles hold containers' environment: the state dir is private (created or repaired 0700).
   await prepareDataRoot(stateDir());
   if (existsSync(derivedHome) && runcHasContainer(ctx, id)) throw new UsageError('container with given ID already exists', { kind: 'AlreadyExists' });
-  const prepared = await prepareWorkload({ id, spec, bundle, home: derivedHome, settings: ctx.settings });
+  const prepared = await prepareWorkload({
+    id,
+    spec,
+    bundle,
+    home: derivedHome,
+    settings: ctx.settings,
+    // Docker and podman track one process per container (its pid, its exit, its cgroup).
+    isolation: { allowed: { levels: ['container'], why: 'is not available through the OCI runtime CLI: Docker and podman need a process per container' } },
+  });
   if (prepared.workload.kind === 'linux') return runWithOurStdio(ctx.runc, runcArgv(p), preservedFds(p));
   const runBundle = prepared.runcBundle;
   if (runBundle === undefined) {

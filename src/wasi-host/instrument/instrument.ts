@@ -8,25 +8,9 @@ import { APPEND, INSERT, REPLACE, type Edit } from './sites.js';
 import { encodeLimits, is64, type Limits } from './types.js';
 import { LOCAL, YieldCode } from './yield-code.js';
 
-/** The import the host provides (made `WebAssembly.Suspending`); type [] -> []. */
-export const YIELD_IMPORT = { module: 'tugboat', name: 'yield' } as const;
+import { GROW_IMPORT, START_EXPORT, YIELD_IMPORT } from './names.js';
 
-/**
- * What every `memory.grow` of memory 0 becomes (type [i32] -> [i32], the
- * same contract as the instruction: the old size in pages, or -1). The host
- * grows the memory itself when the guest's limit allows it, so the limit can
- * change while the guest runs and a refused grow is known to the host (a
- * trap after one is the guest's OOM).
- */
-export const GROW_IMPORT = { module: 'tugboat', name: 'memory_grow' } as const;
-
-/**
- * The export a module's start function becomes. A Suspending import throws
- * when no WebAssembly.promising call is on the stack, and instantiation runs
- * the start function outside any; so the host calls this export, through
- * WebAssembly.promising, right after instantiating and before anything else.
- */
-export const START_EXPORT = 'tugboat:start';
+export { GROW_IMPORT, START_EXPORT, YIELD_IMPORT };
 
 /** Yield points between two calls of `tugboat.yield`: at 1,000 the calls cost ~15% of a compute-bound guest, 100,000 gains nothing measurable (bench/compute-yield). */
 export const DEFAULT_YIELD_INTERVAL = 10_000;
