@@ -9,7 +9,7 @@
 // stdio, memory and fate. Their keys in the host are the container id and
 // "<container id>/<exec id>".
 import { closeSync, constants as fsc, openSync } from 'node:fs';
-import { ConfigError, UnimplementedError } from '../errors.js';
+import { ConfigError, UnimplementedError, UsageError } from '../errors.js';
 import { log } from '../log.js';
 import type { Workload } from '../oci/detect.js';
 import type { LinuxResources, Process, Spec } from '../oci/runtime-spec.js';
@@ -81,8 +81,9 @@ export function checkPreopens(rootFd: number, preopens: readonly Preopen[]): voi
     try {
       closeSync(openAt({ fd: rootFd, mode: 'in-root' }, Buffer.from(p.path), O.PATH | O.DIRECTORY, 0, true));
     } catch (err) {
-      const why = err instanceof WasiError ? `errno ${err.errno}` : (err as Error).message;
-      throw new ConfigError(`annotation io.tugboat.wasm.preopens: ${p.path} is not a directory of the container (${why})`, { kind: 'InvalidArgument' });
+      if (!(err instanceof WasiError)) throw err;
+      // As at `container` level (preopens.ts), where the same check runs before runc.
+      throw new UsageError(`annotation ${PREOPENS_ANNOTATION}: ${p.path} is not a directory in the container`);
     }
   }
 }
@@ -92,7 +93,7 @@ export function prepareHosted(input: WasmPrepareInput, isolation: HostedWorkload
   if (!input.spec.process) throw new ConfigError('a Wasm container needs a process to run (process.args)', { kind: 'InvalidArgument' });
   const preopens = parsePreopens(input.spec.annotations?.[PREOPENS_ANNOTATION]);
   if (wasiBackendOf(input.spec.annotations) === 'uvwasi') {
-    throw new ConfigError(`annotation io.tugboat.wasi=uvwasi: node:wasi is no sandbox and runs only at container isolation, not ${isolation}`, { kind: 'InvalidArgument' });
+    throw new UsageError(`annotation io.tugboat.wasi=uvwasi: node:wasi is no sandbox and runs only at container isolation, not ${isolation}`);
   }
   return { spec: anchorToBundle(input.spec, input.bundle), preopens };
 }

@@ -7,10 +7,11 @@
 // runnable one) becomes the guest's ending at Start, with its message on the
 // guest's stderr, as it does when the host is a container's init.
 import { closeSync, write } from 'node:fs';
+import { posix } from 'node:path';
 import { wasmKind } from '../../oci/wasm-kind.js';
 import { EXIT_NOT_RUNNABLE } from '../exit-status.js';
 import { defaultPreopens, type Preopen } from '../guest-config.js';
-import { loadModule } from '../module-load.js';
+import { loadModule, loadModuleAt, type LoadedModule } from '../module-load.js';
 import { ending, type GuestOutcome } from '../outcome.js';
 import { Guest, type HostDir, type Scheduler } from '../preview1/guest.js';
 import { sys } from '../preview1/sys.js';
@@ -141,8 +142,18 @@ export class HostedGuest implements Hosted {
     for (const fd of [...spec.stdio, spec.rootFd, ...(spec.hostDirs ?? []).map((d) => d.fd)]) closeQuietly(fd);
   }
 
+  /** The module as a path on one of the guest's host directories (a `-v` volume at `process` level), if it names one. */
+  private static onHostDir(spec: HostedGuestSpec, name: string): LoadedModule | undefined {
+    if (!name.includes('/')) return undefined;
+    const full = posix.resolve(spec.cwd, name);
+    const dir = (spec.hostDirs ?? []).find((d) => full.startsWith(`${d.guest.replace(/\/$/, '')}/`));
+    if (!dir) return undefined;
+    return loadModuleAt({ fd: dir.fd, mode: 'beneath' }, posix.relative(dir.guest, full), full);
+  }
+
   private static async load(spec: HostedGuestSpec, ctx: HostContext): Promise<Prepared> {
-    const loaded = loadModule({ fd: spec.rootFd, mode: 'in-root' }, spec.module ?? spec.args[0] ?? '', spec.env, spec.cwd);
+    const name = spec.module ?? spec.args[0] ?? '';
+    const loaded = HostedGuest.onHostDir(spec, name) ?? loadModule({ fd: spec.rootFd, mode: 'in-root' }, name, spec.env, spec.cwd);
     if ('status' in loaded) return loaded;
     const { path, bytes } = loaded;
     const kind = wasmKind(bytes);
