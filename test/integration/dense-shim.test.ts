@@ -5,20 +5,21 @@
 // level; what is specific to a pod host (sharing, isolation between guests,
 // its death, fairness) comes after.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OCI_TYPE_URL, Task, packJsonAny } from '../../src/shim/proto/index.js';
 import { TtrpcClient, callMethod } from '../../src/shim/ttrpc/index.js';
 import { CTR_BIN, startContainerd, type ContainerdHandle } from './daemons/containerd.js';
-import { sleep, type ExecResult } from './daemons/process.js';
-import { REPO } from './helpers.js';
-import { importFixtureImages, removeNamespaceDirs } from './shim-helpers.js';
+import { isAlive, listProcesses, sleep, type ExecResult } from './daemons/process.js';
+import { FIXTURES, REPO } from './helpers.js';
+import { importFixtureImages, removeNamespaceDirs, waitTask } from './shim-helpers.js';
 
 const RT = 'io.containerd.tugboat.v1';
 const NS = `tb-dense-${process.pid}`;
 const WASM = (tag: string) => `tugboat.local/wasm:${tag}`;
 const LEVELS = ['process', 'pod'] as const;
+const TOOLS = 'tugboat.local/wasm-tools:latest';
 type Level = (typeof LEVELS)[number];
 
 describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim.mjs')))('dense hosting through containerd', () => {
@@ -33,6 +34,8 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
     process.env.TUGBOAT_ROOT = join(tmp, 'root');
     c = await startContainerd({ pathPrepend: [join(REPO, 'bin')] });
     await importFixtureImages(ctr, tmp);
+    const tools = await ctr(['images', 'import', join(FIXTURES, 'wasm-tools.docker.tar')]);
+    if (tools.code !== 0) throw new Error(`import wasm-tools: ${tools.stderr}`);
   });
 
   afterAll(async () => {
@@ -67,6 +70,10 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
 
   async function remove(...ids: string[]): Promise<void> {
     for (const id of ids) {
+      if ((await status(id)) === undefined) {
+        await ctr(['containers', 'rm', id]);
+        continue;
+      }
       await ctr(['tasks', 'kill', '-s', 'SIGKILL', id]);
       await waitStatus(id, 'STOPPED').catch(() => undefined);
       await ctr(['tasks', 'delete', id]);
@@ -233,4 +240,112 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
       });
     });
   }
+
+  describe('the pod host', () => {
+    const group = (g: string) => ['--runtime', RT, '--annotation', `io.containerd.runc.v2.group=${g}`];
+    const runcRoot = () => join('/run/containerd/runc', NS);
+    const podHosts = () => (existsSync(runcRoot()) ? readdirSync(runcRoot()).filter((n) => n.startsWith('tugboat-pod-')) : []);
+    const hostPid = async (id: string) => Number(/^(\d+)/m.exec((await ctr(['tasks', 'ps', id])).stdout.split('\n')[1] ?? '')?.[1]);
+
+    it('serves the Wasm containers of a group from one host: a runc container in the group\'s cgroup parent, its own namespaces, seccomp', async () => {
+      const ids = ['share-a', 'share-b'];
+      try {
+        for (const id of ids) expect((await ctr(['run', '-d', ...group('share'), TOOLS, id, '/exitcode.wasm', 'sleep', '600'])).code).toBe(0);
+        for (const id of ids) await waitStatus(id, 'RUNNING');
+        const [a, b] = [await hostPid(ids[0]!), await hostPid(ids[1]!)];
+        expect(a).toBeGreaterThan(0);
+        expect(b).toBe(a);
+        expect(podHosts()).toHaveLength(1);
+        const cg = readFileSync(`/proc/${a}/cgroup`, 'utf8');
+        expect(cg).toMatch(new RegExp(`:memory:/${NS}/tugboat-pod-[0-9a-f]{12}$`, 'm'));
+        expect(readlinkSync(`/proc/${a}/ns/net`)).not.toBe(readlinkSync('/proc/self/ns/net'));
+        expect(readlinkSync(`/proc/${a}/ns/mnt`)).not.toBe(readlinkSync('/proc/self/ns/mnt'));
+        const node = listProcesses().find((p) => p.ppid === a);
+        expect(node?.argv.some((x) => x.endsWith('pod-host.mjs'))).toBe(true);
+        expect(readFileSync(`/proc/${node!.pid}/status`, 'utf8')).toMatch(/^Seccomp:\s+2$/m);
+      } finally {
+        await remove(...ids);
+      }
+      // The last container of the group took the host with it.
+      for (let i = 0; i < 50 && podHosts().length > 0; i++) await sleep(100);
+      expect(podHosts()).toEqual([]);
+    });
+
+    it('keeps guests apart: a file, an env var and output of one are unreachable from the other', async () => {
+      const [a, b] = ['iso-a', 'iso-b'];
+      try {
+        expect((await ctr(['run', '-d', ...group('iso'), '--env', 'SECRET=s3cr3t-env', TOOLS, a, '/exitcode.wasm', 'sleep', '600'])).code).toBe(0);
+        expect((await ctr(['run', '-d', ...group('iso'), TOOLS, b, '/exitcode.wasm', 'sleep', '600'])).code).toBe(0);
+        await waitStatus(b, 'RUNNING');
+        expect(await hostPid(a)).toBe(await hostPid(b));
+        const w = await ctr(['tasks', 'exec', '--exec-id', 'w', a, '/fileio.wasm', 'write', '/secret.txt', 's3cr3t-file']);
+        expect(w.code, w.stderr).toBe(0);
+        const aRoot = join(c!.state, 'io.containerd.runtime.v2.task', NS, a, 'rootfs');
+        expect(readFileSync(join(aRoot, 'secret.txt'), 'utf8')).toBe('s3cr3t-file');
+        for (const path of ['/secret.txt', join(aRoot, 'secret.txt'), `/../../../..${join(aRoot, 'secret.txt')}`, `/proc/1/root${join(aRoot, 'secret.txt')}`]) {
+          const r = await ctr(['tasks', 'exec', '--exec-id', `r${path.length}`, b, '/fileio.wasm', 'read', path]);
+          expect(r.code, path).toBe(1);
+          expect(r.stdout).not.toContain('s3cr3t');
+        }
+        const ls = await ctr(['tasks', 'exec', '--exec-id', 'ls', b, '/fileio.wasm', 'ls', '/']);
+        expect(ls.stdout.split('\n')).not.toContain('secret.txt');
+        const env = await ctr(['tasks', 'exec', '--exec-id', 'env', b, '/hello.wasm']);
+        expect(env.code, env.stderr).toBe(0);
+        expect(env.stdout).not.toContain('s3cr3t');
+        // A's exec'd guest got A's env, and its output reached A's exec only.
+        const envA = await ctr(['tasks', 'exec', '--exec-id', 'env', a, '/hello.wasm']);
+        expect(envA.stdout).toContain('env: SECRET=s3cr3t-env');
+      } finally {
+        await remove(a, b);
+      }
+    });
+
+    it('when the host dies, each of its containers ends with 137, and the next container gets a new host', async () => {
+      const ids = ['die-a', 'die-b'];
+      for (const id of ids) expect((await ctr(['run', '-d', ...group('die'), TOOLS, id, '/exitcode.wasm', 'sleep', '600'])).code).toBe(0);
+      for (const id of ids) await waitStatus(id, 'RUNNING');
+      const pid = await hostPid(ids[0]!);
+      const waits = ids.map((id) => waitTask(c!.address, NS, id));
+      process.kill(pid, 'SIGKILL');
+      expect(await Promise.all(waits)).toEqual([137, 137]);
+      for (let i = 0; i < 50 && isAlive(pid); i++) await sleep(100);
+      const next = await ctr(['run', '--rm', ...group('die'), TOOLS, 'die-c', '/hello.wasm']);
+      expect(next.code, next.stderr).toBe(0);
+      expect(next.stdout).toContain('hello from wasm');
+      for (const id of ids) {
+        await ctr(['tasks', 'delete', id]);
+        await ctr(['containers', 'rm', id]);
+      }
+      for (let i = 0; i < 50 && podHosts().length > 0; i++) await sleep(100);
+      expect(podHosts()).toEqual([]);
+    });
+
+    it("a spinning guest does not hold up a neighbour's timer (yield points)", async () => {
+      const ids = ['fair-alone', 'fair-spin', 'fair-tick'];
+      const ticks = async (id: string) => {
+        const t = await ctr(['run', '--rm', ...group('fair'), TOOLS, id, '/exitcode.wasm', 'ticks', '100', '20']);
+        expect(t.code, t.stderr).toBe(0);
+        const m = /lateness p50 (\d+) us p90 (\d+) us worst (\d+) us/.exec(t.stdout);
+        return { p50: Number(m?.[1]) / 1000, p90: Number(m?.[2]) / 1000, worst: Number(m?.[3]) / 1000 };
+      };
+      const show = (l: { p50: number; p90: number; worst: number }) => `median ${l.p50.toFixed(1)}, p90 ${l.p90.toFixed(1)}, worst ${l.worst.toFixed(1)} ms`;
+      try {
+        // The same pod host keeps running between the two (a sleeper holds it).
+        expect((await ctr(['run', '-d', ...group('fair'), TOOLS, 'fair-hold', '/exitcode.wasm', 'sleep', '600'])).code).toBe(0);
+        const alone = await ticks(ids[0]!);
+        expect((await ctr(['run', '-d', ...group('fair'), TOOLS, ids[1]!, '/exitcode.wasm', 'spin'])).code).toBe(0);
+        await waitStatus(ids[1]!, 'RUNNING');
+        await sleep(300);
+        const beside = await ticks(ids[2]!);
+        console.log(`pod: a 20 ms timer woke up late by: alone ${show(alone)}; beside a spinning guest ${show(beside)} (goal: 50 ms)`);
+        // The goal is 50 ms. The worst wake-up on a loaded 2-core machine is the kernel's scheduling of a
+        // busy process (it shows alone too, and in plain JavaScript with a 10 ms cooperative loop): asserted
+        // with slack; nine in ten wake-ups are asserted at the goal.
+        expect(beside.p90).toBeLessThan(50);
+        expect(beside.worst).toBeLessThan(500);
+      } finally {
+        await remove('fair-hold', ...ids);
+      }
+    });
+  });
 });
