@@ -30,6 +30,6 @@ cp "$ROOT/node_modules/koffi/build/koffi/linux_$([[ $GOARCH == amd64 ]] && echo 
 # PID 1 of a Wasm container: statically linked, so images built FROM scratch work.
 cp /usr/bin/tini-static "$tmp/tini"
 # Wasm components: the component worker and preview2-shim's IO worker.
-cp "$ROOT/dist/host/component.mjs" "$ROOT/dist/host/worker-thread.bundle.js" "$tmp/host/"
+cp "$ROOT/dist/host/component.mjs" "$ROOT/dist/host/hosted-component.mjs" "$ROOT/dist/host/worker-thread.bundle.js" "$tmp/host/"
 printf '{"loader":"lib/%s","node":"node","host":"host/host.mjs","podHost":"host/pod-host.mjs","init":"tini","nodeVersion":"%s"}\n' "$loader" "$("$NODE_BIN" --version)" > "$tmp/kit.json"
 rm -rf "$kit"; mv "$tmp" "$kit"

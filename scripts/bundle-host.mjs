@@ -55,7 +55,10 @@ const shimLazyIoWorker = {
     });
   },
 };
-await build({ ...common, entryPoints: ['src/wasi-host/component-run.ts'], outfile: 'dist/host/component.mjs', minify: true, plugins: [shimRootFix, shimLazyIoWorker],
+await build({ ...common, entryPoints: ['src/wasi-host/component-worker.ts'], outfile: 'dist/host/component.mjs', minify: true, plugins: [shimRootFix, shimLazyIoWorker],
+  banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" } });
+// A component guest's thread in a shared host (pod and process isolation).
+await build({ ...common, entryPoints: ['src/wasi-host/hosted-component-worker.ts'], outfile: 'dist/host/hosted-component.mjs', minify: true, plugins: [shimRootFix, shimLazyIoWorker],
   banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" } });
 copyFileSync('node_modules/@bytecodealliance/preview2-shim/dist/io/worker-thread.bundle.js', 'dist/host/worker-thread.bundle.js');
 // Chunk names carry content hashes: drop the last build's.

@@ -13,7 +13,7 @@ import { registeredEngines } from '../linux-runtime/select-engine.js';
 import { engineSettings } from '../linux-runtime/workload.js';
 import { TUGBOAT_VERSION } from '../version.js';
 import { buildCommand, importCommand, listCommand, parseFileMapping, removeCommand } from './image-commands.js';
-import { parseAnnotation, parseContainerName, parseEnvArg, parseEnvFile, parseIsolation, parseLayerLimits, parseMemory, parseNetwork, parseVolume } from './options.js';
+import { parseAnnotation, parseContainerName, parseEnvArg, parseEnvFile, parseIsolation, parseLayerLimits, parseMemory, parseNetwork, parsePublish, parseVolume } from './options.js';
 import { prepareDataRoot } from '../oci/data-root.js';
 import { checkContainerId } from '../oci/names.js';
 import { parseSecurityOpt } from '../oci/seccomp.js';
@@ -98,6 +98,7 @@ function buildProgram(): Command {
     .option('--entrypoint <path>', 'replace the image ENTRYPOINT (drops its CMD)')
     .option('-t, --tty', 'allocate a terminal', false)
     .option('--annotation <KEY=VALUE>', 'an OCI annotation, e.g. io.tugboat.wasm.preopens=/data=/mnt/data:ro (repeatable)', collect, [])
+    .option('-p, --publish <host:container>', 'serve an HTTP component\'s port on this host\'s network (--isolation process)', collect, [])
     .option('--isolation <level>', 'where a Wasm guest runs: container (its own runc container, the default) or process (inside this process, no runc)')
     .option('--security-opt <opt>', 'seccomp=unconfined, seccomp=PROFILE.json (Docker format) or no-new-privileges; default: Docker\'s seccomp profile', collect, [])
     .passThroughOptions()
@@ -111,6 +112,10 @@ function buildProgram(): Command {
         const named = annotations[ISOLATION_ANNOTATION];
         if (named !== undefined && named !== level) throw new UsageError(`--isolation ${level} and --annotation ${ISOLATION_ANNOTATION}=${named} disagree`);
         annotations[ISOLATION_ANNOTATION] = level;
+      }
+      const ports = (o.publish as string[]).map((p) => parsePublish(p));
+      if (ports.length > 0 && annotations[ISOLATION_ANNOTATION] !== 'process') {
+        throw new UsageError('-p: port mappings are for --isolation process (in a container, use --network host, or containerd/CNI and Docker)');
       }
       const status = await runContainer({
         ...paths(program),
@@ -129,6 +134,7 @@ function buildProgram(): Command {
         tty: o.tty as boolean,
         annotations,
         seccomp: parseSecurityOpt(o.securityOpt as string[]),
+        ports,
       });
       process.exitCode = status;
     });

@@ -18,7 +18,7 @@ import { DEFAULT_PATH } from '../oci/runtime-spec.js';
 import { mergeEnv, specFromImage } from '../oci/spec-from-image.js';
 import { artifactModulePath, ImageStore } from '../oci/store.js';
 import { WASM_LAYER_TYPES, type Platform } from '../oci/types.js';
-import type { PreparedWorkload } from '../linux-runtime/engine.js';
+import type { PortMapping, PreparedWorkload } from '../linux-runtime/engine.js';
 import { removeContainerDir, mountContainerRootfs, unmountContainerRootfs } from '../linux-runtime/overlay.js';
 import { Runc } from '../linux-runtime/runc.js';
 import {
@@ -61,6 +61,8 @@ export interface RunOptions extends Paths {
   annotations?: Record<string, string>;
   /** --security-opt seccomp=…; Docker's default profile when absent. */
   seccomp?: SeccompChoice;
+  /** -p HOST:CONTAINER (process isolation: an HTTP component on the host's network). */
+  ports?: PortMapping[];
 }
 
 export interface PreparedContainer {
@@ -213,7 +215,7 @@ function hasDir(root: string, name: string): boolean {
 export async function startForeground(prepared: PreparedContainer, opts: RunOptions): Promise<number> {
   const runc = runcFor(opts);
   try {
-    return await prepared.prepared.runForeground(runc, prepared.id);
+    return await prepared.prepared.runForeground(runc, prepared.id, opts.ports ? { ports: opts.ports } : {});
   } finally {
     // `runc run` removes its container when it returns; only a runc that died
     // itself (killed, crashed) leaves state behind, and only then is a delete worth a spawn.

@@ -13,18 +13,21 @@ import { ConfigError, UnimplementedError, UsageError } from '../errors.js';
 import { log } from '../log.js';
 import type { Workload } from '../oci/detect.js';
 import type { LinuxResources, Process, Spec } from '../oci/runtime-spec.js';
-import { defaultPreopens, type Preopen } from '../wasi-host/guest-config.js';
+import { DEFAULT_HTTP_PORT } from '../wasi-host/component-http.js';
+import { defaultPreopens, envListToObject, type Preopen } from '../wasi-host/guest-config.js';
 import { WasiError } from '../wasi-host/preview1/errno.js';
 import { openAt } from '../wasi-host/preview1/resolve.js';
 import { O } from '../wasi-host/preview1/sys.js';
 import type { HostedGuestSpec } from '../wasi-host/shared/hosted-guest.js';
-import type { GuestHost } from '../wasi-host/shared/local-host.js';
+import type { GuestHost, GuestSpec } from '../wasi-host/shared/local-host.js';
 import { guestMetrics, type CgroupMetrics } from './cgroup-stats.js';
 import { anchorToBundle } from './bundle-spec.js';
-import type { ContainerLifecycle, IsolationLevel, LifecycleContext, PreparedWorkload, ProcessHandle, ProcessStdio, WasmPrepareInput } from './engine.js';
+import type { ContainerLifecycle, ForegroundOptions, IsolationLevel, LifecycleContext, PreparedWorkload, ProcessHandle, ProcessStdio, WasmPrepareInput } from './engine.js';
+import { componentForWorkload, COMPONENT_MOUNT_POINT } from './component-cache.js';
 import { parsePreopens, PREOPENS_ANNOTATION } from './preopens.js';
 import { wasiBackendOf } from './wasm-bundle.js';
 import { guestMounts, mkdirInRoot, mountGuestMounts, unmountGuestMounts } from './guest-mounts.js';
+import { componentMount } from './wasm-bundle.js';
 
 export interface HostedWorkloadParts {
   workload: Workload;
@@ -35,10 +38,22 @@ export interface HostedWorkloadParts {
   rootfs: string;
   /** io.tugboat.wasm.preopens: directories inside the root. */
   preopens: Preopen[];
+  /** A component: its transpiled cache entry. */
+  component?: HostedComponentInfo;
   /** The shim's host for this container's guests. */
   host(ctx: LifecycleContext, spec: Spec): Promise<GuestHost>;
   /** `tugboat run`: the container in the foreground, in this process. */
-  runForeground(): Promise<number>;
+  runForeground(options?: ForegroundOptions): Promise<number>;
+}
+
+/** A component container's transpiled cache entry and how it is served. */
+export interface HostedComponentInfo {
+  /** The cache entry on the host (read-only to guests: mounted read-only, or read through a descriptor). */
+  source: string;
+  entry: string;
+  world: 'command' | 'http' | 'unknown';
+  /** HTTP: the port it serves on (io.tugboat.http.port, else PORT, else 8080). */
+  port: number;
 }
 
 /** The container's memory limit in bytes (none when unset, 0 or negative). */
@@ -75,6 +90,13 @@ export function ensureCwd(rootFd: number, cwd: string): void {
   }
 }
 
+/** The init of a component container: a component guest over its cache entry's descriptor. */
+export function withComponent(guest: HostedGuestSpec, component: HostedComponentInfo | undefined, componentFd: number, port?: number): GuestSpec {
+  if (!component || componentFd < 0) return guest;
+  const { module: _module, ...rest } = guest;
+  return { ...rest, preopens: rest.preopens ?? [], componentFd, entry: component.entry, world: component.world, port: port ?? component.port };
+}
+
 /** Every preopen must name a directory inside the root (after the mounts are in place); else one clear line. */
 export function checkPreopens(rootFd: number, preopens: readonly Preopen[]): void {
   for (const p of preopens) {
@@ -88,14 +110,26 @@ export function checkPreopens(rootFd: number, preopens: readonly Preopen[]): voi
   }
 }
 
-/** What both shared-host engines check and derive before a container exists (nothing is written). */
-export function prepareHosted(input: WasmPrepareInput, isolation: HostedWorkloadParts['isolation']): { spec: Spec; preopens: Preopen[] } {
+/**
+ * What both shared-host engines check and derive before a container exists:
+ * bad input first, then a component's transpiled entry (the component cache
+ * is the only thing written).
+ */
+export async function prepareHosted(
+  input: WasmPrepareInput,
+  isolation: HostedWorkloadParts['isolation'],
+): Promise<{ spec: Spec; preopens: Preopen[]; component?: HostedComponentInfo }> {
   if (!input.spec.process) throw new ConfigError('a Wasm container needs a process to run (process.args)', { kind: 'InvalidArgument' });
   const preopens = parsePreopens(input.spec.annotations?.[PREOPENS_ANNOTATION]);
   if (wasiBackendOf(input.spec.annotations) === 'uvwasi') {
     throw new UsageError(`annotation io.tugboat.wasi=uvwasi: node:wasi is no sandbox and runs only at container isolation, not ${isolation}`);
   }
-  return { spec: anchorToBundle(input.spec, input.bundle), preopens };
+  const spec = anchorToBundle(input.spec, input.bundle);
+  const { component } = await componentForWorkload(input);
+  if (!component) return { spec, preopens };
+  const fromEnv = Number(envListToObject(spec.process?.env ?? []).PORT);
+  const port = component.port ?? (Number.isInteger(fromEnv) && fromEnv > 0 && fromEnv < 65536 ? fromEnv : DEFAULT_HTTP_PORT);
+  return { spec, preopens, component: { source: component.source, entry: component.entry, world: component.world, port } };
 }
 
 export function hostedWorkload(parts: HostedWorkloadParts): PreparedWorkload {
@@ -108,7 +142,7 @@ export function hostedWorkload(parts: HostedWorkloadParts): PreparedWorkload {
     runcBundle: undefined,
     execProcess: (p) => p,
     lifecycle: (ctx) => new HostedContainer(ctx, parts),
-    runForeground: () => parts.runForeground(),
+    runForeground: (_runc, _id, options) => parts.runForeground(options),
     remove: () => Promise.resolve(),
   };
 }
@@ -152,12 +186,18 @@ export class HostedContainer implements ContainerLifecycle {
   async create(io: ProcessStdio): Promise<ProcessHandle> {
     if (io.consoleSocket) throw new UnimplementedError(`a terminal (tty) is not available at ${this.parts.isolation} isolation (io.tugboat.isolation=container has one)`);
     const rootFd = openSync(this.parts.rootfs, fsc.O_RDONLY | fsc.O_DIRECTORY);
+    let componentFd = -1;
     try {
-      mountGuestMounts(rootFd, guestMounts(this.parts.spec.mounts));
+      const component = this.parts.component;
+      // A component's transpiled entry is mounted read-only in the guest's root, as at `container` level:
+      // the host reads it through that mount, so even the host cannot change the shared cache.
+      const mounts = [...guestMounts(this.parts.spec.mounts), ...(component ? [componentMount(component.source, COMPONENT_MOUNT_POINT)] : [])];
+      mountGuestMounts(rootFd, mounts);
       checkPreopens(rootFd, this.parts.preopens);
+      if (component) componentFd = openAt({ fd: rootFd, mode: 'in-root' }, Buffer.from(COMPONENT_MOUNT_POINT), O.RDONLY | O.DIRECTORY, 0, false);
       this.host = await this.parts.host(this.ctx, this.parts.spec);
       this.rootFd = rootFd;
-      return await this.add(this.ctx.id, this.parts.spec.process!, io, this.parts.workload.entrypoint);
+      return await this.add(this.ctx.id, this.parts.spec.process!, io, this.parts.workload.entrypoint, componentFd);
     } catch (err) {
       this.rootFd = -1;
       closeSync(rootFd);
@@ -165,15 +205,18 @@ export class HostedContainer implements ContainerLifecycle {
       this.host?.release?.();
       this.host = undefined;
       throw err;
+    } finally {
+      if (componentFd >= 0) closeSync(componentFd);
     }
   }
 
-  private async add(key: string, process: Process, io: ProcessStdio, module?: string): Promise<ProcessHandle> {
+  private async add(key: string, process: Process, io: ProcessStdio, module?: string, componentFd = -1): Promise<ProcessHandle> {
     const host = this.need();
     ensureCwd(this.rootFd, process.cwd || '/');
     const { fds, opened } = stdioFds(io);
     try {
-      await host.create(key, hostedGuestSpec(process, { module, preopens: this.parts.preopens, memoryLimit: this.memoryLimit, rootFd: this.rootFd, stdio: fds }));
+      const guest = hostedGuestSpec(process, { module, preopens: this.parts.preopens, memoryLimit: this.memoryLimit, rootFd: this.rootFd, stdio: fds });
+      await host.create(key, withComponent(guest, this.parts.component, componentFd));
     } finally {
       for (const fd of opened) closeSync(fd);
     }

@@ -47,14 +47,15 @@ export function currentPodHost(): PodHostClient | undefined {
 }
 
 async function prepare(input: WasmPrepareInput): Promise<PreparedWorkload> {
-  const { spec, preopens } = prepareHosted(input, 'pod');
   const kit = loadKit(input.settings.kitDir);
+  const { spec, preopens, component } = await prepareHosted(input, 'pod');
   return hostedWorkload({
     workload: input.workload,
     isolation: 'pod',
     spec,
     rootfs: input.rootfs,
     preopens,
+    ...(component ? { component } : {}),
     host: (ctx, s) => podHost(ctx, s, kit),
     runForeground: () => Promise.reject(new UsageError('isolation pod runs under containerd (a shim group); use container or process')),
   });

@@ -11,8 +11,8 @@ import { podHostDir } from '../defaults.js';
 import { RuntimeError, TugboatError, type ErrorKind } from '../errors.js';
 import { log } from '../log.js';
 import type { Spec } from '../oci/runtime-spec.js';
-import type { HostedEnding, HostedGuestSpec, HostedStats } from '../wasi-host/shared/hosted-guest.js';
-import type { GuestHost, HostUsage } from '../wasi-host/shared/local-host.js';
+import type { HostedEnding, HostedStats } from '../wasi-host/shared/hosted-guest.js';
+import { isComponentSpec, type GuestHost, type GuestSpec, type HostUsage } from '../wasi-host/shared/local-host.js';
 import { lineReader, type HostMessage, type Reply, type Request, type WireGuest } from '../wasi-host/shared/pod-protocol.js';
 import { memoryCgroupDir, oomKillCount } from './cgroup-stats.js';
 import type { Kit } from './kit.js';
@@ -204,19 +204,23 @@ export class PodHostClient implements GuestHost {
     if (--this.users <= 0) void this.stop();
   }
 
-  async create(key: string, spec: HostedGuestSpec): Promise<void> {
+  async create(key: string, spec: GuestSpec): Promise<void> {
     const fds: number[] = [spec.rootFd];
     const index = (fd: number) => (fd < 0 ? -1 : fds.push(fd) - 1);
     const guest: WireGuest = {
       args: spec.args,
       env: spec.env,
       cwd: spec.cwd,
-      ...(spec.module !== undefined ? { module: spec.module } : {}),
       ...(spec.preopens ? { preopens: spec.preopens } : {}),
       ...(spec.memoryLimit !== undefined ? { memoryLimit: spec.memoryLimit } : {}),
       root: 0,
       stdio: [index(spec.stdio[0]), index(spec.stdio[1]), index(spec.stdio[2])],
     };
+    if (isComponentSpec(spec)) {
+      guest.component = { dir: index(spec.componentFd), entry: spec.entry, world: spec.world, ...(spec.port !== undefined ? { port: spec.port } : {}) };
+    } else if (spec.module !== undefined) {
+      guest.module = spec.module;
+    }
     this.ends.delete(key);
     this.endOf(key);
     await this.request({ op: 'create', key, guest, fds: fds.length }, fds);

@@ -12,21 +12,22 @@
 // with 128+N.
 import { closeSync, constants as fsc, openSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { ConfigError } from '../errors.js';
+import { join } from 'node:path';
+import { ConfigError, UsageError } from '../errors.js';
 import { log } from '../log.js';
 import type { Mount, Spec } from '../oci/runtime-spec.js';
 import type { HostDir } from '../wasi-host/preview1/guest.js';
 import { LocalHost } from '../wasi-host/shared/local-host.js';
-import type { EngineSettings, PreparedWorkload, WasmEngine, WasmPrepareInput } from './engine.js';
+import type { EngineSettings, ForegroundOptions, PortMapping, PreparedWorkload, WasmEngine, WasmPrepareInput } from './engine.js';
 import { isBindMount } from './guest-mounts.js';
-import { checkPreopens, ensureCwd, hostedGuestSpec, hostedWorkload, memoryLimitOf, prepareHosted } from './hosted-workload.js';
+import { checkPreopens, ensureCwd, hostedGuestSpec, hostedWorkload, memoryLimitOf, prepareHosted, withComponent, type HostedComponentInfo } from './hosted-workload.js';
 import type { Preopen } from '../wasi-host/guest-config.js';
 
 /** The shim's own host: every `process` container of this shim is a guest of it. */
 let shimHost: LocalHost | undefined;
 
-export function processHost(): LocalHost {
-  return (shimHost ??= new LocalHost());
+export function processHost(kitDir: string): LocalHost {
+  return (shimHost ??= new LocalHost({ componentWorker: join(kitDir, 'host', 'hosted-component.mjs') }));
 }
 
 /** Signals `tugboat run` relays to its guest (each ends it with 128+N). */
@@ -52,19 +53,43 @@ function volumeDirs(mounts: readonly Mount[] | undefined): HostDir[] {
   return out;
 }
 
-async function runHere(spec: Spec, rootfs: string, preopens: Preopen[], module: string | undefined): Promise<number> {
-  const host = new LocalHost();
+/** The public port of an HTTP component at process level: `-p HOST:CONTAINER` for its port, else its port itself. */
+function publicPort(component: HostedComponentInfo | undefined, ports: readonly PortMapping[]): number | undefined {
+  if (ports.length === 0) return undefined;
+  if (component?.world !== 'http') throw new UsageError('-p: only an HTTP component (wasi:http) serves a port at process isolation');
+  const m = ports.find((p) => p.container === component.port);
+  if (!m || ports.length > 1) throw new UsageError(`-p: the component serves one port, ${component.port} (io.tugboat.http.port, PORT, else 8080): use -p HOST:${component.port}`);
+  return m.host;
+}
+
+interface Here {
+  spec: Spec;
+  rootfs: string;
+  preopens: Preopen[];
+  module: string | undefined;
+  component: HostedComponentInfo | undefined;
+  kitDir: string;
+}
+
+async function runHere(h: Here, options: ForegroundOptions = {}): Promise<number> {
+  const port = publicPort(h.component, options.ports ?? []);
+  const host = new LocalHost({ componentWorker: join(h.kitDir, 'host', 'hosted-component.mjs') });
   const key = 'main';
-  const rootFd = openSync(rootfs, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  const spec = h.spec;
+  const rootFd = openSync(h.rootfs, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  let componentFd = -1;
   let hostDirs: HostDir[] = [];
   try {
     hostDirs = volumeDirs(spec.mounts);
     ensureCwd(rootFd, spec.process!.cwd || '/');
-    checkPreopens(rootFd, preopens);
-    const guest = hostedGuestSpec(spec.process!, { module, preopens, memoryLimit: memoryLimitOf(spec.linux?.resources), rootFd, stdio: [0, 1, 2] });
-    await host.create(key, { ...guest, hostDirs });
+    checkPreopens(rootFd, h.preopens);
+    // This process owns the cache entry: no mount needed to keep it from the guest, which sees only its root and preopens.
+    if (h.component) componentFd = openSync(h.component.source, fsc.O_RDONLY | fsc.O_DIRECTORY);
+    const guest = hostedGuestSpec(spec.process!, { module: h.module, preopens: h.preopens, memoryLimit: memoryLimitOf(spec.linux?.resources), rootFd, stdio: [0, 1, 2] });
+    await host.create(key, withComponent({ ...guest, hostDirs }, h.component, componentFd, port));
   } finally {
     closeSync(rootFd);
+    if (componentFd >= 0) closeSync(componentFd);
     for (const d of hostDirs) closeSync(d.fd);
   }
   const relay = (name: NodeJS.Signals) => void host.kill(key, osConstants.signals[name]);
@@ -79,16 +104,17 @@ async function runHere(spec: Spec, rootfs: string, preopens: Preopen[], module: 
 }
 
 async function prepare(input: WasmPrepareInput): Promise<PreparedWorkload> {
-  const { spec, preopens } = prepareHosted(input, 'process');
-  const module = input.workload.entrypoint;
+  const { spec, preopens, component } = await prepareHosted(input, 'process');
+  const here: Here = { spec, rootfs: input.rootfs, preopens, module: input.workload.entrypoint, component, kitDir: input.settings.kitDir };
   return hostedWorkload({
     workload: input.workload,
     isolation: 'process',
     spec,
     rootfs: input.rootfs,
     preopens,
-    host: async () => processHost(),
-    runForeground: () => runHere(spec, input.rootfs, preopens, module),
+    ...(component ? { component } : {}),
+    host: async () => processHost(input.settings.kitDir),
+    runForeground: (options) => runHere(here, options),
   });
 }
 

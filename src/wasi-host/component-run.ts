@@ -1,6 +1,8 @@
-// The guest's thread for a Wasm component (bundled on its own as
-// dist/host/component.mjs, so that preview1 starts never load the shim, which
-// starts its IO worker as soon as it is imported).
+// The guest's thread for a Wasm component at `container` level (its entry,
+// component-worker.ts, is bundled on its own as dist/host/component.mjs, so
+// that preview1 starts never load the shim, which starts its IO worker as
+// soon as it is imported). Shared hosts run components with
+// hosted-component-worker.ts, which reuses the pieces exported here.
 //
 // The component was transpiled by jco outside the container (see
 // src/linux-runtime/component-cache.ts) and its cache entry is mounted
@@ -281,5 +283,3 @@ export function runComponentWorker(): void {
     );
   });
 }
-
-runComponentWorker();

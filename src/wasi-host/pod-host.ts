@@ -13,11 +13,11 @@ import { closeSync } from 'node:fs';
 import * as net from 'node:net';
 import { kindOf } from '../errors.js';
 import { sys } from './preview1/sys.js';
-import type { HostedGuestSpec } from './shared/hosted-guest.js';
-import { LocalHost } from './shared/local-host.js';
+import { LocalHost, type GuestSpec } from './shared/local-host.js';
 import { CONTROL_FD, FDS_FD, lineReader, type HostMessage, type Request, type WireGuest } from './shared/pod-protocol.js';
 
-const host = new LocalHost();
+// Component guests run on threads of their own, from the bundle beside this one.
+const host = new LocalHost({ componentWorker: new URL('./hosted-component.mjs', import.meta.url) });
 const control = new net.Socket({ fd: CONTROL_FD, readable: true, writable: true });
 
 function send(m: HostMessage): void {
@@ -40,23 +40,26 @@ function takeFds(n: number): number[] {
   return got.fds;
 }
 
-function guestSpec(w: WireGuest, fds: number[]): HostedGuestSpec {
+function guestSpec(w: WireGuest, fds: number[]): GuestSpec {
   const fd = (i: number) => {
     if (i < 0) return -1;
     const v = fds[i];
     if (v === undefined) throw new Error(`descriptor index ${i} out of range`);
     return v;
   };
-  return {
+  const common = {
     args: w.args,
     env: w.env,
     rootFd: fd(w.root),
     cwd: w.cwd,
-    ...(w.module !== undefined ? { module: w.module } : {}),
-    ...(w.preopens ? { preopens: w.preopens } : {}),
     ...(w.memoryLimit !== undefined ? { memoryLimit: w.memoryLimit } : {}),
-    stdio: [fd(w.stdio[0]), fd(w.stdio[1]), fd(w.stdio[2])],
+    stdio: [fd(w.stdio[0]), fd(w.stdio[1]), fd(w.stdio[2])] as [number, number, number],
   };
+  if (w.component) {
+    const c = w.component;
+    return { ...common, preopens: w.preopens ?? [], componentFd: fd(c.dir), entry: c.entry, world: c.world, ...(c.port !== undefined ? { port: c.port } : {}) };
+  }
+  return { ...common, ...(w.module !== undefined ? { module: w.module } : {}), ...(w.preopens ? { preopens: w.preopens } : {}) };
 }
 
 async function create(req: Extract<Request, { op: 'create' }>, fds: number[]): Promise<void> {

@@ -3,9 +3,17 @@
 // the pod host (pod-host.ts) runs for its shim. One module cache and one
 // scheduler for all of them.
 import { AlreadyExistsError, NotFoundError } from '../../errors.js';
+import { HostedComponent, type HostedComponentSpec } from './hosted-component.js';
 import { HostedGuest, type Hosted, type HostedEnding, type HostedGuestSpec, type HostedStats } from './hosted-guest.js';
 import { ModuleCache } from './module-cache.js';
 import { TurnScheduler } from './scheduler.js';
+
+/** A guest to host: a preview1 module, or a component (its transpiled cache entry as a descriptor). */
+export type GuestSpec = HostedGuestSpec | HostedComponentSpec;
+
+export function isComponentSpec(spec: GuestSpec): spec is HostedComponentSpec {
+  return 'componentFd' in spec;
+}
 
 /** What a host tells about itself, to share its own memory among its guests. */
 export interface HostUsage {
@@ -21,7 +29,7 @@ export interface HostUsage {
 export interface GuestHost {
   readonly pid: number;
   /** Prepares a guest (module found and compiled); its descriptors are duplicated, the caller keeps its own. */
-  create(key: string, spec: HostedGuestSpec): Promise<void>;
+  create(key: string, spec: GuestSpec): Promise<void>;
   start(key: string): Promise<void>;
   kill(key: string, signal: number): Promise<void>;
   pause(key: string): Promise<void>;
@@ -44,8 +52,12 @@ export class LocalHost implements GuestHost {
   readonly modules: ModuleCache;
   private readonly scheduler = new TurnScheduler();
 
-  constructor(options: { yieldInterval?: number } = {}) {
+  private readonly componentWorker: URL | string | undefined;
+
+  /** `componentWorker`: the component thread's bundle (hosted-component.mjs), for component guests. */
+  constructor(options: { yieldInterval?: number; componentWorker?: URL | string } = {}) {
     this.modules = new ModuleCache(options.yieldInterval);
+    this.componentWorker = options.componentWorker;
   }
 
   private get(key: string): Hosted {
@@ -54,8 +66,12 @@ export class LocalHost implements GuestHost {
     return g;
   }
 
-  async create(key: string, spec: HostedGuestSpec): Promise<void> {
-    await this.add(key, () => HostedGuest.prepare(spec, { modules: this.modules, scheduler: this.scheduler }));
+  async create(key: string, spec: GuestSpec): Promise<void> {
+    const ctx = { modules: this.modules, scheduler: this.scheduler };
+    if (!isComponentSpec(spec)) return this.add(key, () => HostedGuest.prepare(spec, ctx));
+    const componentWorker = this.componentWorker;
+    if (componentWorker === undefined) throw new Error('this host cannot run components (no component thread bundle)');
+    return this.add(key, () => HostedComponent.prepare(spec, { ...ctx, componentWorker }));
   }
 
   /** Registers a guest made by `make` (a module, or a component: hosted-component.ts). */

@@ -26,6 +26,8 @@ export interface WireGuest {
   root: number;
   /** Indices of stdin, stdout, stderr in `fds` (-1: closed). */
   stdio: [number, number, number];
+  /** A component: its transpiled cache entry (index of a directory descriptor in `fds`). */
+  component?: { dir: number; entry: string; world: 'command' | 'http' | 'unknown'; port?: number };
 }
 
 export type Request =
