@@ -4,6 +4,7 @@
 //       jco's preview1 command adapter
 //   exit-with-code.wasm                     from exit-with-code.wat
 //   http-trap.wasm                          from http-trap.wat (an HTTP handler that traps)
+//   grow.wasm                               from grow.wat (grows its memory 1 MiB per argument)
 // Everything is offline: jco carries the adapter and wasm-tools.
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -36,7 +37,7 @@ for (const name of ['hello', 'fileio', 'exitcode']) {
   if (newer(join(out, `${name}.wasm`), core, adapterPath)) continue;
   write(`${name}.wasm`, await componentNew(readFileSync(core), [['wasi_snapshot_preview1', adapter]]));
 }
-for (const name of ['exit-with-code', 'http-trap']) {
+for (const name of ['exit-with-code', 'http-trap', 'grow']) {
   const wat = join(here, `${name}.wat`);
   if (!newer(join(out, `${name}.wasm`), wat)) write(`${name}.wasm`, await parse(readFileSync(wat, 'utf8')));
 }

@@ -187,3 +187,45 @@ describe.each([
     expectNothingOutside();
   }, 120_000);
 });
+
+// A component guest of a shared host resolves paths with component-fs.ts
+// (preview2-shim's own filesystem joins host paths and is used only inside a
+// container of its own): the same escapes, through wasi:filesystem.
+describe('confinement of a component at process isolation (tugboat run --isolation process)', () => {
+  let tb: TugboatSandbox;
+  let work: string;
+  let image: string;
+
+  beforeAll(async () => {
+    tb = new TugboatSandbox();
+    work = mkdtempSync(join(tmpdir(), 'tugboat-conf-c-'));
+    const tree = join(work, 'tree');
+    mkdirSync(tree);
+    buildTree(tree);
+    image = `oci:${join(work, 'layout')}:links`;
+    const component = join(REPO, 'examples', 'components', 'out', 'fileio.wasm');
+    const b = await tb.run(['image', 'build', component, '--file', `${join(tree, 'links')}:/links`, '-o', image]);
+    expect(b.code, b.stderr).toBe(0);
+  });
+  afterAll(() => {
+    tb.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it.each(READS)('cannot read the host file through %s', async (path) => {
+    const r = await tb.run(['run', '--rm', '--isolation', 'process', image, 'read', path]);
+    expect(r.stdout).not.toContain(secret);
+    expect(r.code).toBe(1);
+  });
+
+  it.each(WRITES)('cannot create a host file through %s', async (path) => {
+    await tb.run(['run', '--rm', '--isolation', 'process', image, 'write', path, 'pwned']);
+    expectNothingOutside();
+  });
+
+  it('sees the links resolve inside its own root', async () => {
+    const r = await tb.run(['run', '--rm', '--isolation', 'process', image, 'ls', '/links/root']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.split('\n')).toEqual(expect.arrayContaining(['fileio.wasm', 'links']));
+  });
+});

@@ -231,12 +231,57 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
         expect(topics).toEqual(['/tasks/create', '/tasks/start', '/tasks/oom', '/tasks/exit', '/tasks/delete']);
       });
 
+      it('runs components: output, exit status; kill, pause and resume of a spinning one; metrics', async () => {
+        const r = await ctr(['run', '--rm', ...at(level), WASM('component-hello'), `${level}-chello`, '/hello.wasm', 'one']);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(/^hello from wasm\nargs: \/hello.wasm one\n/);
+        expect(r.stderr).toBe('stderr: hello\n');
+        const e = await ctr(['run', '--rm', ...at(level), WASM('component-exit-with-code'), `${level}-cexit`, '/exit-with-code.wasm', 'a', 'b']);
+        expect(e.code, e.stderr).toBe(42);
+        const f = await ctr(['run', '--rm', ...at(level), WASM('component-fileio'), `${level}-cfile`, '/fileio.wasm', 'ls', '/']);
+        expect(f.code, f.stderr).toBe(0);
+        expect(f.stdout.split('\n')).toContain('fileio.wasm');
+        const id = `${level}-cspin`;
+        try {
+          expect((await ctr(['run', '-d', ...at(level), WASM('component-exitcode'), id, '/exitcode.wasm', 'spin'])).code).toBe(0);
+          await waitStatus(id, 'RUNNING');
+          await sleep(1000);
+          expect((await ctr(['tasks', 'pause', id])).code).toBe(0);
+          await waitStatus(id, 'PAUSED');
+          const cpu = async () => BigInt(/cpu\.usage_usec\s+(\d+)|cpuacct\.usage\s+(\d+)/.exec((await ctr(['tasks', 'metrics', id])).stdout)?.slice(1).find(Boolean) ?? '0');
+          await sleep(300);
+          const a = await cpu();
+          await sleep(500);
+          expect(await cpu()).toBe(a);
+          expect((await ctr(['tasks', 'resume', id])).code).toBe(0);
+          await waitStatus(id, 'RUNNING');
+          const client = await shimClient(id);
+          try {
+            const t0 = performance.now();
+            await callMethod(client, Task.method.kill, { id, signal: 9 });
+            expect((await callMethod(client, Task.method.wait, { id })).exitStatus).toBe(137);
+            console.log(`${level}: SIGKILL of a spinning component took ${(performance.now() - t0).toFixed(1)} ms`);
+          } finally {
+            client.close();
+          }
+        } finally {
+          await remove(id);
+        }
+      });
+
       it('a memory limit from the spec caps the guest (137 with a message), and a guest below it runs', async () => {
         const over = await ctr(['run', '--rm', ...at(level), '--memory-limit', String(32 << 20), WASM('exitcode'), `${level}-oom`, '/exitcode.wasm', 'alloc', '64']);
         expect(over.code).toBe(137);
         expect(over.stderr).toContain("out of memory (the guest's memory cap)");
         const under = await ctr(['run', '--rm', ...at(level), '--memory-limit', String(32 << 20), WASM('exitcode'), `${level}-fits`, '/exitcode.wasm', 'alloc', '8']);
         expect(under.code, under.stderr).toBe(0);
+        // A component's core modules grow within the same limit (component-grow: 1 MiB per argument).
+        const mib = (n: number) => Array.from({ length: n }, (_, i) => String(i));
+        const comp = await ctr(['run', '--rm', ...at(level), '--memory-limit', String(8 << 20), WASM('component-grow'), `${level}-coom`, '/grow.wasm', ...mib(10)]);
+        expect(comp.code).toBe(137);
+        expect(comp.stderr).toContain("out of memory (the guest's memory cap)");
+        const cfits = await ctr(['run', '--rm', ...at(level), '--memory-limit', String(8 << 20), WASM('component-grow'), `${level}-cfits`, '/grow.wasm', ...mib(3)]);
+        expect(cfits.code, cfits.stderr).toBe(0);
       });
     });
   }

@@ -1,10 +1,11 @@
 // `tugboat run --isolation process`: the guest runs inside the CLI process,
 // with no runc at all. What reaches the guest, what comes back, every exit
 // status, and that nothing of runc is used or left behind.
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { REPO, useRunSandbox, WASM } from './helpers.js';
+import { REPO, TUGBOAT, useRunSandbox, WASM } from './helpers.js';
 
 const AT = ['--isolation', 'process'];
 
@@ -119,6 +120,51 @@ describe('tugboat run --isolation process', () => {
     expect(uv.code).toBe(2);
     expect(uv.stderr).toContain('node:wasi is no sandbox and runs only at container isolation');
   });
+
+  it('runs components: output and status, a volume through its own kernel-resolved filesystem, memory limits', async () => {
+    const h = await s.tb.run(['run', '--rm', ...AT, WASM('component-hello'), 'x']);
+    expect(h.code, h.stderr).toBe(0);
+    expect(h.stdout).toMatch(/^hello from wasm\nargs: \/hello.wasm x\n/);
+    expect((await s.tb.run(['run', '--rm', ...AT, WASM('component-exit-with-code'), 'a', 'b'])).code).toBe(42);
+    writeFileSync(join(s.vol, 'c.txt'), 'to the component\n');
+    const r = await s.tb.run(['run', '--rm', ...AT, '-v', `${s.vol}:/data`, WASM('component-fileio'), 'read', '/data/c.txt']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('to the component\n');
+    const w = await s.tb.run(['run', '--rm', ...AT, '-v', `${s.vol}:/data`, WASM('component-fileio'), 'write', '/data/from-c.txt', 'hi']);
+    expect(w.code, w.stderr).toBe(0);
+    expect(readFileSync(join(s.vol, 'from-c.txt'), 'utf8')).toBe('hi');
+    const ro = await s.tb.run(['run', '--rm', ...AT, '-v', `${s.vol}:/data:ro`, WASM('component-fileio'), 'write', '/data/no.txt', 'x']);
+    expect(ro.code).toBe(1);
+    expect(existsSync(join(s.vol, 'no.txt'))).toBe(false);
+    const out = await s.tb.run(['run', '--rm', ...AT, WASM('component-fileio'), 'read', '/../../../../etc/hostname']);
+    expect(out.code).toBe(1);
+    const oom = await s.tb.run(['run', '--rm', ...AT, '-m', '8m', WASM('component-grow'), ...'abcdefghij'.split('')]);
+    expect(oom.code).toBe(137);
+    expect((await s.tb.run(['run', '--rm', ...AT, '-m', '8m', WASM('component-grow'), 'a', 'b'])).code).toBe(0);
+  });
+
+  it('serves an HTTP component on the host network with -p HOST:CONTAINER; SIGTERM ends it with 143', async () => {
+    const port = 20000 + (process.pid % 20000);
+    const child = spawn(TUGBOAT, ['--root', s.tb.root, 'run', '--rm', ...AT, '-p', `${port}:8080`, WASM('component-http')], { stdio: 'ignore' });
+    const code = new Promise<number | null>((r) => child.once('exit', (c, sig) => r(c ?? (sig === 'SIGTERM' ? 143 : -1))));
+    let body = '';
+    try {
+      // Instrumenting and compiling its 14 MB core module takes seconds on a loaded machine.
+      for (let i = 0; i < 120 && body === ''; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        body = await fetch(`http://127.0.0.1:${port}/path`).then((x) => x.text(), () => '');
+      }
+      expect(body).toBe('hello from a wasm component: /path\n');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await code).toBe(143);
+    const bad = await s.tb.run(['run', '--rm', ...AT, '-p', `${port}:9999`, WASM('component-http')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('-p: the component serves one port, 8080');
+    const notProcess = await s.tb.run(['run', '--rm', '-p', `${port}:8080`, WASM('component-http')]);
+    expect(notProcess.code).toBe(2);
+  }, 120_000);
 
   it('leaves no mounts or containers behind with --rm', async () => {
     await s.tb.run(['run', '--rm', ...AT, WASM('hello')]);
