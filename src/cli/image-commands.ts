@@ -4,6 +4,7 @@ import { buildWasmImage, type BuildResult, type FileToAdd, type OutputFormat } f
 import { openImageSource, parseImageRef } from '../oci/image-source.js';
 import { checkImageName } from '../oci/names.js';
 import { ImageStore, type StoredImage } from '../oci/store.js';
+import { tempSpace } from '../oci/temp-space.js';
 
 export interface BuildCommandOptions {
   wasm: string;
@@ -46,7 +47,7 @@ export async function buildCommand(o: BuildCommandOptions): Promise<BuildResult>
 
 export async function importCommand(root: string, reference: string, name?: string): Promise<StoredImage> {
   const ref = parseImageRef(reference);
-  const source = await openImageSource(ref);
+  const source = await openImageSource(ref, tempSpace(root));
   try {
     return await new ImageStore(root).import(source, ref.tag, name);
   } finally {

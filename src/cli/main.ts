@@ -3,6 +3,7 @@
 // plain async functions that do the work; maps every error to one line and an
 // exit status in exactly one place (fail()).
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { describeError, exitCodeFor, UsageError } from '../errors.js';
 import { isLogLevel, log, setLogLevel } from '../log.js';
@@ -17,7 +18,10 @@ import { parseAnnotation, parseContainerName, parseEnvArg, parseEnvFile, parseIs
 import { prepareDataRoot } from '../oci/data-root.js';
 import { checkContainerId } from '../oci/names.js';
 import { parseSecurityOpt } from '../oci/seccomp.js';
-import { listContainers, removeContainer, runContainer, type Paths } from './run-container.js';
+import { handleInterrupts } from '../interrupt.js';
+import { collectDeadContainers, listContainers, removeContainer } from './containers.js';
+import { runContainer, type Paths } from './run-container.js';
+import { sweepTempSpace } from '../oci/temp-space.js';
 import { shortDigest, table } from './table.js';
 import { isOciInvocation, runOciCommand } from './oci/commands.js';
 import { addBuildPushOptions, addRegistryCommands, addRunPullOptions, buildAndPush, imageForRun, isRegistryBuild, parsePullPolicy } from './registry-commands.js';
@@ -40,8 +44,26 @@ function paths(program: Command): Paths {
   };
 }
 
-/** Commands that write to the data root: each starts by creating or repairing its private modes. */
-const WRITING_COMMANDS = new Set(['run', 'rm', 'import']);
+/**
+ * Commands that write to the data root. Each starts by creating or repairing
+ * its private modes, then sweeps what killed commands left (temp files, --rm
+ * containers whose run died); each undoes what it made when SIGINT, SIGTERM
+ * or SIGHUP stops it (src/interrupt.ts).
+ */
+const WRITING_COMMANDS = new Set(['run', 'rm', 'import', 'pull', 'push', 'cleanup']);
+
+/** Containers the sweep of this command removed (a `tugboat rm` of one of them has nothing left to do). */
+const sweptContainers = new Set<string>();
+
+async function startWriting(p: Paths, command: string): Promise<void> {
+  handleInterrupts();
+  // Nothing to clean in a root that is gone (a watcher must not bring back a root removed meanwhile).
+  if (command === 'cleanup' && !existsSync(p.root)) return;
+  await prepareDataRoot(p.root);
+  const files = await sweepTempSpace(p.root);
+  for (const id of await collectDeadContainers(p)) sweptContainers.add(id);
+  if (files + sweptContainers.size > 0) log().info({ files, containers: [...sweptContainers] }, 'removed what killed commands left');
+}
 
 function versionText(): string {
   let runc = 'runc: not found';
@@ -78,7 +100,7 @@ function buildProgram(): Command {
       const level = program.opts<{ logLevel: string }>().logLevel;
       if (!isLogLevel(level)) throw new UsageError(`--log-level: unknown level ${level}`);
       setLogLevel(level);
-      if (WRITING_COMMANDS.has(action.name())) await prepareDataRoot(paths(program).root);
+      if (WRITING_COMMANDS.has(action.name())) await startWriting(paths(program), action.name());
     });
 
   addRunPullOptions(program.command('run'))
@@ -156,7 +178,14 @@ function buildProgram(): Command {
     .option('-f, --force', 'kill it first if it is running', false)
     .action(async (ids: string[], o: { force: boolean }) => {
       for (const id of ids) checkContainerId(id, 'rm');
-      for (const id of ids) await removeContainer(paths(program), id, o.force);
+      for (const id of ids) if (!sweptContainers.has(id)) await removeContainer(paths(program), id, o.force);
+    });
+
+  program
+    .command('cleanup')
+    .description('remove what killed commands left: temp files, and --rm containers whose tugboat run died (stopped first); every command that writes does this first')
+    .action(() => {
+      // startWriting (the preAction hook) did it.
     });
 
   const image = program.command('image').description('build, import, list and remove images');

@@ -4,8 +4,7 @@
 // imported when a command actually talks to a registry, so that every other
 // command starts as lean as before.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { UsageError } from '../errors.js';
@@ -13,6 +12,7 @@ import { openOciLayout, openImageSource, parseImageRef } from '../oci/image-sour
 import { parsePlatform } from '../oci/platform.js';
 import { formatRegistryRef, looksLikeRegistryRef, parseRegistryHost, parseRegistryRef } from '../oci/registry/reference.js';
 import { ImageStore } from '../oci/store.js';
+import { makeOwnedDir, tempSpace } from '../oci/temp-space.js';
 import type { Platform } from '../oci/types.js';
 import { buildCommand, type BuildCommandOptions } from './image-commands.js';
 import { parseSize } from './options.js';
@@ -134,12 +134,13 @@ export async function buildAndPush(build: Omit<BuildCommandOptions, 'output' | '
   const destination = o.addTo ?? (o.push as string);
   if (o.push !== undefined && o.addTo !== undefined && o.push !== o.addTo) throw new UsageError('--push and --add-to name different images; give one');
   parseRegistryRef(destination);
-  const tmp = await mkdtemp(join(process.env.TMPDIR ?? '/tmp', 'tugboat-build-'));
+  // The build's own temp dir (no data root is needed to build and push).
+  const tmp = await makeOwnedDir(tmpdir(), 'tugboat-build');
   try {
-    const output = build.output ?? `oci:${tmp}:latest`;
+    const output = build.output ?? `oci:${tmp.path}:latest`;
     const ref = parseImageRef(output);
     await buildCommand({ ...build, output, addTo: false });
-    const source = ref.transport === 'oci' ? openOciLayout(ref.path) : await openImageSource(ref);
+    const source = ref.transport === 'oci' ? openOciLayout(ref.path) : await openImageSource(ref, tmp.path);
     try {
       const push = await import('../oci/registry/push.js');
       const top = await push.topDescriptor(source, ref.tag ?? 'latest');
@@ -150,7 +151,7 @@ export async function buildAndPush(build: Omit<BuildCommandOptions, 'output' | '
       await source.close();
     }
   } finally {
-    await rm(tmp, { recursive: true, force: true });
+    await tmp.remove();
   }
 }
 
@@ -211,7 +212,7 @@ export function addRegistryCommands(program: Command, root: () => string): void 
     let tag: string | undefined;
     if (TRANSPORTS.test(name)) {
       const ref = parseImageRef(name);
-      source = await openImageSource(ref);
+      source = await openImageSource(ref, tempSpace(root()));
       tag = ref.tag;
     } else {
       source = new ImageStore(root()).source();

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { ConfigError, UsageError } from '../errors.js';
 import { log } from '../log.js';
 import type { Mount, Spec } from '../oci/runtime-spec.js';
-import type { HostDir } from '../wasi-host/preview1/guest.js';
+import type { HostDir } from '../wasi-host/preview1/preopen-dirs.js';
 import { LocalHost } from '../wasi-host/shared/local-host.js';
 import type { EngineSettings, ForegroundOptions, PortMapping, PreparedWorkload, WasmEngine, WasmPrepareInput } from './engine.js';
 import { isBindMount } from './guest-mounts.js';

@@ -3,7 +3,6 @@
 // are content-addressed and written via tmp+rename (skipped if already
 // present and intact), and index.json is replaced atomically, last.
 
-import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { NotFoundError, UsageError } from '../errors.js';
@@ -11,7 +10,9 @@ import { packTar, type TarMember } from './build-layer.js';
 import { digestFile, digestHex, sha256Digest } from './digest.js';
 import { INDEX_TYPES, parseIndex } from './image-schema.js';
 import { descriptorPlatform, openOciLayout, type ImageSource } from './image-source.js';
+import { ownedName } from '../owner.js';
 import { platformMatches } from './platform.js';
+import { removeOnInterrupt } from './temp-space.js';
 import { MediaType, REF_NAME_ANNOTATION, type Descriptor, type ImageIndex, type Platform } from './types.js';
 
 export interface Blob {
@@ -29,9 +30,11 @@ export interface BuiltImage {
 
 export const OCI_LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: '1.0.0' });
 
+/** Replaces `path` in one rename; its temp file names this process (swept when it is killed, removed when interrupted). */
 export async function writeFileAtomic(path: string, data: Buffer | string, mode = 0o644): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = `${path}.${ownedName('tmp-')}`;
   const fh = await open(tmp, 'wx', mode);
+  const forget = removeOnInterrupt(tmp);
   try {
     await fh.writeFile(data);
     await fh.sync();
@@ -41,6 +44,8 @@ export async function writeFileAtomic(path: string, data: Buffer | string, mode 
     await fh.close().catch(() => {});
     await unlink(tmp).catch(() => {});
     throw err;
+  } finally {
+    forget();
   }
 }
 

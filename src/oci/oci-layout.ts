@@ -2,13 +2,14 @@
 // Also the form an oci-archive or a Docker 25+ `docker save` takes once
 // unpacked, and the local image store.
 
-import { rm, stat, type FileHandle } from 'node:fs/promises';
+import { stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeFsError, ImageError, NotFoundError } from '../errors.js';
 import { FileBlobSource } from './blob-files.js';
 import { ConfinedDir } from './confined-open.js';
 import { digestHex } from './digest.js';
 import { parseIndex, parseJson } from './image-schema.js';
+import type { TempDir } from './temp-space.js';
 import type { Descriptor, ImageIndex } from './types.js';
 
 const MAX_INDEX_JSON = 16 * 1024 * 1024;
@@ -20,7 +21,7 @@ export class OciLayoutSource extends FileBlobSource {
     readonly dir: string,
     description: string,
     /** A private temp dir to delete on close (archives unpacked for reading). */
-    private readonly tempDir?: string,
+    private readonly tempDir?: TempDir,
   ) {
     super(description);
     this.confined = new ConfinedDir(dir);
@@ -51,7 +52,7 @@ export class OciLayoutSource extends FileBlobSource {
   }
 
   async close(): Promise<void> {
-    if (this.tempDir) await rm(this.tempDir, { recursive: true, force: true });
+    await this.tempDir?.remove();
   }
 
   private async readSmall(name: string): Promise<Buffer | undefined> {

@@ -8,13 +8,14 @@
 // import's blobs cannot be collected before its name is in the index, and a
 // root a container is being made from cannot be collected before the
 // container's record names it.
-import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { asFsFailure, DigestMismatchError, ImageError, NotFoundError, UsageError } from '../errors.js';
 import { log } from '../log.js';
+import { ownedName } from '../owner.js';
+import { testPause } from '../test-pause.js';
 import { prepareDataRoot, privateDir } from './data-root.js';
 import { digestHex } from './digest.js';
 import { withFileLock, type FileLock, lockFile } from './file-lock.js';
@@ -26,6 +27,7 @@ import { applyLayer, layerDiffId, type LayerLimits } from './layers.js';
 import { checkImageName, isValidImageName } from './names.js';
 import { formatPlatform } from './platform.js';
 import { rootfsUsers } from './rootfs-users.js';
+import { removeOnInterrupt } from './temp-space.js';
 import { MediaType, REF_NAME_ANNOTATION, TAR_LAYER_TYPES, WASM_LAYER_TYPES, type Descriptor, type ImageIndex } from './types.js';
 
 export interface StoredImage {
@@ -36,8 +38,9 @@ export interface StoredImage {
   platforms: string[];
 }
 
+/** A temp name beside `base` that names this process (temp-space.ts sweeps those of killed commands). */
 function tmpName(base: string): string {
-  return `${base}.tmp-${randomBytes(6).toString('hex')}`;
+  return `${base}.${ownedName('tmp-')}`;
 }
 
 /** The file name a Wasm artifact layer is given inside its rootfs. */
@@ -50,6 +53,9 @@ export function artifactModulePath(layer: Descriptor): string {
 function storeWriteError(err: unknown, root: string): unknown {
   return asFsFailure(err, `cannot write to the image store in ${root}`);
 }
+
+/** Blobs of an import in progress: digest → its temp file, and how to forget its undo. */
+type StagedBlobs = Map<string, { tmp: string; forget: () => void }>;
 
 const EMPTY_INDEX: ImageIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
 
@@ -143,25 +149,54 @@ export class ImageStore {
     return openOciLayout(this.layoutDir);
   }
 
-  private async copyBlob(from: ImageSource, desc: Descriptor): Promise<void> {
+  /**
+   * Copies a blob the store lacks to a temp file beside its final place
+   * (verified as it streams); `commit` renames it into place. Until then no
+   * reader of the store sees it, so a failed import leaves no blob behind.
+   */
+  private async stageBlob(from: ImageSource, desc: Descriptor, staged: StagedBlobs): Promise<void> {
     const dest = this.blobPath(desc.digest);
-    if (existsSync(dest)) return;
+    if (staged.has(desc.digest) || existsSync(dest)) return;
     const tmp = tmpName(dest);
+    staged.set(desc.digest, { tmp, forget: removeOnInterrupt(tmp) });
     try {
       await pipeline(await from.openBlob(desc), createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
-      await rename(tmp, dest);
     } catch (err) {
-      await rm(tmp, { force: true });
       throw storeWriteError(err, this.root);
     }
   }
 
+  /** Where a blob of an import in progress is: its staged copy, else the store's. */
+  private stagedPath(digest: string, staged: StagedBlobs): string {
+    return staged.get(digest)?.tmp ?? this.blobPath(digest);
+  }
+
+  private async commitBlobs(staged: StagedBlobs): Promise<void> {
+    try {
+      for (const [digest, { tmp, forget }] of staged) {
+        await rename(tmp, this.blobPath(digest));
+        staged.delete(digest);
+        forget();
+      }
+    } catch (err) {
+      throw storeWriteError(err, this.root);
+    }
+  }
+
+  private async dropStaged(staged: StagedBlobs): Promise<void> {
+    for (const { tmp, forget } of staged.values()) {
+      await rm(tmp, { force: true });
+      forget();
+    }
+    staged.clear();
+  }
+
   /**
    * Checks each tar layer against its config's rootfs.diff_ids (the digest of
-   * the uncompressed tar), reading the copies now in the store. A layer is
-   * decompressed once however many manifests name it.
+   * the uncompressed tar), reading the staged copies (or the store's own,
+   * for blobs it had). A layer is decompressed once however many manifests name it.
    */
-  private async verifyDiffIds(manifests: readonly WalkedManifest[], what: string): Promise<void> {
+  private async verifyDiffIds(manifests: readonly WalkedManifest[], what: string, staged: StagedBlobs): Promise<void> {
     const known = new Map<string, string>();
     for (const { desc, manifest, config } of manifests) {
       const diffIds = config?.rootfs?.diff_ids;
@@ -170,7 +205,7 @@ export class ImageStore {
         if (!TAR_LAYER_TYPES.includes(layer.mediaType)) continue;
         let got = known.get(layer.digest);
         if (got === undefined) {
-          got = await layerDiffId(createReadStream(this.blobPath(layer.digest)), `${what}: layer ${layer.digest}`, { inputSize: layer.size });
+          got = await layerDiffId(createReadStream(this.stagedPath(layer.digest, staged)), `${what}: layer ${layer.digest}`, { inputSize: layer.size });
           known.set(layer.digest, got);
         }
         if (got !== diffIds[i]!) {
@@ -209,8 +244,18 @@ export class ImageStore {
 
       const walker = new ImageWalker(from);
       await walker.walk(chosen);
-      for (const blob of walker.blobs) await this.copyBlob(from, blob);
-      await this.verifyDiffIds(walker.manifests, from.description);
+      const staged: StagedBlobs = new Map();
+      try {
+        for (const blob of walker.blobs) {
+          await this.stageBlob(from, blob, staged);
+          if (staged.size > 0) testPause('import-copy');
+        }
+        await this.verifyDiffIds(walker.manifests, from.description, staged);
+        testPause('import-commit');
+        await this.commitBlobs(staged);
+      } finally {
+        await this.dropStaged(staged);
+      }
 
       const entry: Descriptor = { ...chosen, annotations: { ...chosen.annotations, [REF_NAME_ANNOTATION]: storedName } };
       await this.indexLock(async () => {
@@ -344,18 +389,23 @@ export class ImageStore {
       if (existsSync(dest)) return dest;
       const tmp = tmpName(dest);
       await mkdir(tmp, { mode: 0o755 });
+      const forget = removeOnInterrupt(tmp);
       try {
-        await this.unpackInto(tmp, image);
-      } catch (err) {
-        await rm(tmp, { recursive: true, force: true });
-        throw storeWriteError(err, this.root);
-      }
-      try {
-        await rename(tmp, dest);
-      } catch (err) {
-        // Another run unpacked the same image meanwhile: theirs is as good as ours.
-        await rm(tmp, { recursive: true, force: true });
-        if (!existsSync(dest)) throw err;
+        try {
+          await this.unpackInto(tmp, image);
+        } catch (err) {
+          await rm(tmp, { recursive: true, force: true });
+          throw storeWriteError(err, this.root);
+        }
+        try {
+          await rename(tmp, dest);
+        } catch (err) {
+          // Another run unpacked the same image meanwhile: theirs is as good as ours.
+          await rm(tmp, { recursive: true, force: true });
+          if (!existsSync(dest)) throw err;
+        }
+      } finally {
+        forget();
       }
       log().info({ digest: image.manifestDescriptor.digest, rootfs: dest }, 'image unpacked');
       return dest;
@@ -377,6 +427,7 @@ export class ImageStore {
         continue;
       }
       const stats = await applyLayer(dir, await image.source.openBlob(layer), { ...(limits ? { limits } : {}), inputSize: layer.size });
+      if (i < image.manifest.layers.length - 1) testPause('unpack'); // half unpacked
       const expected = diffIds?.[i];
       if (expected !== undefined && stats.diffId !== expected) {
         throw new DigestMismatchError(`${what} does not match its diff_id: expected ${expected}, got ${stats.diffId}`);

@@ -12,21 +12,20 @@
 // component) and arrive here compiled.
 //
 // What the guest sees: its args, env and working directory; its stdio
-// descriptors; its root and preopens through component-fs.ts (descriptors
+// descriptors; its root, preopens and host directories through Tugboat's
+// own wasi:filesystem (./p2/, the same as at `container` level: descriptors
 // and kernel-resolved paths, never a host path); the host's network.
+import { readSync } from 'node:fs';
 import { threadCpuUsage } from 'node:process';
 import { parentPort } from 'node:worker_threads';
-import * as p2 from '@bytecodealliance/preview2-shim';
-import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { componentExit, componentOutcome } from './component-outcome.js';
-import { confinedFilesystem, fileInputStream, type FsPreopen } from './component-fs.js';
 import { fdOutputStream, guardedHandler, type HttpWorkerMessage } from './component-run.js';
-import { envListToObject, type Preopen } from './guest-config.js';
+import { envListToObject } from './guest-config.js';
 import { START_EXPORT } from './instrument/names.js';
 import type { GuestOutcome } from './outcome.js';
+import { createFilesystem, hostInputStream, wasiImports } from './p2/index.js';
+import * as p2 from './p2/shim.js';
 import { CTL, type HostedComponentInput } from './shared/component-protocol.js';
-import { openAt, type DirRef } from './preview1/resolve.js';
-import { O } from './preview1/sys.js';
 
 const PAGE = 65536;
 
@@ -36,25 +35,27 @@ type Instantiate = (
   instantiateCore: (m: WebAssembly.Module, i?: WebAssembly.Imports) => WebAssembly.Instance,
 ) => Record<string, unknown>;
 
-function filesystem(input: HostedComponentInput) {
-  const root: DirRef = { fd: input.rootFd, mode: 'in-root' };
-  const dirs: FsPreopen[] = [];
-  const dot = input.preopens.findIndex((p) => p.guest === '.');
-  const inRoot = (p: Preopen): FsPreopen => {
-    if (p.guest === '.') return { guest: '.', fd: input.rootFd, ref: { fd: input.rootFd, mode: 'in-root', prefix: Buffer.from(p.path) }, readonly: p.readonly === true };
-    const fd = openAt(root, Buffer.from(p.path), O.RDONLY | O.DIRECTORY, 0, true);
-    return { guest: p.guest, fd, ref: { fd, mode: p.guest === '/' ? 'in-root' : 'beneath' }, readonly: p.readonly === true };
-  };
-  for (const p of input.preopens.slice(0, dot < 0 ? undefined : dot)) dirs.push(inRoot(p));
-  for (const d of input.hostDirs) dirs.push({ guest: d.guest, fd: d.fd, ref: { fd: d.fd, mode: 'beneath' }, readonly: d.readonly === true });
-  if (dot >= 0) for (const p of input.preopens.slice(dot)) dirs.push(inRoot(p));
-  return confinedFilesystem(dirs);
+/** The guest's stdin: a descriptor the host handed over (a FIFO, a pipe, /dev/null), read on this thread. */
+function stdinStream(fd: number) {
+  return hostInputStream({
+    read(max) {
+      const buf = Buffer.allocUnsafe(max);
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, max, null);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return new Uint8Array(0);
+        throw err;
+      }
+      return n === 0 ? null : buf.subarray(0, n);
+    },
+  });
 }
 
 function imports(input: HostedComponentInput): Record<string, unknown> {
   const stdout = fdOutputStream(input.stdio[1]);
   const stderr = fdOutputStream(input.stdio[2]);
-  const stdin = fileInputStream(input.stdio[0], undefined);
+  const stdin = stdinStream(input.stdio[0]);
   const env = Object.entries(envListToObject(input.env));
   const cli = {
     ...p2.cli,
@@ -64,8 +65,8 @@ function imports(input: HostedComponentInput): Record<string, unknown> {
     stderr: { getStderr: () => stderr },
     exit: componentExit,
   };
-  const shim = new WASIShim({ cli, filesystem: filesystem(input), sandbox: { enableNetwork: true } } as unknown as ConstructorParameters<typeof WASIShim>[0]);
-  return shim.getImportObject() as unknown as Record<string, unknown>;
+  const filesystem = createFilesystem({ args: input.args, env: input.env, cwd: input.cwd, preopens: input.preopens }, { rootFd: input.rootFd, hostDirs: input.hostDirs });
+  return wasiImports({ cli, filesystem });
 }
 
 /** The guest's core instances: yield points that wait while paused, and memory grows within the limit. */

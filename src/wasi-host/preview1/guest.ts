@@ -18,11 +18,11 @@ import { GuestMemory } from './memory.js';
 import { miscOps, Realtime } from './misc.js';
 import { pathOps } from './path-ops.js';
 import { pollOps } from './poll.js';
-import { openAt, type DirRef } from './resolve.js';
+import { openGuestDirs, type HostDir } from './preopen-dirs.js';
 import { LISTENER_RIGHTS, preopenRights, STREAM_RIGHTS } from './rights.js';
 import { Listener, socketOps } from './sockets.js';
 import { stdioStream } from './streams.js';
-import { O, sys } from './sys.js';
+import { sys } from './sys.js';
 import { defaultPreopens, type Preopen } from '../guest-config.js';
 import { START_EXPORT } from '../instrument/names.js';
 import { isTrap, type GuestOutcome } from '../outcome.js';
@@ -58,12 +58,6 @@ export interface GuestOptions {
   scheduler?: Scheduler;
   /** Bytes of linear memory the guest may grow to (through the instrumenter's grow hook); absent: no limit but the module's. */
   memoryLimit?: number;
-}
-
-export interface HostDir {
-  guest: string;
-  fd: number;
-  readonly?: boolean;
 }
 
 /** Hands time slices to guests that yield because theirs is up. */
@@ -130,41 +124,17 @@ export class Guest {
     }
     // The root is the host's choice (config), never the guest's: the one path Node opens by name.
     this.rootFd = this.opts.rootFd !== undefined ? sys().dup(this.opts.rootFd) : openSync(this.opts.root ?? '/', fsc.O_RDONLY | fsc.O_DIRECTORY);
-    const rootRef: DirRef = { fd: this.rootFd, mode: 'in-root' };
-    const cwd = this.opts.cwd ?? '/';
-    const preopens = [...(this.opts.preopens ?? defaultPreopens(cwd))];
-    // Host directories go after the root's own, before the working directory (".", which must come last).
-    const dot = preopens.findIndex((p) => p.guest === '.');
-    const host = this.opts.hostDirs ?? [];
-    for (const p of preopens.slice(0, dot < 0 ? preopens.length : dot)) this.preopen(rootRef, p);
-    for (const d of host) {
-      const fd = sys().dup(d.fd);
-      this.insertDir(fd, { fd, mode: 'beneath' }, d.guest, d.readonly === true);
+    const preopens = this.opts.preopens ?? defaultPreopens(this.opts.cwd ?? '/');
+    for (const { preopen: p, fd, ref } of openGuestDirs(this.rootFd, preopens, this.opts.hostDirs)) {
+      const rights = preopenRights(p.readonly === true);
+      this.fds.insert({
+        handle: { kind: 'dir', fd, ref, preopen: Buffer.from(p.guest) },
+        filetype: FILETYPE.DIRECTORY,
+        rightsBase: rights.base,
+        rightsInheriting: rights.inheriting,
+        fdflags: 0,
+      });
     }
-    if (dot >= 0) for (const p of preopens.slice(dot)) this.preopen(rootRef, p);
-  }
-
-  private insertDir(fd: number, ref: DirRef, guest: string, readonly: boolean): void {
-    const rights = preopenRights(readonly);
-    this.fds.insert({
-      handle: { kind: 'dir', fd, ref, preopen: Buffer.from(guest) },
-      filetype: FILETYPE.DIRECTORY,
-      rightsBase: rights.base,
-      rightsInheriting: rights.inheriting,
-      fdflags: 0,
-    });
-  }
-
-  private preopen(rootRef: DirRef, p: Preopen): void {
-    const fd = openAt(rootRef, Buffer.from(p.path), O.RDONLY | O.DIRECTORY, 0, true);
-    // "/" is the container's root: IN_ROOT, so absolute links in the image stay in it. "." is the
-    // working directory resolved from that root, so "../x" works as in a container and stays inside.
-    // Anything else is confined beneath itself.
-    const ref: DirRef =
-      p.guest === '/' ? { fd, mode: 'in-root' }
-      : p.guest === '.' ? { fd: this.rootFd, mode: 'in-root', prefix: Buffer.from(p.path) }
-      : { fd, mode: 'beneath' };
-    this.insertDir(fd, ref, p.guest, p.readonly === true);
   }
 
   private settle(o: GuestOutcome): void {

@@ -53,6 +53,12 @@ export interface Sys {
   shutdown(fd: number, how: number): void;
   /** A new descriptor for the same open file description (F_DUPFD_CLOEXEC). */
   dup(fd: number): number;
+  /**
+   * close(2) of a descriptor opened here. Not Node's closeSync: in a worker
+   * thread Node may take a number the kernel reused for one of ours for one it
+   * once opened itself, and warn (a stack trace per close) on every closeSync.
+   */
+  close(fd: number): void;
   /** isatty(3): node:tty's would load node:net on every start. */
   isatty(fd: number): boolean;
   /** Unblocks a signal on the calling thread (sigprocmask). */
@@ -117,6 +123,7 @@ function load(): Sys {
     msg_flags: 'int',
   });
   const recvmsg = f('long recvmsg(int fd, tbh_msghdr *hdr, int flags)');
+  const close = f('int close(int fd)');
   const how = Buffer.alloc(OPEN_HOW_SIZE);
 
   /** -1 means failure with errno set (the libc convention). */
@@ -160,6 +167,7 @@ function load(): Sys {
     },
     shutdown: (fd, how_) => void check(shutdown(fd, how_)),
     dup: (fd) => check(fcntl(fd, F_DUPFD_CLOEXEC, 0)),
+    close: (fd) => void check(close(fd)),
     isatty: (fd) => Number(isatty(fd)) === 1,
     recvFds(sock, maxFds) {
       const data = Buffer.alloc(4096);

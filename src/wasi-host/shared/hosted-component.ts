@@ -17,7 +17,7 @@ import type { HttpProxy } from '../component-http.js';
 import { CTL, type HostedComponentInput, type HostedComponentMessage } from './component-protocol.js';
 import { ending, type GuestOutcome } from '../outcome.js';
 import { listDirectory } from '../preview1/fd-ops.js';
-import type { HostDir } from '../preview1/guest.js';
+import type { HostDir } from '../preview1/preopen-dirs.js';
 import { openAt } from '../preview1/resolve.js';
 import { O, sys } from '../preview1/sys.js';
 import type { HostContext, Hosted, HostedEnding, HostedStats } from './hosted-guest.js';
