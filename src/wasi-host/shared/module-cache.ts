@@ -6,6 +6,7 @@
 // grow. A module no guest uses any more stays for a while (the last
 // IDLE_KEPT), so a container restarted in a loop does not recompile.
 import { createHash } from 'node:crypto';
+import { yieldInterval } from '../../defaults.js';
 import { DEFAULT_YIELD_INTERVAL, instrument } from '../instrument/index.js';
 
 const IDLE_KEPT = 16;
@@ -29,7 +30,8 @@ export class ModuleCache {
   private readonly idle: string[] = [];
   compilations = 0;
 
-  constructor(private readonly interval = DEFAULT_YIELD_INTERVAL) {}
+  /** `interval` 0: no yield points (see TUGBOAT_YIELD_INTERVAL). */
+  constructor(private readonly interval = yieldInterval() ?? DEFAULT_YIELD_INTERVAL) {}
 
   /**
    * The compiled, instrumented module for `bytes`. Throws what instrumenting
@@ -41,7 +43,7 @@ export class ModuleCache {
     let entry = this.entries.get(sha256);
     if (!entry) {
       this.compilations++;
-      const compiled = (async () => WebAssembly.compile(instrument(bytes, { yieldPoints: { interval: this.interval }, growHook: true }).bytes as Uint8Array<ArrayBuffer>))();
+      const compiled = (async () => WebAssembly.compile(instrument(bytes, { ...(this.interval > 0 ? { yieldPoints: { interval: this.interval } } : {}), growHook: true }).bytes as Uint8Array<ArrayBuffer>))();
       entry = { compiled, users: 0 };
       this.entries.set(sha256, entry);
       // A failure is not cached: the next container gets a fresh attempt (and the same error).
