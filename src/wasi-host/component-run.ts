@@ -158,7 +158,7 @@ export async function runCommandInstance(instance: Record<string, unknown>): Pro
 /** Messages of an HTTP component's worker to the main thread. */
 export type HttpWorkerMessage = { kind: 'listening'; port: number } | { kind: 'request-failed'; message: string };
 
-interface HttpTypes {
+export interface HttpTypes {
   Fields: new () => unknown;
   OutgoingResponse: new (headers: unknown) => { setStatusCode(code: number): void; body(): { write(): { blockingWriteAndFlush(b: Uint8Array): void; [Symbol.dispose]?(): void } } };
   OutgoingBody: { finish(body: unknown, trailers: undefined): void };
@@ -235,14 +235,27 @@ async function serveHttp(input: ComponentWorkerInput): Promise<GuestOutcome | un
   };
   // Synchronous instantiation: jco's async glue returns at once when nothing it awaits is a promise.
   const fresh = () => instantiate(getCoreModule, imports, (m, i) => new WebAssembly.Instance(m, i));
-  const handlerOf: (inst: Record<string, unknown>) => ((req: unknown, out: unknown) => void) | undefined = (inst) => {
-    for (const [name, value] of Object.entries(inst)) {
-      if (/^(wasi:http\/)?incoming-?[hH]andler(@|$)/.test(name) && typeof (value as { handle?: unknown })?.handle === 'function') {
-        return (value as { handle: (req: unknown, out: unknown) => void }).handle;
-      }
+  return serveIncomingHandler(types, fresh);
+}
+
+/** The `handle` of an instance's wasi:http/incoming-handler export. */
+function handlerOf(inst: Record<string, unknown>): ((req: unknown, out: unknown) => void) | undefined {
+  for (const [name, value] of Object.entries(inst)) {
+    if (/^(wasi:http\/)?incoming-?[hH]andler(@|$)/.test(name) && typeof (value as { handle?: unknown })?.handle === 'function') {
+      return (value as { handle: (req: unknown, out: unknown) => void }).handle;
     }
-    return undefined;
-  };
+  }
+  return undefined;
+}
+
+/**
+ * Serves `fresh()`'s incoming-handler, one fresh instance per request, on an
+ * internal loopback port of preview2-shim's HTTP server, and tells the
+ * thread's parent the port (`listening`) and every failed request; the
+ * parent proxies the public port to it. Used by every level's component
+ * thread (this file's and hosted-component-worker.ts).
+ */
+export function serveIncomingHandler(types: HttpTypes, fresh: () => Record<string, unknown>): GuestOutcome | undefined {
   try {
     if (!handlerOf(fresh())) return { kind: 'link', message: 'component exports no wasi:http/incoming-handler' };
   } catch (err) {

@@ -19,7 +19,7 @@ import { readSync } from 'node:fs';
 import { threadCpuUsage } from 'node:process';
 import { parentPort } from 'node:worker_threads';
 import { componentExit, componentOutcome } from './component-outcome.js';
-import { fdOutputStream, guardedHandler, type HttpWorkerMessage } from './component-run.js';
+import { fdOutputStream, serveIncomingHandler, type HttpTypes } from './component-run.js';
 import { envListToObject } from './guest-config.js';
 import { START_EXPORT } from './instrument/names.js';
 import type { GuestOutcome } from './outcome.js';
@@ -176,7 +176,7 @@ function module(input: HostedComponentInput, name: string): WebAssembly.Module {
 /** wasi:http/incoming-handler: a fresh instance per request, as at `container` level (component-run.ts serveHttp). */
 async function serveHttp(input: HostedComponentInput, cores: Cores): Promise<GuestOutcome | undefined> {
   const imp = imports(input);
-  const types = imp['wasi:http/types'] as Parameters<typeof guardedHandler>[0];
+  const types = imp['wasi:http/types'] as HttpTypes;
   let instantiate: Instantiate;
   try {
     instantiate = await loadGlue(input.glue);
@@ -184,33 +184,12 @@ async function serveHttp(input: HostedComponentInput, cores: Cores): Promise<Gue
     return { kind: 'link', message: `cannot load component: ${(err as Error).message}` };
   }
   const fresh = () => instantiate((name) => module(input, name), imp, cores.instantiate);
-  const handlerOf = (inst: Record<string, unknown>) => {
-    for (const [name, value] of Object.entries(inst)) {
-      if (/^(wasi:http\/)?incoming-?[hH]andler(@|$)/.test(name) && typeof (value as { handle?: unknown })?.handle === 'function') {
-        return (value as { handle: (req: unknown, out: unknown) => void }).handle;
-      }
-    }
-    return undefined;
-  };
-  try {
-    if (!handlerOf(fresh())) return { kind: 'link', message: 'component exports no wasi:http/incoming-handler' };
-  } catch (err) {
-    return { kind: 'link', message: `cannot instantiate component: ${(err as Error).message}` };
-  }
-  const report = (message: string) => parentPort?.postMessage({ kind: 'request-failed', message } satisfies HttpWorkerMessage);
-  const handle = guardedHandler(types, (request, out) => handlerOf(fresh())!(request, out), report);
-  const { HTTPServer } = p2.http as unknown as { HTTPServer: new (h: { handle: typeof handle }) => { listen(port: number, host: string): void; address(): unknown } };
-  const server = new HTTPServer({ handle });
-  server.listen(0, '127.0.0.1');
-  const address = server.address() as { port: number };
-  parentPort?.postMessage({ kind: 'listening', port: address.port } satisfies HttpWorkerMessage);
-  return undefined;
+  return serveIncomingHandler(types, fresh);
 }
 
-// Node warns when this thread closes a descriptor it did not open through
-// node:fs (every one the kernel-resolved opens make, through koffi); its
-// warnings would land on the stderr of whoever hosts us, which may be the
-// guest's own (`tugboat run --isolation process`).
+// A warning Node prints from this thread (an experimental API, a descriptor
+// closed behind its back) would land on the stderr of whoever hosts us,
+// which may be the guest's own (`tugboat run --isolation process`).
 process.removeAllListeners('warning');
 
 parentPort?.once('message', (input: HostedComponentInput) => {
