@@ -56,6 +56,14 @@ function deferred<T>(): Deferred<T> {
   return { promise, resolve };
 }
 
+/** Pod hosts being removed (runc delete, then their directory): the shim waits for them before it exits. */
+const teardowns = new Set<Promise<void>>();
+
+/** Resolves once every pod host this process stopped or lost is removed (runc state and directory). */
+export async function podHostTeardowns(): Promise<void> {
+  while (teardowns.size > 0) await Promise.allSettled([...teardowns]);
+}
+
 export class PodHostClient implements GuestHost {
   private alive = true;
   private stopping = false;
@@ -167,10 +175,18 @@ export class PodHostClient implements GuestHost {
     } catch {
       // closed
     }
-    void this.runc
+    const teardown = this.runc
       .delete(this.id, { force: true })
       .catch((err: unknown) => log().debug({ err, id: this.id }, 'runc delete of the pod host'))
-      .finally(() => rmSync(this.dir, { recursive: true, force: true }));
+      .then(() => {
+        try {
+          rmSync(this.dir, { recursive: true, force: true });
+        } catch (err) {
+          log().warn({ err, dir: this.dir }, 'cannot remove the pod host directory');
+        }
+      });
+    teardowns.add(teardown);
+    void teardown.finally(() => teardowns.delete(teardown));
     this.o.onGone?.();
   }
 

@@ -128,7 +128,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
     await waitAll([anchor], 'STOPPED');
     await ctr(['tasks', 'delete', anchor]);
     await ctr(['containers', 'rm', anchor]);
-    for (let i = 0; i < 100 && (podHosts().length > 0 || same(node.pid, started0.node)); i++) await sleep(100);
+    for (let i = 0; i < 100 && (podHosts().length > 0 || same(node.pid, started0.node) || existsSync(podHostDir(id))); i++) await sleep(100);
     expect(podHosts()).toEqual([]);
     expect(same(node.pid, started0.node)).toBe(false);
     expect(same(host, started0.host)).toBe(false);
