@@ -117,7 +117,7 @@ export async function loadComponent(config: GuestConfig, imports: object): Promi
 }
 
 /** The `run` function of an instance's wasi:cli/run export. */
-function runExport(instance: Record<string, unknown>): (() => unknown) | undefined {
+export function runExport(instance: Record<string, unknown>): (() => unknown) | undefined {
   for (const [name, value] of Object.entries(instance)) {
     if (!/^(wasi:cli\/)?run(@|$)/.test(name) || typeof value !== 'object' || value === null) continue;
     const run = (value as { run?: unknown }).run;

@@ -19,7 +19,7 @@ import { readSync } from 'node:fs';
 import { threadCpuUsage } from 'node:process';
 import { parentPort } from 'node:worker_threads';
 import { componentExit, componentOutcome } from './component-outcome.js';
-import { fdOutputStream, serveIncomingHandler, type HttpTypes } from './component-run.js';
+import { fdOutputStream, runExport, serveIncomingHandler, type HttpTypes } from './component-run.js';
 import { envListToObject } from './guest-config.js';
 import { START_EXPORT } from './instrument/names.js';
 import type { GuestOutcome } from './outcome.js';
@@ -137,15 +137,6 @@ function outcome(cores: Cores, thrown: unknown, returned: boolean): GuestOutcome
 async function loadGlue(glue: string): Promise<Instantiate> {
   const url = `data:text/javascript;base64,${Buffer.from(glue).toString('base64')}`;
   return ((await import(url)) as { instantiate: Instantiate }).instantiate;
-}
-
-function runExport(instance: Record<string, unknown>): (() => unknown) | undefined {
-  for (const [name, value] of Object.entries(instance)) {
-    if (!/^(wasi:cli\/)?run(@|$)/.test(name) || typeof value !== 'object' || value === null) continue;
-    const run = (value as { run?: unknown }).run;
-    if (typeof run === 'function') return run as () => unknown;
-  }
-  return undefined;
 }
 
 async function runCommand(input: HostedComponentInput, cores: Cores): Promise<GuestOutcome> {
