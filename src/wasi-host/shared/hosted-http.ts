@@ -28,7 +28,7 @@ const INTERNAL_ERROR = new TextEncoder().encode('internal server error\n');
  * answers gets a 500, and the server goes on. Returns the per-request
  * wrapper around a handler.
  */
-export function guardedHandler(types: HttpTypes, handle: (request: unknown, out: unknown) => void, onError: (message: string) => void) {
+export function guardedHandler(types: HttpTypes, handle: (request: unknown, out: unknown) => unknown, onError: (message: string) => void) {
   const set = types.ResponseOutparam.set.bind(types.ResponseOutparam);
   const answered = new WeakSet<object>();
   const respond500 = (out: unknown) => {
@@ -50,27 +50,43 @@ export function guardedHandler(types: HttpTypes, handle: (request: unknown, out:
     }
     set(param, response);
   };
-  return (request: unknown, out: unknown) => {
+  const settle = (out: unknown) => {
+    if (answered.has(out as object)) return;
     try {
-      handle(request, out);
+      respond500(out);
     } catch (err) {
-      onError(err instanceof Error ? err.message : String(err));
+      onError(`cannot send a 500: ${(err as Error).message}`);
     }
-    if (!answered.has(out as object)) {
-      try {
-        respond500(out);
-      } catch (err) {
-        onError(`cannot send a 500: ${(err as Error).message}`);
-      }
+  };
+  const failed = (err: unknown) => onError(err instanceof Error ? err.message : String(err));
+  // An HTTP component is transpiled with a JSPI-async handle (so that the
+  // container level's server can suspend it): its result is then a promise.
+  return (request: unknown, out: unknown) => {
+    let result: unknown;
+    try {
+      result = handle(request, out);
+    } catch (err) {
+      failed(err);
+    }
+    if (result instanceof Promise) {
+      result.then(
+        () => settle(out),
+        (err: unknown) => {
+          failed(err);
+          settle(out);
+        },
+      );
+    } else {
+      settle(out);
     }
   };
 }
 
 /** The `handle` of an instance's wasi:http/incoming-handler export. */
-function handlerOf(inst: Record<string, unknown>): ((req: unknown, out: unknown) => void) | undefined {
+function handlerOf(inst: Record<string, unknown>): ((req: unknown, out: unknown) => unknown) | undefined {
   for (const [name, value] of Object.entries(inst)) {
     if (/^(wasi:http\/)?incoming-?[hH]andler(@|$)/.test(name) && typeof (value as { handle?: unknown })?.handle === 'function') {
-      return (value as { handle: (req: unknown, out: unknown) => void }).handle;
+      return (value as { handle: (req: unknown, out: unknown) => unknown }).handle;
     }
   }
   return undefined;
