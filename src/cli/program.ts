@@ -1,33 +1,21 @@
-#!/usr/bin/env node
-// The `tugboat` command. Thin: parses arguments with commander and calls the
-// plain async functions that do the work; maps every error to one line and an
-// exit status in exactly one place (fail()).
-import { execFileSync } from 'node:child_process';
+// Tugboat's own commands (everything but the runc command line): parses
+// arguments with commander and calls the plain async functions that do the
+// work. Loaded by main.ts; each command's implementation is imported when
+// that command runs, so a command loads only what it uses (README
+// "Performance").
 import { Command, CommanderError, Option } from 'commander';
-import { describeError, exitCodeFor, UsageError } from '../errors.js';
-import { isLogLevel, log, setLogLevel } from '../log.js';
+import { UsageError } from '../errors.js';
+import { isLogLevel, setLogLevel } from '../log.js';
 import { parsePlatform } from '../oci/platform.js';
-import { dataRoot, envLayerLimits, runcBinary } from '../defaults.js';
-import { registeredEngines } from '../linux-runtime/select-engine.js';
-import { engineSettings } from '../linux-runtime/workload.js';
-import { TUGBOAT_VERSION } from '../version.js';
-import { buildCommand, importCommand, listCommand, parseFileMapping, removeCommand } from './image-commands.js';
+import { dataRoot, envLayerLimits } from '../defaults.js';
 import { parseAnnotation, parseContainerName, parseEnvArg, parseEnvFile, parseLayerLimits, parseMemory, parseNetwork, parseVolume } from './options.js';
 import { prepareDataRoot } from '../oci/data-root.js';
 import { checkContainerId } from '../oci/names.js';
-import { parseSecurityOpt } from '../oci/seccomp.js';
-import { listContainers, removeContainer, runContainer, type Paths } from './run-container.js';
+import type { Paths } from './run-container.js';
 import { shortDigest, table } from './table.js';
-import { isOciInvocation, runOciCommand } from './oci/commands.js';
 import { addBuildPushOptions, addRegistryCommands, addRunPullOptions, buildAndPush, imageForRun, isRegistryBuild, parsePullPolicy } from './registry-commands.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
-
-function fail(err: unknown): never {
-  process.stderr.write(`tugboat: ${describeError(err)}\n`);
-  log().debug({ err }, 'command failed');
-  process.exit(exitCodeFor(err));
-}
 
 function paths(program: Command): Paths {
   const g = program.opts<{ root: string; runc?: string; kit?: string; layerLimits?: string }>();
@@ -41,17 +29,6 @@ function paths(program: Command): Paths {
 
 /** Commands that write to the data root: each starts by creating or repairing its private modes. */
 const WRITING_COMMANDS = new Set(['run', 'rm', 'import']);
-
-function versionText(): string {
-  let runc = 'runc: not found';
-  try {
-    runc = execFileSync(runcBinary(), ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? runc;
-  } catch {
-    // reported as not found
-  }
-  const engines = registeredEngines().map((e) => e.describe(engineSettings()));
-  return [`tugboat version ${TUGBOAT_VERSION}`, 'spec: 1.0.2-dev', `node: ${process.version}`, runc, ...engines].join('\n');
-}
 
 function buildProgram(): Command {
   const program = new Command('tugboat');
@@ -100,6 +77,7 @@ function buildProgram(): Command {
     .option('--security-opt <opt>', 'seccomp=unconfined, seccomp=PROFILE.json (Docker format) or no-new-privileges; default: Docker\'s seccomp profile', collect, [])
     .passThroughOptions()
     .action(async (image: string, args: string[], o: Record<string, unknown>) => {
+      const [{ runContainer }, { parseSecurityOpt }] = await Promise.all([import('./run-container.js'), import('../oci/seccomp.js')]);
       const envFiles = (o.envFile as string[]).flatMap((f) => parseEnvFile(f));
       const envArgs = (o.env as string[]).map((e) => parseEnvArg(e)).filter((e): e is string => e !== undefined);
       const platform = o.platform ? { platform: parsePlatform(o.platform as string) } : {};
@@ -129,6 +107,7 @@ function buildProgram(): Command {
     .description('list containers')
     .option('--format <fmt>', 'table or json', 'table')
     .action(async (o: { format: string }) => {
+      const { listContainers } = await import('./run-container.js');
       const rows = await listContainers(paths(program));
       if (o.format === 'json') process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
       else process.stdout.write(table(['CONTAINER', 'IMAGE', 'KIND', 'STATUS', 'CREATED'], rows.map((r) => [r.id, r.image, r.workload, r.status, r.created])));
@@ -141,6 +120,7 @@ function buildProgram(): Command {
     .option('-f, --force', 'kill it first if it is running', false)
     .action(async (ids: string[], o: { force: boolean }) => {
       for (const id of ids) checkContainerId(id, 'rm');
+      const { removeContainer } = await import('./run-container.js');
       for (const id of ids) await removeContainer(paths(program), id, o.force);
     });
 
@@ -158,6 +138,7 @@ function buildProgram(): Command {
     .option('-w, --workdir <dir>', 'image working directory')
     .option('--module-path <path>', 'path of the module inside the image (default /<file name>)')
     .action(async (wasm: string, args: string[], o: Record<string, unknown>) => {
+      const { buildCommand, parseFileMapping } = await import('./image-commands.js');
       const build = {
         wasm,
         artifact: o.artifact as boolean,
@@ -191,6 +172,7 @@ function buildProgram(): Command {
     .argument('<ref>', 'oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:TAG]')
     .option('--name <name>', 'name in the store (default: the tag)')
     .action(async (ref: string, o: { name?: string }) => {
+      const { importCommand } = await import('./image-commands.js');
       const r = await importCommand(paths(program).root, ref, o.name);
       process.stdout.write(`${r.name} ${r.digest}\n`);
     });
@@ -199,6 +181,7 @@ function buildProgram(): Command {
     .description('list images in the local store')
     .option('--format <fmt>', 'table or json', 'table')
     .action(async (o: { format: string }) => {
+      const { listCommand } = await import('./image-commands.js');
       const rows = await listCommand(paths(program).root);
       if (o.format === 'json') process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
       else process.stdout.write(table(['NAME', 'DIGEST', 'PLATFORMS'], rows.map((r) => [r.name, shortDigest(r.digest), r.platforms.join(',')])));
@@ -208,33 +191,23 @@ function buildProgram(): Command {
     .description('remove images from the local store')
     .argument('<name...>')
     .option('-f, --force', 'also when containers use the image: forget the name now, keep its files until they are removed', false)
-    .action(async (names: string[], o: { force: boolean }) => removeCommand(paths(program).root, names, o.force));
+    .action(async (names: string[], o: { force: boolean }) => (await import('./image-commands.js')).removeCommand(paths(program).root, names, o.force));
 
   addRegistryCommands(program, () => paths(program).root);
 
   program
     .command('version')
     .description('print version information')
-    .action(() => {
+    .action(async () => {
+      const { versionText } = await import('./version-text.js');
       process.stdout.write(versionText() + '\n');
     });
 
   return program;
 }
 
-async function main(argv: string[]): Promise<void> {
-  // Handled before commander so that ordinary commands never pay for probing runc.
-  const first = argv[2];
-  if (first === '-v' || first === '--version') {
-    process.stdout.write(versionText() + '\n');
-    return;
-  }
-  // runc's command line (Docker, containerd-shim-runc-v2, podman): Tugboat is
-  // their OCI runtime.
-  if (isOciInvocation(argv.slice(2))) {
-    process.exitCode = await runOciCommand(argv.slice(2));
-    return;
-  }
+/** Runs one of Tugboat's own commands; `fail` reports an error and exits. */
+export async function runProgram(argv: string[], fail: (err: unknown) => never): Promise<void> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -246,5 +219,3 @@ async function main(argv: string[]): Promise<void> {
     fail(err);
   }
 }
-
-void main(process.argv);

@@ -1,20 +1,18 @@
 // The registry side of the CLI: `pull`, `push`, `login`, `logout`, the pull
 // of `run --pull`, and `image build --push/--add-to REGISTRY-REF`. Only the
-// option wiring lives at top level; the client, node:https and TLS code are
-// imported when a command actually talks to a registry, so that every other
-// command starts as lean as before.
+// option wiring lives at top level; the client, node:https and TLS code, and
+// even the image store, are imported when a command uses them, so that every
+// other command starts as lean as before.
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { UsageError } from '../errors.js';
-import { openOciLayout, openImageSource, parseImageRef } from '../oci/image-source.js';
 import { parsePlatform } from '../oci/platform.js';
 import { formatRegistryRef, looksLikeRegistryRef, parseRegistryHost, parseRegistryRef } from '../oci/registry/reference.js';
-import { ImageStore } from '../oci/store.js';
 import type { Platform } from '../oci/types.js';
-import { buildCommand, type BuildCommandOptions } from './image-commands.js';
+import type { BuildCommandOptions } from './image-commands.js';
 import { parseSize } from './options.js';
 
 export type PullPolicy = 'always' | 'missing' | 'never';
@@ -84,6 +82,7 @@ export async function pullCommand(r: PullRequest) {
  */
 export async function imageForRun(root: string, image: string, policy: PullPolicy, flags: RegistryFlags & { platform?: Platform }): Promise<string> {
   if (TRANSPORTS.test(image)) return image;
+  const { ImageStore } = await import('../oci/store.js');
   const store = new ImageStore(root);
   if (policy !== 'always' && (await store.has(image))) return image;
   if (!looksLikeRegistryRef(image)) return image;
@@ -134,6 +133,7 @@ export async function buildAndPush(build: Omit<BuildCommandOptions, 'output' | '
   const destination = o.addTo ?? (o.push as string);
   if (o.push !== undefined && o.addTo !== undefined && o.push !== o.addTo) throw new UsageError('--push and --add-to name different images; give one');
   parseRegistryRef(destination);
+  const [{ openOciLayout, openImageSource, parseImageRef }, { buildCommand }] = await Promise.all([import('../oci/image-source.js'), import('./image-commands.js')]);
   const tmp = await mkdtemp(join(process.env.TMPDIR ?? '/tmp', 'tugboat-build-'));
   try {
     const output = build.output ?? `oci:${tmp}:latest`;
@@ -207,6 +207,7 @@ export function addRegistryCommands(program: Command, root: () => string): void 
     const destination = dest ?? name;
     if (!looksLikeRegistryRef(destination)) throw new UsageError(`push: ${JSON.stringify(destination)} is not a registry reference; give HOST[:PORT]/REPO:TAG`);
     const push = await import('../oci/registry/push.js');
+    const { openImageSource, parseImageRef } = await import('../oci/image-source.js');
     let source;
     let tag: string | undefined;
     if (TRANSPORTS.test(name)) {
@@ -214,6 +215,7 @@ export function addRegistryCommands(program: Command, root: () => string): void 
       source = await openImageSource(ref);
       tag = ref.tag;
     } else {
+      const { ImageStore } = await import('../oci/store.js');
       source = new ImageStore(root()).source();
       tag = name;
     }

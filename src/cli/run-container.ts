@@ -1,7 +1,6 @@
 // `tugboat run`: image → unpacked rootfs → bundle → prepared workload → run
 // in the foreground, for hosts without containerd. Plain async functions; the
 // commander adapter lives in main.ts.
-import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -104,7 +103,8 @@ export async function openImageArgument(image: string, store: ImageStore): Promi
 }
 
 function newContainerId(): string {
-  return randomBytes(6).toString('hex');
+  // crypto is loaded here, not with the module: `ps` and `rm` import this file too.
+  return process.getBuiltinModule('node:crypto').randomBytes(6).toString('hex');
 }
 
 async function writeJson(path: string, value: unknown): Promise<void> {

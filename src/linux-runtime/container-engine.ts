@@ -13,7 +13,6 @@ import type { Workload } from '../oci/detect.js';
 import type { Process, Spec } from '../oci/runtime-spec.js';
 import { resolveInRoot } from '../oci/scoped-path.js';
 import { anchorToBundle } from './bundle-spec.js';
-import { componentRewriteOptions } from './component-cache.js';
 import { removeDerivedBundle, writeDerivedBundle } from './derived-bundle.js';
 import type { EngineSettings, PreparedWorkload, WasmEngine, WasmPrepareInput } from './engine.js';
 import { loadKit, type Kit } from './kit.js';
@@ -50,6 +49,8 @@ async function component(input: WasmPrepareInput): Promise<Pick<WasmRewriteOptio
   if (kind !== 'wasm-component' || entrypoint === undefined) return {};
   const hostPath = resolveInRoot(input.rootfs, entrypoint);
   if (hostPath === undefined) return {};
+  // The transpiler's plumbing (child processes, hashes) is loaded for components only.
+  const { componentRewriteOptions } = await import('./component-cache.js');
   return componentRewriteOptions(hostPath, entrypoint, input.settings.componentCacheDir, input.spec.annotations ?? {});
 }
 

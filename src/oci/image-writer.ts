@@ -3,11 +3,10 @@
 // are content-addressed and written via tmp+rename (skipped if already
 // present and intact), and index.json is replaced atomically, last.
 
-import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { NotFoundError, UsageError } from '../errors.js';
-import { packTar, type TarMember } from './build-layer.js';
+import type { TarMember } from './build-layer.js';
 import { digestFile, digestHex, sha256Digest } from './digest.js';
 import { INDEX_TYPES, parseIndex } from './image-schema.js';
 import { descriptorPlatform, openOciLayout, type ImageSource } from './image-source.js';
@@ -30,7 +29,8 @@ export interface BuiltImage {
 export const OCI_LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: '1.0.0' });
 
 export async function writeFileAtomic(path: string, data: Buffer | string, mode = 0o644): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  // crypto is loaded here, not with the module: the store imports this file to read.
+  const tmp = `${path}.tmp-${process.pid}-${process.getBuiltinModule('node:crypto').randomBytes(4).toString('hex')}`;
   const fh = await open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
@@ -152,6 +152,7 @@ async function writeTarAtomic(file: string, members: TarMember[]): Promise<void>
   await mkdir(dirname(file), { recursive: true });
   const st = await stat(file).catch(() => undefined);
   if (st && !st.isFile()) throw new UsageError(`output ${file} exists and is not a regular file`);
+  const { packTar } = await import('./build-layer.js');
   await writeFileAtomic(file, await packTar(members));
 }
 

@@ -8,11 +8,9 @@
 // import's blobs cannot be collected before its name is in the index, and a
 // root a container is being made from cannot be collected before the
 // container's record names it.
-import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { asFsFailure, DigestMismatchError, ImageError, NotFoundError, UsageError } from '../errors.js';
 import { log } from '../log.js';
 import { prepareDataRoot, privateDir } from './data-root.js';
@@ -22,7 +20,7 @@ import { openOciLayout, type ImageSource, type ResolvedImage } from './image-sou
 import { INDEX_TYPES, parseIndex } from './image-schema.js';
 import { ImageWalker, type WalkedManifest } from './image-walk.js';
 import { OCI_LAYOUT_FILE, writeFileAtomic } from './image-writer.js';
-import { applyLayer, layerDiffId, type LayerLimits } from './layers.js';
+import type { LayerLimits } from './layers.js';
 import { checkImageName, isValidImageName } from './names.js';
 import { formatPlatform } from './platform.js';
 import { rootfsUsers } from './rootfs-users.js';
@@ -36,8 +34,15 @@ export interface StoredImage {
   platforms: string[];
 }
 
+// Listing and reading the store is what most commands do; what only writing
+// needs (crypto, streams, tar and gzip in ./layers.js) is loaded on first use.
+
 function tmpName(base: string): string {
-  return `${base}.tmp-${randomBytes(6).toString('hex')}`;
+  return `${base}.tmp-${process.getBuiltinModule('node:crypto').randomBytes(6).toString('hex')}`;
+}
+
+function pipeline(...streams: [NodeJS.ReadableStream, NodeJS.WritableStream]): Promise<void> {
+  return process.getBuiltinModule('node:stream/promises').pipeline(...streams);
 }
 
 /** The file name a Wasm artifact layer is given inside its rootfs. */
@@ -163,6 +168,7 @@ export class ImageStore {
    */
   private async verifyDiffIds(manifests: readonly WalkedManifest[], what: string): Promise<void> {
     const known = new Map<string, string>();
+    const { layerDiffId } = await import('./layers.js');
     for (const { desc, manifest, config } of manifests) {
       const diffIds = config?.rootfs?.diff_ids;
       if (!diffIds || manifest.config.mediaType === MediaType.WasmConfig) continue;
@@ -364,6 +370,7 @@ export class ImageStore {
 
   private async unpackInto(dir: string, image: ResolvedImage): Promise<void> {
     const limits = this.layerLimits;
+    const { applyLayer } = await import('./layers.js');
     const diffIds = image.isArtifact ? undefined : image.config.rootfs?.diff_ids;
     if (diffIds && diffIds.length !== image.manifest.layers.length) {
       throw new ImageError(`${image.source.description}: manifest ${image.manifestDescriptor.digest} has ${image.manifest.layers.length} layers but its config has ${diffIds.length} rootfs.diff_ids`);

@@ -16,7 +16,7 @@ import { readBundleSpec } from '../../linux-runtime/bundle-spec.js';
 import type { EngineSettings } from '../../linux-runtime/engine.js';
 import { runWithOurStdio } from '../../linux-runtime/runc.js';
 import { engineSettings, prepareWorkload, removeWorkloadHome, reopenWorkload } from '../../linux-runtime/workload.js';
-import { checkContainerId, flagValue, GLOBAL_VALUE_FLAGS, OCI_COMMANDS, parseGlobals, parseOciCommand, runcArgv, type ParsedCommand } from './argv.js';
+import { checkContainerId, flagValue, parseOciCommand, runcArgv, type ParsedCommand } from './argv.js';
 import { runtimeLog, type RuntimeLog } from './runtime-log.js';
 
 interface Context {
@@ -111,38 +111,6 @@ async function del(ctx: Context): Promise<number> {
   const code = await runWithOurStdio(ctx.runc, runcArgv(ctx.p));
   if (!runcHasContainer(ctx, id)) await removeWorkloadHome(home(ctx, id));
   return code;
-}
-
-/** The words of argv that are not flags or the values of known global flags (unknown flags are taken as booleans). */
-function positionalWords(argv: readonly string[]): string[] {
-  const words: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('-') || arg === '-') words.push(arg);
-    else if (!arg.includes('=') && GLOBAL_VALUE_FLAGS.has(arg.replace(/^--?/, ''))) i++;
-  }
-  return words;
-}
-
-/** True when argv is a runc command line that Tugboat should handle as an OCI runtime. */
-export function isOciInvocation(argv: readonly string[]): boolean {
-  let command: string | undefined;
-  try {
-    command = argv[parseGlobals(argv).commandIndex];
-  } catch {
-    // An unknown global flag: when a runc command follows, it is runc's
-    // command line, and it gets runc's error (flag provided but not defined).
-    const words = positionalWords(argv);
-    return words[0] !== undefined && OCI_COMMANDS.has(words[0]) && (words[0] !== 'ps' || words.length > 1);
-  }
-  if (command === undefined || !OCI_COMMANDS.has(command)) return false;
-  if (command !== 'ps') return true;
-  // `tugboat ps` lists Tugboat's own containers; `ps [flags] ID` is runc's.
-  try {
-    return parseOciCommand(argv).positionals.length > 0;
-  } catch {
-    return true;
-  }
 }
 
 export async function runOciCommand(argv: readonly string[]): Promise<number> {
