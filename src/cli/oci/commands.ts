@@ -2,7 +2,6 @@
 // and prepare the workload), exec (another guest in a Wasm container),
 // delete (forget what create derived) and ps. Every other command is runc's
 // own and passes straight through (bin/tugboat even skips Node for them).
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -86,7 +85,8 @@ async function exec(ctx: Context): Promise<number> {
   // A Wasm container: the engine says what runs the exec'd process.
   const processFile = flagValue(p.flags, 'process', 'p');
   if (processFile !== undefined) {
-    const tmp = join(home(ctx, id), `exec-${randomBytes(6).toString('hex')}.json`);
+    // crypto is loaded here, not with the module: create and delete (Docker's hot path) never need it.
+    const tmp = join(home(ctx, id), `exec-${process.getBuiltinModule('node:crypto').randomBytes(6).toString('hex')}.json`);
     await writeFile(tmp, JSON.stringify(prepared.execProcess(readProcessFile(processFile))));
     try {
       return await runWithOurStdio(ctx.runc, runcArgv(p, { names: ['process', 'p'], value: tmp }), preservedFds(p));
