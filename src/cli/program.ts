@@ -13,7 +13,7 @@ import { prepareDataRoot } from '../oci/data-root.js';
 import { checkContainerId } from '../oci/names.js';
 import type { Paths } from './run-container.js';
 import { shortDigest, table } from './table.js';
-import { addBuildPushOptions, addRegistryCommands, addRunPullOptions, buildAndPush, imageForRun, isRegistryBuild, parsePullPolicy } from './registry-commands.js';
+import { addBuildPushOptions, addRegistryCommands, addRunPullOptions, buildAndPush, imageForRun, isRegistryBuild, parsePullPolicy, REGISTRY_COMMANDS } from './registry-commands.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -30,7 +30,28 @@ function paths(program: Command): Paths {
 /** Commands that write to the data root: each starts by creating or repairing its private modes. */
 const WRITING_COMMANDS = new Set(['run', 'rm', 'import']);
 
-function buildProgram(): Command {
+const COMMANDS: ReadonlySet<string> = new Set(['run', 'ps', 'rm', 'image', ...REGISTRY_COMMANDS, 'version']);
+
+/**
+ * The command `args` name (after the global options), when it is one of
+ * ours: only that command is then built, not all of them (~70 options, a few
+ * ms of every start). Help, --version, an unknown option or command, or none
+ * at all builds every command, so commander's help, errors and suggestions
+ * are what they always were.
+ */
+function commandWord(program: Command, args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('-')) return COMMANDS.has(arg) ? arg : undefined;
+    const flag = arg.split('=', 1)[0];
+    const option = program.options.find((o) => o.long === flag || o.short === flag);
+    if (option === undefined || option.long === '--version') return undefined;
+    if ((option.required || option.optional) && !arg.includes('=')) i++;
+  }
+  return undefined;
+}
+
+function buildProgram(argv: readonly string[]): Command {
   const program = new Command('tugboat');
   // Set before any subcommand is added: commander copies these settings into
   // each subcommand when it is created.
@@ -56,8 +77,10 @@ function buildProgram(): Command {
       setLogLevel(level);
       if (WRITING_COMMANDS.has(action.name())) await prepareDataRoot(paths(program).root);
     });
+  const only = commandWord(program, argv.slice(2));
+  const wanted = (name: string) => only === undefined || only === name;
 
-  addRunPullOptions(program.command('run'))
+  if (wanted('run')) addRunPullOptions(program.command('run'))
     .description('run a command in a new container from an image (Wasm or Linux)')
     .argument('<image>', 'oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:TAG], a name from `tugboat image ls`, or HOST/REPO:TAG from a registry')
     .argument('[args...]', 'arguments (replace the image CMD)')
@@ -102,7 +125,7 @@ function buildProgram(): Command {
       process.exitCode = status;
     });
 
-  program
+  if (wanted('ps')) program
     .command('ps')
     .description('list containers')
     .option('--format <fmt>', 'table or json', 'table')
@@ -113,7 +136,7 @@ function buildProgram(): Command {
       else process.stdout.write(table(['CONTAINER', 'IMAGE', 'KIND', 'STATUS', 'CREATED'], rows.map((r) => [r.id, r.image, r.workload, r.status, r.created])));
     });
 
-  program
+  if (wanted('rm')) program
     .command('rm')
     .description('remove containers')
     .argument('<container...>')
@@ -124,6 +147,20 @@ function buildProgram(): Command {
       for (const id of ids) await removeContainer(paths(program), id, o.force);
     });
 
+  if (wanted('image')) addImageCommands(program);
+  addRegistryCommands(program, () => paths(program).root, wanted);
+  if (wanted('version')) program
+    .command('version')
+    .description('print version information')
+    .action(async () => {
+      const { versionText } = await import('./version-text.js');
+      process.stdout.write(versionText() + '\n');
+    });
+
+  return program;
+}
+
+function addImageCommands(program: Command): void {
   const image = program.command('image').description('build, import, list and remove images');
   addBuildPushOptions(image.command('build'))
     .description('build an image from a .wasm file (platform wasi/wasm, the module as entrypoint)')
@@ -192,23 +229,11 @@ function buildProgram(): Command {
     .argument('<name...>')
     .option('-f, --force', 'also when containers use the image: forget the name now, keep its files until they are removed', false)
     .action(async (names: string[], o: { force: boolean }) => (await import('./image-commands.js')).removeCommand(paths(program).root, names, o.force));
-
-  addRegistryCommands(program, () => paths(program).root);
-
-  program
-    .command('version')
-    .description('print version information')
-    .action(async () => {
-      const { versionText } = await import('./version-text.js');
-      process.stdout.write(versionText() + '\n');
-    });
-
-  return program;
 }
 
 /** Runs one of Tugboat's own commands; `fail` reports an error and exits. */
 export async function runProgram(argv: string[], fail: (err: unknown) => never): Promise<void> {
-  const program = buildProgram();
+  const program = buildProgram(argv);
   try {
     await program.parseAsync(argv);
   } catch (err) {

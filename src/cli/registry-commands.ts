@@ -178,8 +178,12 @@ async function prompt(question: string, secret: boolean): Promise<string> {
   }
 }
 
-export function addRegistryCommands(program: Command, root: () => string): void {
-  withLogFormat(
+/** The commands addRegistryCommands adds, in order. */
+export const REGISTRY_COMMANDS = ['pull', 'push', 'login', 'logout'] as const;
+
+/** Adds the registry commands `wanted` names (all by default). */
+export function addRegistryCommands(program: Command, root: () => string, wanted: (name: string) => boolean = () => true): void {
+  if (wanted('pull')) withLogFormat(
     addRegistryFlags(
       program
         .command('pull')
@@ -194,7 +198,7 @@ export function addRegistryCommands(program: Command, root: () => string): void 
     process.stdout.write(`${r.name} ${r.digest}\n`);
   });
 
-  withLogFormat(
+  if (wanted('push')) withLogFormat(
     addRegistryFlags(
       program
         .command('push')
@@ -242,7 +246,7 @@ export function addRegistryCommands(program: Command, root: () => string): void 
     }
   });
 
-  addRegistryFlags(
+  if (wanted('login')) addRegistryFlags(
     program
       .command('login')
       .description('log in to a registry; credentials go where Docker keeps them (config.json, mode 0600, or its credsStore helper)')
@@ -278,7 +282,7 @@ export function addRegistryCommands(program: Command, root: () => string): void 
     process.stdout.write('Login Succeeded\n');
   });
 
-  program
+  if (wanted('logout')) program
     .command('logout')
     .description('remove the credentials of a registry')
     .argument('<registry>', 'HOST[:PORT]')
