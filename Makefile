@@ -59,10 +59,11 @@ bench: fixtures $(STAMP)/daemons
 	@$(NODE) bench/cli-start.mjs
 	@$(NODE) bench/cold-start.mjs
 	@$(NODE) bench/seccomp.mjs
+	@$(NODE) bench/rm-watcher.mjs
 	@$(NODE) bench/compute.mjs
 	@$(NODE) bench/syscalls.mjs
 	@$(NODE) bench/idle-pss.mjs
-	@for b in compute-yield instrument docker-start ctr-start density http pull; do \
+	@for b in compute-yield instrument component-fs docker-start ctr-start density http pull; do \
 	  $(NODE) scripts/bundle-bench.mjs $$b && $(NODE) build/bench/$$b.mjs || exit 1; \
 	done
 

@@ -44,9 +44,9 @@ export function runcBundle(dir, rootfsSource, args) {
   return bundle;
 }
 
-export function timeCommand(cmd, args, expectStatus = 0) {
+export function timeCommand(cmd, args, expectStatus = 0, env = undefined) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== expectStatus) {
     throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);

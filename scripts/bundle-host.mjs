@@ -59,21 +59,6 @@ const common = {
 await build({ ...common, entryPoints: ['src/wasi-host/main.ts'], outfile: 'dist/host/host.mjs', minify: true });
 // Wasm components: their worker, with preview2-shim bundled in, and the shim's
 // own IO worker, which it loads from beside itself (new URL(…, import.meta.url)).
-// preview2-shim 0.26 opens the host path of `openAt(".")` on a "/" preopen
-// as "" (it strips a trailing slash even from "/"), so a guest could not list
-// or open its root directory. Patched here until fixed upstream; the build
-// fails if the code it patches changes.
-const shimRootFix = {
-  name: 'preview2-shim-root-open',
-  setup(b) {
-    b.onLoad({ filter: /preview2-shim[\\/]dist[\\/]nodejs[\\/]filesystem\.js$/ }, (args) => {
-      const from = 'path: fullPath.endsWith("/") ? fullPath.slice(0, -1) : fullPath,';
-      const src = readFileSync(args.path, 'utf8');
-      if (!src.includes(from)) throw new Error(`${args.path}: the code patched by ${shimRootFix.name} changed`);
-      return { contents: src.replace(from, 'path: fullPath.length > 1 && fullPath.endsWith("/") ? fullPath.slice(0, -1) : fullPath,'), loader: 'js' };
-    });
-  },
-};
 // preview2-shim starts its IO worker (a thread running Node's bootstrap, tens
 // of ms and ~10 MiB) as soon as worker-io.js is imported. Made lazy here: the
 // worker starts on the first call that needs it (files, sockets, HTTP), so a
@@ -93,8 +78,14 @@ const shimLazyIoWorker = {
     });
   },
 };
-await build({ ...common, entryPoints: ['src/wasi-host/component-run.ts'], outfile: 'dist/host/component.mjs', minify: true, plugins: [...common.plugins, shimRootFix, shimLazyIoWorker],
-  banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" } });
+const component = await build({ ...common, entryPoints: ['src/wasi-host/component-run.ts'], outfile: 'dist/host/component.mjs', minify: true, plugins: [...common.plugins, shimLazyIoWorker],
+  metafile: true, banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" } });
+// Components' files are Tugboat's own wasi:filesystem (src/wasi-host/p2/):
+// preview2-shim's filesystem joins guest paths onto host paths and calls
+// Node's path-based fs APIs, so it must never be in the bundle (it arrives
+// through the shim's index or its WASIShim; see src/wasi-host/p2/shim.ts).
+const forbidden = Object.keys(component.metafile.inputs).filter((f) => /preview2-shim[\\/]dist[\\/](nodejs[\\/](filesystem|index)|common[\\/]instantiation)\.js$/.test(f));
+if (forbidden.length) throw new Error(`dist/host/component.mjs must not contain preview2-shim's filesystem, but bundles ${forbidden.join(', ')}`);
 copyFileSync('node_modules/@bytecodealliance/preview2-shim/dist/io/worker-thread.bundle.js', 'dist/host/worker-thread.bundle.js');
 // One file, not chunks: every module file costs the ESM loader a resolve (a
 // realpath of each path component), a read, a compile-cache lookup and a link;

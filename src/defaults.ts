@@ -10,6 +10,8 @@
 //   TUGBOAT_LOG_LEVEL  log level (warn; the shim: info)
 //   TUGBOAT_LAYER_LIMITS  bounds on unpacking a layer (entries=N,size=SIZE,ratio=N)
 //   TUGBOAT_TRANSPILE_MEMORY  memory of the child that transpiles a component (1g)
+//   TUGBOAT_RM_WATCHER  `off`: no watcher for `tugboat run --rm` (see src/cli/run-lifecycle.ts)
+//   TUGBOAT_TEST_PAUSE_AT  a phase at which a command stops itself (fault tests only)
 //   XDG_RUNTIME_DIR    private temp dirs of the shim (console sockets, process files)
 //   TTRPC_ADDRESS      containerd's ttrpc socket for events (set by containerd)
 import { existsSync } from 'node:fs';
@@ -17,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from './errors.js';
+import { checkContainerId } from './oci/names.js';
 import { parseByteSize } from './units.js';
 
 type Env = NodeJS.ProcessEnv;
@@ -83,6 +86,16 @@ export function envLayerLimits(env: Env = process.env): string | undefined {
   return setting(env, 'TUGBOAT_LAYER_LIMITS');
 }
 
+/** TUGBOAT_RM_WATCHER=off: `tugboat run --rm` starts no watcher (the next command that writes collects instead). */
+export function rmWatcherEnabled(env: Env = process.env): boolean {
+  return setting(env, 'TUGBOAT_RM_WATCHER') !== 'off';
+}
+
+/** TUGBOAT_TEST_PAUSE_AT: the phase at which a command stops itself, for the fault tests (src/test-pause.ts). */
+export function testPausePhase(env: Env = process.env): string | undefined {
+  return setting(env, 'TUGBOAT_TEST_PAUSE_AT');
+}
+
 /** TUGBOAT_LOG_LEVEL as given (the logger checks it). */
 export function envLogLevel(env: Env = process.env): string | undefined {
   return setting(env, 'TUGBOAT_LOG_LEVEL');
@@ -108,14 +121,57 @@ export function componentCacheDir(root: string = dataRoot()): string {
   return join(root, 'components');
 }
 
+/** `inner` is `outer` or below it (both absolute and normalised). */
+function within(inner: string, outer: string): boolean {
+  return inner === outer || inner.startsWith(outer.endsWith('/') ? outer : `${outer}/`);
+}
+
+/**
+ * runc's `--root` as runc uses it: made absolute against the working
+ * directory (runc's filepath.Abs), default /run/runc. Refused (status 2): a
+ * root with control characters, and one inside Tugboat's state dir, where
+ * runc's state would mix with the derived bundles.
+ */
+export function ociRuncRoot(explicit: string | undefined, env: Env = process.env): string {
+  const raw = explicit ?? DEFAULT_RUNC_ROOT;
+  if (/[\u0000-\u001f\u007f]/.test(raw)) throw new UsageError(`--root: invalid runc root ${JSON.stringify(raw)} (control characters)`);
+  const root = resolve(raw);
+  const state = stateDir(env);
+  if (within(root, state)) throw new UsageError(`--root ${raw}: runc's state cannot live inside Tugboat's state dir ${state}`);
+  return root;
+}
+
+/**
+ * The directory runc keeps container `id` in, under a root from
+ * ociRuncRoot, refused when it is Tugboat's state dir or data root or lies
+ * above either: runc's own `delete` of a container it does not know removes
+ * that directory whole (`--root /run delete tugboat` would wipe /run/tugboat).
+ */
+export function ociRuncContainerDir(runcRoot: string, id: string, env: Env = process.env): string {
+  const dir = join(runcRoot, checkContainerId(id, 'container id'));
+  for (const ours of [stateDir(env), dataRoot(undefined, env)]) {
+    if (within(ours, dir)) throw new UsageError(`--root ${runcRoot} with container ${id} names ${dir}, which holds Tugboat's ${ours}; refusing`);
+  }
+  return dir;
+}
+
+/** The key of a runc root among the derived bundles: `%` as `%25`, then `/` as `%` (one key per root). */
+export function runcRootKey(runcRoot: string): string {
+  return runcRoot.replaceAll('%', '%25').replaceAll('/', '%');
+}
+
 /**
  * The OCI CLI's derived bundle of a Wasm container:
- * `<state>/bundles/<runc root with / as %>/<id>`. bin/tugboat derives the same
- * path in sh (to hand `delete` of a Linux container straight to runc): keep
- * the two in step.
+ * `<state>/bundles/<key of the runc root>/<id>`, from a validated runc root
+ * (ociRuncRoot) and a validated id only. bin/tugboat derives the same path
+ * in sh (to hand `delete` of a Linux container straight to runc), and makes
+ * the same refusals: keep the two in step (test/integration/oci-cli.test.ts
+ * checks them against each other).
  */
 export function ociDerivedBundleDir(runcRoot: string | undefined, id: string, env: Env = process.env): string {
-  return join(stateDir(env), 'bundles', (runcRoot ?? DEFAULT_RUNC_ROOT).replaceAll('/', '%'), id);
+  const root = ociRuncRoot(runcRoot, env);
+  ociRuncContainerDir(root, id, env);
+  return join(stateDir(env), 'bundles', runcRootKey(root), id);
 }
 
 /** The shim's derived bundle of a Wasm container, inside containerd's bundle. */

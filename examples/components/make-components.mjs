@@ -5,6 +5,9 @@
 //   exit-with-code.wasm                     from exit-with-code.wat
 //   http-trap.wasm                          from http-trap.wat (an HTTP handler that traps)
 // Everything is offline: jco carries the adapter and wasm-tools.
+//
+// `make-components.mjs CORE.wasm OUT.wasm` wraps one preview1 module the same
+// way (the tests' guests, test/guests/build.sh).
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,10 +34,19 @@ const write = (name, bytes) => {
 
 const adapterPath = fileURLToPath(preview1AdapterCommandPath());
 const adapter = readFileSync(adapterPath);
+const wrap = async (core) => componentNew(readFileSync(core), [['wasi_snapshot_preview1', adapter]]);
+
+const [oneCore, oneTarget] = process.argv.slice(2);
+if (oneCore !== undefined && oneTarget !== undefined) {
+  writeFileSync(`${oneTarget}.tmp`, await wrap(oneCore));
+  renameSync(`${oneTarget}.tmp`, oneTarget);
+  process.exit(0);
+}
+
 for (const name of ['hello', 'fileio', 'exitcode']) {
   const core = join(modules, `${name}.wasm`);
   if (newer(join(out, `${name}.wasm`), core, adapterPath)) continue;
-  write(`${name}.wasm`, await componentNew(readFileSync(core), [['wasi_snapshot_preview1', adapter]]));
+  write(`${name}.wasm`, await wrap(core));
 }
 for (const name of ['exit-with-code', 'http-trap']) {
   const wat = join(here, `${name}.wat`);

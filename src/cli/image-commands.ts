@@ -4,6 +4,7 @@ import type { BuildResult, FileToAdd, OutputFormat } from '../oci/image-build.js
 import { openImageSource, parseImageRef } from '../oci/image-source.js';
 import { checkImageName } from '../oci/names.js';
 import { ImageStore, type StoredImage } from '../oci/store.js';
+import { tempSpace } from '../oci/temp-space.js';
 
 export interface BuildCommandOptions {
   wasm: string;
@@ -48,7 +49,7 @@ export async function buildCommand(o: BuildCommandOptions): Promise<BuildResult>
 
 export async function importCommand(root: string, reference: string, name?: string): Promise<StoredImage> {
   const ref = parseImageRef(reference);
-  const source = await openImageSource(ref);
+  const source = await openImageSource(ref, tempSpace(root));
   try {
     return await new ImageStore(root).import(source, ref.tag, name);
   } finally {

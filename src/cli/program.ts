@@ -3,9 +3,10 @@
 // work. Loaded by main.ts; each command's implementation is imported when
 // that command runs, so a command loads only what it uses (README
 // "Performance").
+import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { UsageError } from '../errors.js';
-import { isLogLevel, setLogLevel } from '../log.js';
+import { isLogLevel, log, setLogLevel } from '../log.js';
 import { parsePlatform } from '../oci/platform.js';
 import { dataRoot, envLayerLimits } from '../defaults.js';
 import { parseAnnotation, parseContainerName, parseEnvArg, parseEnvFile, parseLayerLimits, parseMemory, parseNetwork, parseVolume } from './options.js';
@@ -27,10 +28,33 @@ function paths(program: Command): Paths {
   };
 }
 
-/** Commands that write to the data root: each starts by creating or repairing its private modes. */
-const WRITING_COMMANDS = new Set(['run', 'rm', 'import']);
+/**
+ * Commands that write to the data root. Each starts by creating or repairing
+ * its private modes, then sweeps what killed commands left (temp files, --rm
+ * containers whose run died); each undoes what it made when SIGINT, SIGTERM
+ * or SIGHUP stops it (src/interrupt.ts).
+ */
+const WRITING_COMMANDS = new Set(['run', 'rm', 'import', 'pull', 'push', 'cleanup']);
 
-const COMMANDS: ReadonlySet<string> = new Set(['run', 'ps', 'rm', 'image', ...REGISTRY_COMMANDS, 'version']);
+/** Containers the sweep of this command removed (a `tugboat rm` of one of them has nothing left to do). */
+const sweptContainers = new Set<string>();
+
+async function startWriting(p: Paths, command: string): Promise<void> {
+  const [{ handleInterrupts }, { sweepTempSpace }, { collectDeadContainers }] = await Promise.all([
+    import('../interrupt.js'),
+    import('../oci/temp-space.js'),
+    import('./containers.js'),
+  ]);
+  handleInterrupts();
+  // Nothing to clean in a root that is gone (a watcher must not bring back a root removed meanwhile).
+  if (command === 'cleanup' && !existsSync(p.root)) return;
+  await prepareDataRoot(p.root);
+  const files = await sweepTempSpace(p.root);
+  for (const id of await collectDeadContainers(p)) sweptContainers.add(id);
+  if (files + sweptContainers.size > 0) log().info({ files, containers: [...sweptContainers] }, 'removed what killed commands left');
+}
+
+const COMMANDS: ReadonlySet<string> = new Set(['run', 'ps', 'rm', 'cleanup', 'image', ...REGISTRY_COMMANDS, 'version']);
 
 /**
  * The command `args` name (after the global options), when it is one of
@@ -75,7 +99,7 @@ function buildProgram(argv: readonly string[]): Command {
       const level = program.opts<{ logLevel: string }>().logLevel;
       if (!isLogLevel(level)) throw new UsageError(`--log-level: unknown level ${level}`);
       setLogLevel(level);
-      if (WRITING_COMMANDS.has(action.name())) await prepareDataRoot(paths(program).root);
+      if (WRITING_COMMANDS.has(action.name())) await startWriting(paths(program), action.name());
     });
   const only = commandWord(program, argv.slice(2));
   const wanted = (name: string) => only === undefined || only === name;
@@ -130,7 +154,7 @@ function buildProgram(argv: readonly string[]): Command {
     .description('list containers')
     .option('--format <fmt>', 'table or json', 'table')
     .action(async (o: { format: string }) => {
-      const { listContainers } = await import('./run-container.js');
+      const { listContainers } = await import('./containers.js');
       const rows = await listContainers(paths(program));
       if (o.format === 'json') process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
       else process.stdout.write(table(['CONTAINER', 'IMAGE', 'KIND', 'STATUS', 'CREATED'], rows.map((r) => [r.id, r.image, r.workload, r.status, r.created])));
@@ -143,8 +167,15 @@ function buildProgram(argv: readonly string[]): Command {
     .option('-f, --force', 'kill it first if it is running', false)
     .action(async (ids: string[], o: { force: boolean }) => {
       for (const id of ids) checkContainerId(id, 'rm');
-      const { removeContainer } = await import('./run-container.js');
-      for (const id of ids) await removeContainer(paths(program), id, o.force);
+      const { removeContainer } = await import('./containers.js');
+      for (const id of ids) if (!sweptContainers.has(id)) await removeContainer(paths(program), id, o.force);
+    });
+
+  if (wanted('cleanup')) program
+    .command('cleanup')
+    .description('remove what killed commands left: temp files, and --rm containers whose tugboat run died (stopped first); every command that writes does this first')
+    .action(() => {
+      // startWriting (the preAction hook) did it.
     });
 
   if (wanted('image')) addImageCommands(program);

@@ -4,8 +4,7 @@
 // even the image store, are imported when a command uses them, so that every
 // other command starts as lean as before.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { UsageError } from '../errors.js';
@@ -133,13 +132,18 @@ export async function buildAndPush(build: Omit<BuildCommandOptions, 'output' | '
   const destination = o.addTo ?? (o.push as string);
   if (o.push !== undefined && o.addTo !== undefined && o.push !== o.addTo) throw new UsageError('--push and --add-to name different images; give one');
   parseRegistryRef(destination);
-  const [{ openOciLayout, openImageSource, parseImageRef }, { buildCommand }] = await Promise.all([import('../oci/image-source.js'), import('./image-commands.js')]);
-  const tmp = await mkdtemp(join(process.env.TMPDIR ?? '/tmp', 'tugboat-build-'));
+  const [{ openOciLayout, openImageSource, parseImageRef }, { buildCommand }, { makeOwnedDir }] = await Promise.all([
+    import('../oci/image-source.js'),
+    import('./image-commands.js'),
+    import('../oci/temp-space.js'),
+  ]);
+  // The build's own temp dir (no data root is needed to build and push).
+  const tmp = await makeOwnedDir(tmpdir(), 'tugboat-build');
   try {
-    const output = build.output ?? `oci:${tmp}:latest`;
+    const output = build.output ?? `oci:${tmp.path}:latest`;
     const ref = parseImageRef(output);
     await buildCommand({ ...build, output, addTo: false });
-    const source = ref.transport === 'oci' ? openOciLayout(ref.path) : await openImageSource(ref);
+    const source = ref.transport === 'oci' ? openOciLayout(ref.path) : await openImageSource(ref, tmp.path);
     try {
       const push = await import('../oci/registry/push.js');
       const top = await push.topDescriptor(source, ref.tag ?? 'latest');
@@ -150,7 +154,7 @@ export async function buildAndPush(build: Omit<BuildCommandOptions, 'output' | '
       await source.close();
     }
   } finally {
-    await rm(tmp, { recursive: true, force: true });
+    await tmp.remove();
   }
 }
 
@@ -211,12 +215,12 @@ export function addRegistryCommands(program: Command, root: () => string, wanted
     const destination = dest ?? name;
     if (!looksLikeRegistryRef(destination)) throw new UsageError(`push: ${JSON.stringify(destination)} is not a registry reference; give HOST[:PORT]/REPO:TAG`);
     const push = await import('../oci/registry/push.js');
-    const { openImageSource, parseImageRef } = await import('../oci/image-source.js');
+    const [{ openImageSource, parseImageRef }, { tempSpace }] = await Promise.all([import('../oci/image-source.js'), import('../oci/temp-space.js')]);
     let source;
     let tag: string | undefined;
     if (TRANSPORTS.test(name)) {
       const ref = parseImageRef(name);
-      source = await openImageSource(ref);
+      source = await openImageSource(ref, tempSpace(root()));
       tag = ref.tag;
     } else {
       const { ImageStore } = await import('../oci/store.js');

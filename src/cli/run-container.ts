@@ -1,14 +1,15 @@
-// `tugboat run`: image → unpacked rootfs → bundle → prepared workload → run
-// in the foreground, for hosts without containerd. Plain async functions; the
-// commander adapter lives in main.ts.
+// `tugboat run`: name claim → image → unpacked rootfs → bundle → prepared
+// workload → run in the foreground, for hosts without containerd. Plain
+// async functions; the commander adapter lives in main.ts, the container's
+// claim, record and collection in containers.ts, what happens once it runs
+// (signals, the --rm watcher, cleanup) in run-lifecycle.ts.
+import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runcBinary } from '../defaults.js';
-import { ExecutableNotFoundError, NotFoundError, UsageError } from '../errors.js';
+import { ExecutableNotFoundError, NotFoundError } from '../errors.js';
 import type { Workload } from '../oci/detect.js';
 import { openImageSource, parseImageRef, resolveImage, type ImageSource, type ResolvedImage } from '../oci/image-source.js';
-import type { LayerLimits } from '../oci/layers.js';
 import { checkContainerId } from '../oci/names.js';
 import { withSeccomp, type SeccompChoice } from '../oci/seccomp.js';
 import { formatPlatform } from '../oci/platform.js';
@@ -16,10 +17,11 @@ import type { Spec } from '../oci/runtime-spec.js';
 import { DEFAULT_PATH } from '../oci/runtime-spec.js';
 import { mergeEnv, specFromImage } from '../oci/spec-from-image.js';
 import { artifactModulePath, ImageStore } from '../oci/store.js';
+import { tempSpace } from '../oci/temp-space.js';
+import { testPause } from '../test-pause.js';
 import { WASM_LAYER_TYPES, type Platform } from '../oci/types.js';
 import type { PreparedWorkload } from '../linux-runtime/engine.js';
-import { removeContainerDir, mountContainerRootfs, unmountContainerRootfs } from '../linux-runtime/overlay.js';
-import { Runc } from '../linux-runtime/runc.js';
+import { mountContainerRootfs } from '../linux-runtime/overlay.js';
 import {
   withAnnotations,
   withCgroupsPath,
@@ -32,15 +34,11 @@ import {
   type Volume,
 } from '../linux-runtime/spec-edits.js';
 import { engineSettings, prepareWorkload } from '../linux-runtime/workload.js';
+import { ContainerClaim, writeRecord } from './containers.js';
+import { runcFor, runcRoot, type Paths } from './paths.js';
+import { runToEnd } from './run-lifecycle.js';
 
-export interface Paths {
-  /** Data root: image store and containers (absolute; defaults.ts dataRoot). */
-  root: string;
-  runcBinary?: string;
-  kitDir?: string;
-  /** Bounds on unpacking image layers (--layer-limits). */
-  layerLimits?: Partial<LayerLimits>;
-}
+export type { Paths } from './paths.js';
 
 export interface RunOptions extends Paths {
   image: string;
@@ -65,6 +63,8 @@ export interface RunOptions extends Paths {
 export interface PreparedContainer {
   id: string;
   dir: string;
+  /** The name, held until the container is removed or kept. */
+  claim: ContainerClaim;
   /** The spec in the container's bundle (before any Wasm rewrite). */
   spec: Spec;
   workload: Workload;
@@ -78,23 +78,11 @@ const DERIVED = 'tugboat-wasm';
 
 const TRANSPORTS = ['oci:', 'oci-archive:', 'docker-archive:'];
 
-export function containersDir(root: string): string {
-  return join(root, 'containers');
-}
-
-export function runcRoot(paths: Paths): string {
-  return join(paths.root, 'runc');
-}
-
-export function runcFor(paths: Paths): Runc {
-  return new Runc({ root: runcRoot(paths), binary: runcBinary(paths.runcBinary) });
-}
-
 /** An image argument is a transport reference or a name in the local store. */
 export async function openImageArgument(image: string, store: ImageStore): Promise<{ source: ImageSource; tag?: string }> {
   if (TRANSPORTS.some((t) => image.startsWith(t))) {
     const ref = parseImageRef(image);
-    return { source: await openImageSource(ref), ...(ref.tag !== undefined ? { tag: ref.tag } : {}) };
+    return { source: await openImageSource(ref, tempSpace(store.root)), ...(ref.tag !== undefined ? { tag: ref.tag } : {}) };
   }
   if (!(await store.has(image))) {
     throw new NotFoundError(`image ${image} not found in the store (tugboat image ls); use oci:DIR, oci-archive:FILE or docker-archive:FILE to run from a file`);
@@ -103,27 +91,27 @@ export async function openImageArgument(image: string, store: ImageStore): Promi
 }
 
 function newContainerId(): string {
-  // crypto is loaded here, not with the module: `ps` and `rm` import this file too.
-  return process.getBuiltinModule('node:crypto').randomBytes(6).toString('hex');
+  return randomBytes(6).toString('hex');
 }
 
-async function writeJson(path: string, value: unknown): Promise<void> {
-  await writeFile(path, JSON.stringify(value, null, 2));
-}
-
-/** Everything up to (not including) runc: image, rootfs, bundle, detection. */
+/**
+ * Everything up to (not including) runc: the name (claimed first, so a name
+ * in use fails before any work), image, rootfs, bundle, detection. On a
+ * failure everything this made is removed; the claim is released.
+ */
 export async function prepareContainer(opts: RunOptions): Promise<PreparedContainer> {
-  const store = new ImageStore(opts.root, opts.layerLimits);
-  const { source, tag } = await openImageArgument(opts.image, store);
-  const image = await resolveImage(source, tag, opts.platform);
-  const imageRootfs = await store.unpack(image);
-
   const id = opts.name !== undefined ? checkContainerId(opts.name, '--name') : newContainerId();
-  const dir = join(containersDir(opts.root), id);
-  if (existsSync(dir)) throw new UsageError(`container name ${id} is already in use (tugboat rm ${id})`, { kind: 'AlreadyExists' });
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const claim = await ContainerClaim.claim(opts, id);
+  const dir = claim.dir;
+  const store = new ImageStore(opts.root, opts.layerLimits);
+  let source: ImageSource | undefined;
   try {
+    const opened = await openImageArgument(opts.image, store);
+    source = opened.source;
+    const image = await resolveImage(source, opened.tag, opts.platform);
+    const imageRootfs = await store.unpack(image);
     const mount = await mountContainerRootfs(imageRootfs, dir);
+    testPause('mount');
     const wasmLayer = image.manifest.layers.find((l) => WASM_LAYER_TYPES.includes(l.mediaType));
     const entrypoint = opts.entrypoint !== undefined ? [opts.entrypoint] : wasmLayer && !image.config.config?.Entrypoint ? [artifactModulePath(wasmLayer)] : undefined;
     // The default PATH is a Linux process's (as Docker gives it); a WASI
@@ -167,8 +155,8 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
       checkExecutable(spec, workload, opts.volumes);
     }
     spec = withAnnotations(spec, { 'io.tugboat.workload.reason': workload.reason });
-    await writeJson(join(dir, 'config.json'), spec);
-    await writeJson(join(dir, 'container.json'), {
+    await writeFile(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
+    await writeRecord(dir, {
       id,
       image: opts.image,
       digest: image.manifestDescriptor.digest,
@@ -176,13 +164,14 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
       workload: workload.kind,
       reason: workload.reason,
       created: new Date().toISOString(),
+      rm: opts.rm,
     });
-    return { id, dir, spec, workload, image, prepared };
+    return { id, dir, claim, spec, workload, image, prepared };
   } catch (err) {
-    await removeContainerDir(dir);
+    await claim.remove();
     throw err;
   } finally {
-    await source.close();
+    await source?.close();
   }
 }
 
@@ -208,57 +197,22 @@ function hasDir(root: string, name: string): boolean {
   }
 }
 
-/** Runs the prepared container in the foreground; resolves to its exit status. */
+/** Runs the prepared container in the foreground and cleans up after it; resolves to its exit status. */
 export async function startForeground(prepared: PreparedContainer, opts: RunOptions): Promise<number> {
   const runc = runcFor(opts);
-  try {
-    return await prepared.prepared.runForeground(runc, prepared.id);
-  } finally {
-    // `runc run` removes its container when it returns; only a runc that died
-    // itself (killed, crashed) leaves state behind, and only then is a delete worth a spawn.
-    if (existsSync(join(runcRoot(opts), prepared.id))) await runc.delete(prepared.id, { force: true }).catch(() => undefined);
-    if (opts.rm) await removeContainerDir(prepared.dir);
-    else await unmountContainerRootfs(prepared.dir);
-  }
+  return runToEnd(opts, prepared.claim, opts.rm, async () => {
+    try {
+      return await prepared.prepared.runForeground(runc, prepared.id);
+    } finally {
+      // `runc run` removes its container when it returns; only a runc that died
+      // itself (killed, crashed) leaves state behind, and only then is a delete worth a spawn.
+      if (existsSync(join(runcRoot(opts), prepared.id))) await runc.delete(prepared.id, { force: true }).catch(() => undefined);
+    }
+  });
 }
 
 export async function runContainer(opts: RunOptions): Promise<number> {
   // Under a store lease until the container's record names its root, so no concurrent `image rm` collects it.
   const prepared = await new ImageStore(opts.root).use(() => prepareContainer(opts));
   return startForeground(prepared, opts);
-}
-
-export interface ContainerRecord {
-  id: string;
-  image: string;
-  workload: string;
-  created: string;
-  status: string;
-}
-
-export async function listContainers(paths: Paths): Promise<ContainerRecord[]> {
-  const runc = runcFor(paths);
-  const states = new Map((await runc.list().catch(() => [])).map((s) => [s.id, s.status]));
-  const out: ContainerRecord[] = [];
-  for (const id of await readdir(containersDir(paths.root)).catch(() => [] as string[])) {
-    try {
-      const rec = JSON.parse(await readFile(join(containersDir(paths.root), id, 'container.json'), 'utf8')) as ContainerRecord;
-      out.push({ ...rec, status: states.get(id) ?? 'exited' });
-    } catch {
-      out.push({ id, image: '?', workload: '?', created: '?', status: 'broken' });
-    }
-  }
-  return out;
-}
-
-export async function removeContainer(paths: Paths, id: string, force: boolean): Promise<void> {
-  const dir = join(containersDir(paths.root), checkContainerId(id, 'rm'));
-  if (!existsSync(dir)) throw new NotFoundError(`container ${id} not found`);
-  const runc = runcFor(paths);
-  const state = await runc.state(id).catch(() => undefined);
-  if (state && state.status !== 'stopped' && !force) {
-    throw new UsageError(`container ${id} is ${state.status}; stop it first or use --force`, { kind: 'FailedPrecondition' });
-  }
-  if (state) await runc.delete(id, { force: true });
-  await removeContainerDir(dir);
 }

@@ -18,12 +18,15 @@
 // whole process where Tugboat may create one (root, cgroup v1 or v2); a
 // time limit ends a transpile that runs away.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { undoOnInterrupt } from '../interrupt.js';
 import { log } from '../log.js';
+import { ownedName } from '../owner.js';
+import { removeOnInterrupt, sweepComponentTemp } from '../oci/temp-space.js';
+import { testPause } from '../test-pause.js';
 import { digestFile } from '../oci/digest.js';
 import { worldItems } from '../oci/component-wit.js';
 import { RuntimeError, WasmError } from '../errors.js';
@@ -105,7 +108,8 @@ function childEntry(): string {
  * undefined elsewhere (the V8 limits still hold).
  */
 async function childMemoryCgroup(limit: number): Promise<{ dir: string; procs: string } | undefined> {
-  const name = `tugboat-transpile-${process.pid}-${randomBytes(4).toString('hex')}`;
+  // Named after this process: the next command that writes removes those of killed ones (temp-space.ts).
+  const name = ownedName('tugboat-transpile-');
   const make = async (parent: string, limitFile: string): Promise<{ dir: string; procs: string }> => {
     const dir = join(parent, name);
     await mkdir(dir);
@@ -145,9 +149,17 @@ async function transpileInChild(hostPath: string, dir: string, sha256: string): 
     hostPath,
     dir,
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
-  const cgroup = await childMemoryCgroup(limit);
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  child.stdin.on('error', () => undefined);
+  let cgroup: { dir: string; procs: string } | undefined;
+  // Interrupted: the child goes first (it writes into the temp dir removed next), then its cgroup.
+  const forget = undoOnInterrupt(() => {
+    child.kill('SIGKILL');
+    if (cgroup) removeCgroupSync(cgroup.dir);
+  });
+  cgroup = await childMemoryCgroup(limit);
   if (cgroup && child.pid !== undefined) await writeFile(cgroup.procs, String(child.pid)).catch(() => undefined);
+  testPause('transpile');
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -160,8 +172,13 @@ async function transpileInChild(hostPath: string, dir: string, sha256: string): 
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (c, s) => resolve([c, s]));
-  }).finally(() => clearTimeout(timer));
-  if (cgroup) await rmdir(cgroup.dir).catch(() => undefined);
+  })
+    .finally(async () => {
+      clearTimeout(timer);
+      child.stdin.end();
+      if (cgroup) await rmdir(cgroup.dir).catch(() => undefined);
+    })
+    .finally(forget);
 
   let report: ChildReport = {};
   try {
@@ -207,14 +224,17 @@ export async function ensureTranspiled(hostPath: string, cacheDir: string): Prom
   // Private like the rest of the data root (data-root.ts); created so, repaired so.
   await mkdir(cacheDir, { recursive: true, mode: 0o700 });
   await chmod(cacheDir, 0o700);
-  const tmp = join(cacheDir, `.tmp-${sha256.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
+  // The shim and the OCI CLI transpile here too, with no sweep of their own: a miss sweeps.
+  await sweepComponentTemp(cacheDir);
+  const tmp = join(cacheDir, ownedName('.tmp-'));
+  const forgetTmp = removeOnInterrupt(tmp);
   const started = performance.now();
   try {
     const meta = await transpileInto(hostPath, tmp, sha256, jco);
     if (existing) {
       // A stale entry (older jco or format): move it aside first. Running
       // containers keep their bind mount of the old directory.
-      const old = join(cacheDir, `.old-${sha256.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
+      const old = join(cacheDir, ownedName('.old-'));
       await rename(dir, old).catch(() => undefined);
       void rm(old, { recursive: true, force: true });
     }
@@ -234,6 +254,21 @@ export async function ensureTranspiled(hostPath: string, cacheDir: string): Prom
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
     throw err;
+  } finally {
+    forgetTmp();
+  }
+}
+
+/** rmdir of a cgroup whose processes were just killed: they take a moment to leave it. */
+function removeCgroupSync(dir: string): void {
+  for (let i = 0; i < 100; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EBUSY') return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
   }
 }
 

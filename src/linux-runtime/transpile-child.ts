@@ -2,7 +2,7 @@
 // hostile or huge component costs this process's memory, which the parent
 // bounds (component-cache.ts), and never the CLI's or the shim's.
 //
-//   node transpile-child.js COMPONENT OUT_DIR
+//   node transpile-child.js COMPONENT OUT_DIR    (stdin: a pipe from the parent)
 //
 // Writes the generated files (the .mjs glue and core modules) into OUT_DIR,
 // which must exist and be empty, and one JSON line on stdout:
@@ -39,6 +39,10 @@ async function main(component: string, out: string): Promise<void> {
 }
 
 const [component, out] = process.argv.slice(2);
+// The parent holds the write end of our stdin and never writes: its end (even
+// a SIGKILL) is our end-of-file, and nothing of ours should outlive it.
+// Unreferenced: it never keeps us alive once the work is done.
+process.stdin.on('end', () => process.exit(1)).resume().unref();
 if (component === undefined || out === undefined) {
   process.stderr.write('usage: transpile-child COMPONENT OUT_DIR\n');
   process.exitCode = 2;

@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { asFsFailure, ImageError, isSystemError, NotFoundError, TugboatError } from '../errors.js';
+import { testPause } from '../test-pause.js';
 import { DEFAULT_LAYER_LIMITS, EXPANSION_ALLOWANCE } from './layers.js';
 
 export interface ArchiveLimits {
@@ -135,6 +136,7 @@ export async function extractArchive(
           await mkdir(join(dest, posix.dirname(name)), { recursive: true, mode: 0o700 });
           await pipeline(entry, byteCap(budget, what, h.name), createWriteStream(join(dest, name), { flags: 'wx', mode: 0o600 }));
           files.add(name);
+          testPause('archive');
           break;
         }
         case 'symlink':

@@ -4,13 +4,14 @@
 // with descriptors computed from the files themselves, and check each
 // uncompressed layer against the config's rootfs.diff_ids.
 
-import { open, readFile, rm, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { DigestMismatchError, ImageError } from '../errors.js';
 import { safeMemberName } from './archive-extract.js';
 import { FileBlobSource } from './blob-files.js';
 import { digestFile, sha256Digest } from './digest.js';
 import { configPlatform, parseConfig, parseJson } from './image-schema.js';
+import type { TempDir } from './temp-space.js';
 import { MediaType, REF_NAME_ANNOTATION, type Descriptor, type ImageIndex } from './types.js';
 
 const MAX_JSON = 16 * 1024 * 1024;
@@ -62,7 +63,7 @@ async function isGzip(path: string): Promise<boolean> {
 export class DockerLegacySource extends FileBlobSource {
   private constructor(
     description: string,
-    private readonly tempDir: string,
+    private readonly tempDir: TempDir,
     private readonly blobs: Map<string, string | Buffer>,
     private readonly idx: ImageIndex,
   ) {
@@ -70,7 +71,7 @@ export class DockerLegacySource extends FileBlobSource {
   }
 
   /** `dir` holds the unpacked archive; `files` the regular files it contains (from extractArchive). */
-  static async open(dir: string, files: Set<string>, description: string, tempDir: string): Promise<DockerLegacySource> {
+  static async open(dir: string, files: Set<string>, description: string, tempDir: TempDir): Promise<DockerLegacySource> {
     const member = (raw: string, what: string): string => {
       const name = safeMemberName(raw, what);
       if (!files.has(name)) throw new ImageError(`${what}: ${JSON.stringify(raw)} is missing from the archive`);
@@ -142,6 +143,6 @@ export class DockerLegacySource extends FileBlobSource {
   }
 
   async close(): Promise<void> {
-    await rm(this.tempDir, { recursive: true, force: true });
+    await this.tempDir.remove();
   }
 }

@@ -56,6 +56,8 @@ function flockLib(): Flock {
 export type LockMode = 'shared' | 'exclusive';
 
 export interface FileLock {
+  /** The locked open file (for fstat: is it still the file at its path?). */
+  readonly fd: number;
   /** Idempotent. */
   release(): void;
 }
@@ -72,16 +74,63 @@ function tryLock(fd: number, mode: LockMode): boolean {
   }
 }
 
+function held(fd: number): FileLock {
+  let open = true;
+  return {
+    fd,
+    release(): void {
+      if (!open) return;
+      open = false;
+      closeSync(fd);
+    },
+  };
+}
+
+function openLockFile(file: string, create: boolean): number | undefined {
+  try {
+    return openSync(file, create ? 'a' : 'r', 0o600);
+  } catch (err) {
+    if (!create && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * One try, without waiting: the lock, or undefined when another holder has
+ * it. Without `create`, a missing file is undefined too.
+ */
+export function tryLockFile(file: string, mode: LockMode, create = true): FileLock | undefined {
+  const fd = openLockFile(file, create);
+  if (fd === undefined) return undefined;
+  try {
+    if (tryLock(fd, mode)) return held(fd);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  closeSync(fd);
+  return undefined;
+}
+
 const WAIT_NOTICE_MS = 2000;
 
-/** Waits for the lock on `file` (created 0600 if missing). */
-export async function lockFile(file: string, mode: LockMode, what: string): Promise<FileLock> {
-  const fd = openSync(file, 'a', 0o600);
+/**
+ * Waits for the lock on `file` (created 0600 if missing, unless `create` is
+ * false: then a missing file is undefined) for at most `maxWaitMs`; undefined
+ * when it is still held then.
+ */
+async function waitForLock(file: string, mode: LockMode, what: string, maxWaitMs: number, create: boolean): Promise<FileLock | undefined> {
+  const fd = openLockFile(file, create);
+  if (fd === undefined) return undefined;
   try {
     let delay = 1;
     let waited = 0;
     let noticed = false;
     while (!tryLock(fd, mode)) {
+      if (waited >= maxWaitMs) {
+        closeSync(fd);
+        return undefined;
+      }
       if (!noticed && waited >= WAIT_NOTICE_MS) {
         noticed = true;
         log().warn({ lock: file, mode }, `waiting for another tugboat command to finish with ${what}`);
@@ -94,14 +143,17 @@ export async function lockFile(file: string, mode: LockMode, what: string): Prom
     closeSync(fd);
     throw err;
   }
-  let held = true;
-  return {
-    release(): void {
-      if (!held) return;
-      held = false;
-      closeSync(fd);
-    },
-  };
+  return held(fd);
+}
+
+/** Waits for the lock on `file` (created 0600 if missing). */
+export async function lockFile(file: string, mode: LockMode, what: string): Promise<FileLock> {
+  return (await waitForLock(file, mode, what, Infinity, true))!;
+}
+
+/** Waits at most `maxWaitMs` for the lock on an existing `file`; undefined when it is still held then, or the file is missing. */
+export function lockFileWithin(file: string, mode: LockMode, what: string, maxWaitMs: number): Promise<FileLock | undefined> {
+  return waitForLock(file, mode, what, maxWaitMs, false);
 }
 
 /** Runs `fn` holding the lock; released however `fn` ends. */

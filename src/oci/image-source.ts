@@ -4,14 +4,12 @@
 // blobs, and resolveImage turns "source + tag + platform" into one manifest
 // and config.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ImageError, NotFoundError, UsageError } from '../errors.js';
 import { configPlatform, INDEX_TYPES, parseConfig, parseManifest, parseManifestOrIndex } from './image-schema.js';
 import { MAX_INDEX_DEPTH } from './image-walk.js';
 import { OciLayoutSource } from './oci-layout.js';
+import { makeOwnedDir } from './temp-space.js';
 import { formatPlatform, platformMatches, selectManifest } from './platform.js';
 import {
   MediaType,
@@ -74,20 +72,26 @@ export function openOciLayout(dir: string): ImageSource {
   return new OciLayoutSource(dir, `oci:${dir}`);
 }
 
-export async function openImageSource(ref: ImageRef): Promise<ImageSource> {
+/**
+ * An image source for `ref`. Archives are unpacked into a private directory
+ * made under `tempParent` (the data root's temp space, `<root>/tmp`, for the
+ * commands that have one), removed on close, on an interruption, or by the
+ * next sweep when the command is killed.
+ */
+export async function openImageSource(ref: ImageRef, tempParent: string): Promise<ImageSource> {
   if (ref.transport === 'oci') return openOciLayout(ref.path);
   const description = `${ref.transport}:${ref.path}`;
   // Only archives need tar and gzip: loaded here, not by every command that opens a layout.
   const [{ extractArchive }, { DockerLegacySource }] = await Promise.all([import('./archive-extract.js'), import('./docker-archive.js')]);
-  const dir = await mkdtemp(join(tmpdir(), 'tugboat-archive-'));
+  const temp = await makeOwnedDir(tempParent, 'archive');
   try {
-    const files = await extractArchive(ref.path, dir, description);
+    const files = await extractArchive(ref.path, temp.path, description);
     // Docker 25+ writes an OCI layout alongside manifest.json; the layout is the richer of the two.
-    if (files.has('oci-layout') && files.has('index.json')) return new OciLayoutSource(dir, description, dir);
-    if (files.has('manifest.json')) return await DockerLegacySource.open(dir, files, description, dir);
+    if (files.has('oci-layout') && files.has('index.json')) return new OciLayoutSource(temp.path, description, temp);
+    if (files.has('manifest.json')) return await DockerLegacySource.open(temp.path, files, description, temp);
     throw new ImageError(`${description}: neither an OCI image layout (oci-layout, index.json) nor a docker save archive (manifest.json)`);
   } catch (err) {
-    await rm(dir, { recursive: true, force: true });
+    await temp.remove();
     throw err;
   }
 }

@@ -10,7 +10,9 @@ import type { TarMember } from './build-layer.js';
 import { digestFile, digestHex, sha256Digest } from './digest.js';
 import { INDEX_TYPES, parseIndex } from './image-schema.js';
 import { descriptorPlatform, openOciLayout, type ImageSource } from './image-source.js';
+import { ownedName } from '../owner.js';
 import { platformMatches } from './platform.js';
+import { removeOnInterrupt } from './temp-space.js';
 import { MediaType, REF_NAME_ANNOTATION, type Descriptor, type ImageIndex, type Platform } from './types.js';
 
 export interface Blob {
@@ -28,10 +30,11 @@ export interface BuiltImage {
 
 export const OCI_LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: '1.0.0' });
 
+/** Replaces `path` in one rename; its temp file names this process (swept when it is killed, removed when interrupted). */
 export async function writeFileAtomic(path: string, data: Buffer | string, mode = 0o644): Promise<void> {
-  // crypto is loaded here, not with the module: the store imports this file to read.
-  const tmp = `${path}.tmp-${process.pid}-${process.getBuiltinModule('node:crypto').randomBytes(4).toString('hex')}`;
+  const tmp = `${path}.${ownedName('tmp-')}`;
   const fh = await open(tmp, 'wx', mode);
+  const forget = removeOnInterrupt(tmp);
   try {
     await fh.writeFile(data);
     await fh.sync();
@@ -41,6 +44,8 @@ export async function writeFileAtomic(path: string, data: Buffer | string, mode 
     await fh.close().catch(() => {});
     await unlink(tmp).catch(() => {});
     throw err;
+  } finally {
+    forget();
   }
 }
 

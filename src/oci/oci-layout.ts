@@ -3,13 +3,14 @@
 // unpacked, and the local image store.
 
 import { closeSync, fstatSync, readFileSync } from 'node:fs';
-import { rm, stat, type FileHandle } from 'node:fs/promises';
+import { stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeFsError, ImageError, NotFoundError } from '../errors.js';
 import { FileBlobSource } from './blob-files.js';
 import { ConfinedDir } from './confined-open.js';
 import { digestHex } from './digest.js';
 import { parseIndex, parseJson } from './image-schema.js';
+import type { TempDir } from './temp-space.js';
 import type { Descriptor, ImageIndex } from './types.js';
 
 const MAX_INDEX_JSON = 16 * 1024 * 1024;
@@ -21,7 +22,7 @@ export class OciLayoutSource extends FileBlobSource {
     readonly dir: string,
     description: string,
     /** A private temp dir to delete on close (archives unpacked for reading). */
-    private readonly tempDir?: string,
+    private readonly tempDir?: TempDir,
   ) {
     super(description);
     this.confined = new ConfinedDir(dir);
@@ -56,7 +57,7 @@ export class OciLayoutSource extends FileBlobSource {
   }
 
   async close(): Promise<void> {
-    if (this.tempDir) await rm(this.tempDir, { recursive: true, force: true });
+    await this.tempDir?.remove();
   }
 
   /** A small file of the layout, read whole; undefined if absent. */

@@ -13,6 +13,8 @@ import { chmod, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { asFsFailure, DigestMismatchError, ImageError, NotFoundError, UsageError } from '../errors.js';
 import { log } from '../log.js';
+import { ownedName } from '../owner.js';
+import { testPause } from '../test-pause.js';
 import { prepareDataRoot, privateDir } from './data-root.js';
 import { digestHex } from './digest.js';
 import { withFileLock, type FileLock, lockFile } from './file-lock.js';
@@ -24,6 +26,7 @@ import type { LayerLimits } from './layers.js';
 import { checkImageName, isValidImageName } from './names.js';
 import { formatPlatform } from './platform.js';
 import { rootfsUsers } from './rootfs-users.js';
+import { removeOnInterrupt } from './temp-space.js';
 import { MediaType, REF_NAME_ANNOTATION, TAR_LAYER_TYPES, WASM_LAYER_TYPES, type Descriptor, type ImageIndex } from './types.js';
 
 export interface StoredImage {
@@ -35,10 +38,11 @@ export interface StoredImage {
 }
 
 // Listing and reading the store is what most commands do; what only writing
-// needs (crypto, streams, tar and gzip in ./layers.js) is loaded on first use.
+// needs (streams, tar and gzip in ./layers.js) is loaded on first use.
 
+/** A temp name beside `base` that names this process (temp-space.ts sweeps those of killed commands). */
 function tmpName(base: string): string {
-  return `${base}.tmp-${process.getBuiltinModule('node:crypto').randomBytes(6).toString('hex')}`;
+  return `${base}.${ownedName('tmp-')}`;
 }
 
 function pipeline(...streams: [NodeJS.ReadableStream, NodeJS.WritableStream]): Promise<void> {
@@ -55,6 +59,9 @@ export function artifactModulePath(layer: Descriptor): string {
 function storeWriteError(err: unknown, root: string): unknown {
   return asFsFailure(err, `cannot write to the image store in ${root}`);
 }
+
+/** Blobs of an import in progress: digest → its temp file, and how to forget its undo. */
+type StagedBlobs = Map<string, { tmp: string; forget: () => void }>;
 
 const EMPTY_INDEX: ImageIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
 
@@ -148,25 +155,54 @@ export class ImageStore {
     return openOciLayout(this.layoutDir);
   }
 
-  private async copyBlob(from: ImageSource, desc: Descriptor): Promise<void> {
+  /**
+   * Copies a blob the store lacks to a temp file beside its final place
+   * (verified as it streams); `commit` renames it into place. Until then no
+   * reader of the store sees it, so a failed import leaves no blob behind.
+   */
+  private async stageBlob(from: ImageSource, desc: Descriptor, staged: StagedBlobs): Promise<void> {
     const dest = this.blobPath(desc.digest);
-    if (existsSync(dest)) return;
+    if (staged.has(desc.digest) || existsSync(dest)) return;
     const tmp = tmpName(dest);
+    staged.set(desc.digest, { tmp, forget: removeOnInterrupt(tmp) });
     try {
       await pipeline(await from.openBlob(desc), createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
-      await rename(tmp, dest);
     } catch (err) {
-      await rm(tmp, { force: true });
       throw storeWriteError(err, this.root);
     }
   }
 
+  /** Where a blob of an import in progress is: its staged copy, else the store's. */
+  private stagedPath(digest: string, staged: StagedBlobs): string {
+    return staged.get(digest)?.tmp ?? this.blobPath(digest);
+  }
+
+  private async commitBlobs(staged: StagedBlobs): Promise<void> {
+    try {
+      for (const [digest, { tmp, forget }] of staged) {
+        await rename(tmp, this.blobPath(digest));
+        staged.delete(digest);
+        forget();
+      }
+    } catch (err) {
+      throw storeWriteError(err, this.root);
+    }
+  }
+
+  private async dropStaged(staged: StagedBlobs): Promise<void> {
+    for (const { tmp, forget } of staged.values()) {
+      await rm(tmp, { force: true });
+      forget();
+    }
+    staged.clear();
+  }
+
   /**
    * Checks each tar layer against its config's rootfs.diff_ids (the digest of
-   * the uncompressed tar), reading the copies now in the store. A layer is
-   * decompressed once however many manifests name it.
+   * the uncompressed tar), reading the staged copies (or the store's own,
+   * for blobs it had). A layer is decompressed once however many manifests name it.
    */
-  private async verifyDiffIds(manifests: readonly WalkedManifest[], what: string): Promise<void> {
+  private async verifyDiffIds(manifests: readonly WalkedManifest[], what: string, staged: StagedBlobs): Promise<void> {
     const known = new Map<string, string>();
     const { layerDiffId } = await import('./layers.js');
     for (const { desc, manifest, config } of manifests) {
@@ -176,7 +212,7 @@ export class ImageStore {
         if (!TAR_LAYER_TYPES.includes(layer.mediaType)) continue;
         let got = known.get(layer.digest);
         if (got === undefined) {
-          got = await layerDiffId(createReadStream(this.blobPath(layer.digest)), `${what}: layer ${layer.digest}`, { inputSize: layer.size });
+          got = await layerDiffId(createReadStream(this.stagedPath(layer.digest, staged)), `${what}: layer ${layer.digest}`, { inputSize: layer.size });
           known.set(layer.digest, got);
         }
         if (got !== diffIds[i]!) {
@@ -215,8 +251,18 @@ export class ImageStore {
 
       const walker = new ImageWalker(from);
       await walker.walk(chosen);
-      for (const blob of walker.blobs) await this.copyBlob(from, blob);
-      await this.verifyDiffIds(walker.manifests, from.description);
+      const staged: StagedBlobs = new Map();
+      try {
+        for (const blob of walker.blobs) {
+          await this.stageBlob(from, blob, staged);
+          if (staged.size > 0) testPause('import-copy');
+        }
+        await this.verifyDiffIds(walker.manifests, from.description, staged);
+        testPause('import-commit');
+        await this.commitBlobs(staged);
+      } finally {
+        await this.dropStaged(staged);
+      }
 
       const entry: Descriptor = { ...chosen, annotations: { ...chosen.annotations, [REF_NAME_ANNOTATION]: storedName } };
       await this.indexLock(async () => {
@@ -350,18 +396,23 @@ export class ImageStore {
       if (existsSync(dest)) return dest;
       const tmp = tmpName(dest);
       await mkdir(tmp, { mode: 0o755 });
+      const forget = removeOnInterrupt(tmp);
       try {
-        await this.unpackInto(tmp, image);
-      } catch (err) {
-        await rm(tmp, { recursive: true, force: true });
-        throw storeWriteError(err, this.root);
-      }
-      try {
-        await rename(tmp, dest);
-      } catch (err) {
-        // Another run unpacked the same image meanwhile: theirs is as good as ours.
-        await rm(tmp, { recursive: true, force: true });
-        if (!existsSync(dest)) throw err;
+        try {
+          await this.unpackInto(tmp, image);
+        } catch (err) {
+          await rm(tmp, { recursive: true, force: true });
+          throw storeWriteError(err, this.root);
+        }
+        try {
+          await rename(tmp, dest);
+        } catch (err) {
+          // Another run unpacked the same image meanwhile: theirs is as good as ours.
+          await rm(tmp, { recursive: true, force: true });
+          if (!existsSync(dest)) throw err;
+        }
+      } finally {
+        forget();
       }
       log().info({ digest: image.manifestDescriptor.digest, rootfs: dest }, 'image unpacked');
       return dest;
@@ -384,6 +435,7 @@ export class ImageStore {
         continue;
       }
       const stats = await applyLayer(dir, await image.source.openBlob(layer), { ...(limits ? { limits } : {}), inputSize: layer.size });
+      if (i < image.manifest.layers.length - 1) testPause('unpack'); // half unpacked
       const expected = diffIds?.[i];
       if (expected !== undefined && stats.diffId !== expected) {
         throw new DigestMismatchError(`${what} does not match its diff_id: expected ${expected}, got ${stats.diffId}`);

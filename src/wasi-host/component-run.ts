@@ -4,20 +4,21 @@
 //
 // The component was transpiled by jco outside the container (see
 // src/linux-runtime/component-cache.ts) and its cache entry is mounted
-// read-only at config.component.dir. It runs with @bytecodealliance/preview2-shim:
-// args, env and preopens are per-instance (WASIShim sandbox); exit is ours,
-// never process.exit(); stdout/stderr are written synchronously to the
-// container's descriptors, so nothing is left in a worker's message queue
-// when the host ends the process.
+// read-only at config.component.dir. Its files are Tugboat's own
+// wasi:filesystem on the kernel-resolved host (./p2/), the rest is
+// @bytecodealliance/preview2-shim's (never its filesystem); args and env are
+// per-instance; exit is ours, never process.exit(); stdout/stderr are
+// written synchronously to the container's descriptors, so nothing is left in
+// a worker's message queue when the host ends the process.
 import { openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parentPort } from 'node:worker_threads';
-import * as p2 from '@bytecodealliance/preview2-shim';
-import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { componentExit, componentOutcome } from './component-outcome.js';
-import { defaultPreopens, envListToObject, preopenRecord, type GuestConfig } from './guest-config.js';
+import { envListToObject, type GuestConfig } from './guest-config.js';
 import type { GuestOutcome } from './outcome.js';
+import { createFilesystem, guestCwd, hostOutputStream, wasiImports, type OutputStream } from './p2/index.js';
+import * as p2 from './p2/shim.js';
 
 export interface ComponentWorkerInput {
   modulePath: string;
@@ -51,36 +52,9 @@ function writeAll(fd: number, buf: Uint8Array): void {
   }
 }
 
-type OutputStream = typeof p2.io.streams.OutputStream.prototype;
-
-/**
- * A wasi:io/streams output-stream that writes straight to `fd`. The glue
- * checks `instanceof OutputStream` (the shim's class), hence the prototype;
- * every method the class implements through its IO worker is replaced.
- */
+/** A wasi:io/streams output-stream that writes straight to `fd`. */
 export function fdOutputStream(fd: number): OutputStream {
-  const stream = Object.create(p2.io.streams.OutputStream.prototype) as Record<string | symbol, unknown>;
-  const write = (buf: Uint8Array) => writeAll(fd, buf);
-  const zeroes = (len: bigint) => writeAll(fd, new Uint8Array(Number(len)));
-  Object.assign(stream, {
-    checkWrite: () => 1n << 20n,
-    write,
-    blockingWriteAndFlush: write,
-    flush() {},
-    blockingFlush() {},
-    writeZeroes: zeroes,
-    blockingWriteZeroesAndFlush: zeroes,
-    // Always writable: a pollable that is ready at once.
-    subscribe: () => p2.clocks.monotonicClock.subscribeDuration(0n),
-    [Symbol.dispose]() {},
-  });
-  return stream as unknown as OutputStream;
-}
-
-export function componentPreopens(config: GuestConfig, cwd: string): Record<string, string> {
-  // As for preview1: the container root, then the working directory as "."
-  // so that relative paths resolve against it.
-  return preopenRecord(config.preopens ?? defaultPreopens(cwd));
+  return hostOutputStream({ write: (buf) => writeAll(fd, buf) });
 }
 
 type InputStream = typeof p2.io.streams.InputStream.prototype;
@@ -101,27 +75,26 @@ export function lazyStdin(make: () => InputStream = () => p2.cli.stdin.getStdin(
   return stream as unknown as InputStream;
 }
 
-export function componentShim(config: GuestConfig): WASIShim {
+/** The import object's maker (the shape of preview2-shim's WASIShim, which the component worker used before). */
+export interface ComponentImports {
+  getImportObject(): Record<string, unknown>;
+}
+
+export function componentShim(config: GuestConfig): ComponentImports {
   const stdout = fdOutputStream(ownFd(1));
   const stderr = fdOutputStream(ownFd(2));
   const stdin = lazyStdin();
+  const env = Object.entries(envListToObject(config.env));
   const cli = {
     ...p2.cli,
+    environment: { getEnvironment: () => env, getArguments: () => config.args, initialCwd: () => guestCwd(config) },
     stdin: { getStdin: () => stdin },
     exit: componentExit,
     stdout: { getStdout: () => stdout },
     stderr: { getStderr: () => stderr },
   };
-  return new WASIShim({
-    cli,
-    sandbox: {
-      args: config.args,
-      env: envListToObject(config.env),
-      preopens: componentPreopens(config, process.cwd()),
-      // The container's network namespace is the policy, as for Linux containers.
-      enableNetwork: true,
-    },
-  });
+  const filesystem = createFilesystem(config);
+  return { getImportObject: () => wasiImports({ cli, filesystem }) };
 }
 
 type Instantiate = (
@@ -152,12 +125,24 @@ function runExport(instance: Record<string, unknown>): (() => unknown) | undefin
 }
 
 async function runCommand(input: ComponentWorkerInput): Promise<GuestOutcome> {
+  let imports: Record<string, unknown>;
+  try {
+    imports = componentShim(input.config).getImportObject();
+  } catch (err) {
+    // As for a core module: the guest's directories (or stdio) cannot be set up.
+    return { kind: 'error', message: `cannot set up the guest: ${(err as Error).message ?? String(err)}` };
+  }
   let instance: Record<string, unknown>;
   try {
-    instance = await loadComponent(input.config, componentShim(input.config).getImportObject());
+    instance = await loadComponent(input.config, imports);
   } catch (err) {
     return { kind: 'link', message: `cannot instantiate component: ${(err as Error).message ?? String(err)}` };
   }
+  return runCommandInstance(instance);
+}
+
+/** Runs an instance's wasi:cli/run; the guest's fate. */
+export async function runCommandInstance(instance: Record<string, unknown>): Promise<GuestOutcome> {
   const run = runExport(instance);
   if (!run) return { kind: 'link', message: 'component exports no wasi:cli/run (not a command component)' };
   try {

@@ -58,7 +58,7 @@ export function defaultPreopens(cwd: string, extra: readonly Preopen[] = []): Pr
   return [{ guest: '/', path: '/' }, ...extra, ...(cwd === '/' ? [] : [{ guest: '.', path: cwd }])];
 }
 
-/** node:wasi and preview2-shim take preopens as an object; its key order is the registration order. */
+/** node:wasi takes preopens as an object; its key order is the registration order. */
 export function preopenRecord(preopens: readonly Preopen[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const p of preopens) out[p.guest] = p.path;

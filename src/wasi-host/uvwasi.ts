@@ -3,7 +3,7 @@
 // anywhere and blocks its thread on every call. It runs on the main thread
 // like Tugboat's own host; a signal ends the process by its default action.
 import { openSync } from 'node:fs';
-import { envListToObject, type Preopen } from './guest-config.js';
+import { envListToObject, preopenRecord, type Preopen } from './guest-config.js';
 import { isTrap, type GuestOutcome } from './outcome.js';
 
 const WASI_ENOSYS = 52;
@@ -24,7 +24,7 @@ export function runUvwasi(module: WebAssembly.Module, args: readonly string[], e
     version: 'preview1',
     args: [...args],
     env: envListToObject(env),
-    preopens: Object.fromEntries(preopens.map((p) => [p.guest, p.path])),
+    preopens: preopenRecord(preopens),
     returnOnExit: true,
     stdin: guestFd(0, 'r'),
     stdout: guestFd(1, 'a'),

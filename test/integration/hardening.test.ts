@@ -209,8 +209,11 @@ describe('items 5, 10, 12, 13: hostile images and clear messages', () => {
   it('12: refuses a layer that does not match its diff_id, at import and at run', async () => {
     const l = new LayoutWriter(join(work, 'lying'));
     l.tag({ x: l.image([oneFileTar('a', 'hello')], { diffIds: [`sha256:${'0'.repeat(64)}`] }) });
+    const blobs = readdirSync(join(tb.root, 'images', 'blobs', 'sha256')).sort();
     const imp = await tb.run(['image', 'import', `oci:${l.dir}:x`, '--name', 'lying']);
     expect(oneLine(imp.stderr)).toMatch(/does not match its diff_id: expected sha256:0{64}, got sha256:/);
+    // Item 9: blobs are verified before the store sees them: not even the config of a failed import stays.
+    expect(readdirSync(join(tb.root, 'images', 'blobs', 'sha256')).sort()).toEqual(blobs);
     const run = await tb.run(['run', '--rm', `oci:${l.dir}:x`]);
     expect(oneLine(run.stderr)).toMatch(/does not match its diff_id/);
     await storeUnchanged();
@@ -273,10 +276,13 @@ describe('items 5, 10, 12, 13: hostile images and clear messages', () => {
       const r = await exec(TUGBOAT, ['--root', root, 'image', 'import', BUSYBOX, '--name', 'bb']);
       expect(r.code).toBe(1);
       expect(oneLine(r.stderr)).toBe(`tugboat: cannot write to the image store in ${root}: no space left on device`);
-      // Archives are unpacked into a temp dir: a full one is not "not a valid tar".
-      const a = await exec(TUGBOAT, ['--root', tb.root, 'image', 'import', `docker-archive:${join(FIXTURES, 'busybox.docker.tar')}`, '--name', 'bb'], { env: { TMPDIR: small } });
+      // Archives are unpacked into the root's temp space: a full one is not "not a valid tar"…
+      const root2 = join(small, 'root2');
+      const a = await exec(TUGBOAT, ['--root', root2, 'image', 'import', `docker-archive:${join(FIXTURES, 'busybox.docker.tar')}`, '--name', 'bb']);
       expect(a.code).toBe(1);
       expect(oneLine(a.stderr)).toBe(`tugboat: docker-archive:${join(FIXTURES, 'busybox.docker.tar')}: cannot unpack the archive: no space left on device`);
+      // …and the failure leaves nothing there.
+      expect(readdirSync(join(root2, 'tmp'))).toEqual([]);
     } finally {
       execFileSync('umount', ['-l', small]);
     }
@@ -321,5 +327,68 @@ describe('item 6: unpacked roots that containers use are kept', () => {
     expect((await tb.run(['image', 'rm', '--force', 'bb'])).code).toBe(0);
     expect(existsSync(join(tb.root, 'rootfs', bb.digest.slice(7)))).toBe(true);
     expect((await tb.run(['rm', 'kept'])).code).toBe(0);
+  });
+});
+
+describe('item 8: one name, one container', () => {
+  let tb: TugboatSandbox;
+  beforeAll(async () => {
+    tb = new TugboatSandbox();
+    expect((await tb.run(['image', 'import', BUSYBOX, '--name', 'bb'])).code).toBe(0);
+  });
+  afterAll(() => tb.cleanup());
+
+  it('four runs of one name at once: exactly one wins, the losers touch nothing of it (40 trials, 5 at a time)', { timeout: 300_000 }, async () => {
+    const trials = 40;
+    const perTrial = 4;
+    let lost = 0;
+    for (let batch = 0; batch < trials; batch += 5) {
+      await Promise.all(
+        Array.from({ length: 5 }, async (_, k) => {
+          const t = batch + k;
+          const name = `same${t}`;
+          // The winner is still running while the losers fail: their cleanup must leave it whole.
+          const runs = await Promise.all(Array.from({ length: perTrial }, (_, j) => tb.run(['run', '--name', name, 'bb', 'sh', '-c', `sleep 0.3; echo run${j}; hostname`])));
+          const won = runs.filter((r) => r.code === 0);
+          expect(won, runs.map((r) => r.stderr).join('')).toHaveLength(1);
+          expect(won[0]!.stdout).toMatch(new RegExp(`^run\\d\\n${name}\\n$`));
+          for (const r of runs.filter((x) => x.code !== 0)) {
+            expect(r.code).toBe(2);
+            expect(oneLine(r.stderr)).toBe(`tugboat: container name ${name} is already in use (tugboat rm ${name})`);
+            lost++;
+          }
+        }),
+      );
+    }
+    expect(lost).toBe(trials * (perTrial - 1));
+    // Every winner's container is there, whole, and removable.
+    const ps = JSON.parse((await tb.run(['ps', '--format', 'json'])).stdout) as { id: string; status: string }[];
+    expect(ps.map((c) => c.id).sort()).toEqual(Array.from({ length: trials }, (_, t) => `same${t}`).sort());
+    for (const c of ps) expect(c.status).toBe('exited (0)');
+    for (let t = 0; t < trials; t++) expect(existsSync(join(tb.root, 'containers', `same${t}`, 'config.json'))).toBe(true);
+    expect((await tb.run(['rm', ...ps.map((c) => c.id)])).code).toBe(0);
+    expect(readdirSync(join(tb.root, 'containers'))).toEqual([]);
+    expect(readdirSync(join(tb.root, 'tmp'))).toEqual([]);
+    expect(tb.mounts()).toEqual([]);
+  });
+});
+
+describe('item 9: temp files live under the data root', () => {
+  it('archives are unpacked in <root>/tmp, never in the system temp dir, and removed after use or failure', async () => {
+    const tb = new TugboatSandbox();
+    const sysTmp = mkdtempSync(join(tmpdir(), 'tugboat-h9-tmp-'));
+    try {
+      const env = { TMPDIR: sysTmp };
+      const archive = `docker-archive:${join(FIXTURES, 'busybox.docker.tar')}`;
+      expect((await exec(TUGBOAT, ['--root', tb.root, 'run', '--rm', archive, 'true'], { env })).code).toBe(0);
+      expect((await exec(TUGBOAT, ['--root', tb.root, 'image', 'import', archive, '--name', 'a'], { env })).code).toBe(0);
+      // A failed import from an archive (an image name that does not exist in it).
+      expect((await exec(TUGBOAT, ['--root', tb.root, 'image', 'import', `${archive}:nosuchtag`, '--name', 'b'], { env })).code).toBe(1);
+      expect(readdirSync(sysTmp)).toEqual([]);
+      expect(readdirSync(join(tb.root, 'tmp'))).toEqual([]);
+    } finally {
+      tb.cleanup();
+      rmSync(sysTmp, { recursive: true, force: true });
+    }
   });
 });

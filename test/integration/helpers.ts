@@ -2,7 +2,7 @@
 // a way to run the real CLI (which drives the real runc), and a cleanup that
 // removes every container, mount and file the file created, even on failure.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -159,4 +159,28 @@ export function useRunSandbox(): RunSandbox {
     if (s.vol) rmSync(s.vol, { recursive: true, force: true });
   });
   return s;
+}
+
+interface Desc {
+  mediaType: string;
+  digest: string;
+}
+
+/** Every blob every listed image reaches exists and is whole (size); returns the names. */
+export function fsck(root: string): string[] {
+  const blobs = join(root, 'images', 'blobs', 'sha256');
+  const read = (d: Desc): Buffer => {
+    const path = join(blobs, d.digest.slice(7));
+    expect(existsSync(path), `blob ${d.digest} of a listed image`).toBe(true);
+    return readFileSync(path);
+  };
+  const visit = (d: Desc): void => {
+    const body = JSON.parse(read(d).toString()) as { manifests?: Desc[]; config?: Desc; layers?: Desc[] };
+    for (const m of body.manifests ?? []) visit(m);
+    if (body.config) read(body.config);
+    for (const l of body.layers ?? []) read(l);
+  };
+  const index = JSON.parse(readFileSync(join(root, 'images', 'index.json'), 'utf8')) as { manifests: (Desc & { annotations: Record<string, string> })[] };
+  for (const m of index.manifests) visit(m);
+  return index.manifests.map((m) => m.annotations['org.opencontainers.image.ref.name']!).sort();
 }

@@ -1,10 +1,11 @@
 // `tugboat` as a runc-compatible OCI runtime, driven the way
 // containerd-shim-runc-v2 drives it (go-runc argv order), with real runc below.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ociDerivedBundleDir } from '../../src/defaults.js';
 import { EXAMPLES, exec, execDetached, TUGBOAT } from './helpers.js';
 
 function makeBundle(dir: string, files: Record<string, string>, args: string[]): string {
@@ -201,5 +202,103 @@ describe('tugboat as an OCI runtime (runc CLI)', () => {
     const r = await exec(TUGBOAT, ['--version']);
     expect(r.stdout.split('\n')[0]).toMatch(/^tugboat version \d+\.\d+\.\d+$/);
     expect(r.stdout).toMatch(/^spec: 1\.0\.2-dev$/m);
+  });
+});
+
+// Issue 11, item 3: `--root ..` plus `delete bundles` once wiped every
+// derived bundle on the host. A fake runc stands in (the real one's delete of
+// an unknown container removes <root>/<id> whole, which is exactly what must
+// never reach our directories): it records its pid, so a test can tell
+// bin/tugboat's sh fast path (runc execs in the place of the command) from
+// Node's (Node spawns runc).
+describe('issue 11 item 3: runc roots and derived bundle paths', () => {
+  let work: string;
+  let state: string;
+  let data: string;
+  let cwd: string;
+  let calls: string;
+  const env = () => ({ TUGBOAT_STATE: state, TUGBOAT_ROOT: data, TUGBOAT_RUNC: join(work, 'runc') });
+
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'tugboat-item3-'));
+    state = join(work, 'state');
+    data = join(work, 'data');
+    cwd = join(work, 'a', 'cwd');
+    calls = join(work, 'calls');
+    mkdirSync(cwd, { recursive: true });
+    writeFileSync(
+      join(work, 'runc'),
+      `#!/bin/sh\necho "$$ $*" >> ${calls}\necho 'time="2024-01-01T00:00:00Z" level=error msg="container does not exist"' >&2\nexit 1\n`,
+      { mode: 0o755 },
+    );
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  /** Runs `tugboat --root ROOT delete ID`; which path ran runc, if any. */
+  async function del(root: string, id: string): Promise<{ code: number; stderr: string; path: 'sh' | 'node' | 'none' }> {
+    rmSync(calls, { force: true });
+    const child = spawn(TUGBOAT, ['--root', root, 'delete', id], { cwd, env: { ...process.env, ...env() }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const code = await new Promise<number>((r) => child.once('close', (c) => r(c ?? 128)));
+    if (!existsSync(calls)) return { code, stderr, path: 'none' };
+    const pid = Number(readFileSync(calls, 'utf8').split(' ')[0]);
+    return { code, stderr, path: pid === child.pid ? 'sh' : 'node' };
+  }
+
+  /** Derived bundles as the state dir holds them. */
+  const bundles = () => (existsSync(join(state, 'bundles')) ? readdirSync(join(state, 'bundles')).flatMap((k) => readdirSync(join(state, 'bundles', k)).map((id) => `${k}/${id}`)).sort() : []);
+
+  it.each([['/abs/runc'], ['rel/runc'], ['../x/./runc/'], ['a%b'], ['with space'], ['.'], ['..'], ['//double//slash']])(
+    'bin/tugboat and src/defaults.ts agree on the derived bundle of --root %j',
+    async (root) => {
+      // The path Node computes, for a root given relative to the command's working directory.
+      const derived = ociDerivedBundleDir(resolve(cwd, root), 'wasm1', { TUGBOAT_STATE: state, TUGBOAT_ROOT: data });
+      mkdirSync(derived, { recursive: true });
+      writeFileSync(join(derived, 'config.json'), '{}');
+      // sh finds it, so Node runs the delete and removes it (runc does not know the container).
+      const w = await del(root, 'wasm1');
+      expect(w.path, w.stderr).toBe('node');
+      expect(existsSync(derived)).toBe(false);
+      // Nothing derived: sh hands the delete straight to runc.
+      const l = await del(root, 'linux1');
+      expect(l.path, l.stderr).toBe('sh');
+      expect(l.code).toBe(1);
+    },
+  );
+
+  it('--root .. delete bundles removes nobody else\'s derived bundles', async () => {
+    const victim = ociDerivedBundleDir('/run/runc', 'victim', { TUGBOAT_STATE: state });
+    mkdirSync(victim, { recursive: true });
+    for (const root of ['..', '../..', join(state, '..')]) {
+      const r = await del(root, 'bundles');
+      expect(r.code).not.toBe(0);
+      expect(bundles()).toEqual(['%run%runc/victim']);
+    }
+    // The same through Node (a derived bundle for that key exists, so sh passes it on).
+    mkdirSync(ociDerivedBundleDir(resolve(cwd, '..'), 'bundles', { TUGBOAT_STATE: state }), { recursive: true });
+    const r = await del('..', 'bundles');
+    expect(r.path).toBe('node');
+    expect(bundles()).toEqual(['%run%runc/victim']);
+    rmSync(victim, { recursive: true });
+  });
+
+  it.each([
+    ['a root inside the state dir', () => [join(state, 'bundles'), 'x'], /runc's state cannot live inside Tugboat's state dir/],
+    ['the state dir as runc root', () => [state, 'bundles'], /runc's state cannot live inside Tugboat's state dir/],
+    ['a root/ID that is the state dir', () => [work, 'state'], /which holds Tugboat's .*\/state; refusing/],
+    ['a root/ID that holds the data root', () => [dirname(work), basename(work)], /which holds Tugboat's/],
+  ])('%s never reaches runc (its delete would remove that directory whole): status 2', async (_what, args, message) => {
+    const victim = ociDerivedBundleDir('/run/runc', 'victim', { TUGBOAT_STATE: state });
+    mkdirSync(victim, { recursive: true });
+    mkdirSync(data, { recursive: true });
+    const [root, id] = args();
+    const r = await del(root!, id!);
+    expect(r.path).toBe('none');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toMatch(message);
+    expect(bundles()).toEqual(['%run%runc/victim']);
+    expect(existsSync(data)).toBe(true);
+    rmSync(victim, { recursive: true });
   });
 });

@@ -211,7 +211,7 @@ describe('registry over plain HTTP', () => {
       expect(oneLine(r)).toMatch(/^tugboat: .*blob sha256:[0-9a-f]{64}: digest mismatch, expected sha256:[0-9a-f]{64}, got sha256:[0-9a-f]{64}$/);
       expect(filesUnder(join(fresh.root, 'images')).filter((f) => f.startsWith('blobs/'))).toEqual([]);
       expect(JSON.parse((await fresh.run(['image', 'ls', '--format', 'json'])).stdout)).toEqual([]);
-      expect(filesUnder(join(fresh.root, 'registry-staging'))).toEqual([]);
+      expect(filesUnder(join(fresh.root, 'tmp'))).toEqual([]);
       expect(filesUnder(join(fresh.root, 'rootfs'))).toEqual([]);
     } finally {
       fresh.cleanup();
@@ -233,8 +233,8 @@ describe('registry over plain HTTP', () => {
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
       await Promise.race([p.stalled, exited.then(() => Promise.reject(new Error('tugboat pull ended before the stall')))]);
       // the CLI has a partial blob in its staging directory by now
-      for (let i = 0; i < 50 && !filesUnder(join(fresh.root, 'registry-staging')).some((f) => f.endsWith('.part')); i++) await new Promise((r) => setTimeout(r, 100));
-      expect(filesUnder(join(fresh.root, 'registry-staging')).some((f) => f.endsWith('.part'))).toBe(true);
+      for (let i = 0; i < 50 && !filesUnder(join(fresh.root, 'tmp')).some((f) => f.endsWith('.part')); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(filesUnder(join(fresh.root, 'tmp')).some((f) => f.endsWith('.part'))).toBe(true);
       child.kill('SIGKILL');
       await exited;
       expect(JSON.parse((await fresh.run(['image', 'ls', '--format', 'json'])).stdout)).toEqual([]);
@@ -242,7 +242,7 @@ describe('registry over plain HTTP', () => {
       stall = false;
       const again = await fresh.run(['pull', `${p.host}/big:1`]);
       expect(again.code, again.stderr).toBe(0);
-      expect(filesUnder(join(fresh.root, 'registry-staging'))).toEqual([]);
+      expect(filesUnder(join(fresh.root, 'tmp'))).toEqual([]);
       expect(filesUnder(fresh.root).filter((f) => /\.part$|\.tmp-/.test(f))).toEqual([]);
       const r = await fresh.run(['run', '--rm', `${p.host}/big:1`]);
       expect(r.stdout).toContain('hello from wasm');

@@ -1,33 +1,9 @@
 // Issue 11, item 7: concurrent commands on one store lose nothing. Each
 // command is its own process, as users and scripts run them.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUSYBOX, FIXTURES, TugboatSandbox, WASM } from './helpers.js';
-
-interface Desc {
-  mediaType: string;
-  digest: string;
-}
-
-/** Every blob every listed image reaches exists and is whole (size); returns the names. */
-function fsck(root: string): string[] {
-  const blobs = join(root, 'images', 'blobs', 'sha256');
-  const read = (d: Desc): Buffer => {
-    const path = join(blobs, d.digest.slice(7));
-    expect(existsSync(path), `blob ${d.digest} of a listed image`).toBe(true);
-    return readFileSync(path);
-  };
-  const visit = (d: Desc): void => {
-    const body = JSON.parse(read(d).toString()) as { manifests?: Desc[]; config?: Desc; layers?: Desc[] };
-    for (const m of body.manifests ?? []) visit(m);
-    if (body.config) read(body.config);
-    for (const l of body.layers ?? []) read(l);
-  };
-  const index = JSON.parse(readFileSync(join(root, 'images', 'index.json'), 'utf8')) as { manifests: (Desc & { annotations: Record<string, string> })[] };
-  for (const m of index.manifests) visit(m);
-  return index.manifests.map((m) => m.annotations['org.opencontainers.image.ref.name']!).sort();
-}
+import { BUSYBOX, FIXTURES, fsck, TugboatSandbox, WASM } from './helpers.js';
 
 describe('concurrent commands on one store', () => {
   let tb: TugboatSandbox;

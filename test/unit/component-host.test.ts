@@ -7,8 +7,8 @@ import { parse } from '@bytecodealliance/jco';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMPONENT_ENTRY, ensureTranspiled } from '../../src/linux-runtime/component-cache.js';
 import { ComponentExit, componentExit, componentOutcome, trapMessage } from '../../src/wasi-host/component-outcome.js';
-import { componentPreopens, componentShim, fdOutputStream, lazyStdin, loadComponent } from '../../src/wasi-host/component-run.js';
-import * as p2 from '@bytecodealliance/preview2-shim';
+import { componentShim, fdOutputStream, lazyStdin, loadComponent, runCommandInstance } from '../../src/wasi-host/component-run.js';
+import * as p2 from '../../src/wasi-host/p2/shim.js';
 import type { GuestConfig } from '../../src/wasi-host/guest-config.js';
 
 describe('component stdin', () => {
@@ -81,25 +81,9 @@ describe('component host', () => {
     expect(() => s.blockingWriteAndFlush(new Uint8Array([1]))).toThrow(expect.objectContaining({ tag: 'closed' }));
   });
 
-  it('preopens the root and the working directory, as for preview1', () => {
-    expect(componentPreopens({ args: ['a'], env: [] }, '/')).toEqual({ '/': '/' });
-    expect(componentPreopens({ args: ['a'], env: [] }, '/w')).toEqual({ '/': '/', '.': '/w' });
-    const preopens = [{ guest: '/', path: '/' }, { guest: '/x', path: '/y', readonly: true }, { guest: '.', path: '/w' }];
-    expect(componentPreopens({ args: ['a'], env: [], preopens }, '/other')).toEqual({ '/': '/', '/x': '/y', '.': '/w' });
-    expect(Object.keys(componentPreopens({ args: ['a'], env: [], preopens }, '/other'))).toEqual(['/', '/x', '.']);
-  });
-
   it('runs a transpiled component with its own args; exit-with-code ends it with the code', async () => {
     const config: GuestConfig = { args: ['/c.wasm', 'a', 'b'], env: [], component: { dir: entryDir, entry: COMPONENT_ENTRY, world: 'command' } };
-    const instance = await loadComponent(config, componentShim(config).getImportObject());
-    const run = (instance['wasi:cli/run@0.2.12'] as { run: () => void }).run;
-    let outcome;
-    try {
-      run();
-      outcome = componentOutcome(undefined, true);
-    } catch (err) {
-      outcome = componentOutcome(err, false);
-    }
+    const outcome = await runCommandInstance(await loadComponent(config, componentShim(config).getImportObject()));
     // 39 + number of arguments including argv[0].
     expect(outcome).toEqual({ kind: 'exit', code: 42 });
   });

@@ -1,7 +1,8 @@
 // The one module for defaults and environment variables.
 import { isAbsolute, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { componentCacheDir, dataRoot, kitDir, ociDerivedBundleDir, runcBinary, shimDerivedBundleDir, stateDir, ttrpcAddress } from '../../src/defaults.js';
+import { componentCacheDir, dataRoot, kitDir, ociDerivedBundleDir, ociRuncContainerDir, runcBinary, runcRootKey, shimDerivedBundleDir, stateDir, ttrpcAddress } from '../../src/defaults.js';
+import { UsageError } from '../../src/errors.js';
 
 describe('defaults', () => {
   it('uses the built-in places when nothing is set', () => {
@@ -39,5 +40,34 @@ describe('defaults', () => {
     expect(ociDerivedBundleDir('/var/run/docker/runtime-runc/moby', 'abc', { TUGBOAT_STATE: '/st' })).toBe('/st/bundles/%var%run%docker%runtime-runc%moby/abc');
     expect(ociDerivedBundleDir(undefined, 'abc', { TUGBOAT_STATE: '/st' })).toBe('/st/bundles/%run%runc/abc');
     expect(shimDerivedBundleDir('/b')).toBe(join('/b', 'tugboat-wasm'));
+  });
+
+  it('issue 11 item 3: derives the key from the root as runc resolves it, one key per root', () => {
+    const env = { TUGBOAT_STATE: '/st' };
+    // Relative roots are runc's too (filepath.Abs): `..` is a directory, never a step out of bundles/.
+    expect(ociDerivedBundleDir('..', 'bundles', env)).toBe(join('/st/bundles', resolve('..').replaceAll('/', '%'), 'bundles'));
+    expect(ociDerivedBundleDir('/a/../b//c/', 'x', env)).toBe('/st/bundles/%b%c/x');
+    // "/a%b" and "/a/b" are two roots: two keys.
+    expect(ociDerivedBundleDir('/a%b', 'x', env)).toBe('/st/bundles/%a%25b/x');
+    expect(ociDerivedBundleDir('/a/b', 'x', env)).toBe('/st/bundles/%a%b/x');
+    expect(runcRootKey('/run/runc')).toBe('%run%runc');
+  });
+
+  it.each([
+    ['a root inside the state dir', '/st/bundles', 'x', /--root \/st\/bundles: runc's state cannot live inside Tugboat's state dir \/st/],
+    ['the state dir itself', '/st', 'x', /cannot live inside Tugboat's state dir/],
+    ['a root whose container dir is the state dir', '/', 'st', /names \/st, which holds Tugboat's \/st; refusing/],
+    ['a root whose container dir holds the data root', '/var', 'lib', /names \/var\/lib, which holds Tugboat's \/var\/lib\/tugboat/],
+    ['an id with a slash', '/run/runc', 'a/b', /invalid container id format/],
+    ['an id of ..', '/run/runc', '..', /invalid container id format/],
+    ['a root with a newline', '/run/runc\n', 'x', /control characters/],
+  ])('issue 11 item 3: refuses %s (status 2)', (_what, root, id, message) => {
+    expect(() => ociDerivedBundleDir(root, id, { TUGBOAT_STATE: '/st' })).toThrow(message);
+    try {
+      ociDerivedBundleDir(root, id, { TUGBOAT_STATE: '/st' });
+    } catch (err) {
+      expect(err).toBeInstanceOf(UsageError);
+    }
+    expect(() => ociRuncContainerDir('/run/runc', 'ok', { TUGBOAT_STATE: '/st' })).not.toThrow();
   });
 });

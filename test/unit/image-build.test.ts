@@ -317,7 +317,7 @@ describe('reproducibility', () => {
   it('docker-archive digests survive a read back', async () => {
     const out = join(dir, 'img.tar');
     const r = await buildWasmImage({ wasm: join(dir, 'app.wasm'), format: 'docker-archive', output: out });
-    const src = await openImageSource({ transport: 'docker-archive', path: out });
+    const src = await openImageSource({ transport: 'docker-archive', path: out }, join(dir, 'tmp'));
     try {
       const img = await resolveImage(src, undefined, undefined);
       expect(img.manifestDescriptor.digest).toBe(r.manifestDigest);

@@ -45,7 +45,7 @@ async function makeTar(members: Member[]): Promise<Buffer> {
 let dir: string;
 const sources: ImageSource[] = [];
 async function open(ref: string): Promise<ImageSource> {
-  const s = await openImageSource(parseImageRef(ref));
+  const s = await openImageSource(parseImageRef(ref), join(dir, 'tmp'));
   sources.push(s);
   return s;
 }
@@ -117,8 +117,10 @@ describe('round trip build → open', () => {
   it('removes the temp dir on close', async () => {
     const out = join(dir, 'img.tar');
     await buildWasmImage({ wasm: join(dir, 'app.wasm'), format: 'oci-archive', output: out });
-    const src = (await openImageSource({ transport: 'oci-archive', path: out })) as ImageSource & { dir: string };
+    const src = (await openImageSource({ transport: 'oci-archive', path: out }, join(dir, 'tmp'))) as ImageSource & { dir: string };
     expect((await readdir(src.dir)).sort()).toEqual(['blobs', 'index.json', 'oci-layout']);
+    // Unpacked where it was told, under a name that says whose it is (swept when its owner is killed).
+    expect(src.dir).toMatch(new RegExp(`^${join(dir, 'tmp')}/archive-${process.pid}-\\d+-[0-9a-f]{8}$`));
     await src.close();
     await expect(readdir(src.dir)).rejects.toThrow(/ENOENT/);
   });
@@ -394,7 +396,9 @@ describe('hostile archives', () => {
     const err = await attempt(members);
     expect(err).toBeInstanceOf(ImageError);
     expect((err as Error).message).toContain(message);
-    expect(await readdir(dir)).toEqual(['app.wasm', 'evil.tar']);
+    // Nothing escaped, and the refused archive's temp dir is gone.
+    expect(await readdir(dir)).toEqual(['app.wasm', 'evil.tar', 'tmp']);
+    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
   });
 
   it('rejects a file that is not a tar', async () => {

@@ -2,11 +2,12 @@
 // and prepare the workload), exec (another guest in a Wasm container),
 // delete (forget what create derived) and ps. Every other command is runc's
 // own and passes straight through (bin/tugboat even skips Node for them).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DEFAULT_RUNC_ROOT, ociDerivedBundleDir, runcBinary, stateDir } from '../../defaults.js';
+import { ociDerivedBundleDir, ociRuncContainerDir, ociRuncRoot, runcBinary, stateDir } from '../../defaults.js';
 import { ConfigError, exitCodeFor, UnimplementedError, UsageError } from '../../errors.js';
+import { handleInterrupts, inForeground, undoOnInterrupt } from '../../interrupt.js';
 import { parseJsonText } from '../../json-text.js';
 import { log } from '../../log.js';
 import { prepareDataRoot } from '../../oci/data-root.js';
@@ -33,26 +34,34 @@ function preservedFds(p: ParsedCommand): number {
   return n;
 }
 
-/** Where a Wasm container's derived bundle lives: keyed by runc's root and the id. */
+/** Where a Wasm container's derived bundle lives: keyed by runc's root and the id, both validated. */
 function home(ctx: Context, id: string): string {
   return ociDerivedBundleDir(ctx.runcRoot, id);
 }
 
 function runcHasContainer(ctx: Context, id: string): boolean {
-  return existsSync(join(ctx.runcRoot ?? DEFAULT_RUNC_ROOT, id));
+  return existsSync(ociRuncContainerDir(ociRuncRoot(ctx.runcRoot), id));
 }
 
 async function create(ctx: Context): Promise<number> {
   const { p } = ctx;
   const id = checkContainerId(p.positionals[0], 'create');
+  const derivedHome = home(ctx, id);
   const bundle = resolve(flagValue(p.flags, 'bundle', 'b') ?? process.cwd());
   const spec = readBundleSpec(bundle);
-  const derivedHome = home(ctx, id);
   // Derived bundles hold containers' environment: the state dir is private (created or repaired 0700).
   await prepareDataRoot(stateDir());
   if (existsSync(derivedHome) && runcHasContainer(ctx, id)) throw new UsageError('container with given ID already exists', { kind: 'AlreadyExists' });
-  const prepared = await prepareWorkload({ id, spec, bundle, home: derivedHome, settings: ctx.settings });
-  if (prepared.workload.kind === 'linux') return runWithOurStdio(ctx.runc, runcArgv(p), preservedFds(p));
+  // Interrupted while preparing (a transpile can take a while): nothing derived stays.
+  handleInterrupts();
+  const forget = undoOnInterrupt(() => rmSync(derivedHome, { recursive: true, force: true }));
+  let prepared;
+  try {
+    prepared = await prepareWorkload({ id, spec, bundle, home: derivedHome, settings: ctx.settings });
+  } finally {
+    forget();
+  }
+  if (prepared.workload.kind === 'linux') return inForeground(() => runWithOurStdio(ctx.runc, runcArgv(p), preservedFds(p)));
   const runBundle = prepared.runcBundle;
   if (runBundle === undefined) {
     await prepared.remove();
@@ -61,7 +70,7 @@ async function create(ctx: Context): Promise<number> {
   const argv = flagValue(p.flags, 'bundle', 'b') !== undefined
     ? runcArgv(p, { names: ['bundle', 'b'], value: runBundle })
     : [...runcArgv(p).slice(0, p.commandIndex + 1), '--bundle', runBundle, ...runcArgv(p).slice(p.commandIndex + 1)];
-  const code = await runWithOurStdio(ctx.runc, argv, preservedFds(p));
+  const code = await inForeground(() => runWithOurStdio(ctx.runc, argv, preservedFds(p)));
   if (code !== 0) await prepared.remove();
   return code;
 }
@@ -107,9 +116,13 @@ async function exec(ctx: Context): Promise<number> {
 }
 
 async function del(ctx: Context): Promise<number> {
+  if (ctx.p.positionals.length > 1) throw new UsageError('delete: "delete" requires exactly 1 argument(s)');
   const id = checkContainerId(ctx.p.positionals[0], 'delete');
+  // Checked before runc runs: runc's delete of a container it does not know
+  // removes <root>/<id> whole, whatever that is.
+  const derived = home(ctx, id);
   const code = await runWithOurStdio(ctx.runc, runcArgv(ctx.p));
-  if (!runcHasContainer(ctx, id)) await removeWorkloadHome(home(ctx, id));
+  if (!runcHasContainer(ctx, id)) await removeWorkloadHome(derived);
   return code;
 }
 

@@ -17,7 +17,7 @@ import { RegistryClient, type ClientOptions } from './client.js';
 import { silentProgress, type Progress } from './progress.js';
 import { formatRegistryRef, manifestReference, parseRegistryRef } from './reference.js';
 import { RegistrySource } from './registry-source.js';
-import { makeStagingDir, sweepStaging } from './staging.js';
+import { makeTempDir } from '../temp-space.js';
 
 export interface PullOptions extends Omit<ClientOptions, 'push' | 'credentials'> {
   /** Data root (the store lives in <root>/images). */
@@ -67,14 +67,16 @@ export async function pullImage(o: PullOptions): Promise<PullResult> {
   const name = formatRegistryRef(ref);
   const progress = o.progress ?? silentProgress;
   const store = new ImageStore(o.root);
-  await sweepStaging(o.root);
 
   const client = new RegistryClient(ref.registry, ref.repository, o);
   const top = await client.getManifest(manifestReference(ref)).catch((err: unknown) => {
     client.close();
     throw err;
   });
-  let source = new RegistrySource(client, top.desc, name, await makeStagingDir(o.root));
+  // Blobs are downloaded and verified in a private temp dir under the data
+  // root before the store sees any of them.
+  const staging = await makeTempDir(o.root, 'pull');
+  let source = new RegistrySource(client, top.desc, name, staging.path);
   try {
     source.remember(top.desc, top.data);
     const resolved = await resolveImage(source, name, o.platform);
@@ -110,5 +112,6 @@ export async function pullImage(o: PullOptions): Promise<PullResult> {
   } finally {
     progress.close();
     await source.close();
+    await staging.remove();
   }
 }

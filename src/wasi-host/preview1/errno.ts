@@ -49,6 +49,13 @@ export function wasiErrno(linuxErrno: number): Errno {
   return TABLE.get(linuxErrno) ?? E.IO;
 }
 
+const NAMES = new Map<number, string>(Object.entries(E).map(([name, n]) => [n, `E${name}`]));
+
+/** "ENOENT" for a WASI errno, for messages. */
+export function errnoName(errno: Errno): string {
+  return NAMES.get(errno) ?? `errno ${errno}`;
+}
+
 /** A failed host call, carrying the WASI errno the guest gets. */
 export class WasiError extends Error {
   constructor(readonly errno: Errno, message?: string) {

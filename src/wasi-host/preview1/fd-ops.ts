@@ -6,11 +6,13 @@ import {
   ADVICE_MAX, DIRENT_SIZE, E, FDFLAGS, FDSTAT_SIZE, FILETYPE, FSTFLAGS, PRESTAT_SIZE, PREOPENTYPE_DIR, R, WHENCE,
 } from './abi.js';
 import type { Ctx, DirListingEntry, Entry, WasiFn } from './context.js';
+import { direntBuffer, readDirents } from './dirents.js';
 import { WasiError } from './errno.js';
 import { totalLength } from './memory.js';
 import { filetypeOfDtype, lstatAt, statFd, writeFilestat } from './stat.js';
 import type { GuestStream } from './streams.js';
-import { O, UTIME_NOW, UTIME_OMIT, sys } from './sys.js';
+import { utimes, type TimeSpec } from './path-calls.js';
+import { O, sys } from './sys.js';
 
 /** Writes larger than this are split: the guest sees a short write and loops, host memory stays bounded. */
 const MAX_STREAM_WRITE = 1 << 20;
@@ -36,17 +38,8 @@ export function timespecs(atim: bigint, mtim: bigint, flags: number): Buffer {
     throw new WasiError(E.INVAL);
   }
   if (flags & ~0xf) throw new WasiError(E.INVAL);
-  const b = Buffer.alloc(32);
-  const put = (off: number, set: boolean, now: boolean, t: bigint) => {
-    if (now) b.writeBigInt64LE(BigInt(UTIME_NOW), off + 8);
-    else if (set) {
-      b.writeBigInt64LE(t / 1_000_000_000n, off);
-      b.writeBigInt64LE(t % 1_000_000_000n, off + 8);
-    } else b.writeBigInt64LE(BigInt(UTIME_OMIT), off + 8);
-  };
-  put(0, (flags & FSTFLAGS.ATIM) !== 0, (flags & FSTFLAGS.ATIM_NOW) !== 0, atim);
-  put(16, (flags & FSTFLAGS.MTIM) !== 0, (flags & FSTFLAGS.MTIM_NOW) !== 0, mtim);
-  return b;
+  const spec = (set: number, now: number, t: bigint): TimeSpec => (flags & now ? 'now' : flags & set ? t : 'omit');
+  return utimes(spec(FSTFLAGS.ATIM, FSTFLAGS.ATIM_NOW, atim), spec(FSTFLAGS.MTIM, FSTFLAGS.MTIM_NOW, mtim));
 }
 
 function scatter(data: Uint8Array, iovs: Uint8Array[]): number {
@@ -73,20 +66,10 @@ function listDirectory(fd: number): DirListingEntry[] {
     { name: Buffer.from('.'), ino: self.ino, type: FILETYPE.DIRECTORY },
     { name: Buffer.from('..'), ino: self.ino, type: FILETYPE.DIRECTORY },
   ];
-  const s = sys();
-  s.lseek(fd, 0n, WHENCE.SET);
-  const buf = Buffer.allocUnsafe(64 * 1024);
-  for (;;) {
-    const n = s.getdents64(fd, buf);
-    if (n === 0) break;
-    for (let off = 0; off < n; ) {
-      const ino = buf.readBigUInt64LE(off);
-      const reclen = buf.readUInt16LE(off + 16);
-      const dtype = buf[off + 18]!;
-      const end = buf.indexOf(0, off + 19);
-      const name = Buffer.from(buf.subarray(off + 19, end < 0 || end > off + reclen ? off + reclen : end));
-      off += reclen;
-      if ((name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)) continue;
+  sys().lseek(fd, 0n, WHENCE.SET);
+  const buf = direntBuffer();
+  for (let batch = readDirents(fd, buf); batch; batch = readDirents(fd, buf)) {
+    for (const { name, ino, dtype } of batch) {
       let type: number = filetypeOfDtype(dtype);
       if (dtype === 0) {
         try {

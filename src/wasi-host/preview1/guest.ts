@@ -18,11 +18,11 @@ import { GuestMemory } from './memory.js';
 import { miscOps, Realtime } from './misc.js';
 import { pathOps } from './path-ops.js';
 import { pollOps } from './poll.js';
-import { openAt, type DirRef } from './resolve.js';
+import { openPreopens } from './preopen-dirs.js';
 import { LISTENER_RIGHTS, preopenRights, STREAM_RIGHTS } from './rights.js';
 import { Listener, socketOps } from './sockets.js';
 import { stdioStream } from './streams.js';
-import { O, sys } from './sys.js';
+import { sys } from './sys.js';
 import { defaultPreopens, type Preopen } from '../guest-config.js';
 import { isTrap, type GuestOutcome } from '../outcome.js';
 
@@ -93,17 +93,7 @@ export class Guest {
     }
     // The root is the host's choice (config), never the guest's: the one path Node opens by name.
     this.rootFd = openSync(this.opts.root ?? '/', fsc.O_RDONLY | fsc.O_DIRECTORY);
-    const rootRef: DirRef = { fd: this.rootFd, mode: 'in-root' };
-    const cwd = this.opts.cwd ?? '/';
-    for (const p of this.opts.preopens ?? defaultPreopens(cwd)) {
-      const fd = openAt(rootRef, Buffer.from(p.path), O.RDONLY | O.DIRECTORY, 0, true);
-      // "/" is the container's root: IN_ROOT, so absolute links in the image stay in it. "." is the
-      // working directory resolved from that root, so "../x" works as in a container and stays inside.
-      // Anything else is confined beneath itself.
-      const ref: DirRef =
-        p.guest === '/' ? { fd, mode: 'in-root' }
-        : p.guest === '.' ? { fd: this.rootFd, mode: 'in-root', prefix: Buffer.from(p.path) }
-        : { fd, mode: 'beneath' };
+    for (const { preopen: p, fd, ref } of openPreopens(this.rootFd, this.opts.preopens ?? defaultPreopens(this.opts.cwd ?? '/'))) {
       const rights = preopenRights(p.readonly === true);
       this.fds.insert({
         handle: { kind: 'dir', fd, ref, preopen: Buffer.from(p.guest) },

@@ -1,50 +1,20 @@
-// The path_* functions. Every path is resolved by the kernel relative to the
+// The path_* functions: rights and guest memory here, the kernel calls in
+// path-calls.ts. Every path is resolved by the kernel relative to the
 // guest's directory descriptor (resolve.ts); operations on a final component
 // that must not be followed are *at() calls on its resolved parent.
-import { isUtf8 } from 'node:buffer';
 import { closeSync, fstatSync } from 'node:fs';
 import { E, FDFLAGS, FILETYPE, LOOKUP_SYMLINK_FOLLOW, OFLAGS, R } from './abi.js';
 import type { Ctx, Entry, Handle, WasiFn } from './context.js';
 import { WasiError } from './errno.js';
 import { need, timespecs } from './fd-ops.js';
-import { openAt, parentOf, procFdPath, releaseParent, type DirRef, type Parent } from './resolve.js';
+import {
+  createDirectoryAt, guestPath, linkAt, readlinkAt, removeDirectoryAt, renameAt, setTimesAt, statAt, symlinkAt, unlinkFileAt,
+} from './path-calls.js';
+import { openAt, type DirRef } from './resolve.js';
 import { DIR_RIGHTS, FILE_RIGHTS, STREAM_RIGHTS } from './rights.js';
-import { filetypeOfMode, lstatAt, statFd, writeFilestat } from './stat.js';
+import { filetypeOfMode, writeFilestat } from './stat.js';
 import { pipeStream, SyncStream, ttyStream } from './streams.js';
-import { AT, O, sys } from './sys.js';
-
-const AT_FDCWD = -100;
-const SLASH = 0x2f;
-
-/** A guest path: UTF-8 (EILSEQ otherwise, as wasmtime) with no NUL (EINVAL: the kernel would cut it there). */
-export function guestPath(bytes: Uint8Array): Buffer {
-  if (bytes.includes(0)) throw new WasiError(E.INVAL);
-  if (!isUtf8(bytes)) throw new WasiError(E.ILSEQ);
-  // A view, not a copy: guest memory cannot change while the host serves the guest's call.
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-}
-
-function trailingSlash(p: Uint8Array): boolean {
-  return p.length > 0 && p[p.length - 1] === SLASH;
-}
-
-function withParent<T>(ref: DirRef, path: Buffer, fn: (p: Parent) => T): T {
-  const p = parentOf(ref, path);
-  try {
-    return fn(p);
-  } finally {
-    releaseParent(p);
-  }
-}
-
-function withOpen<T>(ref: DirRef, path: Buffer, flags: number, fn: (fd: number) => T): T {
-  const fd = openAt(ref, path, flags, 0, true);
-  try {
-    return fn(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+import { O, sys } from './sys.js';
 
 /** How often a guest blocked in opening a FIFO for writing looks for a reader. */
 const FIFO_RETRY_MS = 20;
@@ -96,62 +66,27 @@ export function pathOps(ctx: Ctx): { sync: Record<string, WasiFn>; suspending: R
 
   const sync = {
     path_create_directory(fd: number, ptr: number, len: number): number {
-      const ref = dir(fd, R.PATH_CREATE_DIRECTORY);
-      withParent(ref, path(ptr, len), (p) => {
-        if (p.dots) throw new WasiError(E.EXIST);
-        sys().mkdirat(p.fd, p.name, 0o777);
-      });
+      createDirectoryAt(dir(fd, R.PATH_CREATE_DIRECTORY), path(ptr, len));
       return E.SUCCESS;
     },
     path_filestat_get(fd: number, flags: number, ptr: number, len: number, buf: number): number {
       const ref = dir(fd, R.PATH_FILESTAT_GET);
-      const p = path(ptr, len);
-      // A trailing slash makes the kernel follow a final symlink even for lstat: resolve it ourselves.
-      const st = flags & LOOKUP_SYMLINK_FOLLOW || trailingSlash(p)
-        ? withOpen(ref, p, O.PATH, statFd)
-        : withParent(ref, p, (pa) => (pa.dots ? statFd(pa.fd) : lstatAt(pa.fd, pa.name)));
-      writeFilestat(mem, buf, st);
+      writeFilestat(mem, buf, statAt(ref, path(ptr, len), (flags & LOOKUP_SYMLINK_FOLLOW) !== 0));
       return E.SUCCESS;
     },
     path_filestat_set_times(fd: number, flags: number, ptr: number, len: number, atim: bigint, mtim: bigint, fst: number): number {
       const ref = dir(fd, R.PATH_FILESTAT_SET_TIMES);
-      const times = timespecs(atim, mtim, fst);
-      const p = path(ptr, len);
-      if (flags & LOOKUP_SYMLINK_FOLLOW || trailingSlash(p)) {
-        withOpen(ref, p, O.PATH, (f) => sys().utimensat(AT_FDCWD, procFdPath(f), times, 0));
-      } else {
-        withParent(ref, p, (pa) => {
-          if (pa.dots) sys().utimensat(AT_FDCWD, procFdPath(pa.fd), times, 0);
-          else sys().utimensat(pa.fd, pa.name, times, AT.SYMLINK_NOFOLLOW);
-        });
-      }
+      setTimesAt(ref, path(ptr, len), (flags & LOOKUP_SYMLINK_FOLLOW) !== 0, timespecs(atim, mtim, fst));
       return E.SUCCESS;
     },
     path_link(oldFd: number, oldFlags: number, oldPtr: number, oldLen: number, newFd: number, newPtr: number, newLen: number): number {
       const from = dir(oldFd, R.PATH_LINK_SOURCE);
       const to = dir(newFd, R.PATH_LINK_TARGET);
-      const oldPath = path(oldPtr, oldLen);
-      const newPath = path(newPtr, newLen);
-      withParent(to, newPath, (np) => {
-        if (np.dots) throw new WasiError(E.EXIST);
-        if (oldFlags & LOOKUP_SYMLINK_FOLLOW) {
-          withOpen(from, oldPath, O.PATH, (f) => sys().linkat(AT_FDCWD, procFdPath(f), np.fd, np.name, AT.SYMLINK_FOLLOW));
-        } else {
-          withParent(from, oldPath, (op) => {
-            if (op.dots) throw new WasiError(E.PERM);
-            sys().linkat(op.fd, op.name, np.fd, np.name, 0);
-          });
-        }
-      });
+      linkAt(from, path(oldPtr, oldLen), (oldFlags & LOOKUP_SYMLINK_FOLLOW) !== 0, to, path(newPtr, newLen));
       return E.SUCCESS;
     },
     path_readlink(fd: number, ptr: number, len: number, buf: number, bufLen: number, usedPtr: number): number {
-      const ref = dir(fd, R.PATH_READLINK);
-      const target = withParent(ref, path(ptr, len), (p) => {
-        if (p.dots) throw new WasiError(E.INVAL);
-        const out = Buffer.allocUnsafe(4096);
-        return out.subarray(0, sys().readlinkat(p.fd, p.name, out));
-      });
+      const target = readlinkAt(dir(fd, R.PATH_READLINK), path(ptr, len));
       // Too small a buffer truncates (never ENOBUFS), as readlink(2) and wasmtime do.
       const n = Math.min(target.length, bufLen >>> 0);
       mem.write(buf, target.subarray(0, n));
@@ -159,43 +94,22 @@ export function pathOps(ctx: Ctx): { sync: Record<string, WasiFn>; suspending: R
       return E.SUCCESS;
     },
     path_remove_directory(fd: number, ptr: number, len: number): number {
-      const ref = dir(fd, R.PATH_REMOVE_DIRECTORY);
-      const p = path(ptr, len);
-      withParent(ref, p, (pa) => {
-        if (pa.dots) throw new WasiError(p[p.length - 1] === 0x2e && p[p.length - 2] === 0x2e ? E.NOTEMPTY : E.INVAL);
-        sys().unlinkat(pa.fd, pa.name, AT.REMOVEDIR);
-      });
+      removeDirectoryAt(dir(fd, R.PATH_REMOVE_DIRECTORY), path(ptr, len));
       return E.SUCCESS;
     },
     path_rename(fd: number, oldPtr: number, oldLen: number, newFd: number, newPtr: number, newLen: number): number {
       const from = dir(fd, R.PATH_RENAME_SOURCE);
       const to = dir(newFd, R.PATH_RENAME_TARGET);
-      const oldPath = path(oldPtr, oldLen);
-      const newPath = path(newPtr, newLen);
-      withParent(from, oldPath, (op) =>
-        withParent(to, newPath, (np) => {
-          if (op.dots || np.dots) throw new WasiError(E.BUSY);
-          sys().renameat(op.fd, op.name, np.fd, np.name);
-        }),
-      );
+      renameAt(from, path(oldPtr, oldLen), to, path(newPtr, newLen));
       return E.SUCCESS;
     },
     path_symlink(oldPtr: number, oldLen: number, fd: number, newPtr: number, newLen: number): number {
       const target = path(oldPtr, oldLen);
-      const ref = dir(fd, R.PATH_SYMLINK);
-      withParent(ref, path(newPtr, newLen), (p) => {
-        if (p.dots) throw new WasiError(E.EXIST);
-        // The target is only data: whatever it says, resolving it stays confined (resolve.ts).
-        sys().symlinkat(Buffer.concat([target, Buffer.from([0])]), p.fd, p.name);
-      });
+      symlinkAt(target, dir(fd, R.PATH_SYMLINK), path(newPtr, newLen));
       return E.SUCCESS;
     },
     path_unlink_file(fd: number, ptr: number, len: number): number {
-      const ref = dir(fd, R.PATH_UNLINK_FILE);
-      withParent(ref, path(ptr, len), (p) => {
-        if (p.dots) throw new WasiError(E.ISDIR);
-        sys().unlinkat(p.fd, p.name, 0);
-      });
+      unlinkFileAt(dir(fd, R.PATH_UNLINK_FILE), path(ptr, len));
       return E.SUCCESS;
     },
   };

@@ -14,7 +14,6 @@
 // rename, readlink, lstat, …) run as *at() calls on the resolved parent.
 // Nothing here joins strings to make a host path; the one exception is the
 // "/proc/self/fd/N" form of a descriptor the host itself opened.
-import { closeSync } from 'node:fs';
 import { E } from './abi.js';
 import { WasiError } from './errno.js';
 import { AT, O, RESOLVE, sys } from './sys.js';
@@ -115,7 +114,7 @@ export function openAt(dir: DirRef, path: Uint8Array, flags: number, mode: numbe
 /** Tells a seccomp refusal (EPERM for every openat2) from a genuine EPERM on this path. */
 function probeOpenat2Refused(dirfd: number): boolean {
   try {
-    closeSync(sys().openat2(dirfd, DOT, O.PATH | O.CLOEXEC, 0, RESOLVE.BENEATH));
+    sys().close(sys().openat2(dirfd, DOT, O.PATH | O.CLOEXEC, 0, RESOLVE.BENEATH));
     return false;
   } catch (err) {
     return err instanceof WasiError && (err.errno === E.NOSYS || err.errno === E.PERM);
@@ -157,7 +156,7 @@ function walk(dir: DirRef, path: Uint8Array, flags: number, mode: number, follow
   const stack: number[] = [];
   const cur = () => (stack.length ? stack[stack.length - 1]! : dir.fd);
   const toRoot = () => {
-    while (stack.length) closeSync(stack.pop()!);
+    while (stack.length) sys().close(stack.pop()!);
   };
   let { parts, absolute, trailingSlash } = components(path);
   if (absolute) {
@@ -185,7 +184,7 @@ function walk(dir: DirRef, path: Uint8Array, flags: number, mode: number, follow
         continue;
       }
       if (comp.equals(Buffer.from('..'))) {
-        if (stack.length) closeSync(stack.pop()!);
+        if (stack.length) sys().close(stack.pop()!);
         else if (dir.mode === 'beneath') escape();
         if (last) return sys().openat(cur(), DOT, flags & ~O.NOFOLLOW, mode);
         continue;
@@ -197,7 +196,7 @@ function walk(dir: DirRef, path: Uint8Array, flags: number, mode: number, follow
         const type = modeOf(fd);
         if (type === S_IFLNK) {
           const target = readLink(fd, EMPTY);
-          closeSync(fd);
+          sys().close(fd);
           splice(target, last);
           if (queue.length === 0) return sys().openat(cur(), DOT, flags & ~O.NOFOLLOW, mode);
           continue;
@@ -205,17 +204,17 @@ function walk(dir: DirRef, path: Uint8Array, flags: number, mode: number, follow
         if (last) {
           // "name/": must be a directory; open it for real through the fd we hold.
           if (type !== S_IFDIR) {
-            closeSync(fd);
+            sys().close(fd);
             throw new WasiError(E.NOTDIR);
           }
           try {
             return sys().openat(fd, DOT, (flags & ~O.NOFOLLOW & ~O.CREAT) | O.DIRECTORY, mode);
           } finally {
-            closeSync(fd);
+            sys().close(fd);
           }
         }
         if (type !== S_IFDIR) {
-          closeSync(fd);
+          sys().close(fd);
           throw new WasiError(E.NOTDIR);
         }
         stack.push(fd);
@@ -225,7 +224,7 @@ function walk(dir: DirRef, path: Uint8Array, flags: number, mode: number, follow
       try {
         const fd = sys().openat(cur(), name, flags | O.NOFOLLOW, mode);
         if (!(flags & O.PATH) || !follow || modeOf(fd) !== S_IFLNK) return fd;
-        closeSync(fd);
+        sys().close(fd);
       } catch (err) {
         if (!(err instanceof WasiError) || !follow) throw err;
         // ELOOP: the final component is a symlink (ENOTDIR with O_DIRECTORY on one).
@@ -235,7 +234,7 @@ function walk(dir: DirRef, path: Uint8Array, flags: number, mode: number, follow
       splice(readLink(cur(), name), true);
     }
   } finally {
-    for (const fd of stack) closeSync(fd);
+    for (const fd of stack) sys().close(fd);
   }
 }
 
@@ -273,7 +272,7 @@ export function parentOf(dir: DirRef, path: Uint8Array): Parent {
 }
 
 export function releaseParent(p: Parent): void {
-  if (p.owned) closeSync(p.fd);
+  if (p.owned) sys().close(p.fd);
 }
 
 /** A host path naming an fd the host opened (for the few calls that need one: linkat and utimensat of an O_PATH fd). */

@@ -8,6 +8,8 @@ export interface Filestat {
   dev: bigint;
   ino: bigint;
   filetype: Filetype;
+  /** st_mode: the file type bits tell a FIFO from a socket, which preview1's filetype cannot. */
+  mode: number;
   nlink: bigint;
   size: bigint;
   atim: bigint;
@@ -61,6 +63,7 @@ function decode(): Filestat {
     dev: makedev(buf.readUInt32LE(136), buf.readUInt32LE(140)),
     ino: buf.readBigUInt64LE(32),
     filetype: filetypeOfMode(buf.readUInt16LE(28)),
+    mode: buf.readUInt16LE(28),
     nlink: BigInt(buf.readUInt32LE(16)),
     size: buf.readBigUInt64LE(40),
     atim: ts(buf, 64),

@@ -52,6 +52,12 @@ export interface Sys {
   shutdown(fd: number, how: number): void;
   /** A new descriptor for the same open file description (F_DUPFD_CLOEXEC). */
   dup(fd: number): number;
+  /**
+   * close(2) of a descriptor opened here. Not Node's closeSync: in a worker
+   * thread Node may take a number the kernel reused for one of ours for one it
+   * once opened itself, and warn (a stack trace per close) on every closeSync.
+   */
+  close(fd: number): void;
   /** isatty(3): node:tty's would load node:net on every start. */
   isatty(fd: number): boolean;
   /** Unblocks a signal on the calling thread (sigprocmask). */
@@ -96,6 +102,7 @@ function load(): Sys {
   const shutdown = f('int shutdown(int fd, int how)');
   const sigprocmask = f('int sigprocmask(int how, void *set, void *old)');
   const isatty = f('int isatty(int fd)');
+  const close = f('int close(int fd)');
   const how = Buffer.alloc(OPEN_HOW_SIZE);
 
   /** -1 means failure with errno set (the libc convention). */
@@ -139,6 +146,7 @@ function load(): Sys {
     },
     shutdown: (fd, how_) => void check(shutdown(fd, how_)),
     dup: (fd) => check(fcntl(fd, F_DUPFD_CLOEXEC, 0)),
+    close: (fd) => void check(close(fd)),
     isatty: (fd) => Number(isatty(fd)) === 1,
     unblockSignal(signo) {
       const set = Buffer.alloc(128); // glibc's sigset_t

@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { processStartTime } from '../../../src/owner.js';
 
 /** Every harness directory is `/tmp/tugboat-d-XXXXXX`: fixed /tmp (not $TMPDIR) keeps socket paths short. */
 export const TEMP_PREFIX = '/tmp/tugboat-d-';
@@ -162,14 +163,7 @@ export function isAlive(pid: number): boolean {
 }
 
 /** Start time of a process in clock ticks since boot (field 22), to tell a reused pid apart. */
-export function startTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
+export const startTime = processStartTime;
 
 function ancestorsOfSelf(): Set<number> {
   const set = new Set<number>([process.pid]);

@@ -1,0 +1,54 @@
+// wasi:filesystem/types and wasi:filesystem/preopens for one component
+// guest, on Tugboat's kernel-resolved host (see descriptor.ts), in place of
+// preview2-shim's filesystem, which joins guest paths onto host paths and
+// hands them to Node's path-based fs calls.
+import { openSync, constants as fsc } from 'node:fs';
+import { defaultPreopens, type GuestConfig } from '../guest-config.js';
+import { openPreopens } from '../preview1/preopen-dirs.js';
+import { Descriptor, preopenDescriptor } from './descriptor.js';
+import { DirectoryEntryStream } from './directory-stream.js';
+import { HostFds } from './host-fds.js';
+import { filesystemErrorCode } from './io.js';
+
+export interface ComponentFilesystem {
+  types: {
+    Descriptor: typeof Descriptor;
+    DirectoryEntryStream: typeof DirectoryEntryStream;
+    filesystemErrorCode: typeof filesystemErrorCode;
+  };
+  preopens: { getDirectories(): Array<[Descriptor, string]> };
+  /** Closes every host descriptor the guest's filesystem holds; the guest must not run any more. */
+  close(): void;
+}
+
+/** The guest's working directory inside its root: the configuration's, else the process's own (which runc sets). */
+export function guestCwd(config: GuestConfig): string {
+  return config.cwd ?? (config.root ? '/' : process.cwd());
+}
+
+/**
+ * The guest's root (GuestConfig.root, "/" inside a container) and its
+ * preopens in order (default: the root as "/", then the working directory
+ * as "."), opened now: a directory that cannot be opened fails here, before
+ * the guest runs, as it does for preview1.
+ */
+export function createFilesystem(config: GuestConfig): ComponentFilesystem {
+  const fds = new HostFds();
+  // The root is the host's choice (config), never the guest's: the one path Node opens by name.
+  const root = fds.add(openSync(config.root ?? '/', fsc.O_RDONLY | fsc.O_DIRECTORY));
+  let dirs: Array<[Descriptor, string]>;
+  try {
+    dirs = openPreopens(root.fd, config.preopens ?? defaultPreopens(guestCwd(config))).map(({ preopen, fd, ref }) => [
+      preopenDescriptor(fds, fds.add(fd), ref, preopen.readonly === true),
+      preopen.guest,
+    ]);
+  } catch (err) {
+    fds.closeAll();
+    throw err;
+  }
+  return {
+    types: { Descriptor, DirectoryEntryStream, filesystemErrorCode },
+    preopens: { getDirectories: () => [...dirs] },
+    close: () => fds.closeAll(),
+  };
+}
