@@ -1,7 +1,7 @@
 // The few system calls Node does not expose, through koffi (FFI, prebuilt
 // binaries in the npm package). Loaded lazily: `start` and `delete` never
 // need them, and they must stay fast and silent.
-import { createRequire } from 'node:module';
+import { loadKoffi } from '../koffi-native.js';
 import { SysError } from '../errors.js';
 
 interface Libc {
@@ -25,8 +25,7 @@ let libc: Libc | undefined;
 
 function load(): Libc {
   if (libc) return libc;
-  const require = createRequire(import.meta.url);
-  const koffi = require('koffi') as typeof import('koffi');
+  const koffi = loadKoffi();
   const lib = koffi.load('libc.so.6');
   libc = {
     prctl: lib.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)') as Libc['prctl'],

@@ -9,7 +9,7 @@
 // a blocking call: a blocking flock would hold a libuv pool thread (or the
 // event loop) while the holder may need that very pool to finish and unlock.
 import { closeSync, openSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { loadKoffi } from '../koffi-native.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TugboatError } from '../errors.js';
 import { log } from '../log.js';
@@ -26,24 +26,6 @@ interface Flock {
 }
 
 let lib: Flock | undefined;
-
-interface KoffiLike {
-  load(name: string): { func(decl: string): unknown };
-  errno(): number;
-}
-
-/**
- * koffi's own entry point loads https, zlib and more to be able to download
- * builds (~20 ms); its native module alone loads in ~3 ms, so that is tried first.
- */
-function loadKoffi(): KoffiLike {
-  const require = createRequire(import.meta.url);
-  try {
-    return require(`koffi/build/koffi/${process.platform}_${process.arch}/koffi.node`) as KoffiLike;
-  } catch {
-    return require('koffi') as KoffiLike;
-  }
-}
 
 function flockLib(): Flock {
   if (lib) return lib;

@@ -1,33 +1,13 @@
-// The system calls Node has no fd-relative form of, through koffi. The
-// native addon is loaded directly (process.dlopen): koffi's JavaScript entry
-// point pulls in crypto, https and zlib for its installer, ~25 ms of every
-// start; the addon alone loads in ~1.5 ms. Loaded on first use, once per
-// process. Every path argument is a NUL-terminated Buffer, never a string,
+// The system calls Node has no fd-relative form of, through koffi's native
+// addon (src/koffi-native.ts). Loaded on first use, once per process. Every path argument is a NUL-terminated Buffer, never a string,
 // so a guest's bytes reach the kernel exactly as given.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadKoffi } from '../../koffi-native.js';
 import { fail, LINUX } from './errno.js';
 
 type Fn = (...args: unknown[]) => number | bigint;
 interface KoffiNative {
   load(name: string): { func(decl: string): Fn };
   errno(): number;
-}
-
-const ADDON = 'koffi.node';
-
-/** Beside this file (the bundled host in the kit), else the koffi package in node_modules above it. */
-function addonPath(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const beside = join(here, ADDON);
-  if (existsSync(beside)) return beside;
-  const triplet = `linux_${process.arch}`;
-  for (let dir = here, i = 0; i < 8; i++, dir = dirname(dir)) {
-    const candidate = join(dir, 'node_modules', 'koffi', 'build', 'koffi', triplet, ADDON);
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error(`cannot find koffi's native addon (${ADDON}) for ${triplet}`);
 }
 
 export interface Sys {
@@ -78,9 +58,7 @@ export function sys(): Sys {
 }
 
 function load(): Sys {
-  const mod = { exports: {} as KoffiNative };
-  process.dlopen(mod, addonPath());
-  const k = mod.exports;
+  const k = loadKoffi() as unknown as KoffiNative;
   const libc = k.load('libc.so.6');
   const f = (decl: string) => libc.func(decl);
   const syscall5 = f('long syscall(long nr, int dirfd, void *path, void *how, size_t size)');
