@@ -5,11 +5,11 @@
 //   delete — clean up after a dead shim: runc delete --force, unmount rootfs,
 //            print a binary DeleteResponse (137)
 //   (none) — the daemon: ttrpc Task service, subreaper, event publisher
-import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import type * as Net from 'node:net';
 import { join, resolve } from 'node:path';
 import { exitCodeFor } from '../errors.js';
-import { envLogLevel, shimDerivedBundleDir, ttrpcAddress } from '../defaults.js';
+import { envLogLevel, shimDerivedBundleDir, stateDir, ttrpcAddress } from '../defaults.js';
 import { isLogLevel, log, setLogFdLossy, setLogFile, setLogLevel } from '../log.js';
 // Only what `start` and `delete` need is imported statically: containerd
 // starts this binary twice per task and waits for it (50 dead tasks of a
@@ -58,18 +58,29 @@ function bundleAnnotations(bundle: string): Record<string, string> {
   }
 }
 
-function canConnect(path: string, timeoutMs: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = net().connect(path);
-    const done = (ok: boolean) => {
-      clearTimeout(t);
-      s.destroy();
-      res(ok);
-    };
-    const t = setTimeout(() => done(false), timeoutMs);
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
+/**
+ * Whether a shim listens on the socket at `path`. Only a refusal (or no
+ * socket) is an answer of "dead": under load a live shim's socket can be slow
+ * to connect, and treating slowness as death would unlink the socket of a
+ * shim that serves other tasks (a second shim for one group, or a group cut
+ * off from its shim). Slow attempts are retried; no answer at all counts as alive.
+ */
+async function shimListens(path: string): Promise<boolean> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const answer = await new Promise<'alive' | 'dead' | 'slow'>((res) => {
+      const s = net().connect(path);
+      const done = (a: 'alive' | 'dead' | 'slow') => {
+        clearTimeout(t);
+        s.destroy();
+        res(a);
+      };
+      const t = setTimeout(() => done('slow'), 1000);
+      s.once('connect', () => done('alive'));
+      s.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? 'dead' : 'slow'));
+    });
+    if (answer !== 'slow') return answer === 'alive';
+  }
+  return true;
 }
 
 function listen(path: string): Promise<Net.Server> {
@@ -80,6 +91,23 @@ function listen(path: string): Promise<Net.Server> {
       srv.off('error', rej);
       res(srv);
     });
+  });
+}
+
+/**
+ * The group's socket exists: reuse the shim behind it, or replace a dead
+ * one's socket. Under a lock, because two starts that both found it dead
+ * would each unlink the other's new socket (two shims for one group), and a
+ * start that probes between another's bind and listen sees a refusal.
+ */
+async function reuseOrTakeOver(path: string): Promise<'reuse' | Net.Server> {
+  if (await shimListens(path)) return 'reuse';
+  mkdirSync(stateDir(), { recursive: true, mode: 0o700 });
+  const { withFileLock } = await import('../oci/file-lock.js');
+  return withFileLock(join(stateDir(), 'shim-start.lock'), 'exclusive', 'a shim start', async () => {
+    if (await shimListens(path)) return 'reuse';
+    rmSync(path, { force: true });
+    return listen(path);
   });
 }
 
@@ -94,14 +122,14 @@ async function start(f: ShimFlags): Promise<number> {
     srv = await listen(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    if (await canConnect(path, 100)) {
+    const taken = await reuseOrTakeOver(path);
+    if (taken === 'reuse') {
       // A live shim serves this group: containerd will send it Create for this id.
       writeAddress(bundle, address);
       writeSync(1, address);
       return 0;
     }
-    unlinkSync(path);
-    srv = await listen(path);
+    srv = taken;
   }
   chmodSync(path, 0o600);
   const handle = (srv as unknown as { _handle: { fd: number } })._handle;
@@ -139,7 +167,7 @@ async function del(f: ShimFlags): Promise<number> {
   // may still serve other tasks on it: remove it only if nobody answers.
   try {
     const sock = socketPath(readFileSync(join(bundle, 'address'), 'utf8').trim());
-    if (existsSync(sock) && !(await canConnect(sock, 100))) rmSync(sock, { force: true });
+    if (existsSync(sock) && !(await shimListens(sock))) rmSync(sock, { force: true });
   } catch {
     // no address file
   }
