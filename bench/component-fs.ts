@@ -20,7 +20,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMPONENT_ENTRY } from '../src/linux-runtime/component-cache.js';
-import { componentShim, loadComponent, runCommandInstance } from '../src/wasi-host/component-run.js';
+import { runCommandInstance } from '../src/wasi-host/component-run.js';
+import { componentShim, loadComponent } from '../src/wasi-host/component-shim.js';
 import type { GuestConfig } from '../src/wasi-host/guest-config.js';
 // @ts-expect-error: plain JavaScript, no types
 import { interleave, report, timeCommand } from './lib.mjs';

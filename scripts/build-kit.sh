@@ -28,7 +28,8 @@ cp "$host" "$tmp/host/host.mjs"
 cp "$ROOT/node_modules/koffi/build/koffi/linux_$([[ $GOARCH == amd64 ]] && echo x64 || echo arm64)/koffi.node" "$tmp/host/koffi.node"
 # PID 1 of a Wasm container: statically linked, so images built FROM scratch work.
 cp /usr/bin/tini-static "$tmp/tini"
-# Wasm components: the component worker and preview2-shim's IO worker.
-cp "$ROOT/dist/host/component.mjs" "$ROOT/dist/host/worker-thread.bundle.js" "$tmp/host/"
+# Wasm components: the component worker, an HTTP component's handler
+# threads and preview2-shim's IO worker.
+cp "$ROOT/dist/host/component.mjs" "$ROOT/dist/host/http-worker.mjs" "$ROOT/dist/host/worker-thread.bundle.js" "$tmp/host/"
 printf '{"loader":"lib/%s","node":"node","host":"host/host.mjs","init":"tini","nodeVersion":"%s"}\n' "$loader" "$("$NODE_BIN" --version)" > "$tmp/kit.json"
 rm -rf "$kit"; mv "$tmp" "$kit"

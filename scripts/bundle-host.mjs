@@ -78,14 +78,26 @@ const shimLazyIoWorker = {
     });
   },
 };
-const component = await build({ ...common, entryPoints: ['src/wasi-host/component-run.ts'], outfile: 'dist/host/component.mjs', minify: true, plugins: [...common.plugins, shimLazyIoWorker],
-  metafile: true, banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" } });
+const shimBundle = {
+  ...common,
+  minify: true,
+  plugins: [...common.plugins, shimLazyIoWorker],
+  metafile: true,
+  banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" },
+};
 // Components' files are Tugboat's own wasi:filesystem (src/wasi-host/p2/):
 // preview2-shim's filesystem joins guest paths onto host paths and calls
-// Node's path-based fs APIs, so it must never be in the bundle (it arrives
+// Node's path-based fs APIs, so it must never be in a bundle (it arrives
 // through the shim's index or its WASIShim; see src/wasi-host/p2/shim.ts).
-const forbidden = Object.keys(component.metafile.inputs).filter((f) => /preview2-shim[\\/]dist[\\/](nodejs[\\/](filesystem|index)|common[\\/]instantiation)\.js$/.test(f));
-if (forbidden.length) throw new Error(`dist/host/component.mjs must not contain preview2-shim's filesystem, but bundles ${forbidden.join(', ')}`);
+async function buildShimBundle(entry, outfile) {
+  const { metafile } = await build({ ...shimBundle, entryPoints: [entry], outfile });
+  const forbidden = Object.keys(metafile.inputs).filter((f) => /preview2-shim[\\/]dist[\\/](nodejs[\\/](filesystem|index)|common[\\/]instantiation)\.js$/.test(f));
+  if (forbidden.length) throw new Error(`${outfile} must not contain preview2-shim's filesystem, but bundles ${forbidden.join(', ')}`);
+}
+await buildShimBundle('src/wasi-host/component-run.ts', 'dist/host/component.mjs');
+// An HTTP component's handler threads (src/wasi-host/http/), with the shim for
+// the interfaces the host does not serve itself (cli, sockets…).
+await buildShimBundle('src/wasi-host/http/worker.ts', 'dist/host/http-worker.mjs');
 copyFileSync('node_modules/@bytecodealliance/preview2-shim/dist/io/worker-thread.bundle.js', 'dist/host/worker-thread.bundle.js');
 // One file, not chunks: every module file costs the ESM loader a resolve (a
 // realpath of each path component), a read, a compile-cache lookup and a link;

@@ -4,14 +4,17 @@
 //       jco's preview1 command adapter
 //   exit-with-code.wasm                     from exit-with-code.wat
 //   http-trap.wasm                          from http-trap.wat (an HTTP handler that traps)
-// Everything is offline: jco carries the adapter and wasm-tools.
+//   http-bench.wasm                         from http-bench.wat (a core module) and the
+//       world in http-bench.wit, embedded and wrapped with jco's wasm-tools
+// Everything is offline: jco carries the adapter, wasm-tools and the WASI WIT.
 //
 // `make-components.mjs CORE.wasm OUT.wasm` wraps one preview1 module the same
 // way (the tests' guests, test/guests/build.sh).
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { componentNew, parse, preview1AdapterCommandPath } from '@bytecodealliance/jco';
+import { componentEmbed, componentNew, parse, preview1AdapterCommandPath } from '@bytecodealliance/jco';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const modules = join(here, '..', 'rust-wasm', 'out');
@@ -51,4 +54,26 @@ for (const name of ['hello', 'fileio', 'exitcode']) {
 for (const name of ['exit-with-code', 'http-trap']) {
   const wat = join(here, `${name}.wat`);
   if (!newer(join(out, `${name}.wasm`), wat)) write(`${name}.wasm`, await parse(readFileSync(wat, 'utf8')));
+}
+
+// A core module and a world of ours: the world's WASI packages come from jco's
+// own copy of the WIT (0.2.12), read through preview2-shim's filesystem.
+const witVersion = '0.2.12';
+for (const name of ['http-bench']) {
+  const wat = join(here, `${name}.wat`);
+  const world = join(here, `${name}.wit`);
+  if (newer(join(out, `${name}.wasm`), wat, world)) continue;
+  const wit = join(out, `.${name}-wit`);
+  rmSync(wit, { recursive: true, force: true });
+  const builtin = fileURLToPath(new URL(`./wit/builtin/${witVersion}/`, preview1AdapterCommandPath()));
+  for (const pkg of ['cli', 'clocks', 'filesystem', 'http', 'io', 'random', 'sockets']) {
+    cpSync(join(builtin, `wasi-${pkg}`), join(wit, 'deps', pkg), { recursive: true });
+  }
+  cpSync(world, join(wit, 'world.wit'));
+  const require = createRequire(import.meta.url);
+  const shimFs = await import(require.resolve('@bytecodealliance/preview2-shim/filesystem'));
+  shimFs._setPreopens({ '/': '/' });
+  const core = await parse(readFileSync(wat, 'utf8'));
+  write(`${name}.wasm`, await componentNew(await componentEmbed({ binary: core, witPath: wit, world: name })));
+  rmSync(wit, { recursive: true, force: true });
 }

@@ -29,7 +29,8 @@ import { removeOnInterrupt, sweepComponentTemp } from '../oci/temp-space.js';
 import { testPause } from '../test-pause.js';
 import { digestFile } from '../oci/digest.js';
 import { worldItems } from '../oci/component-wit.js';
-import { RuntimeError, WasmError } from '../errors.js';
+import { declaresReuse } from '../oci/component-sections.js';
+import { ConfigError, RuntimeError, WasmError } from '../errors.js';
 import type { WasmRewriteOptions } from './wasm-bundle.js';
 
 /** Where the cache entry of a container's component appears inside it. */
@@ -38,8 +39,17 @@ export const COMPONENT_MOUNT_POINT = '/.tugboat-component';
 export const COMPONENT_ENTRY = 'component.mjs';
 /** The port an HTTP component is served on (else the guest's PORT, else 8080). */
 export const HTTP_PORT_ANNOTATION = 'io.tugboat.http.port';
+/** Instances of an HTTP component alive at once per handler thread. */
+export const HTTP_POOL_ANNOTATION = 'io.tugboat.http.pool';
+/** Handler threads of an HTTP component (default: the CPUs its cgroup allows). */
+export const HTTP_THREADS_ANNOTATION = 'io.tugboat.http.threads';
+/** `false`: a fresh instance for every request even if the component declares it may be reused. */
+export const HTTP_REUSE_ANNOTATION = 'io.tugboat.http.reuse';
+/** Bounds of the pool and threads annotations: beyond is a mistake, not a wish. */
+export const HTTP_POOL_MAX = 4096;
+export const HTTP_THREADS_MAX = 256;
 /** Bump when the layout or the transpile options change: older entries are rebuilt. */
-export const CACHE_FORMAT = 1;
+export const CACHE_FORMAT = 2;
 
 export type ComponentWorld = 'command' | 'http' | 'unknown';
 
@@ -51,6 +61,8 @@ export interface ComponentMeta {
   world: ComponentWorld;
   imports: string[];
   exports: string[];
+  /** It declares that an instance may serve many HTTP requests (component-sections.ts). */
+  reuse: boolean;
 }
 
 export interface CachedComponent {
@@ -203,7 +215,8 @@ async function transpileInChild(hostPath: string, dir: string, sha256: string): 
 async function transpileInto(hostPath: string, dir: string, sha256: string, jco: string): Promise<ComponentMeta> {
   const wit = await transpileInChild(hostPath, dir, sha256);
   const { imports, exports } = worldItems(wit);
-  const meta: ComponentMeta = { format: CACHE_FORMAT, jco, sha256, world: worldOf(exports), imports, exports };
+  const reuse = declaresReuse(await readFile(hostPath));
+  const meta: ComponentMeta = { format: CACHE_FORMAT, jco, sha256, world: worldOf(exports), imports, exports, reuse };
   await writeFile(join(dir, 'meta.json'), JSON.stringify(meta), { mode: 0o444 });
   return meta;
 }
@@ -272,10 +285,38 @@ function removeCgroupSync(dir: string): void {
   }
 }
 
+/** An io.tugboat.http.* count: absent, or an integer in [1, max]; anything else is a clear error. */
+function countAnnotation(annotations: Record<string, string>, key: string, max: number): number | undefined {
+  const raw = annotations[key];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isInteger(n) || n < 1 || n > max) {
+    throw new ConfigError(`annotation ${key}=${raw}: expected a whole number from 1 to ${max}`);
+  }
+  return n;
+}
+
+/** The io.tugboat.http.* annotations, checked before anything is transpiled. */
+export function httpAnnotations(annotations: Record<string, string>): { port?: number; pool?: number; threads?: number; noReuse?: true } {
+  const port = Number(annotations[HTTP_PORT_ANNOTATION]);
+  const pool = countAnnotation(annotations, HTTP_POOL_ANNOTATION, HTTP_POOL_MAX);
+  const threads = countAnnotation(annotations, HTTP_THREADS_ANNOTATION, HTTP_THREADS_MAX);
+  const reuse = annotations[HTTP_REUSE_ANNOTATION];
+  if (reuse !== undefined && reuse !== '' && reuse !== 'false') {
+    throw new ConfigError(`annotation ${HTTP_REUSE_ANNOTATION}=${reuse}: only false (a fresh instance for every request) is accepted; a component declares itself that its instances may be reused`);
+  }
+  return {
+    ...(Number.isInteger(port) && port > 0 && port < 65536 ? { port } : {}),
+    ...(pool !== undefined ? { pool } : {}),
+    ...(threads !== undefined ? { threads } : {}),
+    ...(reuse === 'false' ? { noReuse: true as const } : {}),
+  };
+}
+
 /**
  * What `rewriteSpecForWasm` needs for the component at `hostPath`
  * (`containerPath` inside the container): its cache entry, transpiled now on
- * a miss, and the port an HTTP component serves on.
+ * a miss, and how an HTTP component is served.
  */
 export async function componentRewriteOptions(
   hostPath: string,
@@ -283,16 +324,16 @@ export async function componentRewriteOptions(
   cacheDir: string,
   annotations: Record<string, string>,
 ): Promise<Required<Pick<WasmRewriteOptions, 'component'>>> {
+  const { noReuse, ...http } = httpAnnotations(annotations);
   const entry = await ensureTranspiled(hostPath, cacheDir);
-  log().info({ component: containerPath, sha256: entry.meta.sha256, world: entry.meta.world, cached: entry.cached }, 'wasm component');
-  const port = Number(annotations[HTTP_PORT_ANNOTATION]);
+  log().info({ component: containerPath, sha256: entry.meta.sha256, world: entry.meta.world, reuse: entry.meta.reuse, cached: entry.cached }, 'wasm component');
   return {
     component: {
       source: entry.dir,
       dir: COMPONENT_MOUNT_POINT,
       entry: COMPONENT_ENTRY,
       world: entry.meta.world,
-      ...(Number.isInteger(port) && port > 0 && port < 65536 ? { port } : {}),
+      ...(entry.meta.world === 'http' ? { ...http, ...(entry.meta.reuse && !noReuse ? { reuse: true } : {}) } : {}),
     },
   };
 }

@@ -16,6 +16,34 @@ import { join } from 'node:path';
 /** The glue is ESM; .mjs makes Node load it as such without a package.json. */
 const ENTRY = 'component.mjs';
 
+/**
+ * An HTTP handler runs on the thread that serves its requests (the host's
+ * http/): its handler export and the wasi:io calls that may wait are made
+ * JSPI-async, so a guest waiting for a body suspends instead of blocking the
+ * thread; and imports the host lowers itself (wasi:io, wasi:http) go
+ * straight to it ('hybrid' bindings: jco's glue uses a host function's
+ * cabiLower when it has one). (The same test as worldOf in
+ * component-cache.ts, which this file cannot import.)
+ */
+function transpileOptions(wit: string): Record<string, unknown> {
+  if (!/^\s*export wasi:http\/incoming-handler@/m.test(wit)) return {};
+  return {
+    importBindings: 'hybrid',
+    asyncMode: 'jspi',
+    asyncImports: [
+      'wasi:io/poll#poll',
+      'wasi:io/poll#[method]pollable.block',
+      'wasi:io/streams#[method]input-stream.blocking-read',
+      'wasi:io/streams#[method]input-stream.blocking-skip',
+      'wasi:io/streams#[method]output-stream.blocking-flush',
+      'wasi:io/streams#[method]output-stream.blocking-write-and-flush',
+      'wasi:io/streams#[method]output-stream.blocking-write-zeroes-and-flush',
+      'wasi:io/streams#[method]output-stream.blocking-splice',
+    ],
+    asyncExports: ['wasi:http/incoming-handler#handle'],
+  };
+}
+
 async function main(component: string, out: string): Promise<void> {
   const bytes = readFileSync(component);
   const api = await import('@bytecodealliance/jco');
@@ -23,7 +51,7 @@ async function main(component: string, out: string): Promise<void> {
   let files: Record<string, Uint8Array>;
   try {
     wit = await api.componentWit(bytes);
-    ({ files } = await api.transpile(bytes, { name: 'component', instantiation: 'async', noTypescript: true, quiet: true }));
+    ({ files } = await api.transpile(bytes, { name: 'component', instantiation: 'async', noTypescript: true, quiet: true, ...transpileOptions(wit) }));
   } catch (err) {
     process.stdout.write(`${JSON.stringify({ error: err instanceof Error ? err.message : String(err) })}\n`);
     process.exitCode = 1;

@@ -77,8 +77,8 @@ export function wasmHostProcess(original: Process, kit: Kit, options: WasmRewrit
   if (options.backend !== undefined && options.backend !== 'tugboat') guest.backend = options.backend;
   const { component } = options;
   if (component) {
-    guest.component = { dir: component.dir, entry: component.entry, world: component.world };
-    if (component.port !== undefined) guest.component.port = component.port;
+    const { source: _source, ...inside } = component;
+    guest.component = inside;
   }
   return {
     ...original,

@@ -74,6 +74,12 @@ export interface GuestComponent {
   world: 'command' | 'http' | 'unknown';
   /** HTTP components: the port to serve on (io.tugboat.http.port); else PORT, else 8080. */
   port?: number;
+  /** HTTP components: instances alive at once per handler thread (io.tugboat.http.pool). */
+  pool?: number;
+  /** HTTP components: handler threads (io.tugboat.http.threads); else the CPUs the cgroup allows. */
+  threads?: number;
+  /** HTTP components: an instance may serve many requests (the component declares it, see component-sections.ts). */
+  reuse?: boolean;
 }
 
 export function encodeGuestConfig(config: GuestConfig): string {
@@ -121,7 +127,10 @@ function isGuestComponent(v: unknown): v is GuestComponent {
     typeof c.entry === 'string' &&
     /^[\w.-]+$/.test(c.entry) &&
     (c.world === 'command' || c.world === 'http' || c.world === 'unknown') &&
-    (c.port === undefined || (Number.isInteger(c.port) && (c.port as number) > 0 && (c.port as number) < 65536))
+    (c.port === undefined || (Number.isInteger(c.port) && (c.port as number) > 0 && (c.port as number) < 65536)) &&
+    (c.pool === undefined || (Number.isInteger(c.pool) && (c.pool as number) > 0)) &&
+    (c.threads === undefined || (Number.isInteger(c.threads) && (c.threads as number) > 0)) &&
+    (c.reuse === undefined || typeof c.reuse === 'boolean')
   );
 }
 

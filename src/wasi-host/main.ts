@@ -5,9 +5,10 @@
 // A core module runs on this, the main thread, with Tugboat's own preview1
 // host (./preview1): blocking calls suspend the guest through JSPI, so there is
 // no worker thread. No signal handler is installed: a signal ends the process
-// by its default action and tini reports exactly 128+N. Components run with
-// preview2-shim on a worker (component-run.ts); an HTTP component keeps a
-// handler for SIGTERM/SIGINT so that requests in flight can drain.
+// by its default action and tini reports exactly 128+N. Command components
+// run with preview2-shim on a worker (component-run.ts); an HTTP component is
+// served by handler threads (./http) and keeps a handler for SIGTERM/SIGINT
+// so that requests in flight can drain.
 import { closeSync, openSync, writeSync, constants as fsc } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Worker } from 'node:worker_threads';
@@ -19,8 +20,6 @@ import { loadModule } from './module-load.js';
 import { ending, type GuestOutcome } from './outcome.js';
 import { defaultPreopens, Guest } from './preview1/guest.js';
 import { sys } from './preview1/sys.js';
-import type { HttpProxy } from './component-http.js';
-import type { HttpWorkerMessage } from './component-run.js';
 
 const SIGUSR1 = 10;
 
@@ -90,10 +89,10 @@ async function runModule(config: GuestConfig): Promise<void> {
   end(e.status, e.message);
 }
 
-// ---- Components (preview2-shim on a worker) ----
+// ---- Components ----
 
-/** The component's worker, once started: stopped (bounded) before the process ends. */
-let componentWorker: Worker | undefined;
+/** What runs the component (a worker, or an HTTP component's threads): stopped (bounded) before the process ends. */
+let stopComponent: (() => Promise<void>) | undefined;
 
 /**
  * C exit() while a worker is booting or running JavaScript can crash in V8's
@@ -102,7 +101,7 @@ let componentWorker: Worker | undefined;
  */
 async function finishComponent(status: number, message?: string): Promise<never> {
   if (message !== undefined) say(message);
-  if (componentWorker) await stopWorker(componentWorker);
+  await stopComponent?.();
   hardExit(status);
 }
 
@@ -121,16 +120,16 @@ async function outcomeOf(worker: Worker): Promise<GuestOutcome> {
 }
 
 /**
- * A Wasm component, transpiled outside the container (config.component): it
- * runs on its own worker (dist/host/component.mjs, beside this file) with
- * preview2-shim; its fate maps to the same statuses as a module's.
+ * A Wasm component, transpiled outside the container (config.component): a
+ * command runs on its own worker (dist/host/component.mjs, beside this file)
+ * with preview2-shim; its fate maps to the same statuses as a module's.
  */
 async function runComponent(config: GuestConfig): Promise<void> {
-  const { Worker } = await import('node:worker_threads');
   const path = config.args[0] ?? 'component';
+  if (config.component?.world === 'http') return serveComponent(config, path);
+  const { Worker } = await import('node:worker_threads');
   const worker = new Worker(new URL('./component.mjs', import.meta.url), { stdout: false, stderr: false, env: {} });
-  componentWorker = worker;
-  if (config.component?.world === 'http') return serveComponent(config, path, worker);
+  stopComponent = () => stopWorker(worker);
   const result = outcomeOf(worker);
   worker.postMessage({ modulePath: path, config });
   // stdout and stderr were written synchronously by the worker: nothing is lost.
@@ -140,31 +139,42 @@ async function runComponent(config: GuestConfig): Promise<void> {
 
 /**
  * An HTTP component: served until a signal. SIGTERM/SIGINT stop accepting,
- * let the requests in flight finish, then end with 128+N.
+ * let the requests in flight finish, then end with 128+N (a signal while it
+ * starts ends it once it has).
  */
-async function serveComponent(config: GuestConfig, path: string, worker: Worker): Promise<void> {
-  // Loaded only here: a preview1 start must not pay for node:http.
-  const { httpPort, startHttpProxy } = await import('./component-http.js');
-  let proxy: HttpProxy | undefined;
-  worker.on('message', (msg: HttpWorkerMessage | GuestOutcome) => {
-    if (msg.kind === 'listening') {
-      void startHttpProxy(httpPort(config), msg.port, () => undefined, (err) => void finishComponent(EXIT_HOST_FAILURE, `cannot serve HTTP on port ${httpPort(config)}: ${err.message}`)).then((p) => (proxy = p));
-    } else if (msg.kind === 'request-failed') {
-      say(`${path}: request failed (answered 500): ${msg.message}`);
-    } else {
-      const e = ending(msg, path);
-      void finishComponent(e.status, e.message);
-    }
-  });
-  worker.once('error', (err) => void finishComponent(EXIT_HOST_FAILURE, `host failure: ${err.message}`));
-  worker.once('exit', (code) => void finishComponent(EXIT_HOST_FAILURE, `component worker ended unexpectedly with code ${code}`));
-  worker.postMessage({ modulePath: path, config });
+async function serveComponent(config: GuestConfig, path: string): Promise<void> {
+  // Loaded only here: a preview1 start must not pay for the HTTP server.
+  const { HttpStartError, serveHttpComponent } = await import('./http/serve.js');
+  const { httpServeSettings } = await import('./http/settings.js');
+  let drain: (() => Promise<void>) | undefined;
+  let signalled: number | undefined;
+  const stopOn = (status: number) => void (drain ?? (() => Promise.resolve()))().then(() => finishComponent(status));
   for (const name of ['SIGTERM', 'SIGINT'] as const) {
     process.once(name, () => {
-      const status = signalExitStatus(osConstants.signals[name]);
-      void (proxy ? proxy.drain() : Promise.resolve()).then(() => stopWorker(worker)).then(() => hardExit(status));
+      signalled = signalExitStatus(osConstants.signals[name]);
+      if (drain) stopOn(signalled);
     });
   }
+  const settings = httpServeSettings(config);
+  try {
+    const service = await serveHttpComponent(config, {
+      ...settings,
+      onRequestFailed: (message) => say(`${path}: request failed (answered 500): ${message}`),
+    });
+    stopComponent = () => service.stop();
+    drain = () => service.drain();
+    void service.failed.then((outcome) => {
+      const e = ending(outcome, path);
+      return finishComponent(e.status, e.message);
+    });
+  } catch (err) {
+    if (err instanceof HttpStartError) {
+      const e = ending(err.outcome, path);
+      return finishComponent(e.status, e.message);
+    }
+    return finishComponent(EXIT_HOST_FAILURE, `${path}: cannot serve HTTP on port ${settings.port}: ${(err as Error).message}`);
+  }
+  if (signalled !== undefined) stopOn(signalled);
 }
 
 void main();

@@ -3,12 +3,11 @@
 // sha256, the entry is mounted read-only, the host runs it with preview2-shim.
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDockerd, type DockerdHandle } from './daemons/dockerd.js';
-import { FIXTURES, TUGBOAT, TugboatSandbox, useRunSandbox, WASM } from './helpers.js';
+import { FIXTURES, freePort, TUGBOAT, TugboatSandbox, useRunSandbox, WASM } from './helpers.js';
 
 const COMPONENT = (name: string) => WASM(`component-${name}`);
 
@@ -169,18 +168,6 @@ describe('docker run --runtime tugboat: a Wasm component', () => {
     expect([statSync(meta).ino, statSync(meta).mtimeMs]).toEqual(was);
   });
 });
-
-/** A port that was free on loopback a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // wasi:http/incoming-handler, served like `wasmtime serve`: with --network
 // host on a free loopback port given as PORT, fetched from the test.

@@ -3,6 +3,7 @@
 // removes every container, mount and file the file created, even on failure.
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -183,4 +184,16 @@ export function fsck(root: string): string[] {
   const index = JSON.parse(readFileSync(join(root, 'images', 'index.json'), 'utf8')) as { manifests: (Desc & { annotations: Record<string, string> })[] };
   for (const m of index.manifests) visit(m);
   return index.manifests.map((m) => m.annotations['org.opencontainers.image.ref.name']!).sort();
+}
+
+/** A port that was free on loopback a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -134,14 +134,20 @@ describe('component transpile cache', () => {
     expect(detectWorkload({ args: ['/missing.wasm'], env: [], rootfs, image })).toEqual({ kind: 'wasm-module', reason: 'image platform wasip2/wasm' });
   });
 
-  it('gives the rewrite the cache entry and the HTTP port', async () => {
+  it('gives the rewrite the cache entry, and an HTTP component how it is served', async () => {
     const cache = join(dir, 'cache6');
     const opts = await componentRewriteOptions(component, '/bin/app.wasm', cache, {});
     expect(opts.component).toMatchObject({ dir: COMPONENT_MOUNT_POINT, entry: COMPONENT_ENTRY, world: 'command' });
     expect(opts.component.source).toMatch(new RegExp(`^${cache}/[0-9a-f]{64}$`));
     expect(opts.component.port).toBeUndefined();
-    expect((await componentRewriteOptions(component, '/c.wasm', cache, { 'io.tugboat.http.port': '9090' })).component.port).toBe(9090);
-    expect((await componentRewriteOptions(component, '/c.wasm', cache, { 'io.tugboat.http.port': '70000' })).component.port).toBeUndefined();
+    // A command serves nothing: the io.tugboat.http.* annotations are not passed on.
+    expect((await componentRewriteOptions(component, '/c.wasm', cache, { 'io.tugboat.http.port': '9090' })).component.port).toBeUndefined();
+    const http = join(dir, 'http-trap.wasm');
+    writeFileSync(http, await parse(readFileSync(join(REPO, 'examples', 'components', 'http-trap.wat'), 'utf8')));
+    const served = await componentRewriteOptions(http, '/h.wasm', cache, { 'io.tugboat.http.port': '9090', 'io.tugboat.http.pool': '3', 'io.tugboat.http.threads': '2' });
+    expect(served.component).toMatchObject({ world: 'http', port: 9090, pool: 3, threads: 2 });
+    expect(served.component.reuse).toBeUndefined();
+    expect((await componentRewriteOptions(http, '/h.wasm', cache, { 'io.tugboat.http.port': '70000' })).component.port).toBeUndefined();
   });
 });
 

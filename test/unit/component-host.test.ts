@@ -7,7 +7,8 @@ import { parse } from '@bytecodealliance/jco';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMPONENT_ENTRY, ensureTranspiled } from '../../src/linux-runtime/component-cache.js';
 import { ComponentExit, componentExit, componentOutcome, trapMessage } from '../../src/wasi-host/component-outcome.js';
-import { componentShim, fdOutputStream, lazyStdin, loadComponent, runCommandInstance } from '../../src/wasi-host/component-run.js';
+import { runCommandInstance } from '../../src/wasi-host/component-run.js';
+import { componentShim, fdOutputStream, lazyStdin, loadComponent } from '../../src/wasi-host/component-shim.js';
 import * as p2 from '../../src/wasi-host/p2/shim.js';
 import type { GuestConfig } from '../../src/wasi-host/guest-config.js';
 

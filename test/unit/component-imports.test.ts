@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { COMPONENT_ENTRY, ensureTranspiled } from '../../src/linux-runtime/component-cache.js';
-import { componentShim, loadComponent, runCommandInstance } from '../../src/wasi-host/component-run.js';
+import { runCommandInstance } from '../../src/wasi-host/component-run.js';
+import { componentShim, loadComponent } from '../../src/wasi-host/component-shim.js';
 import type { GuestConfig } from '../../src/wasi-host/guest-config.js';
 import { Descriptor } from '../../src/wasi-host/p2/index.js';
 

@@ -24,6 +24,10 @@ export interface ImportParts {
   filesystem: Pick<ComponentFilesystem, 'types' | 'preopens'>;
   /** wasi:http; preview2-shim's by default. */
   http?: { types: unknown; incomingHandler?: unknown; outgoingHandler: unknown };
+  /** wasi:io; preview2-shim's by default (an HTTP component's handler thread has its own). */
+  io?: { error: unknown; poll: unknown; streams: unknown };
+  /** wasi:clocks; preview2-shim's by default. */
+  clocks?: { monotonicClock: unknown; wallClock: unknown };
 }
 
 type CreateSockets = (config: { enableNetwork?: boolean }) => typeof sockets;
@@ -32,6 +36,8 @@ type CreateSockets = (config: { enableNetwork?: boolean }) => typeof sockets;
 export function wasiImports(parts: ImportParts): Record<string, unknown> {
   const { cli, filesystem } = parts;
   const h = (parts.http ?? http) as { types: unknown; incomingHandler?: unknown; outgoingHandler: unknown };
+  const i = parts.io ?? io;
+  const c = parts.clocks ?? clocks;
   // An instance-local network: the container's network namespace is the policy, as for Linux containers.
   const net = (sockets as unknown as { createSockets: CreateSockets }).createSockets({ enableNetwork: true });
   return {
@@ -54,14 +60,14 @@ export function wasiImports(parts: ImportParts): Record<string, unknown> {
     'wasi:sockets/udp-create-socket': net.udpCreateSocket,
     'wasi:filesystem/preopens': filesystem.preopens,
     'wasi:filesystem/types': filesystem.types,
-    'wasi:io/error': io.error,
-    'wasi:io/poll': io.poll,
-    'wasi:io/streams': io.streams,
+    'wasi:io/error': i.error,
+    'wasi:io/poll': i.poll,
+    'wasi:io/streams': i.streams,
     'wasi:random/random': random.random,
     'wasi:random/insecure': random.insecure,
     'wasi:random/insecure-seed': random.insecureSeed,
-    'wasi:clocks/monotonic-clock': clocks.monotonicClock,
-    'wasi:clocks/wall-clock': clocks.wallClock,
+    'wasi:clocks/monotonic-clock': c.monotonicClock,
+    'wasi:clocks/wall-clock': c.wallClock,
     'wasi:http/types': h.types,
     'wasi:http/incoming-handler': h.incomingHandler,
     'wasi:http/outgoing-handler': h.outgoingHandler,

@@ -1,0 +1,654 @@
+// The Component Model's canonical ABI, the part wasi:io and wasi:http need,
+// for host functions handed to a component's core module as they are.
+//
+// Why: jco's generated glue (1.35) wraps every import call in its Preview 3
+// task machinery (a task, a subtask, promises, bookkeeping): measured ~20 µs
+// per call, ~20 calls per request, more than everything else on a request's
+// path together. jco has a hook for hosts that lower a function themselves:
+// with importBindings 'hybrid', an import function carrying
+// `[Symbol.for('cabiLower')]` is asked for a core function
+// (`({ memory, realloc, resourceTables }) => coreFn`) that the core module
+// then calls directly (preview2-shim uses the same hook for its pollables).
+// Its arguments are core values (handles, pointers into the guest's memory);
+// this module lifts them into JS values, calls the host's implementation and
+// lowers its answer back, following the canonical ABI's layout rules
+// (https://github.com/WebAssembly/component-model, CanonicalABI.md).
+//
+// Resources: a guest names a resource by a handle, an index into one of
+// jco's handle tables (one per resource type and instance: pairs of
+// [scope, rep | OWN_FLAG]); the rep is ours to choose. Ours come from a
+// registry (Reps) whose reps never collide with the ones jco counts itself
+// or preview2-shim's IO worker ids. jco gives a lowered function the tables
+// of the resource types in its signature ordered by table index, not by
+// type: which table is which is learnt from the handles a guest passes in
+// (their reps tell the type) and from functions with a single table.
+
+/** A WIT type, as far as wasi:io and wasi:http use them. */
+export type Ty =
+  | 'bool'
+  | 'u8'
+  | 'u16'
+  | 'u32'
+  | 'u64'
+  | 'string'
+  | { list: Ty }
+  | { option: Ty }
+  | { result: [ok: Ty | null, err: Ty | null] }
+  | { tuple: Ty[] }
+  | { record: [name: string, ty: Ty][] }
+  | { variant: [name: string, ty: Ty | null][] }
+  | { enum: string[] }
+  | { own: string }
+  | { borrow: string };
+
+export interface FnType {
+  params: Ty[];
+  result: Ty | null;
+}
+
+type Flat = 'i32' | 'i64';
+type Case = [string, Ty | null];
+
+/** jco's handle table: [free-list head | FLAG, 0, scope, rep | OWN_FLAG, …]. */
+export type HandleTable = number[] & { _createdReps?: Set<number> };
+const FLAG = 1 << 30;
+const MAX_FLAT_PARAMS = 16;
+const MAX_FLAT_RESULTS = 1;
+
+// ---- layout ----
+
+function cases(t: Ty): Case[] | undefined {
+  if (typeof t === 'string') return undefined;
+  if ('option' in t) return [['none', null], ['some', t.option]];
+  if ('result' in t) return [['ok', t.result[0]], ['err', t.result[1]]];
+  if ('enum' in t) return t.enum.map((n) => [n, null]);
+  if ('variant' in t) return t.variant;
+  return undefined;
+}
+
+function fields(t: Ty): Ty[] | undefined {
+  if (typeof t === 'string') return undefined;
+  if ('tuple' in t) return t.tuple;
+  if ('record' in t) return t.record.map(([, f]) => f);
+  return undefined;
+}
+
+const alignTo = (n: number, a: number) => Math.ceil(n / a) * a;
+const discSize = (n: number) => (n <= 256 ? 1 : n <= 65536 ? 2 : 4);
+
+interface Layout {
+  size: number;
+  align: number;
+  flat: Flat[];
+  /** Variants: the payload's offset; records: each field's offset. */
+  offsets?: number[];
+  payload?: number;
+}
+
+const layouts = new WeakMap<object, Layout>();
+const SCALARS: Record<string, Layout> = {
+  bool: { size: 1, align: 1, flat: ['i32'] },
+  u8: { size: 1, align: 1, flat: ['i32'] },
+  u16: { size: 2, align: 2, flat: ['i32'] },
+  u32: { size: 4, align: 4, flat: ['i32'] },
+  u64: { size: 8, align: 8, flat: ['i64'] },
+  string: { size: 8, align: 4, flat: ['i32', 'i32'] },
+};
+
+export function layout(t: Ty): Layout {
+  if (typeof t === 'string') return SCALARS[t]!;
+  let l = layouts.get(t);
+  if (l) return l;
+  if ('list' in t) l = { size: 8, align: 4, flat: ['i32', 'i32'] };
+  else if ('own' in t || 'borrow' in t) l = { size: 4, align: 4, flat: ['i32'] };
+  else if (fields(t)) {
+    let size = 0;
+    let align = 1;
+    const offsets: number[] = [];
+    const flat: Flat[] = [];
+    for (const f of fields(t)!) {
+      const fl = layout(f);
+      size = alignTo(size, fl.align);
+      offsets.push(size);
+      size += fl.size;
+      align = Math.max(align, fl.align);
+      flat.push(...fl.flat);
+    }
+    l = { size: alignTo(size, align), align, flat, offsets };
+  } else {
+    const cs = cases(t)!;
+    const d = discSize(cs.length);
+    let caseAlign = 1;
+    let caseSize = 0;
+    const joined: Flat[] = [];
+    for (const [, ct] of cs) {
+      if (!ct) continue;
+      const cl = layout(ct);
+      caseAlign = Math.max(caseAlign, cl.align);
+      caseSize = Math.max(caseSize, cl.size);
+      cl.flat.forEach((f, i) => (joined[i] = joined[i] === undefined || joined[i] === f ? f : 'i64'));
+    }
+    const align = Math.max(d, caseAlign);
+    const payload = alignTo(d, caseAlign);
+    l = { size: alignTo(payload + caseSize, align), align, flat: ['i32', ...joined], payload };
+  }
+  layouts.set(t, l);
+  return l;
+}
+
+/** Resource types a signature names, in no particular order. */
+export function resourcesOf(types: (Ty | null)[], out = new Set<string>()): Set<string> {
+  for (const t of types) {
+    if (t === null || typeof t === 'string') continue;
+    if ('own' in t) out.add(t.own);
+    else if ('borrow' in t) out.add(t.borrow);
+    else if ('list' in t) resourcesOf([t.list], out);
+    else if (fields(t)) resourcesOf(fields(t)!, out);
+    else resourcesOf(cases(t)!.map(([, c]) => c), out);
+  }
+  return out;
+}
+
+// ---- resources ----
+
+/** Where the objects behind reps live (reps.ts). */
+export interface ResourceHost {
+  /** The object behind `rep`, checking it is of type `res`. */
+  get(rep: number, res: string): object;
+  /** Gives up `rep` (the guest passed its handle on) and returns its object. */
+  take(rep: number, res: string): object;
+  /** A new rep for `obj` of type `res`, owned by `scope` (an instance). */
+  add(obj: object, res: string, scope?: Set<number>): number;
+  typeOf(rep: number): string | undefined;
+  /** The instance being made while its functions are lowered. */
+  readonly scope?: Set<number> | undefined;
+}
+
+export function handleRep(table: HandleTable, handle: number): number | undefined {
+  const scope = table[handle << 1];
+  const val = table[(handle << 1) + 1];
+  if (scope === undefined || val === undefined || val === 0 || (scope & FLAG) !== 0 || handle === 0) return undefined;
+  return val & ~FLAG;
+}
+
+export function tableCreateOwn(table: HandleTable, rep: number): number {
+  const free = table[0]! & ~FLAG;
+  table._createdReps?.add(rep);
+  if (free === 0) {
+    table.push(0, rep | FLAG);
+    return (table.length >> 1) - 1;
+  }
+  table[0] = table[free << 1]!;
+  table[free << 1] = 0;
+  table[(free << 1) + 1] = rep | FLAG;
+  return free;
+}
+
+export function tableRemove(table: HandleTable, handle: number): number {
+  const scope = table[handle << 1];
+  const val = table[(handle << 1) + 1];
+  if (scope === undefined || val === undefined || val === 0 || (scope & FLAG) !== 0) throw new WebAssembly.RuntimeError(`unknown handle index ${handle}`);
+  if ((val & FLAG) !== 0 && scope !== 0) throw new WebAssembly.RuntimeError('cannot remove owned resource while borrowed');
+  table[handle << 1] = table[0]! | FLAG;
+  table[0] = handle | FLAG;
+  return val & ~FLAG;
+}
+
+/**
+ * Which of a function's tables belongs to which resource type: learnt from
+ * single-table functions when they are lowered and from the reps of handles
+ * guests pass, shared by every function of one import object.
+ */
+export class TableRoles {
+  readonly #roles = new WeakMap<HandleTable, string>();
+  readonly #host: ResourceHost;
+  constructor(host: ResourceHost) {
+    this.#host = host;
+  }
+  learn(table: HandleTable, res: string): void {
+    this.#roles.set(table, res);
+  }
+  roleOf(table: HandleTable): string | undefined {
+    return this.#roles.get(table);
+  }
+  /** Pins tables from a handle of type `res` that must be valid in one of `tables`. */
+  identify(tables: HandleTable[], res: string, handle: number): void {
+    for (const t of tables) {
+      if (this.#roles.has(t)) continue;
+      const rep = handleRep(t, handle);
+      if (rep !== undefined && this.#host.typeOf(rep) === res) {
+        this.#roles.set(t, res);
+        return;
+      }
+    }
+  }
+}
+
+// ---- values ----
+
+/** What a lowered function works on: the instance's memory (views cached per buffer), realloc, tables, reps. */
+class Ctx {
+  readonly #opts: LowerOptions;
+  #buffer: ArrayBuffer | undefined;
+  #dv: DataView | undefined;
+  #bytes: Buffer | undefined;
+  constructor(
+    opts: LowerOptions,
+    readonly table: (res: string) => HandleTable,
+    readonly host: ResourceHost,
+    readonly scope: Set<number> | undefined,
+  ) {
+    this.#opts = opts;
+  }
+  #refresh(): void {
+    const memory = this.#opts.memory;
+    if (!memory) throw new WebAssembly.RuntimeError('the component gave no memory for a function that needs it');
+    const buffer = memory.buffer as ArrayBuffer;
+    if (buffer !== this.#buffer) {
+      this.#buffer = buffer;
+      this.#dv = new DataView(buffer);
+      this.#bytes = Buffer.from(buffer);
+    }
+  }
+  get dv(): DataView {
+    this.#refresh();
+    return this.#dv!;
+  }
+  get bytes(): Buffer {
+    this.#refresh();
+    return this.#bytes!;
+  }
+  alloc(align: number, size: number): number {
+    const realloc = this.#opts.realloc;
+    if (!realloc) throw new WebAssembly.RuntimeError('the component gave no realloc for a result that needs memory');
+    return realloc(0, 0, align, size);
+  }
+}
+
+function check(ctx: Ctx, ptr: number, len: number): void {
+  if (ptr + len > ctx.bytes.length) throw new WebAssembly.RuntimeError('out of bounds memory access');
+}
+
+/** A copy of the guest's bytes (the host may keep them; the guest's memory moves on). */
+function bytesAt(ctx: Ctx, ptr: number, len: number): Uint8Array {
+  check(ctx, ptr, len);
+  const out = Buffer.allocUnsafe(len);
+  ctx.bytes.copy(out, 0, ptr, ptr + len);
+  return out;
+}
+
+function stringAt(ctx: Ctx, ptr: number, len: number): string {
+  check(ctx, ptr, len);
+  return ctx.bytes.toString('utf8', ptr, ptr + len);
+}
+
+function storeBytes(ctx: Ctx, bytes: Uint8Array, align: number): [number, number] {
+  const ptr = ctx.alloc(align, bytes.length);
+  ctx.bytes.set(bytes, ptr);
+  return [ptr, bytes.length];
+}
+
+function storeString(ctx: Ctx, s: string): [number, number] {
+  const len = Buffer.byteLength(s, 'utf8');
+  const ptr = ctx.alloc(1, len);
+  ctx.bytes.write(s, ptr, len, 'utf8');
+  return [ptr, len];
+}
+
+type CoreValue = number | bigint;
+
+class Reader {
+  i = 0;
+  constructor(public values: ArrayLike<CoreValue>) {}
+  reset(values: ArrayLike<CoreValue>): this {
+    this.values = values;
+    this.i = 0;
+    return this;
+  }
+  next(): CoreValue {
+    return this.values[this.i++]!;
+  }
+}
+
+/** A type's four conversions, made once per type. */
+interface Codec {
+  load(ctx: Ctx, ptr: number): unknown;
+  store(ctx: Ctx, v: unknown, ptr: number): void;
+  lift(ctx: Ctx, r: Reader): unknown;
+  lower(ctx: Ctx, v: unknown, out: CoreValue[]): void;
+  /** Variants: store or lower case `i` with its payload (no {tag, val} object on the way). */
+  storeCase?(ctx: Ctx, i: number, payload: unknown, ptr: number): void;
+  lowerCase?(ctx: Ctx, i: number, payload: unknown, out: CoreValue[]): void;
+}
+
+const codecs = new Map<Ty, Codec>();
+
+export function codec(t: Ty): Codec {
+  let c = codecs.get(t);
+  if (!c) codecs.set(t, (c = makeCodec(t)));
+  return c;
+}
+
+const camelCache = new Map<string, string>();
+export function camel(name: string): string {
+  let c = camelCache.get(name);
+  if (c === undefined) camelCache.set(name, (c = name.toLowerCase().replace(/-([a-z0-9])/g, (_, x: string) => x.toUpperCase())));
+  return c;
+}
+
+function scalar(size: 1 | 2 | 4, get: (dv: DataView, p: number) => number, set: (dv: DataView, p: number, v: number) => void, mask: (v: number) => number): Codec {
+  return {
+    load: (ctx, p) => get(ctx.dv, p),
+    store: (ctx, v, p) => set(ctx.dv, p, v as number),
+    lift: (_ctx, r) => mask(r.next() as number),
+    lower: (_ctx, v, out) => void out.push((v as number) | 0),
+  };
+}
+
+function makeCodec(t: Ty): Codec {
+  switch (t) {
+    case 'bool':
+      return {
+        load: (ctx, p) => ctx.dv.getUint8(p) !== 0,
+        store: (ctx, v, p) => ctx.dv.setUint8(p, v ? 1 : 0),
+        lift: (_ctx, r) => (r.next() as number) !== 0,
+        lower: (_ctx, v, out) => void out.push(v ? 1 : 0),
+      };
+    case 'u8':
+      return scalar(1, (dv, p) => dv.getUint8(p), (dv, p, v) => dv.setUint8(p, v), (v) => v & 0xff);
+    case 'u16':
+      return scalar(2, (dv, p) => dv.getUint16(p, true), (dv, p, v) => dv.setUint16(p, v, true), (v) => v & 0xffff);
+    case 'u32':
+      return scalar(4, (dv, p) => dv.getUint32(p, true), (dv, p, v) => dv.setUint32(p, v, true), (v) => v >>> 0);
+    case 'u64':
+      return {
+        load: (ctx, p) => ctx.dv.getBigUint64(p, true),
+        store: (ctx, v, p) => ctx.dv.setBigUint64(p, BigInt.asUintN(64, BigInt(v as bigint)), true),
+        lift: (_ctx, r) => BigInt.asUintN(64, BigInt(r.next())),
+        lower: (_ctx, v, out) => void out.push(BigInt.asIntN(64, BigInt(v as bigint))),
+      };
+    case 'string':
+      return pointerPair(
+        (ctx, ptr, len) => stringAt(ctx, ptr, len),
+        (ctx, v) => storeString(ctx, v as string),
+      );
+  }
+  if ('list' in t) {
+    const elem = t.list;
+    if (elem === 'u8') return pointerPair((ctx, ptr, len) => bytesAt(ctx, ptr, len), (ctx, v) => storeBytes(ctx, v as Uint8Array, 1));
+    const el = layout(elem);
+    const ec = codec(elem);
+    return pointerPair(
+      (ctx, ptr, len) => {
+        check(ctx, ptr, len * el.size);
+        const out: unknown[] = new Array(len);
+        for (let i = 0; i < len; i++) out[i] = ec.load(ctx, ptr + i * el.size);
+        return out;
+      },
+      (ctx, v) => {
+        const items = v as ArrayLike<unknown>;
+        const ptr = ctx.alloc(el.align, items.length * el.size);
+        for (let i = 0; i < items.length; i++) ec.store(ctx, items[i], ptr + i * el.size);
+        return [ptr, items.length];
+      },
+    );
+  }
+  if ('own' in t || 'borrow' in t) {
+    const res = 'own' in t ? t.own : t.borrow;
+    const lift = 'own' in t
+      ? (ctx: Ctx, h: number) => ctx.host.take(tableRemove(ctx.table(res), h), res)
+      : (ctx: Ctx, h: number) => {
+          const rep = handleRep(ctx.table(res), h);
+          if (rep === undefined) throw new WebAssembly.RuntimeError(`unknown handle index ${h}`);
+          return ctx.host.get(rep, res);
+        };
+    const lower = (ctx: Ctx, v: unknown) => {
+      if ('borrow' in t) throw new TypeError('a host function cannot return a borrow');
+      return tableCreateOwn(ctx.table(res), ctx.host.add(v as object, res, ctx.scope));
+    };
+    return {
+      load: (ctx, p) => lift(ctx, ctx.dv.getUint32(p, true)),
+      store: (ctx, v, p) => ctx.dv.setUint32(p, lower(ctx, v), true),
+      lift: (ctx, r) => lift(ctx, r.next() as number),
+      lower: (ctx, v, out) => void out.push(lower(ctx, v)),
+    };
+  }
+  const fs = fields(t);
+  if (fs) return recordCodec(t, fs);
+  return variantCodec(t, cases(t)!);
+}
+
+function pointerPair(read: (ctx: Ctx, ptr: number, len: number) => unknown, write: (ctx: Ctx, v: unknown) => [number, number]): Codec {
+  return {
+    load: (ctx, p) => {
+      const dv = ctx.dv;
+      return read(ctx, dv.getUint32(p, true), dv.getUint32(p + 4, true));
+    },
+    store: (ctx, v, p) => {
+      const [ptr, len] = write(ctx, v);
+      const dv = ctx.dv;
+      dv.setUint32(p, ptr, true);
+      dv.setUint32(p + 4, len, true);
+    },
+    lift: (ctx, r) => {
+      const ptr = (r.next() as number) >>> 0;
+      return read(ctx, ptr, (r.next() as number) >>> 0);
+    },
+    lower: (ctx, v, out) => void out.push(...write(ctx, v)),
+  };
+}
+
+/** A record's JS value: an object by field name (camelCase); a tuple's an array. */
+function recordCodec(t: Ty, fs: Ty[]): Codec {
+  const l = layout(t);
+  const cs = fs.map(codec);
+  const names = typeof t !== 'string' && 'record' in t ? t.record.map(([n]) => camel(n)) : undefined;
+  const make = (values: unknown[]) => (names ? Object.fromEntries(names.map((n, i) => [n, values[i]])) : values);
+  const parts = (v: unknown) => (names ? names.map((n) => (v as Record<string, unknown>)[n]) : (v as unknown[]));
+  return {
+    load: (ctx, p) => make(cs.map((c, i) => c.load(ctx, p + l.offsets![i]!))),
+    store: (ctx, v, p) => parts(v).forEach((x, i) => cs[i]!.store(ctx, x, p + l.offsets![i]!)),
+    lift: (ctx, r) => make(cs.map((c) => c.lift(ctx, r))),
+    lower: (ctx, v, out) => parts(v).forEach((x, i) => cs[i]!.lower(ctx, x, out)),
+  };
+}
+
+/** jco's conventions: option → value | undefined, result → {tag: 'ok'|'err', val}, enum → its name, variant → {tag, val}. */
+function variantCodec(t: Ty, cs: Case[]): Codec {
+  const l = layout(t);
+  const kind = typeof t === 'string' ? 'variant' : 'option' in t ? 'option' : 'enum' in t ? 'enum' : 'result' in t ? 'result' : 'variant';
+  const payloads = cs.map(([, ct]) => (ct ? codec(ct) : undefined));
+  const caseFlat = cs.map(([, ct]) => (ct ? layout(ct).flat : []));
+  const joined = l.flat.slice(1);
+  const d = discSize(cs.length);
+  const index = new Map(cs.map(([n], i) => [n, i]));
+  const value = (i: number, payload: unknown): unknown => {
+    if (kind === 'option') return i === 1 ? payload : undefined;
+    if (kind === 'enum') return cs[i]![0];
+    if (kind === 'result' || cs[i]![1]) return { tag: cs[i]![0], val: payload };
+    return { tag: cs[i]![0] };
+  };
+  const caseOf = (v: unknown): [number, unknown] => {
+    if (kind === 'option') return v === undefined || v === null ? [0, undefined] : [1, v];
+    const i = index.get((kind === 'enum' ? v : (v as { tag?: unknown })?.tag) as string);
+    if (i === undefined) throw new TypeError(`not a case of the variant: ${JSON.stringify(kind === 'enum' ? v : (v as { tag?: unknown })?.tag)}`);
+    return [i, kind === 'enum' ? undefined : (v as { val?: unknown }).val];
+  };
+  const caseAt = (i: number) => {
+    if (i >= cs.length) throw new WebAssembly.RuntimeError(`invalid variant discriminant ${i}`);
+    return i;
+  };
+  const storeCase = (ctx: Ctx, i: number, payload: unknown, p: number) => {
+    const dv = ctx.dv;
+    if (d === 1) dv.setUint8(p, i);
+    else if (d === 2) dv.setUint16(p, i, true);
+    else dv.setUint32(p, i, true);
+    payloads[i]?.store(ctx, payload, p + l.payload!);
+  };
+  const lowerCase = (ctx: Ctx, i: number, payload: unknown, out: CoreValue[]) => {
+    out.push(i);
+    const pc = payloads[i];
+    if (!pc) {
+      for (const want of joined) out.push(want === 'i64' ? 0n : 0);
+      return;
+    }
+    const start = out.length;
+    pc.lower(ctx, payload, out);
+    const have = caseFlat[i]!;
+    for (let k = 0; k < joined.length; k++) {
+      const want = joined[k]!;
+      if (start + k >= out.length) out.push(want === 'i64' ? 0n : 0);
+      else if (want === 'i64' && have[k] === 'i32') out[start + k] = BigInt((out[start + k] as number) >>> 0);
+    }
+  };
+  return {
+    load: (ctx, p) => {
+      const dv = ctx.dv;
+      const i = caseAt(d === 1 ? dv.getUint8(p) : d === 2 ? dv.getUint16(p, true) : dv.getUint32(p, true));
+      return value(i, payloads[i]?.load(ctx, p + l.payload!));
+    },
+    store: (ctx, v, p) => {
+      const [i, payload] = caseOf(v);
+      storeCase(ctx, i, payload, p);
+    },
+    lift: (ctx, r) => {
+      const i = caseAt(r.next() as number);
+      // The payload comes in the joined slots; an i32 of the case may sit in an i64 slot.
+      const raw: CoreValue[] = joined.map(() => r.next());
+      const pc = payloads[i];
+      if (!pc) return value(i, undefined);
+      const have = caseFlat[i]!;
+      return value(i, pc.lift(ctx, new Reader(have.map((f, k) => (f === 'i32' && joined[k] === 'i64' ? Number(BigInt.asIntN(32, BigInt(raw[k]!))) : raw[k]!)))));
+    },
+    lower: (ctx, v, out) => {
+      const [i, payload] = caseOf(v);
+      lowerCase(ctx, i, payload, out);
+    },
+    storeCase,
+    lowerCase,
+  };
+}
+
+// ---- lowered functions ----
+
+/** A host function in JS values; a thrown non-Error is the err case of its result, an Error a trap. */
+export type HostFn = (...args: never[]) => unknown;
+
+export interface LowerOptions {
+  memory?: WebAssembly.Memory;
+  realloc?: (old: number, oldSize: number, align: number, size: number) => number;
+  resourceTables?: HandleTable[];
+}
+
+export interface Lowering {
+  host: ResourceHost;
+  roles: TableRoles;
+}
+
+function errCase(t: Ty | null): boolean {
+  return t !== null && typeof t !== 'string' && 'result' in t;
+}
+
+/**
+ * The `cabiLower` factory of `fn`, whose WIT type is `type`: jco calls it
+ * once per instance with that instance's memory, realloc and handle tables.
+ * `suspending`: the core function is a JSPI Suspending import (fn may return
+ * a promise, the guest waits without blocking the thread).
+ */
+export function lowering(type: FnType, fn: HostFn, low: Lowering, suspending = false): (opts: LowerOptions) => unknown {
+  const paramFlat = type.params.flatMap((p) => layout(p).flat);
+  const resultFlat = type.result ? layout(type.result).flat : [];
+  const viaMemory = paramFlat.length > MAX_FLAT_PARAMS;
+  const retptr = resultFlat.length > MAX_FLAT_RESULTS;
+  const resources = [...resourcesOf([...type.params, type.result])];
+  // Handle parameters (their flat index and type): what tells the tables apart.
+  const handleParams: [index: number, res: string][] = [];
+  type.params.reduce((at, p) => {
+    if (typeof p !== 'string' && ('own' in p || 'borrow' in p)) handleParams.push([at, 'own' in p ? p.own : p.borrow]);
+    return at + layout(p).flat.length;
+  }, 0);
+  const mayErr = errCase(type.result);
+  const params = type.params.map(codec);
+  const tuple = viaMemory ? codec({ tuple: type.params }) : undefined;
+  const res = type.result ? codec(type.result) : undefined;
+  const impl = fn as (...a: unknown[]) => unknown;
+
+  return (opts: LowerOptions) => {
+    const tables = opts.resourceTables ?? [];
+    if (tables.length !== resources.length) {
+      throw new Error(`tugboat: jco gave ${tables.length} resource tables for a function with ${resources.length} resource types`);
+    }
+    if (tables.length === 1) low.roles.learn(tables[0]!, resources[0]!);
+    const byRole = new Map<string, HandleTable>();
+    const tableOf = (r: string): HandleTable => {
+      let t = byRole.get(r);
+      if (t) return t;
+      for (const cand of tables) if (low.roles.roleOf(cand) === r) byRole.set(r, (t = cand));
+      if (!t) {
+        // The one table left once the others are known.
+        const unknown = tables.filter((c) => low.roles.roleOf(c) === undefined);
+        const open = resources.filter((x) => !tables.some((c) => low.roles.roleOf(c) === x));
+        if (unknown.length === 1 && open.length === 1 && open[0] === r) {
+          low.roles.learn(unknown[0]!, r);
+          byRole.set(r, (t = unknown[0]!));
+        }
+      }
+      if (!t) throw new WebAssembly.RuntimeError(`tugboat: cannot tell which handle table holds ${r}`);
+      return t;
+    };
+    const ctx = new Ctx(opts, tableOf, low.host, low.host.scope);
+    // A result<T, E>: its ok and err cases lowered straight from the host's value or throw.
+    const answer = (i: number, value: unknown, ret: number): CoreValue | undefined => {
+      if (!res) return undefined;
+      if (retptr) {
+        if (mayErr) res.storeCase!(ctx, i, value, ret);
+        else res.store(ctx, value, ret);
+        return undefined;
+      }
+      const out: CoreValue[] = [];
+      if (mayErr) res.lowerCase!(ctx, i, value, out);
+      else res.lower(ctx, value, out);
+      return out[0];
+    };
+    const fail = (err: unknown, ret: number): CoreValue | undefined => {
+      if (!mayErr || err instanceof Error) throw err;
+      return answer(1, err, ret);
+    };
+    const reader = new Reader([]);
+    const n = params.length;
+    const [p0, p1, p2, p3] = params;
+    // Called by the guest's core code with core values (no rest array, no spread on the way).
+    const core = function (): CoreValue | undefined | Promise<CoreValue | undefined> {
+      // eslint-disable-next-line prefer-rest-params
+      const args = arguments as unknown as ArrayLike<CoreValue>;
+      const ret = retptr ? (args[args.length - 1] as number) : 0;
+      // Learn table roles from the handles passed before lifting them.
+      if (byRole.size < resources.length && !viaMemory) {
+        for (const [i, r] of handleParams) if (!byRole.has(r)) low.roles.identify(tables, r, args[i] as number);
+      }
+      let value: unknown;
+      try {
+        if (tuple) value = impl(...(tuple.load(ctx, args[0] as number) as unknown[]));
+        else {
+          const r = reader.reset(args);
+          if (n === 0) value = impl();
+          else if (n === 1) value = impl(p0!.lift(ctx, r));
+          else if (n === 2) value = impl(p0!.lift(ctx, r), p1!.lift(ctx, r));
+          else if (n === 3) value = impl(p0!.lift(ctx, r), p1!.lift(ctx, r), p2!.lift(ctx, r));
+          else if (n === 4) value = impl(p0!.lift(ctx, r), p1!.lift(ctx, r), p2!.lift(ctx, r), p3!.lift(ctx, r));
+          else value = impl(...params.map((p) => p.lift(ctx, r)));
+        }
+      } catch (err) {
+        return fail(err, ret);
+      }
+      if (value instanceof Promise) return value.then((v) => answer(0, v, ret), (err: unknown) => fail(err, ret));
+      return answer(0, value, ret);
+    };
+    return suspending ? new WebAssembly.Suspending(core) : core;
+  };
+}
+
+/** jco's symbols for the hook. */
+export const CABI_LOWER = Symbol.for('cabiLower');
+export const CABI_DISPOSE = Symbol.for('cabiDispose');
+export const CABI_REP = Symbol.for('cabiRep');

@@ -1,0 +1,33 @@
+// How an HTTP component is served, from its guest configuration (the
+// io.tugboat.http.* annotations, the component's own declaration) and the
+// CPUs this process may use.
+import { envListToObject, type GuestConfig } from '../guest-config.js';
+import { defaultHandlerThreads } from './cpus.js';
+
+export const DEFAULT_HTTP_PORT = 8080;
+/** Instances alive at once per handler thread, unless io.tugboat.http.pool says otherwise. */
+export const DEFAULT_POOL = 8;
+
+/** io.tugboat.http.port, else the guest's PORT, else 8080. */
+export function httpPort(config: GuestConfig): number {
+  if (config.component?.port !== undefined) return config.component.port;
+  const fromEnv = Number(envListToObject(config.env).PORT);
+  return Number.isInteger(fromEnv) && fromEnv > 0 && fromEnv < 65536 ? fromEnv : DEFAULT_HTTP_PORT;
+}
+
+export interface HttpServeSettings {
+  port: number;
+  threads: number;
+  pool: number;
+  reuse: boolean;
+}
+
+export function httpServeSettings(config: GuestConfig, cpus: () => number = defaultHandlerThreads): HttpServeSettings {
+  const c = config.component;
+  return {
+    port: httpPort(config),
+    threads: c?.threads ?? cpus(),
+    pool: c?.pool ?? DEFAULT_POOL,
+    reuse: c?.reuse === true,
+  };
+}

@@ -1,0 +1,205 @@
+// One handler thread of an HTTP component: its own node:http server on the
+// shared port (SO_REUSEPORT: the kernel spreads connections over the
+// threads), its own pool of instances, and the guest's handler called right
+// here, on the thread that owns the instance: no proxy, no other thread on a
+// request's path.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { readFileSync } from 'node:fs';
+import * as p2 from '../p2/shim.js';
+import { componentShim } from '../component-shim.js';
+import { trapMessage } from '../component-outcome.js';
+import type { GuestConfig } from '../guest-config.js';
+import { isTrap } from '../outcome.js';
+import { TableRoles } from './abi.js';
+import { wasiIo, type ShimIo } from './io.js';
+import { InstancePool, type PoolStats } from './pool.js';
+import { Reps, type RepScope } from './reps.js';
+import { wasiHttp } from './types.js';
+
+export interface ThreadServeOptions {
+  config: GuestConfig;
+  /** The component's compiled core modules by file name (shared by every thread); missing ones are compiled here. */
+  modules?: ReadonlyMap<string, WebAssembly.Module>;
+  port: number;
+  /** Address to listen on (default: every address, as Node's listen). */
+  host?: string;
+  /** Instances alive at once on this thread. */
+  pool: number;
+  /** May an instance serve more than one request (the component declares it)? */
+  reuse: boolean;
+  /** A request the guest failed (answered 500, or cut once its answer had started). */
+  onRequestFailed(message: string): void;
+}
+
+export interface ThreadServer {
+  /** The port listened on (the one asked for, or the kernel's choice for 0). */
+  port: number;
+  inFlight(): number;
+  /** The pool, and the resources guests hold (handles of ours not yet dropped). */
+  stats(): PoolStats & { resources: number };
+  /** Stops accepting, lets requests in flight finish (new ones on open connections are served with Connection: close); resolves when none is left. */
+  drain(): Promise<void>;
+}
+
+/** The component cannot be served at all (the container's 126). */
+export class ComponentLinkError extends Error {}
+
+type Handle = (request: object, outparam: object) => Promise<unknown> | unknown;
+type Instantiate = (
+  getCoreModule: (name: string) => WebAssembly.Module,
+  imports: object,
+  instantiateCore: (m: WebAssembly.Module, i: WebAssembly.Imports) => WebAssembly.Instance,
+) => Record<string, unknown>;
+
+/** The incoming-handler's handle function of an instance (the glue names it with or without the interface). */
+function handlerOf(instance: Record<string, unknown>): Handle | undefined {
+  for (const [name, value] of Object.entries(instance)) {
+    if (!/^(wasi:http\/)?incoming-?[hH]andler(@|$)/.test(name)) continue;
+    const handle = (value as { handle?: unknown } | null)?.handle;
+    if (typeof handle === 'function') return handle as Handle;
+  }
+  return undefined;
+}
+
+const SHIM_IO: ShimIo = {
+  InputStream: p2.io.streams.InputStream as unknown as ShimIo['InputStream'],
+  OutputStream: p2.io.streams.OutputStream as unknown as ShimIo['OutputStream'],
+  Pollable: p2.io.poll.Pollable as unknown as ShimIo['Pollable'],
+  IoError: p2.io.error.Error as unknown as ShimIo['IoError'],
+};
+
+/** An instance: its handler, and the resources it holds (let go with it). */
+interface Instance {
+  handle: Handle;
+  scope: RepScope;
+}
+
+/** Makes instances of the component: its glue, its core modules, our imports. */
+async function instanceFactory(options: ThreadServeOptions, onError: (message: string) => void) {
+  const component = options.config.component;
+  if (!component) throw new ComponentLinkError('not a component');
+  const reps = new Reps();
+  const low = { host: reps, roles: new TableRoles(reps) };
+  const io = wasiIo(low, SHIM_IO);
+  const http = wasiHttp(low, { onError });
+  const imports = componentShim(options.config, {
+    io: { error: io.error, poll: io.poll, streams: io.streams } as never,
+    clocks: { ...p2.clocks, monotonicClock: io.monotonicClock } as never,
+    http: { types: http.types, outgoingHandler: http.outgoingHandler } as never,
+  }).getImportObject();
+  let instantiate: Instantiate;
+  try {
+    ({ instantiate } = (await import(pathToFileURL(join(component.dir, component.entry)).href)) as { instantiate: Instantiate });
+  } catch (err) {
+    throw new ComponentLinkError(`cannot load component: ${(err as Error).message}`);
+  }
+  const modules = new Map(options.modules ?? []);
+  const getCoreModule = (name: string) => {
+    let m = modules.get(name);
+    if (!m) modules.set(name, (m = new WebAssembly.Module(readFileSync(join(component.dir, name)))));
+    return m;
+  };
+  const create = (): Instance => {
+    const scope: RepScope = new Set();
+    reps.scope = scope;
+    try {
+      // Synchronous: the glue returns at once when nothing it is given is a promise.
+      const instance = instantiate(getCoreModule, imports, (m, i) => new WebAssembly.Instance(m, i));
+      const handle = handlerOf(instance);
+      if (!handle) throw new ComponentLinkError('component exports no wasi:http/incoming-handler');
+      return { handle, scope };
+    } finally {
+      reps.scope = undefined;
+    }
+  };
+  /** An instance is let go: whatever its guest still holds goes with it. */
+  const discard = (instance: Instance) => reps.releaseScope(instance.scope);
+  return { create, discard, exchange: http.exchange, reps };
+}
+
+function failureMessage(err: unknown): string {
+  if (isTrap(err)) return `wasm trap: ${trapMessage(err)}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Serves the component on this thread until drained. Rejects with ComponentLinkError when it cannot be instantiated. */
+export async function serveOnThread(options: ThreadServeOptions): Promise<ThreadServer> {
+  const factory = await instanceFactory(options, options.onRequestFailed);
+  const pool = new InstancePool<Instance>({ size: options.pool, reuse: options.reuse, create: factory.create, discard: factory.discard });
+  try {
+    pool.start();
+  } catch (err) {
+    if (err instanceof ComponentLinkError) throw err;
+    throw new ComponentLinkError(`cannot instantiate component: ${(err as Error).message ?? String(err)}`);
+  }
+
+  let inFlight = 0;
+  let draining = false;
+  let drained: (() => void) | undefined;
+  const open = new Set<ServerResponse>();
+
+  const serve = async (instance: Instance, req: IncomingMessage, res: ServerResponse) => {
+    const ex = factory.exchange(req, res, instance.scope);
+    let failed = false;
+    try {
+      await instance.handle(ex.request, ex.outparam);
+    } catch (err) {
+      failed = true;
+      options.onRequestFailed(failureMessage(err));
+      ex.settle(err);
+    }
+    if (!failed) ex.settle();
+    pool.release(instance, failed);
+  };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    open.add(res);
+    if (draining) res.shouldKeepAlive = false;
+    res.once('close', () => {
+      open.delete(res);
+      if (--inFlight === 0 && drained) drained();
+    });
+    const instance = pool.take();
+    if (instance) void serve(instance, req, res);
+    else
+      pool.next().then(
+        (h) => serve(h, req, res),
+        (err: unknown) => {
+          options.onRequestFailed(`no instance to serve the request: ${failureMessage(err)}`);
+          if (!res.headersSent) res.writeHead(503, ['content-type', 'text/plain']).end('service unavailable\n');
+        },
+      );
+  };
+
+  const server: Server = createServer(onRequest);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: options.port, ...(options.host ? { host: options.host } : {}), reusePort: true }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    inFlight: () => inFlight,
+    stats: () => ({ ...pool.stats(), resources: factory.reps.live }),
+    drain: () =>
+      new Promise<void>((resolve) => {
+        draining = true;
+        for (const res of open) if (!res.headersSent) res.shouldKeepAlive = false;
+        server.close();
+        server.closeIdleConnections();
+        const done = () => {
+          pool.close();
+          server.closeAllConnections();
+          resolve();
+        };
+        if (inFlight === 0) done();
+        else drained = done;
+      }),
+  };
+}

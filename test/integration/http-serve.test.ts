@@ -1,0 +1,260 @@
+// wasi:http served by the host (src/wasi-host/http/): the hand-written
+// handler (examples/components/http-bench.wat) under real runc, at each
+// isolation level a Wasm HTTP component can run at. A level is a launcher:
+// start the component with annotations and a memory cap, give its URL,
+// signal it, report its status and the host process's peak memory.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Agent, request, type IncomingHttpHeaders } from 'node:http';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, TUGBOAT, TugboatSandbox, WASM } from './helpers.js';
+
+const BENCH = WASM('component-http-bench');
+const GiB = 1024 ** 3;
+
+interface Launch {
+  annotations?: Record<string, string>;
+  /** Memory cap of the guest's host (e.g. 256m). */
+  memory?: string;
+}
+
+interface HttpGuest {
+  port: number;
+  stderr(): string;
+  /** Signals the guest's host (as its runtime's stop would). */
+  signal(name: NodeJS.Signals): void;
+  /** Its status once it has ended. */
+  exited: Promise<number>;
+  /** Peak resident memory of the host process serving it (VmHWM), in bytes. */
+  peakMemory(): number;
+  /** Ends it (whatever state it is in) and removes what it left. */
+  cleanup(): Promise<void>;
+}
+
+interface Isolation {
+  name: string;
+  launch(opts: Launch): Promise<HttpGuest>;
+}
+
+/** The processes below `pid` (children, recursively). */
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  for (const task of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)) {
+    out.push(task, ...descendants(task));
+  }
+  return out;
+}
+
+async function untilAnswering(port: number, child: ChildProcess, stderr: () => string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      await send(port, '/ready');
+      return;
+    } catch {
+      if (i > 600 || child.exitCode !== null) throw new Error(`the HTTP component never came up: ${stderr()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** `container`: `tugboat run` (its own runc container), the host as the container's init under tini. */
+const CONTAINER: Isolation = {
+  name: 'container',
+  async launch({ annotations = {}, memory }) {
+    const tb = new TugboatSandbox();
+    const port = await freePort();
+    const args = ['--root', tb.root, 'run', '--rm', '--network', 'host', '-e', `PORT=${port}`];
+    for (const [k, v] of Object.entries(annotations)) args.push('--annotation', `${k}=${v}`);
+    if (memory) args.push('--memory', memory);
+    const child = spawn(TUGBOAT, [...args, BENCH], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stdout!.resume();
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number>((resolve) => child.once('exit', (code, sig) => resolve(code ?? 128 + (sig === 'SIGKILL' ? 9 : 15))));
+    await untilAnswering(port, child, () => stderr);
+    /** The host: the Node process below the container's init. */
+    const hostPid = () => {
+      const list = JSON.parse(execFileSync('runc', ['--root', `${tb.root}/runc`, 'list', '--format', 'json'], { encoding: 'utf8' })) as { pid: number }[];
+      const pids = descendants(list[0]!.pid);
+      const node = pids.find((p) => /node/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8')));
+      if (!node) throw new Error('no host process in the container');
+      return node;
+    };
+    const pid = hostPid();
+    return {
+      port,
+      stderr: () => stderr,
+      signal: (name) => child.kill(name),
+      exited,
+      peakMemory: () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024,
+      async cleanup() {
+        // A stop as its runtime's: drained, then `run --rm` removes the container itself
+        // (a SIGKILL would leave that to the --rm watcher, racing tb.cleanup's unmounts).
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGTERM');
+          const late = setTimeout(() => child.kill('SIGKILL'), 20_000);
+          await exited;
+          clearTimeout(late);
+        }
+        tb.cleanup();
+      },
+    };
+  },
+};
+
+// The `pod` level (many guests in one host inside the pod's runc container)
+// is one more Isolation here: a launcher that starts the component in a pod.
+const ISOLATIONS: Isolation[] = [CONTAINER];
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** Bytes of the body (when not kept). */
+  length: number;
+}
+
+interface SendOpts {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** Write half the body, wait for `hold` to settle, write the rest. */
+  hold?: Promise<unknown>;
+  /** Stream this many zero bytes as the body (64 KiB writes, with backpressure). */
+  stream?: number;
+  /** Count the body's bytes instead of keeping them. */
+  countOnly?: boolean;
+  agent?: Agent | false;
+}
+
+function send(port: number, path: string, opts: SendOpts = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent ?? false }, (res) => {
+      const chunks: Buffer[] = [];
+      let length = 0;
+      res.on('data', (c: Buffer) => {
+        length += c.length;
+        if (!opts.countOnly) chunks.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks), length }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (opts.stream !== undefined) {
+      const chunk = Buffer.alloc(64 * 1024);
+      let left = opts.stream;
+      const pump = () => {
+        while (left > 0) {
+          const n = Math.min(left, chunk.length);
+          left -= n;
+          if (!req.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+            req.once('drain', pump);
+            return;
+          }
+        }
+        req.end();
+      };
+      pump();
+    } else if (opts.body && opts.hold) {
+      const half = opts.body.length >> 1;
+      req.write(opts.body.subarray(0, half));
+      void opts.hold.then(() => req.end(opts.body!.subarray(half)));
+    } else req.end(opts.body);
+  });
+}
+
+describe.each(ISOLATIONS)('wasi:http at $name level', (iso) => {
+  const guests: HttpGuest[] = [];
+  const launch = async (opts: Launch = {}) => {
+    const g = await iso.launch(opts);
+    guests.push(g);
+    return g;
+  };
+  afterAll(async () => {
+    for (const g of guests) await g.cleanup();
+  });
+
+  it('answers 500 concurrent requests, each with its own body', async () => {
+    const g = await launch();
+    const agent = new Agent({ keepAlive: true, maxSockets: 500 });
+    const replies = await Promise.all(
+      Array.from({ length: 500 }, (_, i) => send(g.port, '/echo', { method: 'POST', body: Buffer.from(`request ${i}`), headers: { 'x-echo': `e${i}` }, agent })),
+    );
+    agent.destroy();
+    replies.forEach((r, i) => {
+      expect(r.status).toBe(200);
+      expect(r.body.toString()).toBe(`request ${i}`);
+      expect(r.headers['x-echo']).toBe(`e${i}`);
+    });
+  });
+
+  it('queues requests when its one instance is busy, without an error', async () => {
+    const g = await launch({ annotations: { 'io.tugboat.http.pool': '1', 'io.tugboat.http.threads': '1' } });
+    let release!: () => void;
+    const hold = new Promise<void>((r) => (release = r));
+    const all = Promise.all(Array.from({ length: 20 }, () => send(g.port, '/', { method: 'POST', body: Buffer.alloc(2000, 1), hold })));
+    await new Promise((r) => setTimeout(r, 300));
+    release();
+    const replies = await all;
+    expect(replies.map((r) => [r.status, r.headers['x-body-bytes']])).toEqual(Array.from({ length: 20 }, () => [200, '2000']));
+    // One instance served them all, one after another (after the launcher's probe).
+    const counts = replies.map((r) => Number(r.headers['x-instance-requests'])).sort((a, b) => a - b);
+    expect(counts).toEqual(Array.from({ length: 20 }, (_, i) => counts[0]! + i));
+  });
+
+  it('answers 500 for a guest trap and serves the next request from a new instance', async () => {
+    const g = await launch({ annotations: { 'io.tugboat.http.pool': '1', 'io.tugboat.http.threads': '1' } });
+    const first = Number((await send(g.port, '/')).headers['x-instance-requests']);
+    expect((await send(g.port, '/')).headers['x-instance-requests']).toBe(String(first + 1));
+    const trap = await send(g.port, '/trap');
+    expect(trap.status).toBe(500);
+    expect(trap.body.toString()).toBe('internal server error\n');
+    const after = await send(g.port, '/');
+    expect(after.status).toBe(200);
+    expect(after.headers['x-instance-requests']).toBe('1');
+    for (let i = 0; !/request failed/.test(g.stderr()) && i < 100; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(g.stderr()).toMatch(/tugboat: \/http-bench\.wasm: request failed \(answered 500\): wasm trap: .*unreachable/);
+  });
+
+  it('streams a 1 GiB upload and a 1 GiB download with bounded host memory', async () => {
+    const g = await launch({ memory: '256m', annotations: { 'io.tugboat.http.threads': '1' } });
+    const up = await send(g.port, '/upload', { method: 'POST', stream: GiB });
+    expect(up.status).toBe(200);
+    expect(up.headers['x-body-bytes']).toBe(String(GiB));
+    const down = await send(g.port, `/download/${GiB}`, { countOnly: true });
+    expect(down.status).toBe(200);
+    expect(down.length).toBe(GiB);
+    // Under the container's 256 MiB cap, and far below a body's size.
+    const peak = g.peakMemory();
+    expect(peak).toBeLessThan(200 * 1024 ** 2);
+    expect((await send(g.port, '/')).status).toBe(200);
+  }, 300_000);
+
+  it('shares its port between its threads', async () => {
+    const g = await launch({ annotations: { 'io.tugboat.http.pool': '1', 'io.tugboat.http.threads': '2' } });
+    // Each request on a new connection; the kernel spreads connections over the threads'
+    // sockets. The first thread answers before the second listens (its start is not waited
+    // for here), so ask until a second instance answers, within a bound.
+    const counts: number[] = [];
+    while (counts.length < 400 && new Set(counts).size === counts.length) counts.push(Number((await send(g.port, '/')).headers['x-instance-requests']));
+    // Two instances (one per thread) counted the requests: some count comes twice.
+    expect(new Set(counts).size).toBeLessThan(counts.length);
+    expect(Math.max(...counts)).toBeLessThan(counts.length);
+  });
+
+  it('drains on SIGTERM: the request in flight is answered, new ones are refused, then 143', async () => {
+    const g = await launch();
+    let release!: () => void;
+    const hold = new Promise<void>((r) => (release = r));
+    const inFlight = send(g.port, '/', { method: 'POST', body: Buffer.alloc(100_000, 2), hold });
+    await new Promise((r) => setTimeout(r, 300));
+    g.signal('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    await expect(send(g.port, '/')).rejects.toThrow(/ECONNREFUSED|ECONNRESET|socket hang up/);
+    release();
+    const r = await inFlight;
+    expect(r.status).toBe(200);
+    expect(r.headers['x-body-bytes']).toBe('100000');
+    expect(await g.exited).toBe(143);
+  });
+});

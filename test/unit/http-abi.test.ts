@@ -1,0 +1,205 @@
+// The canonical ABI of host functions lowered straight into a core module
+// (src/wasi-host/http/abi.ts): layouts, flat values, memory, handles; checked
+// against the Component Model's rules with a real WebAssembly.Memory.
+import { describe, expect, it } from 'vitest';
+import { layout, lowering, resourcesOf, TableRoles, tableCreateOwn, handleRep, type FnType, type HandleTable, type Ty } from '../../src/wasi-host/http/abi.js';
+import { Reps } from '../../src/wasi-host/http/reps.js';
+import { ERROR_CODE, futureResult, HEADER_ERROR, METHOD, STREAM_ERROR, BYTES, ENTRIES, fn, method, option, own, result, list, borrow } from '../../src/wasi-host/http/wit.js';
+
+const FLAG = 1 << 30;
+
+/** A guest's side: its memory, a bump realloc, empty handle tables. */
+function guest() {
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  let heap = 1024;
+  const realloc = (_old: number, _oldSize: number, align: number, size: number) => {
+    heap = Math.ceil(heap / align) * align;
+    const p = heap;
+    heap += size;
+    return p;
+  };
+  const reps = new Reps();
+  const low = { host: reps, roles: new TableRoles(reps) };
+  const table = (): HandleTable => Object.assign([FLAG, 0], { _createdReps: new Set<number>() });
+  const dv = () => new DataView(memory.buffer);
+  const bytes = (p: number, n: number) => new Uint8Array(memory.buffer, p, n);
+  const putString = (p: number, s: string) => {
+    const b = Buffer.from(s);
+    bytes(p, b.length).set(b);
+    return b.length;
+  };
+  return { memory, realloc, reps, low, table, dv, bytes, putString };
+}
+
+describe('layout', () => {
+  it('follows the canonical ABI for the wasi:http types', () => {
+    expect(layout('string')).toMatchObject({ size: 8, align: 4, flat: ['i32', 'i32'] });
+    expect(layout(option('string'))).toMatchObject({ size: 12, align: 4, flat: ['i32', 'i32', 'i32'], payload: 4 });
+    expect(layout(result(BYTES, STREAM_ERROR))).toMatchObject({ size: 12, align: 4, flat: ['i32', 'i32', 'i32'] });
+    expect(layout(option('u64'))).toMatchObject({ size: 16, align: 8, flat: ['i32', 'i64'], payload: 8 });
+    // error-code: 39 cases, the widest payload option<field-size-payload> (6 flat values, one of them an i64 from option<u64>).
+    expect(layout(ERROR_CODE).flat).toEqual(['i32', 'i32', 'i64', 'i32', 'i32', 'i32', 'i32']);
+    expect(layout(ERROR_CODE).size).toBe(32);
+    expect(layout(HEADER_ERROR)).toMatchObject({ size: 1, align: 1, flat: ['i32'] });
+    expect(layout(METHOD)).toMatchObject({ size: 12, flat: ['i32', 'i32', 'i32'] });
+    // response-outparam.set: handle + result<own, error-code> = 9 flat parameters (as jco and wit-component lower it).
+    const set = fn([own('response-outparam'), result(own('outgoing-response'), ERROR_CODE)]);
+    expect(set.params.flatMap((p) => layout(p).flat)).toEqual(['i32', 'i32', 'i32', 'i32', 'i64', 'i32', 'i32', 'i32', 'i32']);
+  });
+
+  it('names the resource types of a signature', () => {
+    expect([...resourcesOf([borrow('input-stream'), result(BYTES, STREAM_ERROR)])].sort()).toEqual(['error', 'input-stream']);
+    expect([...resourcesOf([futureResult(option(own('fields')))])]).toEqual(['fields']);
+  });
+});
+
+describe('lowered functions', () => {
+  it('lifts a string and a borrowed handle, lowers a list of byte lists through a return pointer', () => {
+    const g = guest();
+    const fields = g.table();
+    const obj = { get: (n: string) => [Buffer.from(`${n}=1`), Buffer.from(`${n}=2`)] };
+    const type = method('fields', ['string'], list(BYTES));
+    const core = lowering(type, (f: typeof obj, n: string) => f.get(n), g.low)({ memory: g.memory, realloc: g.realloc, resourceTables: [fields] }) as (...a: number[]) => void;
+    const h = tableCreateOwn(fields, g.reps.add(obj, 'fields'));
+    const len = g.putString(100, 'x-echo');
+    core(h, 100, len, 16);
+    const [ptr, n] = [g.dv().getUint32(16, true), g.dv().getUint32(20, true)];
+    expect(n).toBe(2);
+    const item = (i: number) => Buffer.from(g.bytes(g.dv().getUint32(ptr + i * 8, true), g.dv().getUint32(ptr + i * 8 + 4, true))).toString();
+    expect([item(0), item(1)]).toEqual(['x-echo=1', 'x-echo=2']);
+  });
+
+  it('answers err when the host throws a plain value, traps on an Error', () => {
+    const g = guest();
+    const fields = g.table();
+    const type = method('fields', ['string', BYTES], result(null, HEADER_ERROR));
+    let thrown: unknown = { tag: 'forbidden' };
+    const core = lowering(type, () => {
+      throw thrown;
+    }, g.low)({ memory: g.memory, resourceTables: [fields] }) as (...a: number[]) => void;
+    const h = tableCreateOwn(fields, g.reps.add({}, 'fields'));
+    core(h, 100, 1, 100, 1, 32);
+    expect([g.dv().getUint8(32), g.dv().getUint8(33)]).toEqual([1, 1]); // err, forbidden
+    thrown = new TypeError('a bug');
+    expect(() => core(h, 100, 1, 100, 1, 32)).toThrow('a bug');
+  });
+
+  it('takes an owned handle out of its table and gives a new one for an owned result', () => {
+    const g = guest();
+    const [a, b] = [g.table(), g.table()];
+    const body = { name: 'body' };
+    // incoming-body.finish: own<incoming-body> -> own<future-trailers>; tables come in index order, not by role.
+    const type = fn([own('incoming-body')], own('future-trailers'));
+    const core = lowering(type, (x: unknown) => ({ from: x }), g.low)({ resourceTables: [b, a] }) as (h: number) => number;
+    const h = tableCreateOwn(a, g.reps.add(body, 'incoming-body'));
+    const out = core(h);
+    // The handle is gone from the body's table, the result lives in the other one.
+    expect(handleRep(a, h)).toBeUndefined();
+    const rep = handleRep(b, out)!;
+    expect(g.reps.get(rep, 'future-trailers')).toEqual({ from: body });
+    expect(g.low.roles.roleOf(a)).toBe('incoming-body');
+    expect(g.low.roles.roleOf(b)).toBe('future-trailers');
+  });
+
+  it('lowers a variant whose i32 payload sits in a joined i64 slot, and lifts it back', () => {
+    const g = guest();
+    let got: unknown;
+    const set = fn([own('response-outparam'), result(own('outgoing-response'), ERROR_CODE)]);
+    const [t1, t2] = [g.table(), g.table()];
+    const core = lowering(set, (_p: unknown, r: unknown) => void (got = r), g.low)({ memory: g.memory, resourceTables: [t1, t2] }) as (...a: (number | bigint)[]) => void;
+    const param = tableCreateOwn(t2, g.reps.add({}, 'response-outparam'));
+    g.low.roles.learn(t1, 'outgoing-response');
+    // err(HTTP-response-body-size(some(123))): case 28, option some, u64 in the i64 slot.
+    core(param, 1, 28, 1, 123n, 0, 0, 0, 0);
+    expect(got).toEqual({ tag: 'err', val: { tag: 'HTTP-response-body-size', val: 123n } });
+    // err(internal-error(some("boom"))): case 38, option some, the string's pointer in the i64 slot, its length after.
+    const len = g.putString(200, 'boom');
+    const param2 = tableCreateOwn(t2, g.reps.add({}, 'response-outparam'));
+    core(param2, 1, 38, 1, 200n, len, 0, 0, 0);
+    expect(got).toEqual({ tag: 'err', val: { tag: 'internal-error', val: 'boom' } });
+  });
+
+  it('stores option<result<result<option<own>>>> (a future\'s get) in memory', () => {
+    const g = guest();
+    const [fieldsT, trailersT] = [g.table(), g.table()];
+    const type = method('future-trailers', [], futureResult(option(own('fields'))));
+    const value = { tag: 'ok', val: { tag: 'ok', val: { trailers: true } } };
+    const core = lowering(type, () => value, g.low)({ memory: g.memory, realloc: g.realloc, resourceTables: [fieldsT, trailersT] }) as (...a: number[]) => void;
+    const self = tableCreateOwn(trailersT, g.reps.add({}, 'future-trailers'));
+    core(self, 64);
+    const l = layout(type.result as Ty);
+    expect(l.size).toBe(56);
+    const dv = g.dv();
+    // some(ok(ok(some(handle)))): discriminants at 0, 8, 16, 24 (error-code aligns the inner payloads to 8).
+    expect([dv.getUint8(64), dv.getUint8(72), dv.getUint8(80), dv.getUint8(88)]).toEqual([1, 0, 0, 1]);
+    const h = dv.getUint32(92, true);
+    expect(g.reps.get(handleRep(fieldsT, h)!, 'fields')).toEqual({ trailers: true });
+  });
+
+  it('lifts list<tuple<string, list<u8>>> (fields.from-list) from memory', () => {
+    const g = guest();
+    const fieldsT = g.table();
+    let got: unknown;
+    const type = fn([ENTRIES], result(own('fields'), HEADER_ERROR));
+    const core = lowering(type, (e: unknown) => {
+      got = e;
+      return {};
+    }, g.low)({ memory: g.memory, realloc: g.realloc, resourceTables: [fieldsT] }) as (...a: number[]) => void;
+    const dv = g.dv();
+    const n1 = g.putString(300, 'a');
+    const n2 = g.putString(310, 'xyz');
+    dv.setUint32(400, 300, true);
+    dv.setUint32(404, n1, true);
+    dv.setUint32(408, 310, true);
+    dv.setUint32(412, n2, true);
+    core(400, 1, 48);
+    expect(got).toEqual([['a', Buffer.from('xyz')]]);
+    expect(dv.getUint8(48)).toBe(0);
+  });
+
+  it('refuses a handle of another type, and a bad variant discriminant, as traps', () => {
+    const g = guest();
+    const t = g.table();
+    const core = lowering(method('fields', [], 'bool'), () => true, g.low)({ resourceTables: [t] }) as (h: number) => number;
+    const h = tableCreateOwn(t, g.reps.add({}, 'incoming-request'));
+    expect(() => core(h)).toThrow(WebAssembly.RuntimeError);
+    expect(() => core(99)).toThrow(/unknown handle/);
+    const f = lowering(fn([METHOD]), () => undefined, g.low)({ memory: g.memory }) as (...a: number[]) => void;
+    expect(() => f(42, 0, 0)).toThrow(/discriminant/);
+  });
+
+  it('makes a JSPI Suspending import of a function that may wait', () => {
+    const g = guest();
+    const factory = lowering(fn([], 'u32'), () => 7, g.low, true);
+    expect(factory({})).toBeInstanceOf(WebAssembly.Suspending);
+  });
+});
+
+describe('reps', () => {
+  it('reuses freed reps, checks types, and lets an instance\'s resources go with it', () => {
+    const reps = new Reps();
+    const scope = new Set<number>();
+    const a = reps.add({ a: 1 }, 'fields', scope);
+    const b = reps.add({ b: 1 }, 'pollable', scope);
+    expect(a).toBeGreaterThanOrEqual(1 << 28);
+    expect(reps.typeOf(a)).toBe('fields');
+    expect(() => reps.get(a, 'pollable')).toThrow(WebAssembly.RuntimeError);
+    expect(reps.take(a, 'fields')).toEqual({ a: 1 });
+    expect(reps.add({ c: 1 }, 'fields')).toBe(a);
+    reps.releaseScope(scope);
+    expect(() => reps.get(b, 'pollable')).toThrow();
+    expect(reps.live).toBe(1);
+  });
+
+  it('names preview2-shim\'s objects in their own range, weakly', () => {
+    const reps = new Reps();
+    class ShimStream {}
+    reps.nameForeign(ShimStream, 'input-stream');
+    const s = new ShimStream();
+    const rep = (s as Record<symbol, number>)[Symbol.for('cabiRep')]!;
+    expect(rep).toBeGreaterThanOrEqual(1 << 29);
+    expect((s as Record<symbol, number>)[Symbol.for('cabiRep')]).toBe(rep);
+    expect(reps.get(rep, 'input-stream')).toBe(s);
+    expect(reps.typeOf(rep)).toBe('input-stream');
+  });
+});

@@ -1,0 +1,128 @@
+// One handler thread, in this process: the hand-written handler
+// (examples/components/http-bench.wat) served by serveOnThread through
+// node:http, as a handler thread serves it in a container.
+import { request, type IncomingHttpHeaders } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMPONENT_ENTRY, ensureTranspiled } from '../../src/linux-runtime/component-cache.js';
+import type { GuestConfig } from '../../src/wasi-host/guest-config.js';
+import { serveOnThread, type ThreadServer } from '../../src/wasi-host/http/thread.js';
+
+const BENCH = join(import.meta.dirname, '..', '..', 'examples', 'components', 'out', 'http-bench.wasm');
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** One request; `body` is written in `chunks` pieces with a pause between them. */
+function send(port: number, path: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer; pauseMs?: number; agent?: false } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (opts.body && opts.pauseMs) {
+      const half = opts.body.length >> 1;
+      req.write(opts.body.subarray(0, half));
+      setTimeout(() => req.end(opts.body!.subarray(half)), opts.pauseMs);
+    } else req.end(opts.body);
+  });
+}
+
+describe('a handler thread', () => {
+  let dir: string;
+  let config: GuestConfig;
+  const servers: ThreadServer[] = [];
+  const failures: string[] = [];
+  const serve = async (pool: number, reuse: boolean) => {
+    const s = await serveOnThread({ config, port: 0, host: '127.0.0.1', pool, reuse, onRequestFailed: (m) => failures.push(m) });
+    servers.push(s);
+    return s;
+  };
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tugboat-http-thread-'));
+    const entry = await ensureTranspiled(BENCH, join(dir, 'cache'));
+    expect(entry.meta.reuse).toBe(true);
+    config = { args: ['/http-bench.wasm'], env: [], component: { dir: entry.dir, entry: COMPONENT_ENTRY, world: 'http' } };
+  }, 120_000);
+  afterAll(async () => {
+    for (const s of servers) await s.drain();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers: a fixed body with a Content-Length, the echoed header, the body it read', async () => {
+    const s = await serve(2, true);
+    const r = await send(s.port, '/hello', { headers: { 'x-echo': 'caf\xe9' } });
+    expect(r.status).toBe(200);
+    expect(r.body.toString()).toBe('hello from a wasm component\n');
+    expect(r.headers['content-length']).toBe('28');
+    expect(r.headers['x-echo']).toBe('caf\xe9');
+    const post = await send(s.port, '/upload', { method: 'POST', body: Buffer.alloc(300_000, 7) });
+    expect(post.headers['x-body-bytes']).toBe('300000');
+    const echo = await send(s.port, '/echo', { method: 'POST', body: Buffer.from('ping pong') });
+    expect(echo.body.toString()).toBe('ping pong');
+    const down = await send(s.port, '/download/1000001');
+    expect(down.body.length).toBe(1_000_001);
+    expect(down.body.every((b) => b === 0)).toBe(true);
+    // Nothing a guest dropped is still held.
+    expect(s.stats().resources).toBe(0);
+  });
+
+  it('reuses a declared instance, one request after another', async () => {
+    const s = await serve(1, true);
+    const seen: string[] = [];
+    for (let i = 0; i < 5; i++) seen.push(String((await send(s.port, '/')).headers['x-instance-requests']));
+    expect(seen).toEqual(['1', '2', '3', '4', '5']);
+    expect(s.stats().created).toBe(1);
+  });
+
+  it('gives every request a fresh instance otherwise, made ahead of it', async () => {
+    const s = await serve(2, false);
+    for (let i = 0; i < 4; i++) expect((await send(s.port, '/')).headers['x-instance-requests']).toBe('1');
+    expect(s.stats().created).toBeGreaterThanOrEqual(5);
+    expect(s.stats().created).toBeLessThanOrEqual(6);
+  });
+
+  it('answers 500 for a trap, drops the instance and serves the next request from a new one', async () => {
+    const s = await serve(1, true);
+    expect((await send(s.port, '/')).headers['x-instance-requests']).toBe('1');
+    expect((await send(s.port, '/')).headers['x-instance-requests']).toBe('2');
+    const trapped = await send(s.port, '/trap');
+    expect(trapped.status).toBe(500);
+    expect(trapped.body.toString()).toBe('internal server error\n');
+    expect(failures.at(-1)).toMatch(/wasm trap: .*unreachable/);
+    const after = await send(s.port, '/');
+    expect(after.status).toBe(200);
+    expect(after.headers['x-instance-requests']).toBe('1');
+  });
+
+  it('queues requests when every instance is busy, and serves them all', async () => {
+    const s = await serve(2, true);
+    const body = Buffer.alloc(10_000, 1);
+    const all = await Promise.all(Array.from({ length: 12 }, () => send(s.port, '/', { method: 'POST', body, pauseMs: 30, agent: false })));
+    expect(all.map((r) => [r.status, r.headers['x-body-bytes']])).toEqual(Array.from({ length: 12 }, () => [200, '10000']));
+    // Two instances served twelve requests between them.
+    const counts = all.map((r) => Number(r.headers['x-instance-requests'])).sort((a, b) => a - b);
+    expect(Math.max(...counts)).toBeGreaterThanOrEqual(6);
+    expect(s.stats()).toMatchObject({ created: 2, waiting: 0, busy: 0 });
+  });
+
+  it('drains: the request in flight finishes, with Connection: close, then nothing is accepted', async () => {
+    const s = await serve(1, true);
+    const slow = send(s.port, '/', { method: 'POST', body: Buffer.alloc(1000), pauseMs: 300 });
+    while (s.inFlight() === 0) await new Promise((r) => setTimeout(r, 5));
+    const drained = s.drain();
+    const r = await slow;
+    expect(r.status).toBe(200);
+    expect(r.headers.connection).toBe('close');
+    await drained;
+    await expect(send(s.port, '/')).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
