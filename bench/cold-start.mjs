@@ -1,6 +1,7 @@
 // bench/cold-start: how long a container takes from command to exit.
 //   baseline: `runc run` of busybox `echo hello` from a prepared bundle
 //   tugboat run --rm of the Wasm hello (image → overlay → bundle → runc → host)
+//   the same at `--isolation process` (image → overlay → the guest in the CLI process, no runc)
 //   tugboat run --rm of busybox echo (the same front end, Linux workload)
 // N runs each, interleaved; medians and ratios to the baseline.
 // BENCH_OTHER=DIR adds the same Wasm hello through another checkout's
@@ -20,6 +21,7 @@ timeCommand(TUGBOAT, ['--root', root, 'run', '--rm', wasm]);
 const cases = {
   'runc run busybox echo (baseline)': (i) => timeCommand('runc', ['--root', runcRoot, 'run', '--bundle', bundle, `bb-${i}`]),
   'tugboat run --rm wasm hello': () => timeCommand(TUGBOAT, ['--root', root, 'run', '--rm', wasm]),
+  'tugboat run --rm --isolation process wasm hello': () => timeCommand(TUGBOAT, ['--root', root, 'run', '--rm', '--isolation', 'process', wasm]),
   'tugboat run --rm busybox echo': () => timeCommand(TUGBOAT, ['--root', root, 'run', '--rm', busybox, 'echo', 'hello']),
 };
 const other = process.env.BENCH_OTHER;

@@ -23,13 +23,15 @@ while read -r line; do
 done < <(ldd "$NODE_BIN")
 [[ -n "$loader" ]] || { echo "build-kit: could not find the dynamic loader of $NODE_BIN" >&2; exit 1; }
 cp "$host" "$tmp/host/host.mjs"
+cp "$ROOT/dist/host/pod-host.mjs" "$tmp/host/pod-host.mjs"
 # The host's system calls (openat2 and the *at calls) go through koffi's
 # native addon, loaded directly from beside host.mjs.
 cp "$ROOT/node_modules/koffi/build/koffi/linux_$([[ $GOARCH == amd64 ]] && echo x64 || echo arm64)/koffi.node" "$tmp/host/koffi.node"
 # PID 1 of a Wasm container: statically linked, so images built FROM scratch work.
 cp /usr/bin/tini-static "$tmp/tini"
-# Wasm components: the component worker, an HTTP component's handler
-# threads and preview2-shim's IO worker.
-cp "$ROOT/dist/host/component.mjs" "$ROOT/dist/host/http-worker.mjs" "$ROOT/dist/host/worker-thread.bundle.js" "$tmp/host/"
-printf '{"loader":"lib/%s","node":"node","host":"host/host.mjs","init":"tini","nodeVersion":"%s"}\n' "$loader" "$("$NODE_BIN" --version)" > "$tmp/kit.json"
+# Wasm components: a container's component worker, an HTTP component's
+# handler threads, a component guest's thread in a shared host, and
+# preview2-shim's IO worker.
+cp "$ROOT/dist/host/component.mjs" "$ROOT/dist/host/http-worker.mjs" "$ROOT/dist/host/hosted-component.mjs" "$ROOT/dist/host/worker-thread.bundle.js" "$tmp/host/"
+printf '{"loader":"lib/%s","node":"node","host":"host/host.mjs","podHost":"host/pod-host.mjs","init":"tini","nodeVersion":"%s"}\n' "$loader" "$("$NODE_BIN" --version)" > "$tmp/kit.json"
 rm -rf "$kit"; mv "$tmp" "$kit"

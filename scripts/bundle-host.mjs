@@ -2,6 +2,7 @@
 // ESM files: module resolution across ~80 files costs more than the work
 // itself on a cold start.
 //   dist/host/host.mjs  the WASI host, started as every Wasm container's init
+//   dist/host/pod-host.mjs  the pod host, one per shim group at `pod` isolation
 //   dist/tugboat.mjs    the tugboat CLI (bin/tugboat runs it)
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { builtinModules } from 'node:module';
@@ -57,6 +58,8 @@ const common = {
 };
 
 await build({ ...common, entryPoints: ['src/wasi-host/main.ts'], outfile: 'dist/host/host.mjs', minify: true });
+// The pod host: one per shim group at `pod` isolation, serving every Wasm container of the group.
+await build({ ...common, entryPoints: ['src/wasi-host/pod-host.ts'], outfile: 'dist/host/pod-host.mjs', minify: true });
 // Wasm components: their worker, with preview2-shim bundled in, and the shim's
 // own IO worker, which it loads from beside itself (new URL(…, import.meta.url)).
 // preview2-shim starts its IO worker (a thread running Node's bootstrap, tens
@@ -78,26 +81,26 @@ const shimLazyIoWorker = {
     });
   },
 };
-const shimBundle = {
-  ...common,
-  minify: true,
-  plugins: [...common.plugins, shimLazyIoWorker],
-  metafile: true,
-  banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" },
-};
+const banner = { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" };
 // Components' files are Tugboat's own wasi:filesystem (src/wasi-host/p2/):
 // preview2-shim's filesystem joins guest paths onto host paths and calls
 // Node's path-based fs APIs, so it must never be in a bundle (it arrives
 // through the shim's index or its WASIShim; see src/wasi-host/p2/shim.ts).
-async function buildShimBundle(entry, outfile) {
-  const { metafile } = await build({ ...shimBundle, entryPoints: [entry], outfile });
-  const forbidden = Object.keys(metafile.inputs).filter((f) => /preview2-shim[\\/]dist[\\/](nodejs[\\/](filesystem|index)|common[\\/]instantiation)\.js$/.test(f));
+function refuseShimFilesystem(outfile, result) {
+  const forbidden = Object.keys(result.metafile.inputs).filter((f) => /preview2-shim[\\/]dist[\\/](nodejs[\\/](filesystem|index)|common[\\/]instantiation)\.js$/.test(f));
   if (forbidden.length) throw new Error(`${outfile} must not contain preview2-shim's filesystem, but bundles ${forbidden.join(', ')}`);
 }
-await buildShimBundle('src/wasi-host/component-run.ts', 'dist/host/component.mjs');
-// An HTTP component's handler threads (src/wasi-host/http/), with the shim for
-// the interfaces the host does not serve itself (cli, sockets…).
-await buildShimBundle('src/wasi-host/http/worker.ts', 'dist/host/http-worker.mjs');
+for (const [entry, outfile] of [
+  // A `container`-level command component's worker.
+  ['src/wasi-host/component-worker.ts', 'dist/host/component.mjs'],
+  // An HTTP component's handler threads (src/wasi-host/http/), with the shim
+  // for the interfaces the host does not serve itself (cli, sockets…).
+  ['src/wasi-host/http/worker.ts', 'dist/host/http-worker.mjs'],
+  // A component guest's thread in a shared host (pod and process isolation).
+  ['src/wasi-host/hosted-component-worker.ts', 'dist/host/hosted-component.mjs'],
+]) {
+  refuseShimFilesystem(outfile, await build({ ...common, entryPoints: [entry], outfile, minify: true, plugins: [...common.plugins, shimLazyIoWorker], metafile: true, banner }));
+}
 copyFileSync('node_modules/@bytecodealliance/preview2-shim/dist/io/worker-thread.bundle.js', 'dist/host/worker-thread.bundle.js');
 // One file, not chunks: every module file costs the ESM loader a resolve (a
 // realpath of each path component), a read, a compile-cache lookup and a link;
@@ -116,7 +119,7 @@ await build({
   // the store's flock) are loaded from node_modules.
   external: ['@bytecodealliance/jco', 'koffi'],
   // Some CommonJS dependencies call require(); give the ESM bundle one.
-  banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" },
+  banner,
 });
 await build({
   ...common,
@@ -127,5 +130,5 @@ await build({
   // only) is big, grpc-js (containerd's API, loaded on the first Create) reads
   // its .proto files at run time: all are loaded from node_modules at run time.
   external: ['koffi', '@bytecodealliance/jco', '@grpc/grpc-js', '@grpc/proto-loader'],
-  banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" },
+  banner,
 });

@@ -81,6 +81,20 @@ export function transpileMemoryLimit(env: Env = process.env): number {
   return bytes;
 }
 
+/**
+ * TUGBOAT_YIELD_INTERVAL: loop iterations and call-cycle entries between a
+ * shared host's yield points (`pod` and `process` isolation); undefined for
+ * the instrumenter's default (10,000). 0 inserts none, for measuring what
+ * they cost: a guest that spins then holds its host (no pause, no kill, no
+ * neighbour's timer) until it makes a WASI call.
+ */
+export function yieldInterval(env: Env = process.env): number | undefined {
+  const raw = setting(env, 'TUGBOAT_YIELD_INTERVAL');
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(raw)) throw new UsageError(`TUGBOAT_YIELD_INTERVAL: invalid count ${JSON.stringify(raw)} (0 for none, else e.g. 10000)`);
+  return Number(raw);
+}
+
 /** TUGBOAT_LAYER_LIMITS as given (the CLI parses it like --layer-limits). */
 export function envLayerLimits(env: Env = process.env): string | undefined {
   return setting(env, 'TUGBOAT_LAYER_LIMITS');
@@ -177,4 +191,9 @@ export function ociDerivedBundleDir(runcRoot: string | undefined, id: string, en
 /** The shim's derived bundle of a Wasm container, inside containerd's bundle. */
 export function shimDerivedBundleDir(bundle: string): string {
   return join(bundle, SHIM_DERIVED_BUNDLE);
+}
+
+/** A pod host's bundle (its spec and an empty root): `<state>/pods/<pod host id>`. */
+export function podHostDir(id: string, env: Env = process.env): string {
+  return join(stateDir(env), 'pods', id);
 }

@@ -6,6 +6,7 @@
 //   http-trap.wasm                          from http-trap.wat (an HTTP handler that traps)
 //   http-bench.wasm                         from http-bench.wat (a core module) and the
 //       world in http-bench.wit, embedded and wrapped with jco's wasm-tools
+//   grow.wasm                               from grow.wat (grows its memory 1 MiB per argument)
 // Everything is offline: jco carries the adapter, wasm-tools and the WASI WIT.
 //
 // `make-components.mjs CORE.wasm OUT.wasm` wraps one preview1 module the same
@@ -51,7 +52,7 @@ for (const name of ['hello', 'fileio', 'exitcode']) {
   if (newer(join(out, `${name}.wasm`), core, adapterPath)) continue;
   write(`${name}.wasm`, await wrap(core));
 }
-for (const name of ['exit-with-code', 'http-trap']) {
+for (const name of ['exit-with-code', 'http-trap', 'grow']) {
   const wat = join(here, `${name}.wat`);
   if (!newer(join(out, `${name}.wasm`), wat)) write(`${name}.wasm`, await parse(readFileSync(wat, 'utf8')));
 }

@@ -107,3 +107,23 @@ export function parseAnnotation(value: string): [string, string] {
   if (eq <= 0) throw new UsageError(`--annotation: expected KEY=VALUE, got ${JSON.stringify(value)}`);
   return [value.slice(0, eq), value.slice(eq + 1)];
 }
+
+/** --isolation: where a Wasm guest runs (`pod` needs a shim group, so containerd). */
+export function parseIsolation(value: string): 'container' | 'process' {
+  if (value === 'container' || value === 'process') return value;
+  if (value === 'pod') throw new UsageError('--isolation pod: a pod host serves a containerd shim group (CRI pods, ctr --annotation io.containerd.runc.v2.group=…); use container or process');
+  throw new UsageError(`--isolation: unknown level ${JSON.stringify(value)} (container or process)`);
+}
+
+/** -p HOST:CONTAINER: TCP ports, 1-65535. */
+export function parsePublish(value: string): { host: number; container: number } {
+  const m = /^(\d{1,5}):(\d{1,5})(\/tcp)?$/.exec(value);
+  const port = (v: string | undefined) => {
+    const n = Number(v);
+    return Number.isInteger(n) && n > 0 && n < 65536 ? n : undefined;
+  };
+  const host = port(m?.[1]);
+  const container = port(m?.[2]);
+  if (host === undefined || container === undefined) throw new UsageError(`-p: expected HOST:CONTAINER (TCP ports), got ${JSON.stringify(value)}`);
+  return { host, container };
+}

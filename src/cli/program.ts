@@ -9,7 +9,8 @@ import { UsageError } from '../errors.js';
 import { isLogLevel, log, setLogLevel } from '../log.js';
 import { parsePlatform } from '../oci/platform.js';
 import { dataRoot, envLayerLimits } from '../defaults.js';
-import { parseAnnotation, parseContainerName, parseEnvArg, parseEnvFile, parseLayerLimits, parseMemory, parseNetwork, parseVolume } from './options.js';
+import { ISOLATION_ANNOTATION } from '../linux-runtime/engine.js';
+import { parseAnnotation, parseContainerName, parseEnvArg, parseEnvFile, parseIsolation, parseLayerLimits, parseMemory, parseNetwork, parsePublish, parseVolume } from './options.js';
 import { prepareDataRoot } from '../oci/data-root.js';
 import { checkContainerId } from '../oci/names.js';
 import type { Paths } from './run-container.js';
@@ -121,6 +122,8 @@ function buildProgram(argv: readonly string[]): Command {
     .option('--entrypoint <path>', 'replace the image ENTRYPOINT (drops its CMD)')
     .option('-t, --tty', 'allocate a terminal', false)
     .option('--annotation <KEY=VALUE>', 'an OCI annotation, e.g. io.tugboat.wasm.preopens=/data=/mnt/data:ro (repeatable)', collect, [])
+    .option('-p, --publish <host:container>', 'serve an HTTP component\'s port on this host\'s network (--isolation process)', collect, [])
+    .option('--isolation <level>', 'where a Wasm guest runs: container (its own runc container, the default) or process (inside this process, no runc)')
     .option('--security-opt <opt>', 'seccomp=unconfined, seccomp=PROFILE.json (Docker format) or no-new-privileges; default: Docker\'s seccomp profile', collect, [])
     .passThroughOptions()
     .action(async (image: string, args: string[], o: Record<string, unknown>) => {
@@ -128,6 +131,17 @@ function buildProgram(argv: readonly string[]): Command {
       const envFiles = (o.envFile as string[]).flatMap((f) => parseEnvFile(f));
       const envArgs = (o.env as string[]).map((e) => parseEnvArg(e)).filter((e): e is string => e !== undefined);
       const platform = o.platform ? { platform: parsePlatform(o.platform as string) } : {};
+      const annotations = Object.fromEntries((o.annotation as string[]).map((a) => parseAnnotation(a)));
+      if (o.isolation !== undefined) {
+        const level = parseIsolation(o.isolation as string);
+        const named = annotations[ISOLATION_ANNOTATION];
+        if (named !== undefined && named !== level) throw new UsageError(`--isolation ${level} and --annotation ${ISOLATION_ANNOTATION}=${named} disagree`);
+        annotations[ISOLATION_ANNOTATION] = level;
+      }
+      const ports = (o.publish as string[]).map((p) => parsePublish(p));
+      if (ports.length > 0 && annotations[ISOLATION_ANNOTATION] !== 'process') {
+        throw new UsageError('-p: port mappings are for --isolation process (in a container, use --network host, or containerd/CNI and Docker)');
+      }
       const status = await runContainer({
         ...paths(program),
         image: await imageForRun(paths(program).root, image, parsePullPolicy(o.pull as string), { ...o, ...platform }),
@@ -143,8 +157,9 @@ function buildProgram(argv: readonly string[]): Command {
         network: parseNetwork(o.network as string),
         ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint as string } : {}),
         tty: o.tty as boolean,
-        annotations: Object.fromEntries((o.annotation as string[]).map((a) => parseAnnotation(a))),
+        annotations,
         seccomp: parseSecurityOpt(o.securityOpt as string[]),
+        ports,
       });
       process.exitCode = status;
     });

@@ -20,7 +20,7 @@ import { artifactModulePath, ImageStore } from '../oci/store.js';
 import { tempSpace } from '../oci/temp-space.js';
 import { testPause } from '../test-pause.js';
 import { WASM_LAYER_TYPES, type Platform } from '../oci/types.js';
-import type { PreparedWorkload } from '../linux-runtime/engine.js';
+import type { PortMapping, PreparedWorkload } from '../linux-runtime/engine.js';
 import { mountContainerRootfs } from '../linux-runtime/overlay.js';
 import {
   withAnnotations,
@@ -58,6 +58,8 @@ export interface RunOptions extends Paths {
   annotations?: Record<string, string>;
   /** --security-opt seccomp=…; Docker's default profile when absent. */
   seccomp?: SeccompChoice;
+  /** -p HOST:CONTAINER (process isolation: an HTTP component on the host's network). */
+  ports?: PortMapping[];
 }
 
 export interface PreparedContainer {
@@ -148,6 +150,7 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
       image: { platform: image.platform, wasmLayer: wasmLayer !== undefined },
       home: join(dir, DERIVED),
       settings: engineSettings({ kitDir: opts.kitDir, root: opts.root }),
+      isolation: { allowed: { levels: ['container', 'process'], why: 'needs a containerd shim group (a pod host serves one)' } },
     });
     const { workload } = prepared;
     if (workload.kind === 'linux') {
@@ -202,7 +205,7 @@ export async function startForeground(prepared: PreparedContainer, opts: RunOpti
   const runc = runcFor(opts);
   return runToEnd(opts, prepared.claim, opts.rm, async () => {
     try {
-      return await prepared.prepared.runForeground(runc, prepared.id);
+      return await prepared.prepared.runForeground(runc, prepared.id, opts.ports ? { ports: opts.ports } : {});
     } finally {
       // `runc run` removes its container when it returns; only a runc that died
       // itself (killed, crashed) leaves state behind, and only then is a delete worth a spawn.

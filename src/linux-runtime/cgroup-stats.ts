@@ -184,3 +184,52 @@ export function oomKillCount(dir: string | undefined): bigint {
   if (v1 !== undefined) return v1;
   return readKV(join(dir, 'memory.events')).get('oom_kill') ?? 0n;
 }
+
+/** v1's "no limit" (PAGE_COUNTER_MAX × 4 KiB pages, rounded as the kernel reports it). */
+const V1_UNLIMITED = 9223372036854771712n;
+
+/** A guest of a shared host, for metrics shaped like its cgroup's would be. */
+export interface GuestUsage {
+  /** Linear memory of the container's guests (init and execs). */
+  memoryBytes: number;
+  /** Their memory limit, if any. */
+  memoryLimit: number | undefined;
+  /** Time they have run. */
+  cpuMs: number;
+  /** How many guests the container has running. */
+  guests: number;
+  /** Their share of the host process itself: its resident memory beyond every guest's linear memory, split evenly. */
+  hostShareBytes: number;
+}
+
+/**
+ * A shared host's guest has no cgroup of its own: its metrics say what a
+ * cgroup holding just it would (its linear memory plus its share of the host,
+ * its run time, its guests as processes), in the host's cgroup version.
+ */
+export function guestMetrics(u: GuestUsage): CgroupMetrics {
+  const usage = BigInt(Math.round(u.memoryBytes + u.hostShareBytes));
+  const cpuNs = BigInt(Math.round(u.cpuMs * 1e6));
+  const pids = { current: BigInt(u.guests), limit: 0n };
+  if (existsSync(join(ROOT, 'cgroup.controllers'))) {
+    return {
+      version: 2,
+      metrics: {
+        pids,
+        cpu: { usageUsec: cpuNs / 1000n, userUsec: cpuNs / 1000n, systemUsec: 0n },
+        memory: { anon: usage, file: 0n, usage, usageLimit: u.memoryLimit === undefined ? 0n : BigInt(u.memoryLimit) },
+      },
+    };
+  }
+  const zero = Object.fromEntries(Object.keys(V1_MEMORY).map((k) => [k, 0n])) as V1MemoryStat;
+  const limit = u.memoryLimit === undefined ? V1_UNLIMITED : BigInt(u.memoryLimit);
+  return {
+    version: 1,
+    metrics: {
+      pids,
+      cpu: { usage: { total: cpuNs, user: cpuNs, kernel: 0n, perCpu: [] }, throttling: { periods: 0n, throttledPeriods: 0n, throttledTime: 0n } },
+      memory: { ...zero, rss: usage, totalRss: usage, activeAnon: usage, hierarchicalMemoryLimit: limit, usage: { usage, max: usage, limit, failcnt: 0n } },
+      memoryOomControl: { oomKillDisable: 0n, underOom: 0n, oomKill: 0n },
+    },
+  };
+}

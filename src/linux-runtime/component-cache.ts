@@ -32,6 +32,8 @@ import { worldItems } from '../oci/component-wit.js';
 import { declaresReuse } from '../oci/component-sections.js';
 import { ConfigError, RuntimeError, WasmError } from '../errors.js';
 import type { WasmRewriteOptions } from './wasm-bundle.js';
+import type { WasmPrepareInput } from './engine.js';
+import { resolveInRoot } from '../oci/scoped-path.js';
 
 /** Where the cache entry of a container's component appears inside it. */
 export const COMPONENT_MOUNT_POINT = '/.tugboat-component';
@@ -336,4 +338,13 @@ export async function componentRewriteOptions(
       ...(entry.meta.world === 'http' ? { ...http, ...(entry.meta.reuse && !noReuse ? { reuse: true } : {}) } : {}),
     },
   };
+}
+
+/** A component entrypoint: its transpiled cache entry (transpiled now on a miss); nothing for a module. */
+export async function componentForWorkload(input: WasmPrepareInput): Promise<Pick<WasmRewriteOptions, 'component'>> {
+  const { entrypoint, kind } = input.workload;
+  if (kind !== 'wasm-component' || entrypoint === undefined) return {};
+  const hostPath = resolveInRoot(input.rootfs, entrypoint);
+  if (hostPath === undefined) return {};
+  return componentRewriteOptions(hostPath, entrypoint, input.settings.componentCacheDir, input.spec.annotations ?? {});
 }

@@ -11,7 +11,6 @@ import { ConfigError } from '../errors.js';
 import { log } from '../log.js';
 import type { Workload } from '../oci/detect.js';
 import type { Process, Spec } from '../oci/runtime-spec.js';
-import { resolveInRoot } from '../oci/scoped-path.js';
 import { anchorToBundle } from './bundle-spec.js';
 import { removeDerivedBundle, writeDerivedBundle } from './derived-bundle.js';
 import type { EngineSettings, PreparedWorkload, WasmEngine, WasmPrepareInput } from './engine.js';
@@ -43,17 +42,6 @@ function prepared(parts: Parts): PreparedWorkload {
   });
 }
 
-/** A component entrypoint: its transpiled cache entry (transpiled now on a miss). */
-async function component(input: WasmPrepareInput): Promise<Pick<WasmRewriteOptions, 'component'>> {
-  const { entrypoint, kind } = input.workload;
-  if (kind !== 'wasm-component' || entrypoint === undefined) return {};
-  const hostPath = resolveInRoot(input.rootfs, entrypoint);
-  if (hostPath === undefined) return {};
-  // The transpiler's plumbing (child processes, hashes) is loaded for components only.
-  const { componentRewriteOptions } = await import('./component-cache.js');
-  return componentRewriteOptions(hostPath, entrypoint, input.settings.componentCacheDir, input.spec.annotations ?? {});
-}
-
 async function prepare(input: WasmPrepareInput): Promise<PreparedWorkload> {
   const { workload } = input;
   if (!input.spec.process) throw new ConfigError('a Wasm container needs a process to run (process.args)');
@@ -63,7 +51,8 @@ async function prepare(input: WasmPrepareInput): Promise<PreparedWorkload> {
   const guest: GuestSettings = { preopens, ...(backend ? { backend } : {}) };
   const kit = loadKit(input.settings.kitDir);
   const spec = withPreopenMounts(anchorToBundle(input.spec, input.bundle), input.rootfs, preopens);
-  const c = await component(input);
+  // The transpiler's plumbing (child processes, hashes) is loaded for components only.
+  const c = workload.kind === 'wasm-component' ? await (await import('./component-cache.js')).componentForWorkload(input) : {};
   const derived = rewriteSpecForWasm(spec, kit, {
     ...guest,
     ...(workload.entrypoint !== undefined ? { module: workload.entrypoint } : {}),

@@ -78,7 +78,7 @@ export interface ContainerLifecycle {
   pause(): Promise<void>;
   resume(): Promise<void>;
   pids(): Promise<number[]>;
-  stats(): CgroupMetrics;
+  stats(): CgroupMetrics | Promise<CgroupMetrics>;
   /** True when the container counted an OOM kill since the last call. */
   oomKilled(): boolean;
   /** OCI LinuxResources as JSON. */
@@ -102,6 +102,17 @@ export interface LifecycleContext {
   noNewKeyring?: boolean;
 }
 
+/** What `tugboat run` asks of a container beyond its spec. */
+export interface ForegroundOptions {
+  /** `-p HOST:CONTAINER`: an HTTP component's port, served on the host's network (process isolation). */
+  ports?: readonly PortMapping[];
+}
+
+export interface PortMapping {
+  host: number;
+  container: number;
+}
+
 export interface PreparedWorkload {
   readonly workload: Workload;
   /** The engine's level; undefined for Linux. */
@@ -117,7 +128,7 @@ export interface PreparedWorkload {
   /** The shim's handle on the container. */
   lifecycle(ctx: LifecycleContext): ContainerLifecycle;
   /** `tugboat run`: runs the container to its end with our stdio; resolves to its exit status. */
-  runForeground(runc: Runc, id: string): Promise<number>;
+  runForeground(runc: Runc, id: string, options?: ForegroundOptions): Promise<number>;
   /** Removes what preparing wrote; safe to call twice. */
   remove(): Promise<void>;
 }

@@ -15,6 +15,8 @@ export interface Kit {
   host: string;
   /** tini (Debian's tini-static): PID 1 of a container whose init is the host. */
   init?: string;
+  /** The pod host (one per shim group at `pod` isolation). */
+  podHost?: string;
   nodeVersion: string;
 }
 
@@ -30,9 +32,9 @@ export function loadKit(dir: string): Kit {
   } catch (err) {
     throw new ConfigError(`runtime kit manifest ${manifest} is not valid JSON: ${(err as Error).message}`, { kind: 'FailedPrecondition' });
   }
-  const { loader, node, host, init, nodeVersion } = parsed;
+  const { loader, node, host, init, podHost, nodeVersion } = parsed;
   if (!loader || !node || !host) throw new ConfigError(`runtime kit manifest ${manifest} lacks loader/node/host`, { kind: 'FailedPrecondition' });
-  return { dir, loader, node, host, ...(init ? { init } : {}), nodeVersion: nodeVersion ?? 'unknown' };
+  return { dir, loader, node, host, ...(init ? { init } : {}), ...(podHost ? { podHost } : {}), nodeVersion: nodeVersion ?? 'unknown' };
 }
 
 /**
@@ -42,7 +44,7 @@ export function loadKit(dir: string): Kit {
  * tini reports exactly 128+N (PID 1 itself would ignore it). A process exec'd
  * into a running container is not PID 1 and needs no tini.
  */
-export function hostArgv(kit: Kit, asInit = true): string[] {
+export function hostArgv(kit: Kit, asInit = true, program: string = kit.host): string[] {
   const inKit = (p: string) => `${KIT_MOUNT_POINT}/${p}`;
   return [
     ...(asInit && kit.init ? [inKit(kit.init), '--'] : []),
@@ -54,6 +56,6 @@ export function hostArgv(kit: Kit, asInit = true): string[] {
     '--no-warnings',
     // SIGUSR1 must never open an inspector in a container; the host unblocks it so it ends the process.
     '--disable-sigusr1',
-    inKit(kit.host),
+    inKit(program),
   ];
 }

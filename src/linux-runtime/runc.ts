@@ -50,6 +50,8 @@ export interface CreateOptions {
   io?: RuncIO;
   noPivot?: boolean;
   noNewKeyring?: boolean;
+  /** --preserve-fds N: the N descriptors after stdio in `io.stdio` reach the container's init as fds 3… */
+  preserveFds?: number;
 }
 
 export interface ExecOptions {
@@ -216,6 +218,7 @@ export class Runc {
     if (opts.io?.consoleSocket) args.push('--console-socket', opts.io.consoleSocket);
     if (opts.noPivot) args.push('--no-pivot');
     if (opts.noNewKeyring) args.push('--no-new-keyring');
+    if (opts.preserveFds) args.push('--preserve-fds', String(opts.preserveFds));
     args.push(id);
     const code = await this.spawnWithIO(args, opts.io);
     if (code !== 0) throw await this.failure('create', `exit status ${code}`);

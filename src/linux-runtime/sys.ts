@@ -13,6 +13,10 @@ interface Libc {
   recvmsg: (fd: number, hdr: object, flags: number) => number | bigint;
   ioctl: (fd: number, req: number, arg: Buffer) => number;
   fcntlInt: (fd: number, cmd: number, arg: number) => number;
+  mount: (source: string | null, target: string, fstype: string | null, flags: number, data: string | null) => number;
+  umount2: (target: string, flags: number) => number;
+  sendmsg: (fd: number, hdr: object, flags: number) => number | bigint;
+  socketpair: (domain: number, type: number, protocol: number, fds: Int32Array) => number;
 }
 
 const PR_SET_CHILD_SUBREAPER = 36;
@@ -47,6 +51,10 @@ function load(): Libc {
       return lib.func('long recvmsg(int, tb_msghdr *, int)') as Libc['recvmsg'];
     })(),
     ioctl: lib.func('int ioctl(int, unsigned long, void *)') as Libc['ioctl'],
+    mount: lib.func('int mount(const char *, const char *, const char *, unsigned long, const char *)') as Libc['mount'],
+    umount2: lib.func('int umount2(const char *, int)') as Libc['umount2'],
+    sendmsg: lib.func('long sendmsg(int, tb_msghdr *, int)') as Libc['sendmsg'],
+    socketpair: lib.func('int socketpair(int, int, int, _Out_ int *)') as Libc['socketpair'],
     fcntlInt: (() => {
       const f = lib.func('int fcntl(int, int, ...)') as unknown as (fd: number, cmd: number, t: string, v: number) => number;
       return (fd: number, cmd: number, arg: number) => f(fd, cmd, 'int', arg);
@@ -155,4 +163,71 @@ export function dupCloexec(fd: number): number {
   const r = l.fcntlInt(fd, F_DUPFD_CLOEXEC, 0);
   if (r < 0) throw new SysError('fcntl(F_DUPFD_CLOEXEC)', l.errno());
   return r;
+}
+
+// mount(2) flags.
+export const MS = {
+  RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4, NOEXEC: 0x8, REMOUNT: 0x20, NOATIME: 0x400, NODIRATIME: 0x800,
+  BIND: 0x1000, REC: 0x4000, PRIVATE: 0x40000, RELATIME: 0x200000, STRICTATIME: 0x1000000,
+} as const;
+
+/** mount(2); a failure is a SysError naming what was mounted where. */
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void {
+  const l = load();
+  if (l.mount(source, target, fstype, flags, data) !== 0) throw new SysError(`mount ${source ?? fstype ?? ''} on ${target}`, l.errno());
+}
+
+const MNT_DETACH = 2;
+
+/** umount2(2), lazily when `detach`. */
+export function umount(target: string, detach = false): void {
+  const l = load();
+  if (l.umount2(target, detach ? MNT_DETACH : 0) !== 0) throw new SysError(`umount ${target}`, l.errno());
+}
+
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_SEQPACKET = 5;
+const SOCK_CLOEXEC = 0o2000000;
+
+/** A connected pair of unix sockets (close-on-exec): stream, or seqpacket (one message per send, fds attached). */
+export function socketPair(kind: 'stream' | 'seqpacket'): [number, number] {
+  const l = load();
+  const fds = new Int32Array(2);
+  if (l.socketpair(AF_UNIX, (kind === 'stream' ? SOCK_STREAM : SOCK_SEQPACKET) | SOCK_CLOEXEC, 0, fds) !== 0) throw new SysError('socketpair', l.errno());
+  return [fds[0]!, fds[1]!];
+}
+
+const MSG_NOSIGNAL = 0x4000;
+
+/** One message on a unix socket with `fds` attached (SCM_RIGHTS); the caller keeps its own copies. */
+export function sendFds(sock: number, data: Buffer, fds: readonly number[]): void {
+  const l = load();
+  const ctrl = Buffer.alloc(cmsgSpace(fds.length));
+  if (fds.length > 0) {
+    ctrl.writeBigUInt64LE(BigInt(16 + 4 * fds.length), 0);
+    ctrl.writeInt32LE(SOL_SOCKET, 8);
+    ctrl.writeInt32LE(SCM_RIGHTS, 12);
+    fds.forEach((fd, i) => ctrl.writeInt32LE(fd, 16 + 4 * i));
+  }
+  const hdr = {
+    msg_name: null,
+    msg_namelen: 0,
+    msg_iov: [{ iov_base: data, iov_len: data.length }],
+    msg_iovlen: 1,
+    msg_control: fds.length > 0 ? ctrl : null,
+    msg_controllen: fds.length > 0 ? ctrl.length : 0,
+    msg_flags: 0,
+  };
+  for (;;) {
+    const n = Number(l.sendmsg(sock, hdr, MSG_NOSIGNAL));
+    if (n >= 0) return;
+    const e = l.errno();
+    if (e !== EINTR) throw new SysError('sendmsg', e);
+  }
+}
+
+/** CMSG_SPACE for n descriptors on 64-bit Linux. */
+function cmsgSpace(n: number): number {
+  return 16 + ((4 * n + 7) & ~7);
 }

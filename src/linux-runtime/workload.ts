@@ -9,9 +9,9 @@ import { log } from '../log.js';
 import { detectWorkload } from '../oci/detect.js';
 import type { Spec } from '../oci/runtime-spec.js';
 import type { Platform } from '../oci/types.js';
-import { ISOLATION_ANNOTATION, type EngineSettings, type PreparedWorkload } from './engine.js';
+import type { EngineSettings, PreparedWorkload } from './engine.js';
 import { runcWorkload } from './runc-workload.js';
-import { registeredEngines, selectEngine } from './select-engine.js';
+import { isolationOf, registeredEngines, wasmEngineFor, type IsolationChoice } from './select-engine.js';
 
 export { removeDerivedBundle as removeWorkloadHome } from './derived-bundle.js';
 
@@ -29,6 +29,8 @@ export interface WorkloadInput {
   /** Where an engine may derive files for this container (e.g. a derived bundle). */
   home: string;
   settings: EngineSettings;
+  /** How the front end picks the isolation level (default: `container`, any level allowed). */
+  isolation?: IsolationChoice;
 }
 
 /** Engine settings from the defaults (src/defaults.ts), with a front end's explicit --kit / --root. */
@@ -40,6 +42,8 @@ export async function prepareWorkload(input: WorkloadInput): Promise<PreparedWor
   const { spec, id } = input;
   const rootfs = input.rootfs ?? resolve(input.bundle, spec.root?.path ?? 'rootfs');
   const annotations = spec.annotations ?? {};
+  // Bad input first: an unknown or unavailable level fails before anything is looked at.
+  const level = isolationOf(annotations, input.isolation);
   const workload = detectWorkload({
     annotations,
     args: spec.process?.args ?? [],
@@ -50,7 +54,7 @@ export async function prepareWorkload(input: WorkloadInput): Promise<PreparedWor
   });
   log().info({ id, workload: { kind: workload.kind, reason: workload.reason }, entrypoint: workload.entrypoint, image: input.image }, 'workload detected');
   if (workload.kind === 'linux') return runcWorkload({ workload, isolation: undefined, spec, bundle: input.bundle });
-  const engine = selectEngine(annotations[ISOLATION_ANNOTATION]);
+  const engine = wasmEngineFor(level, input.isolation);
   return engine.prepare({ id, workload, spec, bundle: input.bundle, rootfs, home: input.home, settings: input.settings });
 }
 

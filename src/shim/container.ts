@@ -13,7 +13,7 @@ import { runtimeTmpDir, shimDerivedBundleDir } from '../defaults.js';
 import { UnimplementedError } from '../errors.js';
 import { log } from '../log.js';
 import { readBundleSpec } from '../linux-runtime/bundle-spec.js';
-import type { ContainerLifecycle, EngineSettings, PreparedWorkload, ProcessHandle, ProcessStdio } from '../linux-runtime/engine.js';
+import type { ContainerLifecycle, EngineSettings, IsolationLevel, PreparedWorkload, ProcessHandle, ProcessStdio } from '../linux-runtime/engine.js';
 import type { Reaper } from '../linux-runtime/reaper.js';
 import { Runc } from '../linux-runtime/runc.js';
 import { prepareWorkload } from '../linux-runtime/workload.js';
@@ -21,7 +21,9 @@ import type { Process as OciProcess } from '../oci/runtime-spec.js';
 import { ConsoleSocket } from './console.js';
 import type { ImageFacts } from './containerd-api.js';
 import { Process, type ProcessStdioPaths } from './process.js';
-import { anyTypeName, runcOptions, unpackAny, type Any, type CreateTaskRequest, type Mount } from './proto/index.js';
+import { GROUP_ANNOTATIONS } from './address.js';
+import { anyTypeName, runcOptions, runtimeOptions, unpackAny, type Any, type CreateTaskRequest, type Mount } from './proto/index.js';
+import { readShimConfig, type ShimConfig } from './shim-config.js';
 import { mountRootfs, unmountAll } from './rootfs.js';
 import { runcConfigFor, saveShimOptions } from './runc-options.js';
 import { openProcessIO, openTerminalIO, type ProcessIO } from './stdio.js';
@@ -30,8 +32,25 @@ import { openProcessIO, openTerminalIO, type ProcessIO } from './stdio.js';
 export function parseRuncOptions(any: Any | undefined): runcOptions.Options | undefined {
   if (!any || any.typeUrl === '') return undefined;
   if (anyTypeName(any) === runcOptions.OptionsSchema.typeName) return unpackAny(any, runcOptions.OptionsSchema);
-  log().info({ type: any.typeUrl }, 'ignoring runtime options of another type');
+  if (anyTypeName(any) !== runtimeOptions.OptionsSchema.typeName) log().info({ type: any.typeUrl }, 'ignoring runtime options of another type');
   return undefined;
+}
+
+/** The shim's settings from runtimeoptions.v1.Options.config_path (CRI's ConfigPath, ctr --runtime-config-path), if given. */
+export function shimConfigOf(any: Any | undefined): ShimConfig {
+  if (!any || anyTypeName(any) !== runtimeOptions.OptionsSchema.typeName) return {};
+  const o = unpackAny(any, runtimeOptions.OptionsSchema);
+  return o?.configPath ? readShimConfig(o.configPath) : {};
+}
+
+/**
+ * Where a Wasm container runs when it names no level (io.tugboat.isolation):
+ * the runtime's configured level, else `pod` for a container of a group (a
+ * CRI pod, io.containerd.runc.v2.group), else `container`.
+ */
+export function defaultIsolation(annotations: Record<string, string> | undefined, config: ShimConfig): IsolationLevel {
+  if (config.isolation) return config.isolation;
+  return GROUP_ANNOTATIONS.some((k) => annotations?.[k]) ? 'pod' : 'container';
 }
 
 export interface ContainerContext {
@@ -87,6 +106,7 @@ export class Container {
     const { id, bundle } = req;
     if (req.checkpoint) throw new UnimplementedError('checkpoint/restore is not supported by tugboat');
     const options = parseRuncOptions(req.options);
+    const config = shimConfigOf(req.options);
     // `shim delete` runs without a daemon: everything it needs is on disk.
     const saved = saveShimOptions(bundle, options);
     const runc = new Runc(runcConfigFor(ctx.namespace, bundle, saved, ctx.runcBinary));
@@ -111,6 +131,7 @@ export class Container {
         ...(facts ? { image: { name: facts.name, platform: facts.platform, wasmLayer: facts.wasmLayer } } : {}),
         home: shimDerivedBundleDir(bundle),
         settings: ctx.settings,
+        isolation: { fallback: defaultIsolation(spec.annotations, config) },
       });
       const lifecycle = prepared.lifecycle({
         id,

@@ -257,6 +257,8 @@ async function daemon(f: ShimFlags): Promise<void> {
     log().info({ why }, 'shim exiting');
     await server.close().catch(() => undefined);
     if (socketFile) rmSync(socketFile, { force: true });
+    // The group's pod host goes with its last container: its runc state and directory must not outlive us.
+    await (await import('../linux-runtime/pod-host-client.js')).podHostTeardowns();
     await publisher.close(5000);
     reaper.stop();
     process.exit(0);

@@ -43,13 +43,29 @@ export async function mountRootfs(mounts: readonly RootfsMount[], target: string
   }
 }
 
-function isMountPoint(path: string): boolean {
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
-  return mounts.split('\n').some((l) => l.split(' ')[4] === path);
+/** Mount points, as /proc/self/mountinfo spells them (octal escapes decoded). */
+function mountPoints(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((p): p is string => p !== undefined)
+    .map((p) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
 }
 
-/** Unmount everything stacked on `target`; tolerant (nothing mounted is fine). */
+function isMountPoint(path: string): boolean {
+  return mountPoints().includes(path);
+}
+
+/**
+ * Unmount everything stacked on `target` and everything mounted below it
+ * (the mounts a shared host's guest gets under its root, guest-mounts.ts),
+ * deepest first; tolerant (nothing mounted is fine).
+ */
 export async function unmountAll(target: string): Promise<void> {
+  const below = [...new Set(mountPoints().filter((p) => p.startsWith(`${target}/`)))].sort((a, b) => b.length - a.length);
+  for (const p of below) {
+    await run('umount', [p]).catch(() => run('umount', ['-l', p]).catch(() => undefined));
+  }
   for (let i = 0; i < 32 && isMountPoint(target); i++) {
     try {
       await run('umount', [target]);

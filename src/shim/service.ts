@@ -63,7 +63,7 @@ export function registerTaskService(server: TtrpcServer, m: TaskManager, ctl: Sh
     closeIO: (r) => traced('CloseIO', r.id, () => (m.closeIO(r.id, r.execId, r.stdin), {})),
     update: (r) => traced('Update', r.id, async () => (await m.update(r.id, r.resources), {})),
     wait: (r) => traced('Wait', r.id, () => m.wait(r.id, r.execId)),
-    stats: (r) => traced('Stats', r.id, () => ({ stats: m.stats(r.id) })),
+    stats: (r) => traced('Stats', r.id, async () => ({ stats: await m.stats(r.id) })),
     connect: (r) => traced('Connect', r.id, () => ({ shimPid: process.pid, taskPid: m.taskPid(r.id), version: '' })),
     shutdown: (r) =>
       traced('Shutdown', r.id, () => {

@@ -322,8 +322,8 @@ export class TaskManager {
   }
 
   /** io.containerd.cgroups.v1/v2.Metrics of the container. */
-  stats(id: string): Any {
-    const m = this.get(id).lifecycle.stats();
+  async stats(id: string): Promise<Any> {
+    const m = await this.get(id).lifecycle.stats();
     return m.version === 1 ? packAny(cgroupsV1.MetricsSchema, m.metrics) : packAny(cgroupsV2.MetricsSchema, m.metrics);
   }
 

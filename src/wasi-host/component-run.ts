@@ -21,7 +21,7 @@ export interface ComponentWorkerInput {
 }
 
 /** The `run` function of an instance's wasi:cli/run export. */
-function runExport(instance: Record<string, unknown>): (() => unknown) | undefined {
+export function runExport(instance: Record<string, unknown>): (() => unknown) | undefined {
   for (const [name, value] of Object.entries(instance)) {
     if (!/^(wasi:cli\/)?run(@|$)/.test(name) || typeof value !== 'object' || value === null) continue;
     const run = (value as { run?: unknown }).run;
@@ -67,5 +67,3 @@ export function runComponentWorker(): void {
     );
   });
 }
-
-runComponentWorker();

@@ -64,3 +64,11 @@ export function loadModule(root: DirRef, name: string, env: readonly string[], c
   if (denied) return { status: EXIT_NOT_RUNNABLE, message: `${denied}: cannot read wasm module (not a readable regular file)` };
   return { status: EXIT_MODULE_NOT_FOUND, message: `${name}: wasm module not found` };
 }
+
+/** The module at `path` beneath `dir` (a host directory a guest was given), with the same statuses as loadModule. */
+export function loadModuleAt(dir: DirRef, path: string, shown: string): LoadedModule {
+  const r = tryOpen(dir, path);
+  if (Buffer.isBuffer(r)) return { path: shown, bytes: r };
+  if (r.errno !== E.NOENT && r.errno !== E.NOTDIR && r.errno !== E.LOOP) return { status: EXIT_NOT_RUNNABLE, message: `${shown}: cannot read wasm module (not a readable regular file)` };
+  return { status: EXIT_MODULE_NOT_FOUND, message: `${shown}: wasm module not found` };
+}

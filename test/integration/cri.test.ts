@@ -5,16 +5,18 @@
 // that leaves nothing behind. The second runs the same kind of pod with the
 // `tugboat` runtime handler (containerd-shim-tugboat-v1 from bin/): pause, a
 // Wasm container and a Linux sidecar.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodSandboxConfig } from './cri/client.js';
-import { IMAGES, POD_NETWORK, startPodHarness, type PodHarness } from './cri/pod-harness.js';
+import { CRI_NAMESPACE, IMAGES, POD_NETWORK, startPodHarness, type PodHarness } from './cri/pod-harness.js';
 import { listProcesses, mountsUnder, sleep } from './daemons/process.js';
-import { REPO } from './helpers.js';
+import { FIXTURES, REPO } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 const SHIM_BIN = join(REPO, 'bin', 'containerd-shim-tugboat-v1');
+const TOOLS = 'tugboat.local/wasm-tools:latest';
+const HTTP = 'tugboat.local/component-http:latest';
 
 /** Keeps running until SIGTERM, then exits 0 at once (busybox sh as pid 1 would otherwise ignore it). */
 const SERVE = (hello: string) => ['sh', '-c', `echo ${hello}; trap 'exit 0' TERM; sleep 2147483647 & wait`];
@@ -222,8 +224,16 @@ describe.skipIf(!isRoot || !existsSync(SHIM_BIN) || !existsSync(join(REPO, 'dist
     return h;
   };
 
-  it('runs a pod through containerd-shim-tugboat-v1: pause, a Wasm container and a Linux sidecar', async () => {
+  it('runs a pod through containerd-shim-tugboat-v1: pause, two Wasm containers in one pod host, and a Linux sidecar sharing eth0', async () => {
     const { cri, runPod, startContainer, containerConfig, waitContainer, containerd } = harness();
+    // More images: a long-running Wasm container (wasm-tools: exitcode sleep) and an HTTP component.
+    for (const tar of ['wasm-tools.docker.tar', 'component-http.docker.tar']) {
+      const r = await containerd.ctr(['-n', CRI_NAMESPACE, 'images', 'import', join(FIXTURES, tar)], { timeoutMs: 300_000 });
+      expect(r.code, r.stderr).toBe(0);
+    }
+    for (const image of [TOOLS, HTTP]) {
+      for (let i = 0; i < 300 && !(await cri.imageStatus(image)); i++) await sleep(100);
+    }
     pod = await runPod('cri-tugboat', 'tugboat');
     const s = await cri.podSandboxStatus(pod.id, true);
     expect(s.status?.state).toBe('SANDBOX_READY');
@@ -243,15 +253,37 @@ describe.skipIf(!isRoot || !existsSync(SHIM_BIN) || !existsSync(join(REPO, 'dist
     expect(logText(done.log_path, 'stdout')).toMatch(/^hello from wasm\nargs: \S*hello\.wasm one two\n/);
     expect(logText(done.log_path, 'stderr')).toBe('stderr: hello\n');
 
+    // Two more Wasm containers, a sleeper and an HTTP component: guests of one pod host (`pod` is the default for CRI pods).
+    const sleeper = await startContainer(pod.id, pod.config, containerConfig('sleeper', TOOLS, ['/exitcode.wasm', 'sleep', '600']));
+    const web = await startContainer(pod.id, pod.config, containerConfig('web', HTTP, []));
+    await waitContainer(sleeper, 'CONTAINER_RUNNING');
+    await waitContainer(web, 'CONTAINER_RUNNING');
+    const pidOf = async (id: string) => (JSON.parse((await cri.containerStatus(id, true)).info.info ?? '{}') as { pid?: number }).pid ?? 0;
+    const host = await pidOf(sleeper);
+    expect(host).toBeGreaterThan(0);
+    expect(await pidOf(web)).toBe(host);
+    const hostNode = listProcesses().find((p) => p.ppid === host);
+    expect(hostNode?.argv.some((a) => a.endsWith('pod-host.mjs'))).toBe(true);
+
+    // The pod host is in the pod's network namespace: the sidecar's eth0 and loopback.
+    const netns = (await cri.execSync(sidecar, ['readlink', '/proc/self/ns/net'])).stdout.toString().trim();
+    expect(readlinkSync(`/proc/${host}/ns/net`)).toBe(netns);
     const ip = await cri.execSync(sidecar, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
     expect(ip.exit_code, ip.stderr.toString()).toBe(0);
     expect(eth0Address(ip.stdout.toString())).toBe(podIp);
+    // The HTTP component serves on the pod's network: the sidecar reaches it on localhost (compiling its 14 MB core module takes a while).
+    let body = '';
+    for (let i = 0; i < 120 && body === ''; i++) {
+      if (i > 0) await sleep(500);
+      body = (await cri.execSync(sidecar, ['sh', '-c', 'wget -qO- http://127.0.0.1:8080/from-sidecar 2>/dev/null'])).stdout.toString();
+    }
+    expect(body).toBe('hello from a wasm component: /from-sidecar\n');
 
     // every task of the pod is served by our shim, none by runc's
     const shims = listProcesses().filter((p) => p.argv.includes(containerd.address) && p.argv.includes('-namespace'));
     expect(shims.length).toBeGreaterThan(0);
     expect(shims.every((p) => p.argv.some((a) => a.endsWith('shim.mjs'))), shims.map((p) => p.argv.join(' ')).join('\n')).toBe(true);
-  });
+  }, 300_000);
 
   it('stop and remove clean the pod up', async () => {
     const { cri, containerd } = harness();

@@ -22,6 +22,8 @@ const NS = `tb-scale-${process.pid}`;
 const GROUP = 'g50';
 const BUSYBOX = 'tugboat.local/busybox:latest';
 const WASM_EXITCODE = 'tugboat.local/wasm:exitcode';
+// Grouped Wasm containers default to `pod` isolation: this file is about one shim serving containers of their own.
+const CONTAINER_LEVEL = ['--annotation', 'io.tugboat.isolation=container'];
 const N = 25; // of each kind
 const BATCH = 10;
 
@@ -111,7 +113,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
 
     const started = await inBatches(ids, BATCH, (id) =>
       wasm.includes(id)
-        ? ctr(['run', '-d', '--runtime', RT, ...groupOpt, '--platform', 'wasi/wasm', WASM_EXITCODE, id, '/exitcode.wasm', 'sleep', '300'])
+        ? ctr(['run', '-d', '--runtime', RT, ...groupOpt, ...CONTAINER_LEVEL, '--platform', 'wasi/wasm', WASM_EXITCODE, id, '/exitcode.wasm', 'sleep', '300'])
         : ctr(['run', '-d', '--runtime', RT, ...groupOpt, BUSYBOX, id, 'sleep', '300']),
     );
     expect(started.map((r, i) => (r.code === 0 ? '' : `${ids[i]}: ${r.stderr}`)).filter(Boolean)).toEqual([]);

@@ -1,7 +1,7 @@
 // The one module for defaults and environment variables.
 import { isAbsolute, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { componentCacheDir, dataRoot, kitDir, ociDerivedBundleDir, ociRuncContainerDir, runcBinary, runcRootKey, shimDerivedBundleDir, stateDir, ttrpcAddress } from '../../src/defaults.js';
+import { componentCacheDir, dataRoot, kitDir, ociDerivedBundleDir, ociRuncContainerDir, runcBinary, runcRootKey, shimDerivedBundleDir, stateDir, ttrpcAddress, yieldInterval } from '../../src/defaults.js';
 import { UsageError } from '../../src/errors.js';
 
 describe('defaults', () => {
@@ -27,6 +27,13 @@ describe('defaults', () => {
     expect(ttrpcAddress('/a', env)).toBe('/x.ttrpc');
     // An empty variable is no setting.
     expect(dataRoot(undefined, { TUGBOAT_ROOT: '' })).toBe('/var/lib/tugboat');
+  });
+
+  it('reads the yield interval of shared hosts (0 for none), refusing anything but a count', () => {
+    expect(yieldInterval({})).toBeUndefined();
+    expect(yieldInterval({ TUGBOAT_YIELD_INTERVAL: '0' })).toBe(0);
+    expect(yieldInterval({ TUGBOAT_YIELD_INTERVAL: '50000' })).toBe(50_000);
+    for (const bad of ['-1', '1e4', 'ten', '1234567890', ' 5']) expect(() => yieldInterval({ TUGBOAT_YIELD_INTERVAL: bad })).toThrow(UsageError);
   });
 
   it('resolves a relative kit or root once, against the working directory', () => {

@@ -3,7 +3,7 @@
 // (memory.grow returns -1; Rust's allocator then aborts: its OOM).
 import { describe, expect, it } from 'vitest';
 import { ConfigError, MemoryCapError, exitCodeFor } from '../../src/errors.js';
-import { capMemory, instrument } from '../../src/wasi-host/instrument/index.js';
+import { capMemory, GROW_IMPORT, instrument, START_EXPORT } from '../../src/wasi-host/instrument/index.js';
 import { dependencyModules, runWasi, rustExamples, wat } from './helpers/wasm.js';
 
 const PAGE = 65536;
@@ -110,5 +110,85 @@ describe('capMemory', () => {
     const above = await runWasi(capped, ['exitcode', 'alloc', '64']);
     expect(above.trap).toBe('unreachable');
     expect(above.stderr).toMatch(/memory allocation of \d+ bytes failed/);
+  });
+});
+
+describe('grow hook', () => {
+  /** A hook that grows `memory()` itself while the total stays within `limit` pages; counts refusals. */
+  function hook(memory: () => WebAssembly.Memory, limit: number) {
+    const calls: number[] = [];
+    let refused = 0;
+    const grow = (delta: number) => {
+      calls.push(delta);
+      const m = memory();
+      const pages = m.buffer.byteLength / PAGE;
+      if (pages + delta > limit) {
+        refused++;
+        return -1;
+      }
+      return m.grow(delta);
+    };
+    return { grow, calls, refused: () => refused };
+  }
+
+  it('turns every memory.grow of memory 0 into a call of the host, which decides', async () => {
+    const src = await wat(`(module (memory (export "memory") 1)
+      (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+      (func (export "size") (result i32) (memory.size)))`);
+    const { bytes, report } = instrument(src, { growHook: true });
+    expect(report.growHook).toEqual({ sites: 1, importIndex: 0 });
+    let mem: WebAssembly.Memory | undefined;
+    const h = hook(() => mem!, 3);
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { [GROW_IMPORT.module]: { [GROW_IMPORT.name]: h.grow } });
+    mem = inst.exports.memory as WebAssembly.Memory;
+    const m = inst.exports as unknown as Growable;
+    expect(m.grow(1)).toBe(1);
+    expect(m.grow(2)).toBe(-1);
+    expect(m.grow(1)).toBe(2);
+    expect(m.size()).toBe(3);
+    expect(h.calls).toEqual([1, 2, 1]);
+    expect(h.refused()).toBe(1);
+  });
+
+  it('with yield points: both imports are added, functions move up by two, the start function is exported', async () => {
+    const src = await wat(`(module (import "env" "f" (func $f)) (memory (export "memory") 1) (global $g (mut i32) (i32.const 0))
+      (func $start (global.set $g (memory.grow (i32.const 1))))
+      (func $helper (result i32) (global.get $g))
+      (func (export "run") (result i32) (loop $l (br_if $l (i32.eqz (i32.const 1)))) (call $f) (call $helper))
+      (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+      (start $start))`);
+    const { bytes, report } = instrument(src, { yieldPoints: { interval: 2 }, growHook: true });
+    expect(report.yieldPoints!.importIndex).toBe(1);
+    expect(report.growHook).toEqual({ sites: 2, importIndex: 2 });
+    expect(report.yieldPoints!.startExport).toBe(START_EXPORT);
+    let mem: WebAssembly.Memory | undefined;
+    const h = hook(() => mem!, 4);
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+      env: { f: () => undefined },
+      tugboat: { yield: new WebAssembly.Suspending(() => undefined), memory_grow: h.grow },
+    });
+    mem = inst.exports.memory as WebAssembly.Memory;
+    await WebAssembly.promising(inst.exports[START_EXPORT] as () => void)();
+    expect(await WebAssembly.promising(inst.exports.run as () => number)()).toBe(1); // the old size the start function's grow returned
+    expect((inst.exports.grow as (n: number) => number)(5)).toBe(-1);
+    expect(h.calls).toEqual([1, 5]);
+  });
+
+  it('leaves memory.grow of other memories and of 64-bit memories alone', async () => {
+    const m64 = await wat(`(module (memory i64 1) (func (export "grow") (param i64) (result i64) (memory.grow (local.get 0))))`);
+    expect(instrument(m64, { growHook: true }).report.growHook!.sites).toBe(0);
+    const multi = await wat(`(module (memory 1) (memory $b 1) (func (export "grow") (param i32) (result i32) (memory.grow $b (local.get 0))))`);
+    const { bytes, report } = instrument(multi, { growHook: true });
+    expect(report.growHook!.sites).toBe(0);
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { tugboat: { memory_grow: () => -1 } });
+    expect((inst.exports.grow as (n: number) => number)(1)).toBe(1);
+  });
+
+  it("makes a Rust guest's allocations go through the host, which can refuse them", async () => {
+    const alloc = rustExamples().find((m) => m.name === 'exitcode.wasm')!.bytes;
+    const { bytes, report } = instrument(alloc, { yieldPoints: { interval: 10_000 }, growHook: true });
+    expect(report.growHook!.sites).toBeGreaterThan(0);
+    expect(WebAssembly.validate(bytes)).toBe(true);
+    for (const { name, bytes: b } of rustExamples()) expect(WebAssembly.validate(instrument(b, { growHook: true }).bytes), name).toBe(true);
   });
 });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { parsePreopens, withPreopenMounts } from '../../src/linux-runtime/preopens.js';
-import { selectEngine } from '../../src/linux-runtime/select-engine.js';
+import { isolationOf, selectEngine } from '../../src/linux-runtime/select-engine.js';
 import { guestOf } from '../../src/linux-runtime/wasm-bundle.js';
 import { prepareWorkload, removeWorkloadHome, reopenWorkload } from '../../src/linux-runtime/workload.js';
 import type { Spec } from '../../src/oci/runtime-spec.js';
@@ -96,15 +96,29 @@ describe('prepareWorkload', () => {
     expect(reopenWorkload(home, settings())).toBeUndefined();
   });
 
-  it('chooses the engine by io.tugboat.isolation: only "container" exists yet', async () => {
+  it('chooses the engine by io.tugboat.isolation, else the front end\'s fallback; refuses unknown and unavailable levels', async () => {
     expect(selectEngine().level).toBe('container');
-    expect(selectEngine('container').level).toBe('container');
-    for (const level of ['pod', 'process', 'vm', 'toString', '']) expect(() => selectEngine(level)).toThrow(UsageError);
-    await expect(prepareWorkload({ id: 'i', spec: spec(['/bin/app.wasm'], { 'io.tugboat.isolation': 'pod' }), bundle, home: join(dir, 'home-iso'), settings: settings() })).rejects.toMatchObject({
+    for (const level of ['container', 'pod', 'process'] as const) expect(selectEngine(level).level).toBe(level);
+    for (const level of ['vm', 'toString', '']) expect(() => selectEngine(level)).toThrow(UsageError);
+    expect(isolationOf({}, {})).toBe('container');
+    expect(isolationOf({}, { fallback: 'pod' })).toBe('pod');
+    expect(isolationOf({ 'io.tugboat.isolation': 'process' }, { fallback: 'pod' })).toBe('process');
+    expect(() => isolationOf({ 'io.tugboat.isolation': 'vm' })).toThrow(/unknown isolation level "vm".*available: container, pod, process/);
+    await expect(prepareWorkload({ id: 'i', spec: spec(['/bin/app.wasm'], { 'io.tugboat.isolation': 'vm' }), bundle, home: join(dir, 'home-iso'), settings: settings() })).rejects.toMatchObject({
       kind: 'InvalidArgument',
-      message: expect.stringMatching(/unknown isolation level "pod".*available: container/),
+      message: expect.stringMatching(/unknown isolation level "vm"/),
+    });
+    const oci = { allowed: { levels: ['container'] as const, why: 'is not available here' } };
+    await expect(prepareWorkload({ id: 'i', spec: spec(['/bin/app.wasm'], { 'io.tugboat.isolation': 'pod' }), bundle, home: join(dir, 'home-iso'), settings: settings(), isolation: oci })).rejects.toMatchObject({
+      kind: 'InvalidArgument',
+      message: 'isolation level "pod" (io.tugboat.isolation) is not available here; use container',
     });
     expect(existsSync(join(dir, 'home-iso'))).toBe(false);
+    // A shared host's workload derives nothing and has no runc bundle.
+    const p = await prepareWorkload({ id: 'p', spec: spec(['/bin/app.wasm'], { 'io.tugboat.isolation': 'process' }), bundle, home: join(dir, 'home-p'), settings: settings() });
+    expect(p.isolation).toBe('process');
+    expect(p.runcBundle).toBeUndefined();
+    expect(existsSync(join(dir, 'home-p'))).toBe(false);
   });
 
   it('refuses a missing kit as a failed precondition, writing nothing', async () => {

@@ -57,7 +57,15 @@ async function create(ctx: Context): Promise<number> {
   const forget = undoOnInterrupt(() => rmSync(derivedHome, { recursive: true, force: true }));
   let prepared;
   try {
-    prepared = await prepareWorkload({ id, spec, bundle, home: derivedHome, settings: ctx.settings });
+    prepared = await prepareWorkload({
+      id,
+      spec,
+      bundle,
+      home: derivedHome,
+      settings: ctx.settings,
+      // Docker and podman track one process per container (its pid, its exit, its cgroup).
+      isolation: { allowed: { levels: ['container'], why: 'is not available through the OCI runtime CLI: Docker and podman need a process per container' } },
+    });
   } finally {
     forget();
   }

@@ -74,6 +74,8 @@ export interface Bodies {
   hasTryTable: Uint8Array;
   /** Bulk memory instructions weighted as yield points. */
   bulk: Uint32Array;
+  /** memory.grow instructions on memory 0. */
+  grows: Uint32Array;
 }
 
 export interface DecodedModule {
@@ -111,7 +113,7 @@ function readCount(r: Reader): Count {
 }
 
 export interface DecodeOptions {
-  /** Scan every function body (needed to insert yield points; capping memory alone does not). */
+  /** Scan every function body (needed to insert yield points or hook memory.grow; capping memory alone does not). */
   code: boolean;
 }
 
@@ -385,6 +387,7 @@ function newBodies(count: number): Bodies {
     mayRecurse: new Uint8Array(count),
     hasTryTable: new Uint8Array(count),
     bulk: new Uint32Array(count),
+    grows: new Uint32Array(count),
   };
 }
 
@@ -423,6 +426,7 @@ function decodeCode(m: DecodedModule, r: Reader): void {
     bodies.callsIndirect[i] = facts.callsIndirect ? 1 : 0;
     bodies.hasTryTable[i] = facts.hasTryTable ? 1 : 0;
     bodies.bulk[i] = facts.bulk;
+    bodies.grows[i] = facts.grows;
     if (!keepsLocalCounter(bodies, i)) sites.dropSyncs(firstSite);
     r.pos = bodyEnd;
   }

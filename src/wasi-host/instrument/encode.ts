@@ -5,7 +5,7 @@
 // output is allocated once at its exact length.
 import { lebWidth, putU32 } from './bytes.js';
 import type { DecodedModule } from './decode.js';
-import { APPEND, FUNC, INSERT, LOCALS, REPLACE, SIZE, SiteList, type Edit } from './sites.js';
+import { APPEND, FUNC, GROW, INSERT, LOCALS, REPLACE, SIZE, SiteList, type Edit } from './sites.js';
 
 const DEAD = 255; // a site inside bytes that a REPLACE removes
 
@@ -18,9 +18,13 @@ export interface CodeInserts {
 }
 
 export interface EncodeOptions {
-  /** Function indices at or above this move up by one (a function import was added there). */
+  /** Function indices at or above this move up by `funcShift` (function imports were added there). */
   funcShiftFrom: number;
+  /** How many function imports were added (default 1). */
+  funcShift?: number;
   code: CodeInserts | undefined;
+  /** What replaces each memory.grow of memory 0 (a call of the host's hook); absent: they stay. */
+  growCall?: Uint8Array;
 }
 
 function merge(sites: SiteList, edits: readonly Edit[]): SiteList {
@@ -84,7 +88,9 @@ export function encodeModule(m: DecodedModule, edits: readonly Edit[], options: 
   const n = s.length;
   const endSite = regionEnds(s);
   const shiftFrom = options.funcShiftFrom;
+  const shift = options.funcShift ?? 1;
   const code = options.code;
+  const growCall = options.growCall;
 
   // Backward: what each site adds, and the new value and width of every
   // index and size prefix.
@@ -99,9 +105,12 @@ export function encodeModule(m: DecodedModule, edits: readonly Edit[], options: 
     switch (kind[i]) {
       case FUNC: {
         const f = value[i]!;
-        leb = f >= shiftFrom ? f + 1 : f;
+        leb = f >= shiftFrom ? f + shift : f;
         break;
       }
+      case GROW:
+        if (growCall) d = growCall.length - len;
+        break;
       case LOCALS:
         leb = code ? code.localGroups(value[i]!) : m.bodies.groups[value[i]!]!;
         break;
@@ -151,6 +160,13 @@ export function encodeModule(m: DecodedModule, edits: readonly Edit[], options: 
       case LOCALS:
         o = putU32(out, o, newValue[j]!, newWidth[j]!);
         cur = p + lens[j]!;
+        break;
+      case GROW:
+        if (growCall) {
+          out.set(growCall, o);
+          o += growCall.length;
+          cur = p + lens[j]!;
+        }
         break;
       case REPLACE:
       case APPEND:

@@ -3,10 +3,12 @@
 export {
   capMemory,
   DEFAULT_YIELD_INTERVAL,
+  GROW_IMPORT,
   insertYieldPoints,
   instrument,
   START_EXPORT,
   YIELD_IMPORT,
+  type GrowHookReport,
   type InstrumentOptions,
   type InstrumentReport,
   type InstrumentResult,

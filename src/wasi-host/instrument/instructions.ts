@@ -11,7 +11,7 @@
 import { WasmUnsupportedError } from '../../errors.js';
 import type { Reader } from './bytes.js';
 import type { EdgeList } from './call-graph.js';
-import { BULK, FUNC, LOOP, SYNC_IN, SYNC_OUT, type SiteList } from './sites.js';
+import { BULK, FUNC, GROW, LOOP, SYNC_IN, SYNC_OUT, type SiteList } from './sites.js';
 import { skipBlockType, skipHeapType, skipValType } from './types.js';
 
 // How each one-byte opcode's immediates are laid out.
@@ -46,6 +46,7 @@ const PREFIX_FC = 28;
 const PREFIX_FD = 29;
 const PREFIX_FE = 30;
 const PREFIX_GC = 31;
+const MEMORY_GROW = 32; // memory.grow: a memory index; a site when it grows memory 0
 
 const OP = new Uint8Array(256); // 0 = unknown
 function set(kind: number, ...ops: number[]): void {
@@ -58,7 +59,8 @@ set(NONE, 0x00, 0x01, 0x05, 0x1a, 0x1b, 0xd1, 0xd3, 0xd4, ...range(0x45, 0xc4));
 set(BLOCK, 0x02, 0x04, 0x06);
 set(LOOP_OP, 0x03);
 set(END, 0x0b);
-set(IDX, ...range(0x20, 0x26), 0x3f, 0x40); // local.*, global.*, table.get/set, memory.size/grow
+set(IDX, ...range(0x20, 0x26), 0x3f); // local.*, global.*, table.get/set, memory.size
+set(MEMORY_GROW, 0x40);
 set(MEMARG, ...range(0x28, 0x3e));
 set(I32, 0x41);
 set(I64, 0x42);
@@ -153,6 +155,8 @@ export interface ScanFacts {
   hasTryTable: boolean;
   /** Bulk memory instructions weighted as yield points. */
   bulk: number;
+  /** memory.grow instructions on memory 0 (GROW sites). */
+  grows: number;
 }
 
 /**
@@ -164,7 +168,7 @@ export function scanExpression(r: Reader, ctx: ScanContext, body: number): ScanF
   const { sites, importedFuncs } = ctx;
   const bytes = r.bytes;
   const inBody = body >= 0;
-  const facts: ScanFacts = { loops: 0, callsIndirect: false, hasTryTable: false, bulk: 0 };
+  const facts: ScanFacts = { loops: 0, callsIndirect: false, hasTryTable: false, bulk: 0, grows: 0 };
   let depth = 0; // open frames inside the expression; a label equal to it names the function
   const end = r.end;
   for (;;) {
@@ -215,6 +219,15 @@ export function scanExpression(r: Reader, ctx: ScanContext, body: number): ScanF
       case I32:
         r.skipLeb(5);
         break;
+      case MEMORY_GROW: {
+        const memory = r.u32();
+        // A host can only hook 32-bit memory 0 (the one memory of every toolchain in use).
+        if (inBody && memory === 0 && ctx.memory64[0] === 0) {
+          sites.add(GROW, at, r.pos - at, body);
+          facts.grows++;
+        }
+        break;
+      }
       case END:
         if (depth === 0) {
           if (inBody) sites.add(SYNC_OUT, at, 0, body);

@@ -8,16 +8,9 @@ import { APPEND, INSERT, REPLACE, type Edit } from './sites.js';
 import { encodeLimits, is64, type Limits } from './types.js';
 import { LOCAL, YieldCode } from './yield-code.js';
 
-/** The import the host provides (made `WebAssembly.Suspending`); type [] -> []. */
-export const YIELD_IMPORT = { module: 'tugboat', name: 'yield' } as const;
+import { GROW_IMPORT, START_EXPORT, YIELD_IMPORT } from './names.js';
 
-/**
- * The export a module's start function becomes. A Suspending import throws
- * when no WebAssembly.promising call is on the stack, and instantiation runs
- * the start function outside any; so the host calls this export, through
- * WebAssembly.promising, right after instantiating and before anything else.
- */
-export const START_EXPORT = 'tugboat:start';
+export { GROW_IMPORT, START_EXPORT, YIELD_IMPORT };
 
 /** Yield points between two calls of `tugboat.yield`: at 1,000 the calls cost ~15% of a compute-bound guest, 100,000 gains nothing measurable (bench/compute-yield). */
 export const DEFAULT_YIELD_INTERVAL = 10_000;
@@ -30,6 +23,15 @@ export interface InstrumentOptions {
   maxMemoryPages?: number;
   /** Insert yield points: a counter check at loop headers and at the entry of every function on a call cycle. */
   yieldPoints?: { interval: number };
+  /** Replace every memory.grow of 32-bit memory 0 with a call of GROW_IMPORT. */
+  growHook?: boolean;
+}
+
+export interface GrowHookReport {
+  /** memory.grow instructions now calling the hook. */
+  sites: number;
+  /** Function index of the added import. */
+  importIndex: number;
 }
 
 export interface MemoryCapReport {
@@ -69,6 +71,7 @@ export interface InstrumentReport {
   outputBytes: number;
   memories: MemoryCapReport[];
   yieldPoints: YieldPointReport | undefined;
+  growHook: GrowHookReport | undefined;
 }
 
 export interface InstrumentResult {
@@ -93,19 +96,24 @@ function recount(count: Count, value: number): Edit {
 }
 
 /** A whole new section, inserted where its id belongs in the section order. */
-function newSection(m: DecodedModule, id: number, entries: number[]): Edit {
-  const payload = [...u32Bytes(1), ...entries];
+function newSection(m: DecodedModule, id: number, n: number, entries: number[]): Edit {
+  const payload = [...u32Bytes(n), ...entries];
   const rank = sectionRank(id);
   const before = m.sections.find((s) => s.id !== SEC.custom && sectionRank(s.id) > rank);
   const data = new Uint8Array([id, ...u32Bytes(payload.length), ...payload]);
   return { kind: INSERT, pos: before?.start ?? m.bytes.length, len: 0, data };
 }
 
-/** Adds one entry to a vector section: appended with a new count, or as a new section. */
-function addEntry(m: DecodedModule, id: number, count: Count | undefined, entry: number[]): Edit[] {
+/** Adds entries to a vector section: appended with a new count, or as a new section. */
+function addEntries(m: DecodedModule, id: number, count: Count | undefined, entries: number[][]): Edit[] {
+  if (entries.length === 0) return [];
   const section = m.sections.find((s) => s.id === id);
-  if (!section || !count) return [newSection(m, id, entry)];
-  return [recount(count, count.value + 1), { kind: APPEND, pos: section.end, len: 0, data: new Uint8Array(entry) }];
+  if (!section || !count) return [newSection(m, id, entries.length, entries.flat())];
+  return [recount(count, count.value + entries.length), { kind: APPEND, pos: section.end, len: 0, data: new Uint8Array(entries.flat()) }];
+}
+
+function addEntry(m: DecodedModule, id: number, count: Count | undefined, entry: number[]): Edit[] {
+  return addEntries(m, id, count, [entry]);
 }
 
 function capMemories(m: DecodedModule, maxPages: number, edits: Edit[]): MemoryCapReport[] {
@@ -127,17 +135,63 @@ function capMemories(m: DecodedModule, maxPages: number, edits: Edit[]): MemoryC
 // Custom sections whose contents point into the code section by offset.
 const CODE_OFFSET_SECTIONS = /^(\.debug_|metadata\.code\.|sourceMappingURL$|reloc\.|linking$)/;
 
-function addYieldPoints(m: DecodedModule, interval: number, edits: Edit[]): { report: YieldPointReport; code: YieldCode; shiftFrom: number } {
-  // The [] -> [] type for the import: an existing one, or a new last type.
-  let typeIndex = m.types?.emptyFuncType ?? -1;
-  if (typeIndex < 0) {
-    typeIndex = m.types?.count.value ?? 0;
-    edits.push(...addEntry(m, SEC.type, m.types?.count, [0x60, 0x00, 0x00]));
+/** The function imports a rewrite adds after every existing import, and where they landed. */
+interface AddedImports {
+  yieldIndex: number;
+  growIndex: number;
+  /** How many were added: defined functions move up by this much. */
+  shift: number;
+}
+
+/**
+ * Adds the yield and grow hook imports (those asked for), in that order,
+ * after every existing import, so they take function indices from
+ * `importedFuncs` on and every defined function moves up; their types are an
+ * existing [] -> [] or new ones at the end of the type section.
+ */
+function addImports(m: DecodedModule, want: { yield: boolean; grow: boolean }, edits: Edit[]): AddedImports {
+  const newTypes: number[][] = [];
+  const imports: number[][] = [];
+  let nextType = m.types?.count.value ?? 0;
+  let next = m.importedFuncs;
+  const added: AddedImports = { yieldIndex: -1, growIndex: -1, shift: 0 };
+  if (want.yield) {
+    let typeIndex = m.types?.emptyFuncType ?? -1;
+    if (typeIndex < 0) {
+      typeIndex = nextType++;
+      newTypes.push([0x60, 0x00, 0x00]);
+    }
+    imports.push([...nameBytes(YIELD_IMPORT.module), ...nameBytes(YIELD_IMPORT.name), EXTERN.func, ...u32Bytes(typeIndex)]);
+    added.yieldIndex = next++;
   }
-  // The import goes after every existing import, so it takes function index
-  // `importedFuncs` and every defined function moves up by one.
-  const importIndex = m.importedFuncs;
-  edits.push(...addEntry(m, SEC.import, m.imports?.count, [...nameBytes(YIELD_IMPORT.module), ...nameBytes(YIELD_IMPORT.name), EXTERN.func, ...u32Bytes(typeIndex)]));
+  if (want.grow) {
+    newTypes.push([0x60, 0x01, 0x7f, 0x01, 0x7f]); // [i32] -> [i32]
+    imports.push([...nameBytes(GROW_IMPORT.module), ...nameBytes(GROW_IMPORT.name), EXTERN.func, ...u32Bytes(nextType++)]);
+    added.growIndex = next++;
+  }
+  edits.push(...addEntries(m, SEC.type, m.types?.count, newTypes), ...addEntries(m, SEC.import, m.imports?.count, imports));
+  added.shift = next - m.importedFuncs;
+  return added;
+}
+
+/**
+ * Custom sections that describe the code by offset go, since the code moved;
+ * a malformed name section goes too. Returns the names of those dropped.
+ */
+function dropCodeOffsetSections(m: DecodedModule, edits: Edit[]): string[] {
+  const droppedSections: string[] = [];
+  for (const s of m.sections) {
+    const malformedNames = s.name === 'name' && m.names === 'malformed';
+    if (s.id === SEC.custom && (malformedNames || CODE_OFFSET_SECTIONS.test(s.name ?? ''))) {
+      edits.push({ kind: REPLACE, pos: s.start, len: s.end - s.start, data: new Uint8Array(0) });
+      if (!malformedNames) droppedSections.push(s.name!);
+    }
+  }
+  return droppedSections;
+}
+
+function addYieldPoints(m: DecodedModule, interval: number, added: AddedImports, droppedSections: string[], edits: Edit[]): { report: YieldPointReport; code: YieldCode } {
+  const importIndex = added.yieldIndex;
   // The counter: a mutable i32 global after every existing one.
   const counterGlobal = m.importedGlobals + (m.globals?.count.value ?? 0);
   edits.push(...addEntry(m, SEC.global, m.globals?.count, [0x7f, 0x01, 0x41, ...s32Bytes(interval), 0x0b]));
@@ -151,19 +205,11 @@ function addYieldPoints(m: DecodedModule, interval: number, edits: Edit[]): { re
       throw new WasmUnsupportedError(exports.start, `export name ${JSON.stringify(START_EXPORT)} (reserved for the start function)`);
     }
     edits.push({ kind: REPLACE, pos: section.start, len: section.end - section.start, data: new Uint8Array(0) });
-    const index = m.start >= importIndex ? m.start + 1 : m.start;
+    const index = m.start >= m.importedFuncs ? m.start + added.shift : m.start;
     edits.push(...addEntry(m, SEC.export, m.exports?.count, [...nameBytes(START_EXPORT), EXTERN.func, ...u32Bytes(index)]));
     startExport = START_EXPORT;
   }
 
-  const droppedSections: string[] = [];
-  for (const s of m.sections) {
-    const malformedNames = s.name === 'name' && m.names === 'malformed';
-    if (s.id === SEC.custom && (malformedNames || CODE_OFFSET_SECTIONS.test(s.name ?? ''))) {
-      edits.push({ kind: REPLACE, pos: s.start, len: s.end - s.start, data: new Uint8Array(0) });
-      if (!malformedNames) droppedSections.push(s.name!);
-    }
-  }
   const code = new YieldCode(m.bodies, counterGlobal, importIndex, interval);
   let loops = 0;
   let functionEntries = 0;
@@ -179,18 +225,36 @@ function addYieldPoints(m: DecodedModule, interval: number, edits: Edit[]): { re
   return {
     report: { interval, loops, functionEntries, bulkInstructions, functionBodies: m.bodies.count, localCounters, importIndex, counterGlobal, nameSection, droppedSections, startExport },
     code,
-    shiftFrom: importIndex,
   };
 }
 
 export function instrument(bytes: Uint8Array, options: InstrumentOptions): InstrumentResult {
   checkOptions(options);
-  const m = decodeModule(bytes, { code: options.yieldPoints !== undefined });
+  const grow = options.growHook === true;
+  const m = decodeModule(bytes, { code: options.yieldPoints !== undefined || grow });
   const edits: Edit[] = [];
   const memories = options.maxMemoryPages === undefined ? [] : capMemories(m, options.maxMemoryPages, edits);
-  const yp = options.yieldPoints ? addYieldPoints(m, options.yieldPoints.interval, edits) : undefined;
-  const out = encodeModule(m, edits, { funcShiftFrom: yp?.shiftFrom ?? Infinity, code: yp?.code });
-  return { bytes: out, report: { inputBytes: bytes.length, outputBytes: out.length, memories, yieldPoints: yp?.report } };
+  const added = addImports(m, { yield: options.yieldPoints !== undefined, grow }, edits);
+  const dropped = added.shift > 0 ? dropCodeOffsetSections(m, edits) : [];
+  const yp = options.yieldPoints ? addYieldPoints(m, options.yieldPoints.interval, added, dropped, edits) : undefined;
+  let growSites = 0;
+  for (let i = 0; i < m.bodies.count; i++) growSites += m.bodies.grows[i]!;
+  const out = encodeModule(m, edits, {
+    funcShiftFrom: added.shift > 0 ? m.importedFuncs : Infinity,
+    funcShift: added.shift,
+    code: yp?.code,
+    ...(grow ? { growCall: new Uint8Array([0x10, ...u32Bytes(added.growIndex)]) } : {}),
+  });
+  return {
+    bytes: out,
+    report: {
+      inputBytes: bytes.length,
+      outputBytes: out.length,
+      memories,
+      yieldPoints: yp?.report,
+      growHook: grow ? { sites: growSites, importIndex: added.growIndex } : undefined,
+    },
+  };
 }
 
 /** Lowers the maximum of every memory (memory 0 for every toolchain in use) to `maxPages`. */

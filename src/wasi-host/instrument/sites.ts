@@ -22,6 +22,7 @@ export const LOOP = 7; // a loop header, just after the loop's block type
 export const SYNC_OUT = 8; // before control may leave the function or enter another: call, return, throw, br to the function's label, its final end
 export const SYNC_IN = 9; // after control comes back: after a call, at the start of a catch
 export const BULK = 10; // before memory.fill, memory.copy or memory.init (32-bit length): a yield point weighted by its length
+export const GROW = 11; // memory.grow of memory 0 (32-bit): len = the instruction's bytes, replaced by a call of the host's grow hook when asked
 
 export class SiteList {
   kind: Uint8Array;

@@ -4,7 +4,8 @@
 // hands them to Node's path-based fs calls.
 import { openSync, constants as fsc } from 'node:fs';
 import { defaultPreopens, type GuestConfig } from '../guest-config.js';
-import { openPreopens } from '../preview1/preopen-dirs.js';
+import { openGuestDirs, type HostDir } from '../preview1/preopen-dirs.js';
+import { sys } from '../preview1/sys.js';
 import { Descriptor, preopenDescriptor } from './descriptor.js';
 import { DirectoryEntryStream } from './directory-stream.js';
 import { HostFds } from './host-fds.js';
@@ -26,19 +27,27 @@ export function guestCwd(config: GuestConfig): string {
   return config.cwd ?? (config.root ? '/' : process.cwd());
 }
 
+/** Directories a shared host (`pod`, `process`) hands over as descriptors it holds; the filesystem keeps duplicates. */
+export interface GuestDirFds {
+  /** The guest's root; wins over GuestConfig.root. */
+  rootFd?: number;
+  /** Host directories, preopened after the root's own and before "." (preview1's Guest does the same). */
+  hostDirs?: readonly HostDir[];
+}
+
 /**
- * The guest's root (GuestConfig.root, "/" inside a container) and its
- * preopens in order (default: the root as "/", then the working directory
- * as "."), opened now: a directory that cannot be opened fails here, before
- * the guest runs, as it does for preview1.
+ * The guest's root (GuestConfig.root, "/" inside a container, or
+ * dirs.rootFd) and its preopens in order (default: the root as "/", then the
+ * working directory as "."), opened now: a directory that cannot be opened
+ * fails here, before the guest runs, as it does for preview1.
  */
-export function createFilesystem(config: GuestConfig): ComponentFilesystem {
+export function createFilesystem(config: GuestConfig, dirs: GuestDirFds = {}): ComponentFilesystem {
   const fds = new HostFds();
   // The root is the host's choice (config), never the guest's: the one path Node opens by name.
-  const root = fds.add(openSync(config.root ?? '/', fsc.O_RDONLY | fsc.O_DIRECTORY));
-  let dirs: Array<[Descriptor, string]>;
+  const root = fds.add(dirs.rootFd !== undefined ? sys().dup(dirs.rootFd) : openSync(config.root ?? '/', fsc.O_RDONLY | fsc.O_DIRECTORY));
+  let opened: Array<[Descriptor, string]>;
   try {
-    dirs = openPreopens(root.fd, config.preopens ?? defaultPreopens(guestCwd(config))).map(({ preopen, fd, ref }) => [
+    opened = openGuestDirs(root.fd, config.preopens ?? defaultPreopens(guestCwd(config)), dirs.hostDirs).map(({ preopen, fd, ref }) => [
       preopenDescriptor(fds, fds.add(fd), ref, preopen.readonly === true),
       preopen.guest,
     ]);
@@ -48,7 +57,7 @@ export function createFilesystem(config: GuestConfig): ComponentFilesystem {
   }
   return {
     types: { Descriptor, DirectoryEntryStream, filesystemErrorCode },
-    preopens: { getDirectories: () => [...dirs] },
+    preopens: { getDirectories: () => [...opened] },
     close: () => fds.closeAll(),
   };
 }

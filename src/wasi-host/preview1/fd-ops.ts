@@ -60,7 +60,7 @@ function gather(iovs: Uint8Array[]): Uint8Array {
 }
 
 /** A Linux directory listing via getdents64, "." and ".." first (as wasmtime), the rest in kernel order. */
-function listDirectory(fd: number): DirListingEntry[] {
+export function listDirectory(fd: number): DirListingEntry[] {
   const self = statFd(fd);
   const out: DirListingEntry[] = [
     { name: Buffer.from('.'), ino: self.ino, type: FILETYPE.DIRECTORY },

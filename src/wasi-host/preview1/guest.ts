@@ -18,12 +18,13 @@ import { GuestMemory } from './memory.js';
 import { miscOps, Realtime } from './misc.js';
 import { pathOps } from './path-ops.js';
 import { pollOps } from './poll.js';
-import { openPreopens } from './preopen-dirs.js';
+import { openGuestDirs, type HostDir } from './preopen-dirs.js';
 import { LISTENER_RIGHTS, preopenRights, STREAM_RIGHTS } from './rights.js';
 import { Listener, socketOps } from './sockets.js';
 import { stdioStream } from './streams.js';
 import { sys } from './sys.js';
 import { defaultPreopens, type Preopen } from '../guest-config.js';
+import { START_EXPORT } from '../instrument/names.js';
 import { isTrap, type GuestOutcome } from '../outcome.js';
 
 export type { GuestOutcome, Preopen };
@@ -35,6 +36,14 @@ export interface GuestOptions {
   env: readonly string[];
   /** Host path of the guest's root directory ("/" inside a container). */
   root?: string;
+  /** The root as a directory descriptor the caller holds (a shared host's guests); the guest uses its own duplicate. Wins over `root`. */
+  rootFd?: number;
+  /**
+   * Directories of the host (not inside the root) preopened beneath
+   * themselves: descriptors the caller holds, duplicated by the guest,
+   * registered after the root's own preopens and before ".".
+   */
+  hostDirs?: readonly HostDir[];
   /** The working directory, a path inside the root (default "/"). */
   cwd?: string;
   /** Default: the root as "/", then the working directory as "." when it is not "/". */
@@ -45,7 +54,21 @@ export interface GuestOptions {
   listeners?: readonly number[];
   /** Run this long (ms) between event-loop turns at tugboat.yield points (default 10). */
   timeSliceMs?: number;
+  /** Where a guest whose time slice is up waits for its next one (default: the next event-loop turn). */
+  scheduler?: Scheduler;
+  /** Bytes of linear memory the guest may grow to (through the instrumenter's grow hook); absent: no limit but the module's. */
+  memoryLimit?: number;
 }
+
+/** Hands time slices to guests that yield because theirs is up. */
+export interface Scheduler {
+  /** Resolves when the guest may run again. */
+  next(): Promise<void>;
+}
+
+const nextTurn: Scheduler = { next: () => new Promise<void>((r) => setImmediate(r)) };
+
+const PAGE = 65536;
 
 const NEVER = new Promise<never>(() => undefined);
 
@@ -67,7 +90,13 @@ export class Guest {
   private paused: { promise: Promise<void>; resume: () => void } | undefined;
   private lastTurn = nowMs();
   private readonly timeSlice: number;
+  private readonly scheduler: Scheduler;
   private closed = false;
+  private memoryLimit: number | undefined;
+  /** A grow refused by the memory limit: a trap after it is the guest's OOM. */
+  private growRefused = false;
+  /** Time the guest ran, ms, up to its last suspension. */
+  private ranMs = 0;
 
   constructor(private readonly opts: GuestOptions) {
     this.outcome = new Promise((r) => (this.resolveOutcome = r));
@@ -76,6 +105,8 @@ export class Guest {
       return this.memory;
     });
     this.timeSlice = opts.timeSliceMs ?? 10;
+    this.scheduler = opts.scheduler ?? nextTurn;
+    this.memoryLimit = opts.memoryLimit;
   }
 
   /** Opens the guest's descriptors: stdio, preopened sockets, preopened directories. */
@@ -92,8 +123,9 @@ export class Guest {
       this.fds.insert({ handle: { kind: 'listener', listener: new Listener(fd) }, filetype: FILETYPE.SOCKET_STREAM, rightsBase: LISTENER_RIGHTS, rightsInheriting: 0n, fdflags: 0 });
     }
     // The root is the host's choice (config), never the guest's: the one path Node opens by name.
-    this.rootFd = openSync(this.opts.root ?? '/', fsc.O_RDONLY | fsc.O_DIRECTORY);
-    for (const { preopen: p, fd, ref } of openPreopens(this.rootFd, this.opts.preopens ?? defaultPreopens(this.opts.cwd ?? '/'))) {
+    this.rootFd = this.opts.rootFd !== undefined ? sys().dup(this.opts.rootFd) : openSync(this.opts.root ?? '/', fsc.O_RDONLY | fsc.O_DIRECTORY);
+    const preopens = this.opts.preopens ?? defaultPreopens(this.opts.cwd ?? '/');
+    for (const { preopen: p, fd, ref } of openGuestDirs(this.rootFd, preopens, this.opts.hostDirs)) {
       const rights = preopenRights(p.readonly === true);
       this.fds.insert({
         handle: { kind: 'dir', fd, ref, preopen: Buffer.from(p.guest) },
@@ -115,6 +147,7 @@ export class Guest {
 
   /** The one place a suspended guest resumes: never once it has ended, and only when not paused. */
   private async gate<T>(p: Promise<T> | T): Promise<T> {
+    this.ranMs += nowMs() - this.lastTurn;
     const v = await p;
     while (this.paused && !this.settled) await this.paused.promise;
     if (this.settled) return NEVER;
@@ -195,8 +228,10 @@ export class Guest {
       yield: new WebAssembly.Suspending(() => {
         if (this.settled) return NEVER;
         if (!this.paused && nowMs() - this.lastTurn < this.timeSlice) return undefined;
-        return this.gate(new Promise<undefined>((r) => setImmediate(() => r(undefined))));
+        return this.gate(this.scheduler.next().then(() => undefined));
       }),
+      // The instrumenter's grow hook: every memory.grow of memory 0 asks here (the old size in pages, or -1).
+      memory_grow: (delta: number) => this.grow(delta >>> 0),
       // Called by the instrumenter when memory.grow fails under the guest's memory cap.
       grow_failed: new WebAssembly.Suspending(() => {
         this.settle({ kind: 'oom' });
@@ -204,6 +239,43 @@ export class Guest {
       }),
     };
     return { wasi_snapshot_preview1: wasi, tugboat };
+  }
+
+  private grow(delta: number): number {
+    const memory = this.memory;
+    if (!memory) return -1;
+    const pages = memory.buffer.byteLength / PAGE;
+    if (this.memoryLimit !== undefined && (pages + delta) * PAGE > this.memoryLimit) {
+      this.growRefused = true;
+      return -1;
+    }
+    try {
+      return memory.grow(delta);
+    } catch {
+      // Past the module's own maximum, or the engine's.
+      this.growRefused = true;
+      return -1;
+    }
+  }
+
+  /** Bytes of linear memory the guest holds now. */
+  memoryBytes(): number {
+    return this.memory?.buffer.byteLength ?? 0;
+  }
+
+  /** The limit for later grows (a guest already above it keeps what it has). */
+  setMemoryLimit(bytes: number | undefined): void {
+    this.memoryLimit = bytes;
+  }
+
+  /** Milliseconds the guest has run (up to its last suspension, or now while it runs). */
+  cpuMs(): number {
+    return this.ranMs;
+  }
+
+  /** A trap after a refused grow is the guest running out of memory. */
+  private trapOutcome(err: Error): GuestOutcome {
+    return this.growRefused ? { kind: 'oom' } : { kind: 'trap', message: err.message };
   }
 
   /** Instantiates and runs `_start`; resolves with the guest's outcome. */
@@ -232,10 +304,17 @@ export class Guest {
       return this.outcome;
     }
     this.memory = memory;
+    if (this.memoryLimit !== undefined && memory.buffer.byteLength > this.memoryLimit) {
+      this.settle({ kind: 'oom' });
+      return this.outcome;
+    }
     this.lastTurn = nowMs();
-    WebAssembly.promising(start as () => unknown)().then(
+    // An instrumented module's start function: run through JSPI like every guest entry.
+    const init = instance.exports[START_EXPORT];
+    const enter = (f: unknown) => WebAssembly.promising(f as () => unknown)();
+    (typeof init === 'function' ? enter(init).then(() => enter(start)) : enter(start)).then(
       () => this.settle({ kind: 'exit', code: 0 }),
-      (err: unknown) => this.settle(isTrap(err) ? { kind: 'trap', message: err.message } : { kind: 'error', message: describe(err) }),
+      (err: unknown) => this.settle(isTrap(err) ? this.trapOutcome(err) : { kind: 'error', message: describe(err) }),
     );
     return this.outcome;
   }

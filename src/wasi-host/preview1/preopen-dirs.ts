@@ -44,3 +44,34 @@ export function openPreopens(rootFd: number, preopens: readonly Preopen[]): Open
   }
   return out;
 }
+
+/** A directory of the host, outside the guest's root (`tugboat run -v` at `process` level): a descriptor the caller holds. */
+export interface HostDir {
+  guest: string;
+  fd: number;
+  readonly?: boolean;
+}
+
+/**
+ * Every directory a guest starts with, in registration order: the root's
+ * preopens, then the host directories (duplicates of the caller's
+ * descriptors, confined beneath themselves), then "." last (wasi-libc
+ * resolves relative paths against the last preopen that matches). On failure
+ * nothing stays open.
+ */
+export function openGuestDirs(rootFd: number, preopens: readonly Preopen[], hostDirs: readonly HostDir[] = []): OpenedPreopen[] {
+  const dot = preopens.findIndex((p) => p.guest === '.');
+  const out: OpenedPreopen[] = [];
+  try {
+    out.push(...openPreopens(rootFd, dot < 0 ? preopens : preopens.slice(0, dot)));
+    for (const d of hostDirs) {
+      const fd = sys().dup(d.fd);
+      out.push({ preopen: { guest: d.guest, path: d.guest, readonly: d.readonly === true }, fd, ref: { fd, mode: 'beneath' } });
+    }
+    if (dot >= 0) out.push(...openPreopens(rootFd, preopens.slice(dot)));
+  } catch (err) {
+    for (const o of out) sys().close(o.fd);
+    throw err;
+  }
+  return out;
+}

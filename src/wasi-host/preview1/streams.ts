@@ -238,13 +238,20 @@ export class EventStream implements GuestStream {
     this.sock?.end();
   }
 
+  /**
+   * Waits until what the guest wrote has reached the descriptor. Not end():
+   * on a socket that would shut its writing side down for everyone sharing
+   * it (a stdio socket, where the host still writes its own line after the
+   * guest has ended).
+   */
   flush(): Promise<void> {
     const s = this.sock;
-    if (!s || s.destroyed || s.writableFinished || !s.writable) return Promise.resolve();
+    if (!s || s.destroyed || s.writableFinished || !s.writable || s.writableLength === 0) return Promise.resolve();
     return new Promise((resolve) => {
       s.once('error', () => resolve());
       s.once('close', () => resolve());
-      s.end(() => resolve());
+      // Written after everything queued before it: its callback is the flush.
+      s.write(Buffer.alloc(0), () => resolve());
     });
   }
 
