@@ -56,6 +56,7 @@ demo: fixtures
 	@scripts/demo.sh
 
 bench: fixtures $(STAMP)/daemons
+	@$(NODE) bench/cli-start.mjs
 	@$(NODE) bench/cold-start.mjs
 	@$(NODE) bench/seccomp.mjs
 	@$(NODE) bench/rm-watcher.mjs

@@ -54,24 +54,51 @@ export function timeCommand(cmd, args, expectStatus = 0, env = undefined) {
   return ms;
 }
 
+/**
+ * Like timeCommand, and also the CPU time (user + system) the command and its
+ * children used, from bash's `times`: on a loaded machine wall time mostly
+ * measures the wait for a core, CPU time much less so. stdin, stdout and
+ * stderr are /dev/null (a container made by `create` keeps them open).
+ */
+export function timeCommandCpu(cmd, args, { expectStatus = 0, env } = {}) {
+  const script = 's=$EPOCHREALTIME; "$@" </dev/null >/dev/null 2>/dev/null; st=$?; e=$EPOCHREALTIME; { times; echo "$s $e $st"; } >&3';
+  const r = spawnSync('bash', ['-c', script, 'bash', cmd, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'], ...(env ? { env } : {}) });
+  const lines = String(r.output[3]).trim().split('\n');
+  const [start, end, status] = lines[2].split(' ').map(Number);
+  if (status !== expectStatus) throw new Error(`${cmd} ${args.join(' ')} exited ${status}`);
+  const seconds = (t) => {
+    const m = /^(\d+)m([\d.]+)s$/.exec(t);
+    return Number(m[1]) * 60 + Number(m[2]);
+  };
+  const [user, sys] = lines[1].split(' ').map(seconds);
+  return { wall: (end - start) * 1000, cpu: (user + sys) * 1000 };
+}
+
 export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-/** Runs each case `runs` times, interleaved round-robin; returns medians in ms. */
-export function interleave(cases, runs) {
+/** Runs each case `runs` times, interleaved round-robin; returns every sample. */
+export function interleaveSamples(cases, runs) {
   const samples = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
   for (let i = 0; i < runs; i++) for (const [name, fn] of Object.entries(cases)) samples[name].push(fn(i));
-  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
+  return samples;
 }
 
-export function report(title, medians, baseline) {
+/** Runs each case `runs` times, interleaved round-robin; returns medians in ms. */
+export function interleave(cases, runs) {
+  return Object.fromEntries(Object.entries(interleaveSamples(cases, runs)).map(([k, v]) => [k, median(v)]));
+}
+
+/** Prints medians and their ratios to the baseline; `cpu`, when given, adds median CPU times and their ratios. */
+export function report(title, medians, baseline, cpu) {
   console.log(`\n${title}`);
   const base = medians[baseline];
   for (const [name, ms] of Object.entries(medians)) {
-    console.log(`  ${name.padEnd(44)} ${ms.toFixed(1).padStart(8)} ms   ${(ms / base).toFixed(2)}x ${name === baseline ? '(baseline)' : ''}`);
+    const cpuText = cpu ? `   cpu ${cpu[name].toFixed(1).padStart(7)} ms ${(cpu[name] / cpu[baseline]).toFixed(2).padStart(6)}x` : '';
+    console.log(`  ${name.padEnd(44)} ${ms.toFixed(1).padStart(8)} ms ${(ms / base).toFixed(2).padStart(6)}x${cpuText} ${name === baseline ? '(baseline)' : ''}`);
   }
 }
 

@@ -5,7 +5,47 @@
 //   dist/host/pod-host.mjs  the pod host, one per shim group at `pod` isolation
 //   dist/tugboat.mjs    the tugboat CLI (bin/tugboat runs it)
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { relative } from 'node:path';
 import { build } from 'esbuild';
+
+// Node's builtins reach the bundles through process.getBuiltinModule(), not
+// `import`: an ESM import of a builtin builds a namespace of all its exports,
+// and reading them loads what Node keeps lazy. `import … from 'node:fs'`
+// alone loads fs/promises, streams and readline; 'node:util' loads
+// worker_threads: ~10 ms of every start for modules nobody asked for. Each
+// importing module gets its own small module that reads just the exports it
+// uses, when it is itself initialized (each export is a pure expression, so
+// esbuild drops the unused ones: fs.promises is read only by the modules that
+// import it, and only when they load); a require() from a
+// CommonJS dependency gets the builtin itself, or for node:child_process
+// (~5 ms with the net and dgram it loads; commander requires it at its top
+// and spawns only for executable subcommands, which Tugboat has none of) an
+// object that loads it on the first property read.
+const lazyForRequire = new Set(['node:child_process']);
+const builtinNames = new Set(builtinModules.filter((m) => !m.startsWith('_')).flatMap((m) => [m, `node:${m}`]));
+const builtinsWithoutFacade = {
+  name: 'builtins-without-esm-facade',
+  setup(b) {
+    b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
+      if (!builtinNames.has(args.path)) return undefined;
+      const path = `node:${args.path.replace(/^node:/, '')}`;
+      if (args.kind === 'require-call') return { path, namespace: 'node-builtin-cjs' };
+      return { path, namespace: 'node-builtin', pluginData: { path }, suffix: `?${relative(process.cwd(), args.importer)}` };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'node-builtin-cjs' }, (args) => {
+      const get = `process.getBuiltinModule(${JSON.stringify(args.path)})`;
+      const contents = lazyForRequire.has(args.path) ? `module.exports = new Proxy({}, { get: (_, key) => ${get}[key] });` : `module.exports = ${get};`;
+      return { contents, loader: 'js' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, async (args) => {
+      const names = Object.keys(await import(args.pluginData.path)).filter((n) => n !== 'default' && /^[A-Za-z_$][\w$]*$/.test(n));
+      const lines = [`const __builtin = process.getBuiltinModule(${JSON.stringify(args.pluginData.path)});`, 'const __read = (name) => __builtin[name];', 'export default __builtin;'];
+      for (const n of names) lines.push(`export const ${n} = /* @__PURE__ */ __read(${JSON.stringify(n)});`);
+      return { contents: lines.join('\n'), loader: 'js' };
+    });
+  },
+};
 
 const common = {
   bundle: true,
@@ -14,6 +54,7 @@ const common = {
   target: 'node24',
   legalComments: 'none',
   logLevel: 'warning',
+  plugins: [builtinsWithoutFacade],
 };
 
 await build({ ...common, entryPoints: ['src/wasi-host/main.ts'], outfile: 'dist/host/host.mjs', minify: true });
@@ -58,20 +99,21 @@ for (const [entry, outfile] of [
   // A component guest's thread in a shared host (pod and process isolation).
   ['src/wasi-host/hosted-component-worker.ts', 'dist/host/hosted-component.mjs'],
 ]) {
-  refuseShimFilesystem(outfile, await build({ ...common, entryPoints: [entry], outfile, minify: true, plugins: [shimLazyIoWorker], metafile: true, banner }));
+  refuseShimFilesystem(outfile, await build({ ...common, entryPoints: [entry], outfile, minify: true, plugins: [...common.plugins, shimLazyIoWorker], metafile: true, banner }));
 }
 copyFileSync('node_modules/@bytecodealliance/preview2-shim/dist/io/worker-thread.bundle.js', 'dist/host/worker-thread.bundle.js');
-// Chunk names carry content hashes: drop the last build's.
+// One file, not chunks: every module file costs the ESM loader a resolve (a
+// realpath of each path component), a read, a compile-cache lookup and a link;
+// split at each dynamic import, `tugboat image ls` loaded 22 files and spent
+// more on that than on the modules. In one file esbuild wraps every module
+// only reached through a dynamic import in a lazy initializer, so its code
+// (and the builtins it imports, see builtinsWithoutFacade) runs only when a
+// command imports it: the registry client, node:https and TLS for `pull`.
 rmSync('dist/chunks', { recursive: true, force: true });
 await build({
   ...common,
-  // Split at dynamic imports: code only some commands need (the registry
-  // client with node:https and TLS) becomes chunks loaded when they run.
-  entryPoints: { tugboat: 'src/cli/main.ts' },
-  outdir: 'dist',
-  splitting: true,
-  chunkNames: 'chunks/[name]-[hash]',
-  outExtension: { '.js': '.mjs' },
+  entryPoints: ['src/cli/main.ts'],
+  outfile: 'dist/tugboat.mjs',
   sourcemap: true,
   // jco (a cache miss of a Wasm component only) and koffi (a native addon:
   // the store's flock) are loaded from node_modules.

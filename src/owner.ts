@@ -3,7 +3,6 @@
 // in clock ticks since boot, so a reused pid is told apart. Whoever finds one
 // can tell whether its owner still runs; those of owners that are gone
 // (killed, crashed) are swept by the next command that writes (src/oci/sweep.ts).
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 /** Start time of a process (clock ticks since boot, field 22 of /proc/PID/stat); undefined when it is gone. */
@@ -26,7 +25,8 @@ export function ownerTag(): string {
 
 /** A fresh name owned by this process: `<prefix><pid>-<start>-<8 hex>`. */
 export function ownedName(prefix = ''): string {
-  return `${prefix}${ownerTag()}-${randomBytes(4).toString('hex')}`;
+  // crypto is loaded here, not with the module: the store imports this file to read.
+  return `${prefix}${ownerTag()}-${process.getBuiltinModule('node:crypto').randomBytes(4).toString('hex')}`;
 }
 
 /** The owner part of an owned name (the `<pid>-<start>` before the random suffix at its end), or undefined. */

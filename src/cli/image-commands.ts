@@ -1,6 +1,6 @@
 // `tugboat image build|import|ls|rm` as plain async functions.
 import { UsageError } from '../errors.js';
-import { buildWasmImage, type BuildResult, type FileToAdd, type OutputFormat } from '../oci/image-build.js';
+import type { BuildResult, FileToAdd, OutputFormat } from '../oci/image-build.js';
 import { openImageSource, parseImageRef } from '../oci/image-source.js';
 import { checkImageName } from '../oci/names.js';
 import { ImageStore, type StoredImage } from '../oci/store.js';
@@ -30,6 +30,8 @@ export async function buildCommand(o: BuildCommandOptions): Promise<BuildResult>
   const ref = parseImageRef(o.output);
   const format: OutputFormat = ref.transport;
   if (o.addTo && format !== 'oci') throw new UsageError('--add-to needs an oci:DIR[:TAG] reference');
+  // gzip, tar and the Wasm checks: loaded by the one command that builds.
+  const { buildWasmImage } = await import('../oci/image-build.js');
   return buildWasmImage({
     wasm: o.wasm,
     format,

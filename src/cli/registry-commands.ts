@@ -1,20 +1,17 @@
 // The registry side of the CLI: `pull`, `push`, `login`, `logout`, the pull
 // of `run --pull`, and `image build --push/--add-to REGISTRY-REF`. Only the
-// option wiring lives at top level; the client, node:https and TLS code are
-// imported when a command actually talks to a registry, so that every other
-// command starts as lean as before.
+// option wiring lives at top level; the client, node:https and TLS code, and
+// even the image store, are imported when a command uses them, so that every
+// other command starts as lean as before.
 
 import { tmpdir } from 'node:os';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { UsageError } from '../errors.js';
-import { openOciLayout, openImageSource, parseImageRef } from '../oci/image-source.js';
 import { parsePlatform } from '../oci/platform.js';
 import { formatRegistryRef, looksLikeRegistryRef, parseRegistryHost, parseRegistryRef } from '../oci/registry/reference.js';
-import { ImageStore } from '../oci/store.js';
-import { makeOwnedDir, tempSpace } from '../oci/temp-space.js';
 import type { Platform } from '../oci/types.js';
-import { buildCommand, type BuildCommandOptions } from './image-commands.js';
+import type { BuildCommandOptions } from './image-commands.js';
 import { parseSize } from './options.js';
 
 export type PullPolicy = 'always' | 'missing' | 'never';
@@ -84,6 +81,7 @@ export async function pullCommand(r: PullRequest) {
  */
 export async function imageForRun(root: string, image: string, policy: PullPolicy, flags: RegistryFlags & { platform?: Platform }): Promise<string> {
   if (TRANSPORTS.test(image)) return image;
+  const { ImageStore } = await import('../oci/store.js');
   const store = new ImageStore(root);
   if (policy !== 'always' && (await store.has(image))) return image;
   if (!looksLikeRegistryRef(image)) return image;
@@ -134,6 +132,11 @@ export async function buildAndPush(build: Omit<BuildCommandOptions, 'output' | '
   const destination = o.addTo ?? (o.push as string);
   if (o.push !== undefined && o.addTo !== undefined && o.push !== o.addTo) throw new UsageError('--push and --add-to name different images; give one');
   parseRegistryRef(destination);
+  const [{ openOciLayout, openImageSource, parseImageRef }, { buildCommand }, { makeOwnedDir }] = await Promise.all([
+    import('../oci/image-source.js'),
+    import('./image-commands.js'),
+    import('../oci/temp-space.js'),
+  ]);
   // The build's own temp dir (no data root is needed to build and push).
   const tmp = await makeOwnedDir(tmpdir(), 'tugboat-build');
   try {
@@ -179,8 +182,12 @@ async function prompt(question: string, secret: boolean): Promise<string> {
   }
 }
 
-export function addRegistryCommands(program: Command, root: () => string): void {
-  withLogFormat(
+/** The commands addRegistryCommands adds, in order. */
+export const REGISTRY_COMMANDS = ['pull', 'push', 'login', 'logout'] as const;
+
+/** Adds the registry commands `wanted` names (all by default). */
+export function addRegistryCommands(program: Command, root: () => string, wanted: (name: string) => boolean = () => true): void {
+  if (wanted('pull')) withLogFormat(
     addRegistryFlags(
       program
         .command('pull')
@@ -195,7 +202,7 @@ export function addRegistryCommands(program: Command, root: () => string): void 
     process.stdout.write(`${r.name} ${r.digest}\n`);
   });
 
-  withLogFormat(
+  if (wanted('push')) withLogFormat(
     addRegistryFlags(
       program
         .command('push')
@@ -208,6 +215,7 @@ export function addRegistryCommands(program: Command, root: () => string): void 
     const destination = dest ?? name;
     if (!looksLikeRegistryRef(destination)) throw new UsageError(`push: ${JSON.stringify(destination)} is not a registry reference; give HOST[:PORT]/REPO:TAG`);
     const push = await import('../oci/registry/push.js');
+    const [{ openImageSource, parseImageRef }, { tempSpace }] = await Promise.all([import('../oci/image-source.js'), import('../oci/temp-space.js')]);
     let source;
     let tag: string | undefined;
     if (TRANSPORTS.test(name)) {
@@ -215,6 +223,7 @@ export function addRegistryCommands(program: Command, root: () => string): void 
       source = await openImageSource(ref, tempSpace(root()));
       tag = ref.tag;
     } else {
+      const { ImageStore } = await import('../oci/store.js');
       source = new ImageStore(root()).source();
       tag = name;
     }
@@ -241,7 +250,7 @@ export function addRegistryCommands(program: Command, root: () => string): void 
     }
   });
 
-  addRegistryFlags(
+  if (wanted('login')) addRegistryFlags(
     program
       .command('login')
       .description('log in to a registry; credentials go where Docker keeps them (config.json, mode 0600, or its credsStore helper)')
@@ -277,7 +286,7 @@ export function addRegistryCommands(program: Command, root: () => string): void 
     process.stdout.write('Login Succeeded\n');
   });
 
-  program
+  if (wanted('logout')) program
     .command('logout')
     .description('remove the credentials of a registry')
     .argument('<registry>', 'HOST[:PORT]')

@@ -1,6 +1,6 @@
 // `tugboat run`: name claim → image → unpacked rootfs → bundle → prepared
 // workload → run in the foreground, for hosts without containerd. Plain
-// async functions; the commander adapter lives in main.ts, the container's
+// async functions; the commander adapter lives in program.ts, the container's
 // claim, record and collection in containers.ts, what happens once it runs
 // (signals, the --rm watcher, cleanup) in run-lifecycle.ts.
 import { randomBytes } from 'node:crypto';

@@ -12,7 +12,6 @@ import { log } from '../log.js';
 import type { Workload } from '../oci/detect.js';
 import type { Process, Spec } from '../oci/runtime-spec.js';
 import { anchorToBundle } from './bundle-spec.js';
-import { componentForWorkload } from './component-cache.js';
 import { removeDerivedBundle, writeDerivedBundle } from './derived-bundle.js';
 import type { EngineSettings, PreparedWorkload, WasmEngine, WasmPrepareInput } from './engine.js';
 import { loadKit, type Kit } from './kit.js';
@@ -52,7 +51,8 @@ async function prepare(input: WasmPrepareInput): Promise<PreparedWorkload> {
   const guest: GuestSettings = { preopens, ...(backend ? { backend } : {}) };
   const kit = loadKit(input.settings.kitDir);
   const spec = withPreopenMounts(anchorToBundle(input.spec, input.bundle), input.rootfs, preopens);
-  const c = await componentForWorkload(input);
+  // The transpiler's plumbing (child processes, hashes) is loaded for components only.
+  const c = workload.kind === 'wasm-component' ? await (await import('./component-cache.js')).componentForWorkload(input) : {};
   const derived = rewriteSpecForWasm(spec, kit, {
     ...guest,
     ...(workload.entrypoint !== undefined ? { module: workload.entrypoint } : {}),

@@ -14,7 +14,9 @@ import type { Spec } from '../oci/runtime-spec.js';
 import type { EngineSettings, LifecycleContext, PreparedWorkload, WasmEngine, WasmPrepareInput } from './engine.js';
 import { hostedWorkload, prepareHosted } from './hosted-workload.js';
 import { loadKit, type Kit } from './kit.js';
-import { PodHostClient } from './pod-host-client.js';
+// The client (crypto, worker threads, the local host) loads when a pod host starts:
+// select-engine.ts imports this module for every command that names the engines.
+import type { PodHostClient } from './pod-host-client.js';
 
 /** This shim's pod host (a shim serves one group). */
 let current: PodHostClient | undefined;
@@ -26,7 +28,7 @@ async function podHost(ctx: LifecycleContext, first: Spec, kit: Kit): Promise<Po
       current.acquire();
       return current;
     }
-    starting ??= PodHostClient.start({
+    starting ??= import('./pod-host-client.js').then(({ PodHostClient }) => PodHostClient.start({
       runc: { binary: ctx.runc.cfg.binary, root: ctx.runc.cfg.root, ...(ctx.runc.cfg.systemdCgroup ? { systemdCgroup: true } : {}) },
       reaper: ctx.reaper,
       kit,
@@ -34,7 +36,7 @@ async function podHost(ctx: LifecycleContext, first: Spec, kit: Kit): Promise<Po
       onGone: () => {
         if (current && !current.isAlive) current = undefined;
       },
-    })
+    }))
       .then((c) => (current = c))
       .finally(() => (starting = undefined));
     await starting;

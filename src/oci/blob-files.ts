@@ -1,11 +1,13 @@
 // The part every on-disk image source shares: find a blob's bytes, then hand
-// them out only through a verifying stream, so no caller ever sees content
-// that does not match its descriptor.
+// them out only verified, so no caller ever sees content that does not match
+// its descriptor. A small blob (a manifest, a config) is read whole and
+// hashed; a layer goes through a verifying stream.
 
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { pipeline, Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { describeFsError, ImageError, NotFoundError } from '../errors.js';
-import { digestHex, verifyingStream } from './digest.js';
+import { digestHex, verifyBytes, verifyingStream } from './digest.js';
 import type { ImageSource } from './image-source.js';
 import type { Descriptor, ImageIndex } from './types.js';
 
@@ -25,28 +27,48 @@ export abstract class FileBlobSource implements ImageSource {
     return open(path, 'r');
   }
 
+  /** The same, synchronously, as a file descriptor the caller closes. */
+  protected openFileSync(path: string, _what: string): number {
+    return openSync(path, 'r');
+  }
+
   async readBlob(desc: Descriptor): Promise<Buffer> {
     if (desc.size > MAX_READ_BLOB) {
       throw new ImageError(
         `${this.description}: blob ${desc.digest} is ${desc.size} bytes, over the ${MAX_READ_BLOB}-byte limit for reading into memory`,
       );
     }
-    const chunks: Buffer[] = [];
-    for await (const chunk of await this.openBlob(desc)) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
+    const what = `${this.description}: blob ${desc.digest}`;
+    const where = this.find(desc, what);
+    let data: Buffer;
+    if (typeof where === 'string') {
+      let fd: number;
+      try {
+        fd = this.openFileSync(where, what);
+      } catch (err) {
+        throw openError(err as NodeJS.ErrnoException, what);
+      }
+      try {
+        if (!fstatSync(fd).isFile()) throw new ImageError(`${what}: not a regular file`);
+        data = readUpTo(fd, Number.isSafeInteger(desc.size) && desc.size >= 0 ? desc.size + 1 : 0);
+      } finally {
+        closeSync(fd);
+      }
+    } else {
+      data = where;
+    }
+    verifyBytes(desc, data, what);
+    return data;
   }
 
   async openBlob(desc: Descriptor): Promise<Readable> {
     const what = `${this.description}: blob ${desc.digest}`;
-    digestHex(desc.digest);
-    const where = this.locate(desc);
-    if (where === undefined) throw new NotFoundError(`${what} not found`);
+    const where = this.find(desc, what);
+    const { pipeline, Readable } = process.getBuiltinModule('node:stream');
     let src: Readable;
     if (typeof where === 'string') {
       const fh = await this.openFile(where, what).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') throw new NotFoundError(`${what} not found`);
-        if (err instanceof ImageError) throw err;
-        throw new ImageError(`${what}: ${describeFsError(err)}`);
+        throw openError(err, what);
       });
       const st = await fh.stat();
       if (!st.isFile()) {
@@ -63,4 +85,29 @@ export abstract class FileBlobSource implements ImageSource {
     pipeline(src, out, () => {});
     return out;
   }
+
+  private find(desc: Descriptor, what: string): string | Buffer {
+    digestHex(desc.digest);
+    const where = this.locate(desc);
+    if (where === undefined) throw new NotFoundError(`${what} not found`);
+    return where;
+  }
+}
+
+function openError(err: NodeJS.ErrnoException, what: string): Error {
+  if (err.code === 'ENOENT') return new NotFoundError(`${what} not found`);
+  if (err instanceof ImageError) return err;
+  return new ImageError(`${what}: ${describeFsError(err)}`);
+}
+
+/** Reads up to `max` bytes of a file from its start: a file longer than a blob's descriptor says is never read whole. */
+function readUpTo(fd: number, max: number): Buffer {
+  const buf = Buffer.allocUnsafe(max);
+  let n = 0;
+  while (n < max) {
+    const got = readSync(fd, buf, n, max - n, n);
+    if (got === 0) break;
+    n += got;
+  }
+  return buf.subarray(0, n);
 }

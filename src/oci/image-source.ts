@@ -6,8 +6,6 @@
 
 import type { Readable } from 'node:stream';
 import { ImageError, NotFoundError, UsageError } from '../errors.js';
-import { extractArchive } from './archive-extract.js';
-import { DockerLegacySource } from './docker-archive.js';
 import { configPlatform, INDEX_TYPES, parseConfig, parseManifest, parseManifestOrIndex } from './image-schema.js';
 import { MAX_INDEX_DEPTH } from './image-walk.js';
 import { OciLayoutSource } from './oci-layout.js';
@@ -83,6 +81,8 @@ export function openOciLayout(dir: string): ImageSource {
 export async function openImageSource(ref: ImageRef, tempParent: string): Promise<ImageSource> {
   if (ref.transport === 'oci') return openOciLayout(ref.path);
   const description = `${ref.transport}:${ref.path}`;
+  // Only archives need tar and gzip: loaded here, not by every command that opens a layout.
+  const [{ extractArchive }, { DockerLegacySource }] = await Promise.all([import('./archive-extract.js'), import('./docker-archive.js')]);
   const temp = await makeOwnedDir(tempParent, 'archive');
   try {
     const files = await extractArchive(ref.path, temp.path, description);

@@ -6,7 +6,7 @@
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { NotFoundError, UsageError } from '../errors.js';
-import { packTar, type TarMember } from './build-layer.js';
+import type { TarMember } from './build-layer.js';
 import { digestFile, digestHex, sha256Digest } from './digest.js';
 import { INDEX_TYPES, parseIndex } from './image-schema.js';
 import { descriptorPlatform, openOciLayout, type ImageSource } from './image-source.js';
@@ -157,6 +157,7 @@ async function writeTarAtomic(file: string, members: TarMember[]): Promise<void>
   await mkdir(dirname(file), { recursive: true });
   const st = await stat(file).catch(() => undefined);
   if (st && !st.isFile()) throw new UsageError(`output ${file} exists and is not a regular file`);
+  const { packTar } = await import('./build-layer.js');
   await writeFileAtomic(file, await packTar(members));
 }
 

@@ -2,6 +2,7 @@
 // Also the form an oci-archive or a Docker 25+ `docker save` takes once
 // unpacked, and the local image store.
 
+import { closeSync, fstatSync, readFileSync } from 'node:fs';
 import { stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeFsError, ImageError, NotFoundError } from '../errors.js';
@@ -51,25 +52,32 @@ export class OciLayoutSource extends FileBlobSource {
     return this.confined.open(path, what);
   }
 
+  protected override openFileSync(path: string, what: string): number {
+    return this.confined.openSync(path, what);
+  }
+
   async close(): Promise<void> {
     await this.tempDir?.remove();
   }
 
+  /** A small file of the layout, read whole; undefined if absent. */
   private async readSmall(name: string): Promise<Buffer | undefined> {
     const what = `${this.description}: ${name}`;
-    const fh = await this.confined.open(join(this.dir, name), what).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined;
-      if (err instanceof ImageError) throw err;
-      throw new ImageError(`${what}: ${describeFsError(err)}`);
-    });
-    if (!fh) return undefined;
+    let fd: number;
     try {
-      const st = await fh.stat();
+      fd = this.confined.openSync(join(this.dir, name), what);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (err instanceof ImageError) throw err;
+      throw new ImageError(`${what}: ${describeFsError(err as NodeJS.ErrnoException)}`);
+    }
+    try {
+      const st = fstatSync(fd);
       if (!st.isFile()) throw new ImageError(`${what} is not a regular file`);
       if (st.size > MAX_INDEX_JSON) throw new ImageError(`${what} is too large (${st.size} bytes)`);
-      return await fh.readFile();
+      return readFileSync(fd);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 }

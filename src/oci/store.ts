@@ -11,7 +11,6 @@
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { asFsFailure, DigestMismatchError, ImageError, NotFoundError, UsageError } from '../errors.js';
 import { log } from '../log.js';
 import { ownedName } from '../owner.js';
@@ -23,7 +22,7 @@ import { openOciLayout, type ImageSource, type ResolvedImage } from './image-sou
 import { INDEX_TYPES, parseIndex } from './image-schema.js';
 import { ImageWalker, type WalkedManifest } from './image-walk.js';
 import { OCI_LAYOUT_FILE, writeFileAtomic } from './image-writer.js';
-import { applyLayer, layerDiffId, type LayerLimits } from './layers.js';
+import type { LayerLimits } from './layers.js';
 import { checkImageName, isValidImageName } from './names.js';
 import { formatPlatform } from './platform.js';
 import { rootfsUsers } from './rootfs-users.js';
@@ -38,9 +37,16 @@ export interface StoredImage {
   platforms: string[];
 }
 
+// Listing and reading the store is what most commands do; what only writing
+// needs (streams, tar and gzip in ./layers.js) is loaded on first use.
+
 /** A temp name beside `base` that names this process (temp-space.ts sweeps those of killed commands). */
 function tmpName(base: string): string {
   return `${base}.${ownedName('tmp-')}`;
+}
+
+function pipeline(...streams: [NodeJS.ReadableStream, NodeJS.WritableStream]): Promise<void> {
+  return process.getBuiltinModule('node:stream/promises').pipeline(...streams);
 }
 
 /** The file name a Wasm artifact layer is given inside its rootfs. */
@@ -198,6 +204,7 @@ export class ImageStore {
    */
   private async verifyDiffIds(manifests: readonly WalkedManifest[], what: string, staged: StagedBlobs): Promise<void> {
     const known = new Map<string, string>();
+    const { layerDiffId } = await import('./layers.js');
     for (const { desc, manifest, config } of manifests) {
       const diffIds = config?.rootfs?.diff_ids;
       if (!diffIds || manifest.config.mediaType === MediaType.WasmConfig) continue;
@@ -414,6 +421,7 @@ export class ImageStore {
 
   private async unpackInto(dir: string, image: ResolvedImage): Promise<void> {
     const limits = this.layerLimits;
+    const { applyLayer } = await import('./layers.js');
     const diffIds = image.isArtifact ? undefined : image.config.rootfs?.diff_ids;
     if (diffIds && diffIds.length !== image.manifest.layers.length) {
       throw new ImageError(`${image.source.description}: manifest ${image.manifestDescriptor.digest} has ${image.manifest.layers.length} layers but its config has ${diffIds.length} rootfs.diff_ids`);

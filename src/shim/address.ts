@@ -1,7 +1,6 @@
 // Where a shim listens (containerd 1.6 runtime/v2/shim/util_unix.go):
 // unix:///run/containerd/s/<hex(sha256(<containerd address>/<ns>/<group>))>,
 // and the grouping key from the bundle's annotations.
-import { createHash } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 
@@ -20,7 +19,8 @@ export function groupingKey(id: string, annotations: Record<string, string> | un
 export function socketAddress(containerdAddress: string, namespace: string, group: string, dir = SOCKET_DIR): string {
   // filepath.Join cleans the path, as Go does
   const key = posix.join(containerdAddress, namespace, group);
-  return `unix://${join(dir, createHash('sha256').update(key).digest('hex'))}`;
+  // crypto is loaded here, not with the module: `shim delete` reads addresses, never makes one.
+  return `unix://${join(dir, process.getBuiltinModule('node:crypto').createHash('sha256').update(key).digest('hex'))}`;
 }
 
 export function socketPath(address: string): string {

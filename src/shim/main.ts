@@ -5,9 +5,8 @@
 //   delete — clean up after a dead shim: runc delete --force, unmount rootfs,
 //            print a binary DeleteResponse (137)
 //   (none) — the daemon: ttrpc Task service, subreaper, event publisher
-import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
-import * as net from 'node:net';
+import type * as Net from 'node:net';
 import { join, resolve } from 'node:path';
 import { exitCodeFor } from '../errors.js';
 import { envLogLevel, shimDerivedBundleDir, stateDir, ttrpcAddress } from '../defaults.js';
@@ -15,17 +14,21 @@ import { isLogLevel, log, setLogFdLossy, setLogFile, setLogLevel } from '../log.
 // Only what `start` and `delete` need is imported statically: containerd
 // starts this binary twice per task and waits for it (50 dead tasks of a
 // group are 50 concurrent `delete`s within containerd's cleanup timeout).
-// The daemon loads the task service below, on demand.
+// The daemon loads the task service below, on demand; node:net and
+// node:child_process are loaded where a mode uses them (net()), and
+// `delete` spawns nothing and connects nowhere in the usual case.
 import { removeDerivedBundle } from '../linux-runtime/derived-bundle.js';
-import { withFileLock } from '../oci/file-lock.js';
-import { Runc } from '../linux-runtime/runc.js';
 import { TUGBOAT_VERSION as VERSION } from '../version.js';
 import { groupingKey, socketAddress, socketPath, SOCKET_DIR, writeAddress } from './address.js';
 import { parseShimFlags, type ShimFlags } from './flags.js';
+import { nowMs, secondsAndNanos } from './proto/clock.js';
+import { encodeDeleteResponse } from './proto/delete-response.js';
 import { readShimOptions, runcConfigFor } from './runc-options.js';
 import { unmountAll } from './rootfs.js';
 
 const NAME = 'containerd-shim-tugboat-v1';
+
+const net = (): typeof Net => process.getBuiltinModule('node:net');
 
 function readAllStdin(): Buffer {
   const chunks: Buffer[] = [];
@@ -65,7 +68,7 @@ function bundleAnnotations(bundle: string): Record<string, string> {
 async function shimListens(path: string): Promise<boolean> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const answer = await new Promise<'alive' | 'dead' | 'slow'>((res) => {
-      const s = net.connect(path);
+      const s = net().connect(path);
       const done = (a: 'alive' | 'dead' | 'slow') => {
         clearTimeout(t);
         s.destroy();
@@ -80,9 +83,9 @@ async function shimListens(path: string): Promise<boolean> {
   return true;
 }
 
-function listen(path: string): Promise<net.Server> {
+function listen(path: string): Promise<Net.Server> {
   return new Promise((res, rej) => {
-    const srv = net.createServer();
+    const srv = net().createServer();
     srv.once('error', rej);
     srv.listen(path, () => {
       srv.off('error', rej);
@@ -97,9 +100,10 @@ function listen(path: string): Promise<net.Server> {
  * would each unlink the other's new socket (two shims for one group), and a
  * start that probes between another's bind and listen sees a refusal.
  */
-async function reuseOrTakeOver(path: string): Promise<'reuse' | net.Server> {
+async function reuseOrTakeOver(path: string): Promise<'reuse' | Net.Server> {
   if (await shimListens(path)) return 'reuse';
   mkdirSync(stateDir(), { recursive: true, mode: 0o700 });
+  const { withFileLock } = await import('../oci/file-lock.js');
   return withFileLock(join(stateDir(), 'shim-start.lock'), 'exclusive', 'a shim start', async () => {
     if (await shimListens(path)) return 'reuse';
     rmSync(path, { force: true });
@@ -113,7 +117,7 @@ async function start(f: ShimFlags): Promise<number> {
   const address = socketAddress(f.address, f.namespace, groupingKey(f.id, bundleAnnotations(bundle)));
   const path = socketPath(address);
   mkdirSync(SOCKET_DIR, { recursive: true, mode: 0o700 });
-  let srv: net.Server;
+  let srv: Net.Server;
   try {
     srv = await listen(path);
   } catch (err) {
@@ -131,7 +135,7 @@ async function start(f: ShimFlags): Promise<number> {
   const handle = (srv as unknown as { _handle: { fd: number } })._handle;
   const args = [process.argv[1]!, '-namespace', f.namespace, '-id', f.id, '-address', f.address, '-publish-binary', f.publishBinary];
   if (f.debug) args.push('-debug');
-  const child = spawn(process.execPath, [...process.execArgv, ...args], {
+  const child = process.getBuiltinModule('node:child_process').spawn(process.execPath, [...process.execArgv, ...args], {
     cwd: bundle,
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', handle.fd],
@@ -151,6 +155,7 @@ async function del(f: ShimFlags): Promise<number> {
   // containerd runs `delete` after every normal Delete + Shutdown).
   if (f.id && existsSync(join(cfg.root, f.id))) {
     try {
+      const { Runc } = await import('../linux-runtime/runc.js');
       await new Runc(cfg).delete(f.id, { force: true });
     } catch (err) {
       process.stderr.write(`warning: failed to remove runc container: ${(err as Error).message}\n`);
@@ -172,9 +177,7 @@ async function del(f: ShimFlags): Promise<number> {
   } catch {
     // never created
   }
-  // Loaded here only: protobuf is the heaviest part of the bundle and `start` never needs it.
-  const { DeleteResponseSchema, encode, timestampNow } = await import('./proto/index.js');
-  writeSync(1, encode(DeleteResponseSchema, { pid, exitStatus: 137, exitedAt: timestampNow() }));
+  writeSync(1, encodeDeleteResponse({ pid, exitStatus: 137, exitedAt: secondsAndNanos(nowMs()) }));
   return 0;
 }
 
@@ -261,12 +264,12 @@ async function daemon(f: ShimFlags): Promise<void> {
     process.exit(0);
   };
   registerTaskService(server, tasks, { shutdown: () => void shutdown('shutdown with no containers') });
-  let srv: net.Server;
+  let srv: Net.Server;
   if (f.socket) {
     socketFile = socketPath(f.socket);
     srv = await listen(socketFile);
   } else {
-    srv = net.createServer();
+    srv = net().createServer();
     await new Promise<void>((res, rej) => {
       srv.once('error', rej);
       srv.listen({ fd: 3 }, () => res());

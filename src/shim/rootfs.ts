@@ -1,13 +1,15 @@
 // Mounts CreateTaskRequest.rootfs onto <bundle>/rootfs with mount(8), in
 // order, options as containerd gives them (overlay lowerdir=…,upperdir=…,…),
 // and unmounts it again on Delete / `shim delete`.
-import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { RuntimeError } from '../errors.js';
 import { log } from '../log.js';
 
-const run = promisify(execFile);
+// node:child_process is loaded by the first mount or umount: `shim delete`
+// usually finds nothing mounted and spawns nothing.
+function run(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return process.getBuiltinModule('node:util').promisify(process.getBuiltinModule('node:child_process').execFile)(cmd, args);
+}
 
 export interface RootfsMount {
   type: string;

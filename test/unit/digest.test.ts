@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DigestMismatchError, ImageError } from '../../src/errors.js';
-import { digestFile, digestHex, sha256Digest, verifyingStream } from '../../src/oci/digest.js';
+import { digestFile, digestHex, sha256Digest, verifyBytes, verifyingStream } from '../../src/oci/digest.js';
 
 const EMPTY = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 const HELLO = sha256Digest('hello');
@@ -64,6 +64,28 @@ describe('verifyingStream', () => {
 
   it('refuses a malformed expected digest up front', () => {
     expect(() => verifyingStream({ digest: 'md5:x', size: 1 }, 'blob x')).toThrow(ImageError);
+  });
+});
+
+describe('verifyBytes', () => {
+  // The same verdicts, word for word, as verifyingStream gives a stream.
+  it('accepts matching bytes', () => {
+    expect(() => verifyBytes({ digest: HELLO, size: 5 }, Buffer.from('hello'), 'blob x')).not.toThrow();
+    expect(() => verifyBytes({ digest: EMPTY, size: 0 }, Buffer.alloc(0), 'blob x')).not.toThrow();
+  });
+
+  it.each([
+    ['hellO', 5, `blob x: digest mismatch, expected ${HELLO}, got ${sha256Digest('hellO')}`],
+    ['hell', 5, 'blob x: size mismatch, expected 5 bytes, got 4'],
+    ['hello!', 5, 'blob x: size mismatch, expected 5 bytes, got more'],
+  ])('refuses %j for a %i-byte descriptor', (data, size, message) => {
+    expect(() => verifyBytes({ digest: HELLO, size }, Buffer.from(data), 'blob x')).toThrow(DigestMismatchError);
+    expect(() => verifyBytes({ digest: HELLO, size }, Buffer.from(data), 'blob x')).toThrow(message);
+  });
+
+  it('refuses a malformed descriptor before looking at the bytes', () => {
+    expect(() => verifyBytes({ digest: 'md5:x', size: 1 }, Buffer.from('x'), 'blob x')).toThrow(/invalid digest/);
+    expect(() => verifyBytes({ digest: HELLO, size: -1 }, Buffer.from('x'), 'blob x')).toThrow('blob x: invalid size -1');
   });
 });
 

@@ -1,4 +1,5 @@
-import { mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -249,6 +250,28 @@ describe('bad layouts', () => {
     const p = resolveImage(openOciLayout(layout), undefined, undefined);
     await expect(p).rejects.toThrow(DigestMismatchError);
     await expect(p).rejects.toThrow(`oci:${layout}: blob ${r.configDigest}: size mismatch`);
+  });
+
+  it('reads a small blob whole, never past what its descriptor says, and only from a regular file', async () => {
+    const src = openOciLayout(layout);
+    const img = await resolveImage(src, undefined, undefined);
+    const path = join(layout, 'blobs/sha256', r.configDigest.slice(7));
+    const config = await readFile(path);
+    // A hostile layout's blob that never ends: one byte past the descriptor is enough to refuse it.
+    await writeFile(path, Buffer.concat([config, Buffer.alloc(64 * 1024 * 1024)]));
+    let err = await src.readBlob(img.manifest.config).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    expect(err.message).toBe(`oci:${layout}: blob ${r.configDigest}: size mismatch, expected ${config.length} bytes, got more`);
+    await rm(path);
+    await mkdir(path);
+    err = await src.readBlob(img.manifest.config).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(ImageError);
+    expect(err.message).toBe(`oci:${layout}: blob ${r.configDigest}: not a regular file`);
+    await rm(path, { recursive: true });
+    execFileSync('mkfifo', [path]);
+    // A FIFO must not hang the read (nobody writes to it).
+    err = await src.readBlob(img.manifest.config).catch((e: unknown) => e as Error);
+    expect(err.message).toBe(`oci:${layout}: blob ${r.configDigest}: not a regular file`);
   });
 
   it('detects a same-size corrupt layer while streaming', async () => {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
-import { checkContainerId, flagValue, hasFlag, parseGlobals, parseOciCommand, runcArgv } from '../../src/cli/oci/argv.js';
-import { isOciInvocation } from '../../src/cli/oci/commands.js';
+import { checkContainerId, flagValue, hasFlag, isOciInvocation, parseGlobals, parseOciCommand, runcArgv } from '../../src/cli/oci/argv.js';
 
 // go-runc's order: globals, command, command flags, id.
 const CREATE = ['--root', '/run/containerd/runc/default', '--log', '/b/log.json', '--log-format', 'json', '--systemd-cgroup', 'create', '--bundle', '/b', '--pid-file', '/b/init.pid', '--console-socket', '/tmp/pty.sock', 'c1'];

@@ -26,6 +26,7 @@ import {
   TaskPausedSchema,
   TaskResumedSchema,
   TaskStartSchema,
+  TimestampSchema,
   UpdateTaskRequestSchema,
   WaitResponseSchema,
   anyIs,
@@ -48,6 +49,8 @@ import {
   unpackAny,
   unpackJsonAny,
 } from '../../src/shim/proto/index.js';
+import { nowMs, secondsAndNanos } from '../../src/shim/proto/clock.js';
+import { encodeDeleteResponse } from '../../src/shim/proto/delete-response.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -161,6 +164,26 @@ describe('timestamps', () => {
     expect(fwd.envelope?.timestamp).toBeUndefined();
     // A message with no such field is left exactly as protobuf-es writes it.
     expect(encode(TaskStartSchema, { containerId: 'a', pid: 1 })).toEqual(toBinary(TaskStartSchema, create(TaskStartSchema, { containerId: 'a', pid: 1 })));
+  });
+});
+
+describe('the DeleteResponse of `shim delete`, encoded without protobuf-es', () => {
+  it.each([
+    ['the usual one', 4242, 137, 1796000000n, 123_456_000],
+    ['pid 0 (no init.pid)', 0, 137, 1796000000n, 1],
+    ['exit 0 and whole seconds', 1, 0, 1n, 0],
+    ['Go zero time', 7, 137, GO_ZERO_TIME_SECONDS, 0],
+    ['before the epoch', 2 ** 32 - 1, 2 ** 31, -1n, 999_999_999],
+    ['the largest values', 2 ** 32 - 1, 2 ** 32 - 1, 2n ** 63n - 1n, 999_999_999],
+  ])('%s: the same bytes as the codec', (_what, pid, exitStatus, seconds, nanos) => {
+    const exitedAt = { seconds, nanos };
+    expect(toHex(encodeDeleteResponse({ pid, exitStatus, exitedAt }))).toBe(toHex(encode(DeleteResponseSchema, { pid, exitStatus, exitedAt: create(TimestampSchema, exitedAt) })));
+  });
+
+  it('stamps now as timestampNow does', () => {
+    const ms = 1672628645000.006;
+    expect(secondsAndNanos(ms)).toEqual({ seconds: timestampFromMs(ms).seconds, nanos: timestampFromMs(ms).nanos });
+    expect(Math.abs(nowMs() - Date.now())).toBeLessThan(1000);
   });
 });
 

@@ -155,3 +155,35 @@ export function runcArgv(p: ParsedCommand, replace?: { names: string[]; value: s
 
 // One rule for names and ids everywhere (src/oci/names.ts).
 export { checkContainerId } from '../../oci/names.js';
+
+/** The words of argv that are not flags or the values of known global flags (unknown flags are taken as booleans). */
+function positionalWords(argv: readonly string[]): string[] {
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-') || arg === '-') words.push(arg);
+    else if (!arg.includes('=') && GLOBAL_VALUE_FLAGS.has(arg.replace(/^--?/, ''))) i++;
+  }
+  return words;
+}
+
+/** True when argv is a runc command line that Tugboat should handle as an OCI runtime. */
+export function isOciInvocation(argv: readonly string[]): boolean {
+  let command: string | undefined;
+  try {
+    command = argv[parseGlobals(argv).commandIndex];
+  } catch {
+    // An unknown global flag: when a runc command follows, it is runc's
+    // command line, and it gets runc's error (flag provided but not defined).
+    const words = positionalWords(argv);
+    return words[0] !== undefined && OCI_COMMANDS.has(words[0]) && (words[0] !== 'ps' || words.length > 1);
+  }
+  if (command === undefined || !OCI_COMMANDS.has(command)) return false;
+  if (command !== 'ps') return true;
+  // `tugboat ps` lists Tugboat's own containers; `ps [flags] ID` is runc's.
+  try {
+    return parseOciCommand(argv).positionals.length > 0;
+  } catch {
+    return true;
+  }
+}

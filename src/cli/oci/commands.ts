@@ -2,7 +2,6 @@
 // and prepare the workload), exec (another guest in a Wasm container),
 // delete (forget what create derived) and ps. Every other command is runc's
 // own and passes straight through (bin/tugboat even skips Node for them).
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -17,7 +16,7 @@ import { readBundleSpec } from '../../linux-runtime/bundle-spec.js';
 import type { EngineSettings } from '../../linux-runtime/engine.js';
 import { runWithOurStdio } from '../../linux-runtime/runc.js';
 import { engineSettings, prepareWorkload, removeWorkloadHome, reopenWorkload } from '../../linux-runtime/workload.js';
-import { checkContainerId, flagValue, GLOBAL_VALUE_FLAGS, OCI_COMMANDS, parseGlobals, parseOciCommand, runcArgv, type ParsedCommand } from './argv.js';
+import { checkContainerId, flagValue, parseOciCommand, runcArgv, type ParsedCommand } from './argv.js';
 import { runtimeLog, type RuntimeLog } from './runtime-log.js';
 
 interface Context {
@@ -103,7 +102,8 @@ async function exec(ctx: Context): Promise<number> {
   // A Wasm container: the engine says what runs the exec'd process.
   const processFile = flagValue(p.flags, 'process', 'p');
   if (processFile !== undefined) {
-    const tmp = join(home(ctx, id), `exec-${randomBytes(6).toString('hex')}.json`);
+    // crypto is loaded here, not with the module: create and delete (Docker's hot path) never need it.
+    const tmp = join(home(ctx, id), `exec-${process.getBuiltinModule('node:crypto').randomBytes(6).toString('hex')}.json`);
     await writeFile(tmp, JSON.stringify(prepared.execProcess(readProcessFile(processFile))));
     try {
       return await runWithOurStdio(ctx.runc, runcArgv(p, { names: ['process', 'p'], value: tmp }), preservedFds(p));
@@ -132,38 +132,6 @@ async function del(ctx: Context): Promise<number> {
   const code = await runWithOurStdio(ctx.runc, runcArgv(ctx.p));
   if (!runcHasContainer(ctx, id)) await removeWorkloadHome(derived);
   return code;
-}
-
-/** The words of argv that are not flags or the values of known global flags (unknown flags are taken as booleans). */
-function positionalWords(argv: readonly string[]): string[] {
-  const words: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('-') || arg === '-') words.push(arg);
-    else if (!arg.includes('=') && GLOBAL_VALUE_FLAGS.has(arg.replace(/^--?/, ''))) i++;
-  }
-  return words;
-}
-
-/** True when argv is a runc command line that Tugboat should handle as an OCI runtime. */
-export function isOciInvocation(argv: readonly string[]): boolean {
-  let command: string | undefined;
-  try {
-    command = argv[parseGlobals(argv).commandIndex];
-  } catch {
-    // An unknown global flag: when a runc command follows, it is runc's
-    // command line, and it gets runc's error (flag provided but not defined).
-    const words = positionalWords(argv);
-    return words[0] !== undefined && OCI_COMMANDS.has(words[0]) && (words[0] !== 'ps' || words.length > 1);
-  }
-  if (command === undefined || !OCI_COMMANDS.has(command)) return false;
-  if (command !== 'ps') return true;
-  // `tugboat ps` lists Tugboat's own containers; `ps [flags] ID` is runc's.
-  try {
-    return parseOciCommand(argv).positionals.length > 0;
-  } catch {
-    return true;
-  }
 }
 
 export async function runOciCommand(argv: readonly string[]): Promise<number> {

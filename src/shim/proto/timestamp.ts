@@ -4,6 +4,7 @@
 // it is treated as unset everywhere here.
 import { create } from '@bufbuild/protobuf';
 import { type Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt';
+import { nowMs, secondsAndNanos } from './clock.js';
 
 export type { Timestamp };
 
@@ -25,21 +26,16 @@ export function isUnsetTime(ts: Timestamp | undefined): ts is undefined {
 
 /** From milliseconds since the epoch; fractions of a millisecond are kept. */
 export function timestampFromMs(ms: number): Timestamp {
-  const seconds = Math.floor(ms / 1000);
-  const nanos = Math.min(999_999_999, Math.max(0, Math.round((ms - seconds * 1000) * 1e6)));
-  return create(TimestampSchema, { seconds: BigInt(seconds), nanos });
+  return create(TimestampSchema, secondsAndNanos(ms));
 }
 
 export function timestampFromDate(d: Date): Timestamp {
   return timestampFromMs(d.getTime());
 }
 
-/**
- * Now, with microsecond resolution (exit times are compared across events, and
- * Go stamps nanoseconds; Date.now() alone would round to milliseconds).
- */
+/** Now, with microsecond resolution (clock.ts). */
 export function timestampNow(): Timestamp {
-  return timestampFromMs(performance.timeOrigin + performance.now());
+  return timestampFromMs(nowMs());
 }
 
 /** Milliseconds since the epoch, or undefined when unset. */

@@ -11,7 +11,8 @@
 // loopback port and this side owns the public one (http-proxy.ts),
 // draining the requests in flight on SIGTERM before it ends with 143.
 import { closeSync, readFileSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+// worker_threads loads with the first component: the CLI names this engine for every command.
+import type { Worker } from 'node:worker_threads';
 import type { Preopen } from '../guest-config.js';
 import type { HttpProxy } from './http-proxy.js';
 import { CTL, type HostedComponentInput, type HostedComponentMessage } from './component-protocol.js';
@@ -135,7 +136,7 @@ export class HostedComponent implements Hosted {
       };
       // Nothing of the host's environment reaches the thread, but the trace switch.
       const trace = process.env.TUGBOAT_WASI_TRACE;
-      const worker = new Worker(ctx.componentWorker, { stdout: false, stderr: false, env: trace ? { TUGBOAT_WASI_TRACE: trace } : {} });
+      const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(ctx.componentWorker, { stdout: false, stderr: false, env: trace ? { TUGBOAT_WASI_TRACE: trace } : {} });
       const h = new HostedComponent(spec, worker, input, compiled, spec.args[0] ?? 'component');
       input.ctl = h.ctl.buffer as SharedArrayBuffer;
       return h;

@@ -5,7 +5,6 @@
 // container's memory limit, since the limit is the host's to enforce at each
 // grow. A module no guest uses any more stays for a while (the last
 // IDLE_KEPT), so a container restarted in a loop does not recompile.
-import { createHash } from 'node:crypto';
 import { yieldInterval } from '../../defaults.js';
 import { DEFAULT_YIELD_INTERVAL, instrument } from '../instrument/index.js';
 
@@ -39,7 +38,8 @@ export class ModuleCache {
    * WebAssembly.CompileError.
    */
   async acquire(bytes: Uint8Array): Promise<CompiledModule> {
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    // crypto loads with the first module hashed: the CLI names this engine for every command.
+    const sha256 = process.getBuiltinModule('node:crypto').createHash('sha256').update(bytes).digest('hex');
     let entry = this.entries.get(sha256);
     if (!entry) {
       this.compilations++;

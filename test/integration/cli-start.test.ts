@@ -1,0 +1,104 @@
+// The CLI and the shim load what a command needs when it needs it (README
+// "Performance"). Nothing here times anything: the checks are which of
+// Node's builtins a command loaded, and that building only the command given
+// (not all of them) changed no help, error or suggestion.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decode, DeleteResponseSchema } from '../../src/shim/proto/index.js';
+import { exec, REPO, TugboatSandbox, WASM } from './helpers.js';
+
+const SHIM = join(REPO, 'bin', 'containerd-shim-tugboat-v1');
+
+/** Heavy builtins no command loads unless it does that kind of work. */
+const ARCHIVES = ['zlib'];
+const NETWORK = ['http', 'https', 'tls', 'http2'];
+const RARE = ['worker_threads', 'readline', 'vm', 'inspector'];
+
+describe('what each command loads', () => {
+  let tb: TugboatSandbox;
+  let work: string;
+  let preload: string;
+
+  beforeAll(async () => {
+    tb = new TugboatSandbox('tugboat-start-');
+    work = mkdtempSync(join(tmpdir(), 'tugboat-start-work-'));
+    preload = join(work, 'builtins.cjs');
+    // Written at exit, to the file the test names: the public builtins the process loaded.
+    writeFileSync(
+      preload,
+      "process.on('exit', () => require('fs').writeFileSync(process.env.TUGBOAT_TEST_BUILTINS, " +
+        "process.moduleLoadList.filter((m) => m.startsWith('NativeModule ') && !m.includes('internal/')).map((m) => m.slice(13)).join('\\n')));\n",
+    );
+    expect((await tb.run(['image', 'import', WASM('hello'), '--name', 'hello'])).code).toBe(0);
+    // Unpacks the image: later runs find its root filesystem in the store.
+    expect((await tb.run(['run', '--rm', 'hello'])).code).toBe(0);
+  });
+  afterAll(() => {
+    tb?.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  async function builtinsOf(cmd: string, args: string[]): Promise<{ builtins: Set<string>; code: number }> {
+    const out = join(work, `builtins-${Math.random().toString(36).slice(2)}`);
+    const r = await exec(cmd, args, { env: { NODE_OPTIONS: `--require ${preload}`, TUGBOAT_TEST_BUILTINS: out } });
+    return { builtins: new Set(readFileSync(out, 'utf8').split('\n')), code: r.code };
+  }
+
+  it.each([
+    ['image ls', () => ['--root', tb.root, 'image', 'ls'], ['crypto', 'child_process', ...ARCHIVES, ...NETWORK, ...RARE]],
+    ['ps', () => ['--root', tb.root, 'ps'], ['crypto', ...ARCHIVES, ...NETWORK, ...RARE]],
+    ['--version', () => ['--version'], ['crypto', ...ARCHIVES, ...NETWORK, ...RARE]],
+    ['run --rm of an unpacked image', () => ['--root', tb.root, 'run', '--rm', 'hello'], [...ARCHIVES, ...NETWORK, ...RARE]],
+  ])('%s', async (_what, args, never) => {
+    const { builtins, code } = await builtinsOf(join(REPO, 'bin', 'tugboat'), args());
+    expect(code).toBe(0);
+    expect(never.filter((m) => builtins.has(m))).toEqual([]);
+  });
+
+  it('shim delete: no sockets, no child processes, no hashing, and the DeleteResponse containerd expects', async () => {
+    const bundle = join(work, 'task');
+    mkdirSync(join(bundle, 'rootfs'), { recursive: true });
+    writeFileSync(join(bundle, 'config.json'), '{"ociVersion":"1.0.2"}');
+    writeFileSync(join(bundle, 'init.pid'), '4242');
+    const { builtins, code } = await builtinsOf(SHIM, ['-namespace', 'tugboat-test', '-id', 'gone', '-address', join(work, 'none.sock'), '-bundle', bundle, 'delete']);
+    expect(code).toBe(0);
+    expect(['net', 'child_process', 'crypto', 'fs/promises', ...ARCHIVES, ...NETWORK, ...RARE].filter((m) => builtins.has(m))).toEqual([]);
+    const stdout = execFileSync(SHIM, ['-namespace', 'tugboat-test', '-id', 'gone', '-address', join(work, 'none.sock'), '-bundle', bundle, 'delete']);
+    const res = decode(DeleteResponseSchema, stdout);
+    expect(res).toMatchObject({ pid: 4242, exitStatus: 137 });
+    expect(Math.abs(Number(res.exitedAt!.seconds) * 1000 - Date.now())).toBeLessThan(60_000);
+  });
+});
+
+describe('building only the command given', () => {
+  const tugboat = (args: string[]) => exec(join(REPO, 'bin', 'tugboat'), args);
+
+  it('still lists every command in the help', async () => {
+    const r = await tugboat(['--help']);
+    expect(r.code).toBe(0);
+    for (const c of ['run', 'ps', 'rm', 'cleanup', 'image', 'pull', 'push', 'login', 'logout', 'version', 'help']) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
+  });
+
+  it('still suggests a command for a typo, after global options too', async () => {
+    for (const args of [['rnu'], ['--root', '/nonexistent', '--log-level', 'warn', 'rnu']]) {
+      const r = await tugboat(args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/unknown command 'rnu'/);
+      expect(r.stderr).toMatch(/Did you mean run\?/);
+    }
+    const r = await tugboat(['image', 'lss']);
+    expect(r.stderr).toMatch(/Did you mean ls\?/);
+  });
+
+  it("gives a command's own help and errors", async () => {
+    let r = await tugboat(['--root=/nonexistent', 'run', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: tugboat run \[options\] <image> \[args\.\.\.\]/);
+    r = await tugboat(['image', 'ls', '--bogus']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown option '--bogus'/);
+  });
+});
