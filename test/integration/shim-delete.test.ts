@@ -216,6 +216,7 @@ describe('shim delete from sh: the same answer and the same side effects as Node
     ['no log line: runc\'s stderr, trimmed', { err: '  it went wrong  ' }],
     ['no log line, no output', {}],
     ['a log line that is not JSON', { log: 'panic: not json' }],
+    ['Go\'s escapes of <, > and &', { log: '{"level":"error","msg":"\\u003cnil\\u003e \\u0026 more \\/ \\t tab","time":"t"}' }],
   ])('a failing runc (%s): Node\'s warning line, and still the answer', async (_name, o) => {
     let n = 0;
     const { viaNode } = await both(
