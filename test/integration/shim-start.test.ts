@@ -129,7 +129,7 @@ describe('shim start: what sh leaves to Node', () => {
     ['an address path.join would clean (a dot part)', { 'io.containerd.runc.v2.group': 'control' }, ['-namespace', 'default', '-address', 'NAIVE:/run/./containerd.sock', 'start']],
     ['an unknown flag', { 'io.containerd.runc.v2.group': 'control' }, ['-namespace', 'default', '-weird', 'start']],
     ['the version flag', { 'io.containerd.runc.v2.group': 'control' }, ['-v']],
-    ['delete', { 'io.containerd.runc.v2.group': 'control' }, ['-namespace', 'default', '-address', '/run/containerd.sock', 'delete']],
+    ['an unknown action', { 'io.containerd.runc.v2.group': 'control' }, ['-namespace', 'default', '-address', '/run/containerd.sock', 'stop']],
     ['the daemon (no action)', { 'io.containerd.runc.v2.group': 'control' }, ['-namespace', 'default', '-address', '/run/containerd.sock']],
   ];
 
