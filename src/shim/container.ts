@@ -76,12 +76,12 @@ async function withIO(
     const cs = await ConsoleSocket.create(runtimeTmpDir());
     try {
       const handle = await start({ stdio: ['ignore', 'ignore', 'ignore'], consoleSocket: cs.path });
-      return { handle, io: openTerminalIO(paths, await cs.master) };
+      return { handle, io: await openTerminalIO(paths, await cs.master) };
     } finally {
       cs.close();
     }
   }
-  const io = openProcessIO(paths, owner);
+  const io = await openProcessIO(paths, owner);
   try {
     return { handle: await start({ stdio: io.childStdio, onSpawned: () => io.closeChildEnds() }), io };
   } catch (err) {

@@ -4,11 +4,13 @@
 // FIFOs, so it decides when the client sees EOF (containerd pkg/process/io.go).
 //   stdin : FIFO (O_RDONLY|O_NONBLOCK, plus a spare writer so the client's
 //           detaching is not EOF; CloseIO drops the spare) → pipe → process
-//   stdout/stderr: process → pipe → FIFO (opened O_RDWR: never blocks, never EPIPE)
+//   stdout/stderr: process → pipe → FIFO (opened O_RDWR: never blocks, never EPIPE),
+//           once the client has the FIFO open for reading (clientReader)
 // Paths may also be file:///path (the process writes the file directly).
 import type { StdioOptions } from 'node:child_process';
 import { closeSync, constants, openSync, write } from 'node:fs';
 import * as net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as tty from 'node:tty';
 import { UnimplementedError } from '../errors.js';
 import { log } from '../log.js';
@@ -52,7 +54,52 @@ function fileUri(p: string): string | undefined {
   throw new UnsupportedIOError(`stdio scheme ${u.protocol} is not supported by tugboat (${p})`);
 }
 
-export function openProcessIO(paths: StdioPaths, owner?: { uid: number; gid: number }): ProcessIO {
+/** How long the shim waits for a client to open an output FIFO before it runs the process anyway. */
+export const CLIENT_READER_WAIT_MS = 10_000;
+
+/**
+ * A writer on the output FIFO at `path` once someone else has it open for
+ * reading: the client (ctr's cio, the CRI, dockerd) opens its end in a
+ * goroutine of its own, and may not have done so yet when a fast process has
+ * already ended. The shim's own O_RDWR descriptor is no reader the client can
+ * see: when the copy ends and the shim closes it, the FIFO has no opener left
+ * and the kernel frees what it holds, so the client's open then waits for a
+ * writer that never comes and it prints nothing. runc's shim waits in a
+ * blocking O_WRONLY open (containerd pkg/process/io.go); here an
+ * O_WRONLY|O_NONBLOCK open is retried (ENXIO: no reader yet) so the event
+ * loop never blocks. The descriptor returned is held until the shim's own
+ * writer is open, so the client never sees a moment without a writer (EOF).
+ * After `waitMs` without a reader: undefined, and the process runs anyway.
+ */
+async function clientReader(path: string, waitMs: number): Promise<number | undefined> {
+  const deadline = Date.now() + waitMs;
+  for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+    try {
+      return openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err;
+    }
+    if (Date.now() >= deadline) return undefined;
+    await sleep(pause);
+  }
+}
+
+/** The shim's writer on an output FIFO (O_RDWR: never blocks, never EPIPE), opened once the client reads it. */
+async function openOutputFifo(path: string, readerWaitMs: number): Promise<number> {
+  const held = await clientReader(path, readerWaitMs);
+  if (held === undefined) log().warn({ path, waitMs: readerWaitMs }, 'no client opened the output FIFO: what the process writes before one does may be lost');
+  try {
+    return openSync(path, constants.O_RDWR);
+  } finally {
+    closeQuietly(held);
+  }
+}
+
+/**
+ * The process's stdio over containerd's paths. Resolves once every output
+ * FIFO has a reader (at most `readerWaitMs` each; see clientReader).
+ */
+export async function openProcessIO(paths: StdioPaths, owner?: { uid: number; gid: number }, readerWaitMs = CLIENT_READER_WAIT_MS): Promise<ProcessIO> {
   const childEnds: number[] = [];
   const shimFds: number[] = [];
   const sockets: net.Socket[] = [];
@@ -100,14 +147,14 @@ export function openProcessIO(paths: StdioPaths, owner?: { uid: number; gid: num
         stdio[n] = fd;
         continue;
       }
+      const dst = new net.Socket({ fd: await openOutputFifo(p, readerWaitMs), readable: false, writable: true });
+      sockets.push(dst);
       const [r, w] = pipe();
       childEnds.push(w);
       chown(w);
       stdio[n] = w;
-      const fifo = openSync(p, constants.O_RDWR);
       const src = new net.Socket({ fd: r, readable: true, writable: false });
-      const dst = new net.Socket({ fd: fifo, readable: false, writable: true });
-      sockets.push(src, dst);
+      sockets.push(src);
       src.on('error', (err) => log().debug({ err }, 'output pipe error'));
       dst.on('error', (err) => log().debug({ err }, 'output fifo error'));
       copies.push(new Promise<void>((resolve) => dst.once('close', () => resolve())));
@@ -121,7 +168,7 @@ export function openProcessIO(paths: StdioPaths, owner?: { uid: number; gid: num
   }
 
   let childClosed = false;
-  return {
+  const io: ProcessIO = {
     childStdio: stdio,
     closeChildEnds() {
       if (childClosed) return;
@@ -140,6 +187,7 @@ export function openProcessIO(paths: StdioPaths, owner?: { uid: number; gid: num
       for (const s of sockets) s.destroy();
     },
   };
+  return io;
 }
 
 /**
@@ -147,7 +195,7 @@ export function openProcessIO(paths: StdioPaths, owner?: { uid: number; gid: num
  * holds the master (received on the console socket) and copies stdin FIFO →
  * master and master → stdout FIFO. stderr is unused.
  */
-export function openTerminalIO(paths: StdioPaths, master: number): ProcessIO & { master: number } {
+export async function openTerminalIO(paths: StdioPaths, master: number, readerWaitMs = CLIENT_READER_WAIT_MS): Promise<ProcessIO & { master: number }> {
   const sockets: net.Socket[] = [];
   let spareStdin: number | undefined;
   let writerFd: number | undefined;
@@ -159,8 +207,7 @@ export function openTerminalIO(paths: StdioPaths, master: number): ProcessIO & {
   const copies: Promise<void>[] = [];
   try {
     if (paths.stdout) {
-      const fifo = openSync(paths.stdout, constants.O_RDWR);
-      const dst = new net.Socket({ fd: fifo, readable: false, writable: true });
+      const dst = new net.Socket({ fd: await openOutputFifo(paths.stdout, readerWaitMs), readable: false, writable: true });
       sockets.push(dst);
       dst.on('error', (err) => log().debug({ err }, 'output fifo error'));
       copies.push(new Promise<void>((resolve) => dst.once('close', () => resolve())));
@@ -199,7 +246,7 @@ export function openTerminalIO(paths: StdioPaths, master: number): ProcessIO & {
     closeQuietly(writerFd);
     throw err;
   }
-  return {
+  const io: ProcessIO & { master: number } = {
     master,
     childStdio: ['ignore', 'ignore', 'ignore'],
     closeChildEnds() {},
@@ -216,4 +263,5 @@ export function openTerminalIO(paths: StdioPaths, master: number): ProcessIO & {
       writerFd = undefined;
     },
   };
+  return io;
 }

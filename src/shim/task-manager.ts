@@ -246,6 +246,9 @@ export class TaskManager {
       p.check('delete');
       const res = () => ({ pid: p.pid, exitStatus: p.exitStatus, exitedAt: ts(p.exitedAt) });
       if (p !== c.init) {
+        // What the process wrote reaches the client before its FIFOs close, as
+        // for the init below and in runc's shim (pkg/process/exec.go delete).
+        if (p.io) await within(p.io.done, 2000);
         p.io?.close();
         p.transition('delete');
         c.execs.delete(p.execId);

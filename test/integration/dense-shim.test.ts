@@ -5,7 +5,7 @@
 // level; what is specific to a pod host (sharing, isolation between guests,
 // its death, fairness) comes after.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OCI_TYPE_URL, Task, packJsonAny } from '../../src/shim/proto/index.js';
@@ -343,6 +343,48 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
       } finally {
         await remove(a, b);
       }
+    });
+
+    it('loses no output: short-lived execs and containers of one host printing and exiting at once, under load', async () => {
+      // A guest here ends within a millisecond of its start, often before the
+      // client (ctr's cio goroutine) has opened its end of the output FIFOs,
+      // and the client asks for Delete as soon as it sees the exit: every
+      // byte must still arrive, for a few lines and for more than the pipes
+      // and FIFO hold. Two spinning processes make the machine busy, as a
+      // loaded CI is.
+      const id = 'out-a';
+      const spinners = [0, 1].map(() => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+      const lost: string[] = [];
+      try {
+        expect((await ctr(['run', '-d', ...group('out'), '--env', 'MARK=every-byte', TOOLS, id, '/exitcode.wasm', 'sleep', '600'])).code).toBe(0);
+        await waitStatus(id, 'RUNNING');
+        // 256 KiB, numbered lines: more than a pipe, a FIFO and the shim's buffer together.
+        const big = Array.from({ length: 4096 }, (_, i) => `${String(i).padStart(6, '0')} ${'x'.repeat(56)}`).join('\n') + '\n';
+        writeFileSync(join(c!.state, 'io.containerd.runtime.v2.task', NS, id, 'rootfs', 'big.txt'), big);
+        const check = (what: string, r: ExecResult, ok: boolean) => {
+          if (!ok) lost.push(`${what}: status ${r.code}, ${r.stdout.length} bytes on stdout, stderr ${JSON.stringify(r.stderr.slice(0, 200))}`);
+        };
+        for (let round = 0; round < 16; round++) {
+          await Promise.all([
+            ...[0, 1, 2, 3].map(async (i) => {
+              const r = await ctr(['tasks', 'exec', '--exec-id', `h${round}-${i}`, id, '/hello.wasm', `r${round}`]);
+              check(`exec h${round}-${i}`, r, r.code === 0 && r.stdout.startsWith(`hello from wasm\nargs: /hello.wasm r${round}\n`) && r.stdout.includes('env: MARK=every-byte\n') && r.stderr === 'stderr: hello\n');
+            }),
+            (async () => {
+              const r = await ctr(['tasks', 'exec', '--exec-id', `big${round}`, id, '/fileio.wasm', 'read', '/big.txt']);
+              check(`exec big${round}`, r, r.code === 0 && r.stdout === big);
+            })(),
+            (async () => {
+              const r = await ctr(['run', '--rm', ...group('out'), TOOLS, `out-run-${round}`, '/hello.wasm', `c${round}`]);
+              check(`run out-run-${round}`, r, r.code === 0 && r.stdout.startsWith(`hello from wasm\nargs: /hello.wasm c${round}\n`) && r.stderr === 'stderr: hello\n');
+            })(),
+          ]);
+        }
+      } finally {
+        for (const s of spinners) s.kill('SIGKILL');
+        await remove(id);
+      }
+      expect(lost).toEqual([]);
     });
 
     it('when the host dies, each of its containers ends with 137, and the next container gets a new host', async () => {
