@@ -3,6 +3,7 @@
 // need them, and they must stay fast and silent.
 import { loadKoffi } from '../koffi-native.js';
 import { SysError } from '../errors.js';
+import { recvWithFds, sendWithFds } from '../unix-fds.js';
 
 interface Libc {
   prctl: (option: number, a2: number, a3: number, a4: number, a5: number) => number;
@@ -10,12 +11,10 @@ interface Libc {
   pipe2: (fds: Int32Array, flags: number) => number;
   fchown: (fd: number, uid: number, gid: number) => number;
   errno: () => number;
-  recvmsg: (fd: number, hdr: object, flags: number) => number | bigint;
   ioctl: (fd: number, req: number, arg: Buffer) => number;
   fcntlInt: (fd: number, cmd: number, arg: number) => number;
   mount: (source: string | null, target: string, fstype: string | null, flags: number, data: string | null) => number;
   umount2: (target: string, flags: number) => number;
-  sendmsg: (fd: number, hdr: object, flags: number) => number | bigint;
   socketpair: (domain: number, type: number, protocol: number, fds: Int32Array) => number;
 }
 
@@ -37,23 +36,9 @@ function load(): Libc {
     pipe2: lib.func('int pipe2(_Out_ int *, int)') as Libc['pipe2'],
     fchown: lib.func('int fchown(int, unsigned int, unsigned int)') as Libc['fchown'],
     errno: () => koffi.errno(),
-    recvmsg: (() => {
-      koffi.struct('tb_iovec', { iov_base: 'void *', iov_len: 'size_t' });
-      koffi.struct('tb_msghdr', {
-        msg_name: 'void *',
-        msg_namelen: 'uint32',
-        msg_iov: 'tb_iovec *',
-        msg_iovlen: 'size_t',
-        msg_control: 'void *',
-        msg_controllen: 'size_t',
-        msg_flags: 'int',
-      });
-      return lib.func('long recvmsg(int, tb_msghdr *, int)') as Libc['recvmsg'];
-    })(),
     ioctl: lib.func('int ioctl(int, unsigned long, void *)') as Libc['ioctl'],
     mount: lib.func('int mount(const char *, const char *, const char *, unsigned long, const char *)') as Libc['mount'],
     umount2: lib.func('int umount2(const char *, int)') as Libc['umount2'],
-    sendmsg: lib.func('long sendmsg(int, tb_msghdr *, int)') as Libc['sendmsg'],
     socketpair: lib.func('int socketpair(int, int, int, _Out_ int *)') as Libc['socketpair'],
     fcntlInt: (() => {
       const f = lib.func('int fcntl(int, int, ...)') as unknown as (fd: number, cmd: number, t: string, v: number) => number;
@@ -106,11 +91,7 @@ export function fchown(fd: number, uid: number, gid: number): void {
   if (l.fchown(fd, uid, gid) !== 0) throw new SysError('fchown', l.errno());
 }
 
-const MSG_DONTWAIT = 0x40;
-const MSG_CMSG_CLOEXEC = 0x40000000;
 const EAGAIN = 11;
-const SOL_SOCKET = 1;
-const SCM_RIGHTS = 1;
 
 /**
  * One non-blocking recvmsg on a unix socket carrying exactly one fd
@@ -118,30 +99,13 @@ const SCM_RIGHTS = 1;
  * 'again' when nothing has arrived yet.
  */
 export function recvFd(sock: number): { fd: number; name: string } | 'again' {
-  const l = load();
-  const data = Buffer.alloc(4096);
-  const ctrl = Buffer.alloc(64);
-  const hdr = {
-    msg_name: null,
-    msg_namelen: 0,
-    msg_iov: [{ iov_base: data, iov_len: data.length }],
-    msg_iovlen: 1,
-    msg_control: ctrl,
-    msg_controllen: ctrl.length,
-    msg_flags: 0,
-  };
-  const n = Number(l.recvmsg(sock, hdr, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
-  if (n < 0) {
-    const e = l.errno();
-    if (e === EAGAIN || e === EINTR) return 'again';
-    throw new SysError('recvmsg', e);
+  const got = recvWithFds(sock, 1);
+  if ('errno' in got) {
+    if (got.errno === EAGAIN || got.errno === EINTR) return 'again';
+    throw new SysError('recvmsg', got.errno);
   }
-  // struct cmsghdr { size_t cmsg_len; int cmsg_level; int cmsg_type; int fd[] }
-  const len = Number(ctrl.readBigUInt64LE(0));
-  if (len < 20 || ctrl.readInt32LE(8) !== SOL_SOCKET || ctrl.readInt32LE(12) !== SCM_RIGHTS) {
-    throw new Error('console socket message carried no file descriptor');
-  }
-  return { fd: ctrl.readInt32LE(16), name: data.subarray(0, n).toString() };
+  if (got.fds.length === 0) throw new Error('console socket message carried no file descriptor');
+  return { fd: got.fds[0]!, name: got.data.toString() };
 }
 
 const TIOCSWINSZ = 0x5414;
@@ -198,36 +162,9 @@ export function socketPair(kind: 'stream' | 'seqpacket'): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
-const MSG_NOSIGNAL = 0x4000;
-
 /** One message on a unix socket with `fds` attached (SCM_RIGHTS); the caller keeps its own copies. */
 export function sendFds(sock: number, data: Buffer, fds: readonly number[]): void {
-  const l = load();
-  const ctrl = Buffer.alloc(cmsgSpace(fds.length));
-  if (fds.length > 0) {
-    ctrl.writeBigUInt64LE(BigInt(16 + 4 * fds.length), 0);
-    ctrl.writeInt32LE(SOL_SOCKET, 8);
-    ctrl.writeInt32LE(SCM_RIGHTS, 12);
-    fds.forEach((fd, i) => ctrl.writeInt32LE(fd, 16 + 4 * i));
-  }
-  const hdr = {
-    msg_name: null,
-    msg_namelen: 0,
-    msg_iov: [{ iov_base: data, iov_len: data.length }],
-    msg_iovlen: 1,
-    msg_control: fds.length > 0 ? ctrl : null,
-    msg_controllen: fds.length > 0 ? ctrl.length : 0,
-    msg_flags: 0,
-  };
-  for (;;) {
-    const n = Number(l.sendmsg(sock, hdr, MSG_NOSIGNAL));
-    if (n >= 0) return;
-    const e = l.errno();
-    if (e !== EINTR) throw new SysError('sendmsg', e);
-  }
+  const e = sendWithFds(sock, data, fds);
+  if (e !== 0) throw new SysError('sendmsg', e);
 }
 
-/** CMSG_SPACE for n descriptors on 64-bit Linux. */
-function cmsgSpace(n: number): number {
-  return 16 + ((4 * n + 7) & ~7);
-}

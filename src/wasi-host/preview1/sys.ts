@@ -2,13 +2,13 @@
 // addon (src/koffi-native.ts). Loaded on first use, once per process. Every path argument is a NUL-terminated Buffer, never a string,
 // so a guest's bytes reach the kernel exactly as given.
 import { loadKoffi } from '../../koffi-native.js';
+import { recvWithFds } from '../../unix-fds.js';
 import { fail, LINUX } from './errno.js';
 
 type Fn = (...args: unknown[]) => number | bigint;
 interface KoffiNative {
   load(name: string): { func(decl: string): Fn };
   errno(): number;
-  struct(name: string, fields: Record<string, string>): unknown;
 }
 
 export interface Sys {
@@ -56,10 +56,6 @@ const F_GETFL = 3;
 const F_SETFL = 4;
 const F_DUPFD_CLOEXEC = 1030;
 const SIG_UNBLOCK = 1;
-const MSG_DONTWAIT = 0x40;
-const MSG_CMSG_CLOEXEC = 0x40000000;
-const SOL_SOCKET = 1;
-const SCM_RIGHTS = 1;
 
 let loaded: Sys | undefined;
 
@@ -90,17 +86,6 @@ function load(): Sys {
   const shutdown = f('int shutdown(int fd, int how)');
   const sigprocmask = f('int sigprocmask(int how, void *set, void *old)');
   const isatty = f('int isatty(int fd)');
-  k.struct('tbh_iovec', { iov_base: 'void *', iov_len: 'size_t' });
-  k.struct('tbh_msghdr', {
-    msg_name: 'void *',
-    msg_namelen: 'uint32',
-    msg_iov: 'tbh_iovec *',
-    msg_iovlen: 'size_t',
-    msg_control: 'void *',
-    msg_controllen: 'size_t',
-    msg_flags: 'int',
-  });
-  const recvmsg = f('long recvmsg(int fd, tbh_msghdr *hdr, int flags)');
   const close = f('int close(int fd)');
   const how = Buffer.alloc(OPEN_HOW_SIZE);
 
@@ -148,35 +133,10 @@ function load(): Sys {
     close: (fd) => void check(close(fd)),
     isatty: (fd) => Number(isatty(fd)) === 1,
     recvFds(sock, maxFds) {
-      const data = Buffer.alloc(4096);
-      const ctrl = Buffer.alloc(16 + ((4 * maxFds + 7) & ~7));
-      const hdr = {
-        msg_name: null,
-        msg_namelen: 0,
-        msg_iov: [{ iov_base: data, iov_len: data.length }],
-        msg_iovlen: 1,
-        msg_control: ctrl,
-        msg_controllen: ctrl.length,
-        msg_flags: 0,
-      };
-      const n = Number(recvmsg(sock, hdr, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
-      if (n < 0) {
-        const e = k.errno();
-        if (e === LINUX.EAGAIN) return undefined;
-        fail(e);
-      }
-      // struct cmsghdr { size_t cmsg_len; int cmsg_level; int cmsg_type; int fd[] }, possibly several
-      const fds: number[] = [];
-      const used = hdr.msg_controllen;
-      for (let at = 0; at + 16 <= used; ) {
-        const len = Number(ctrl.readBigUInt64LE(at));
-        if (len < 16) break;
-        if (ctrl.readInt32LE(at + 8) === SOL_SOCKET && ctrl.readInt32LE(at + 12) === SCM_RIGHTS) {
-          for (let p = at + 16; p + 4 <= at + len; p += 4) fds.push(ctrl.readInt32LE(p));
-        }
-        at += (len + 7) & ~7;
-      }
-      return { data: data.subarray(0, n), fds };
+      const got = recvWithFds(sock, maxFds);
+      if (!('errno' in got)) return got;
+      if (got.errno === LINUX.EAGAIN) return undefined;
+      fail(got.errno);
     },
     unblockSignal(signo) {
       const set = Buffer.alloc(128); // glibc's sigset_t
