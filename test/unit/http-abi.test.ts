@@ -2,7 +2,7 @@
 // (src/wasi-host/http/abi.ts): layouts, flat values, memory, handles; checked
 // against the Component Model's rules with a real WebAssembly.Memory.
 import { describe, expect, it } from 'vitest';
-import { layout, lowering, resourcesOf, TableRoles, tableCreateOwn, handleRep, type FnType, type HandleTable, type Ty } from '../../src/wasi-host/http/abi.js';
+import { ErrResult, layout, lowering, resourcesOf, TableRoles, tableCreateOwn, handleRep, type FnType, type HandleTable, type Ty } from '../../src/wasi-host/http/abi.js';
 import { Reps } from '../../src/wasi-host/http/reps.js';
 import { ERROR_CODE, futureResult, HEADER_ERROR, METHOD, STREAM_ERROR, BYTES, ENTRIES, fn, method, option, own, result, list, borrow } from '../../src/wasi-host/http/wit.js';
 
@@ -82,6 +82,45 @@ describe('lowered functions', () => {
     expect([g.dv().getUint8(32), g.dv().getUint8(33)]).toEqual([1, 1]); // err, forbidden
     thrown = new TypeError('a bug');
     expect(() => core(h, 100, 1, 100, 1, 32)).toThrow('a bug');
+  });
+
+  it('answers err when the host returns an ErrResult (no throw on the hot path), also from a promise', async () => {
+    const g = guest();
+    const fields = g.table();
+    const type = method('fields', ['string', BYTES], result(null, HEADER_ERROR));
+    let answer: unknown = new ErrResult({ tag: 'immutable' });
+    const core = lowering(type, () => answer, g.low)({ memory: g.memory, resourceTables: [fields] }) as (...a: number[]) => unknown;
+    const h = tableCreateOwn(fields, g.reps.add({}, 'fields'));
+    core(h, 100, 1, 100, 1, 32);
+    expect([g.dv().getUint8(32), g.dv().getUint8(33)]).toEqual([1, 2]); // err, immutable
+    answer = Promise.resolve(new ErrResult({ tag: 'forbidden' }));
+    await core(h, 100, 1, 100, 1, 40);
+    expect([g.dv().getUint8(40), g.dv().getUint8(41)]).toEqual([1, 1]);
+    answer = undefined;
+    core(h, 100, 1, 100, 1, 48);
+    expect(g.dv().getUint8(48)).toBe(0); // ok
+  });
+
+  it('works out which table is which once an instance is made, from every function lowered for it', () => {
+    const g = guest();
+    const [requests, fields, outparams, responses] = [g.table(), g.table(), g.table(), g.table()];
+    g.low.roles.collect();
+    const noop = () => undefined;
+    // Functions with two tables each, in jco's order (by table index, not by type), and one single-table one.
+    lowering(method('incoming-request', [], own('fields')), noop, g.low)({ resourceTables: [fields, requests] });
+    lowering(fn([own('fields')], own('outgoing-response')), noop, g.low)({ resourceTables: [fields, responses] });
+    lowering(method('outgoing-response', ['u16'], result(null, null)), noop, g.low)({ resourceTables: [responses] });
+    lowering(fn([own('response-outparam'), result(own('outgoing-response'), ERROR_CODE)]), noop, g.low)({ memory: g.memory, resourceTables: [responses, outparams] });
+    // fields is known from neither function alone: only once outgoing-response is.
+    expect(g.low.roles.tableFor('response-outparam')).toBe(outparams);
+    expect(g.low.roles.tableFor('fields')).toBe(fields);
+    expect(g.low.roles.tableFor('incoming-request')).toBe(requests);
+    g.low.roles.endCollect();
+    // Two tables no function tells apart stay unknown.
+    const h = guest();
+    h.low.roles.collect();
+    lowering(fn([own('fields')], own('outgoing-response')), noop, h.low)({ resourceTables: [h.table(), h.table()] });
+    expect(h.low.roles.tableFor('fields')).toBeUndefined();
   });
 
   it('takes an owned handle out of its table and gives a new one for an owned result', () => {

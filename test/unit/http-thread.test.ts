@@ -73,6 +73,8 @@ describe('a handler thread', () => {
     expect(down.body.every((b) => b === 0)).toBe(true);
     // Nothing a guest dropped is still held.
     expect(s.stats().resources).toBe(0);
+    // Each handler was called straight (direct-handle.ts), not through jco's glue.
+    expect(s.stats().directCalls).toBe(4);
   });
 
   it('reuses a declared instance, one request after another', async () => {

@@ -211,6 +211,43 @@ export class TableRoles {
   roleOf(table: HandleTable): string | undefined {
     return this.#roles.get(table);
   }
+  /**
+   * While an instance is made (between `collect` and `tableFor`), the tables
+   * each lowered function was given and the resource types of its signature.
+   */
+  #lowered: { tables: HandleTable[]; resources: string[] }[] | undefined;
+  collect(): void {
+    this.#lowered = [];
+  }
+  noteLowered(tables: HandleTable[], resources: string[]): void {
+    this.#lowered?.push({ tables, resources });
+  }
+  /**
+   * The table of resource type `res` of the instance just made, worked out
+   * from every function lowered for it (a function's tables are its types,
+   * in an order of jco's: a table is known once every other table of some
+   * function is); undefined when the functions the guest imports do not tell.
+   */
+  tableFor(res: string): HandleTable | undefined {
+    const lowered = this.#lowered ?? [];
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const { tables, resources } of lowered) {
+        const unknown = tables.filter((t) => !this.#roles.has(t));
+        if (unknown.length !== 1) continue;
+        const open = resources.filter((r) => !tables.some((t) => this.#roles.get(t) === r));
+        if (open.length !== 1) continue;
+        this.#roles.set(unknown[0]!, open[0]!);
+        changed = true;
+      }
+    }
+    for (const { tables } of lowered) for (const t of tables) if (this.#roles.get(t) === res) return t;
+    return undefined;
+  }
+  /** The instance is made: what was collected for it goes. */
+  endCollect(): void {
+    this.#lowered = undefined;
+  }
   /** Pins tables from a handle of type `res` that must be valid in one of `tables`. */
   identify(tables: HandleTable[], res: string, handle: number): void {
     for (const t of tables) {
@@ -531,7 +568,16 @@ function variantCodec(t: Ty, cs: Case[]): Codec {
 
 // ---- lowered functions ----
 
-/** A host function in JS values; a thrown non-Error is the err case of its result, an Error a trap. */
+/**
+ * A host function's err case, returned instead of thrown: a throw walks the
+ * stack through the guest's frames to locate itself (~10 µs, measured), too
+ * much for what a guest meets on every request (the end of a body).
+ */
+export class ErrResult {
+  constructor(readonly val: unknown) {}
+}
+
+/** A host function in JS values; a thrown non-Error (or a returned ErrResult) is the err case of its result, an Error a trap. */
 export type HostFn = (...args: never[]) => unknown;
 
 export interface LowerOptions {
@@ -579,6 +625,7 @@ export function lowering(type: FnType, fn: HostFn, low: Lowering, suspending = f
       throw new Error(`tugboat: jco gave ${tables.length} resource tables for a function with ${resources.length} resource types`);
     }
     if (tables.length === 1) low.roles.learn(tables[0]!, resources[0]!);
+    low.roles.noteLowered(tables, resources);
     const byRole = new Map<string, HandleTable>();
     const tableOf = (r: string): HandleTable => {
       let t = byRole.get(r);
@@ -614,14 +661,21 @@ export function lowering(type: FnType, fn: HostFn, low: Lowering, suspending = f
       if (!mayErr || err instanceof Error) throw err;
       return answer(1, err, ret);
     };
-    const reader = new Reader([]);
+    const settle = (value: unknown, ret: number): CoreValue | undefined => (value instanceof ErrResult ? fail(value.val, ret) : answer(0, value, ret));
+    // The core values of the call being served, copied out of `arguments`:
+    // an `arguments` object that escapes (into the reader) is allocated on
+    // every call, one that is only indexed is not.
+    const args: CoreValue[] = [];
+    const reader = new Reader(args);
     const n = params.length;
     const [p0, p1, p2, p3] = params;
     // Called by the guest's core code with core values (no rest array, no spread on the way).
     const core = function (): CoreValue | undefined | Promise<CoreValue | undefined> {
+      const count = arguments.length;
+      args.length = count;
       // eslint-disable-next-line prefer-rest-params
-      const args = arguments as unknown as ArrayLike<CoreValue>;
-      const ret = retptr ? (args[args.length - 1] as number) : 0;
+      for (let i = 0; i < count; i++) args[i] = arguments[i] as CoreValue;
+      const ret = retptr ? (args[count - 1] as number) : 0;
       // Learn table roles from the handles passed before lifting them.
       if (byRole.size < resources.length && !viaMemory) {
         for (const [i, r] of handleParams) if (!byRole.has(r)) low.roles.identify(tables, r, args[i] as number);
@@ -631,6 +685,7 @@ export function lowering(type: FnType, fn: HostFn, low: Lowering, suspending = f
         if (tuple) value = impl(...(tuple.load(ctx, args[0] as number) as unknown[]));
         else {
           const r = reader.reset(args);
+          // (`args` is read only here, before the host function runs: a call that suspends is done with it)
           if (n === 0) value = impl();
           else if (n === 1) value = impl(p0!.lift(ctx, r));
           else if (n === 2) value = impl(p0!.lift(ctx, r), p1!.lift(ctx, r));
@@ -641,8 +696,8 @@ export function lowering(type: FnType, fn: HostFn, low: Lowering, suspending = f
       } catch (err) {
         return fail(err, ret);
       }
-      if (value instanceof Promise) return value.then((v) => answer(0, v, ret), (err: unknown) => fail(err, ret));
-      return answer(0, value, ret);
+      if (value instanceof Promise) return value.then((v) => settle(v, ret), (err: unknown) => fail(err, ret));
+      return settle(value, ret);
     };
     return suspending ? new WebAssembly.Suspending(core) : core;
   };

@@ -17,7 +17,7 @@
 // object only stand for the types (jco's glue checks instanceof against them
 // where preview2-shim's calls hand out streams).
 import type { EventEmitter } from 'node:events';
-import { CABI_DISPOSE, CABI_LOWER, CABI_REP, lowering, type FnType, type HostFn, type Lowering, type Ty } from './abi.js';
+import { CABI_DISPOSE, CABI_LOWER, CABI_REP, ErrResult, lowering, type FnType, type HostFn, type Lowering, type Ty } from './abi.js';
 import type { Reps } from './reps.js';
 import { borrow, BYTES, fn, list, method, own, result, STREAM_ERROR } from './wit.js';
 
@@ -108,6 +108,13 @@ export class ReadableSource implements Waitable {
     return this.#signal.wait();
   }
 
+  /** The stream-error a read gets now (closed at the end, or the failure), if it gets one. */
+  endOf(failure: (err: Error) => unknown): unknown {
+    if (this.#queued !== 0) return undefined;
+    if (this.#error) return failure(this.#error);
+    return this.#ended ? CLOSED : undefined;
+  }
+
   /** Up to `max` bytes: empty when nothing is buffered yet; throws a stream-error at the end (closed) or on failure. */
   read(max: number, failure: (err: Error) => unknown): Uint8Array {
     if (this.#queued === 0) {
@@ -175,7 +182,7 @@ export class WritableSink implements Waitable {
 
   attach(target: BodyTarget): void {
     this.#target = target;
-    target.on('drain', () => this.#signal.notify());
+    if (this.#waited) this.#watchDrain();
     target.on('error', (err: Error) => this.fail(err));
     target.once('close', () => {
       if (!this.#finished || this.#held || this.#pendingBytes) this.fail(new Error('the connection closed before the body was sent'));
@@ -205,7 +212,19 @@ export class WritableSink implements Waitable {
   }
 
   changed(): Promise<void> {
+    this.#waited = true;
+    if (this.#target) this.#watchDrain();
     return this.#signal.wait();
+  }
+
+  // Most bodies are written at once and never wait: their target gets no
+  // 'drain' listener (one fewer listener added and removed per request).
+  #waited = false;
+  #drainWatched = false;
+  #watchDrain(): void {
+    if (this.#drainWatched) return;
+    this.#drainWatched = true;
+    this.#target!.on('drain', () => this.#signal.notify());
   }
 
   write(chunk: Uint8Array, failure: (err: Error) => unknown): void {
@@ -372,20 +391,22 @@ export class HostInputStream {
   constructor(source: ReadableSource) {
     this.source = source;
   }
-  read(len: bigint): Uint8Array {
-    return this.source.read(byteCount(len), failure);
+  read(len: bigint): Uint8Array | ErrResult {
+    const end = this.source.endOf(failure);
+    return end === undefined ? this.source.read(byteCount(len), failure) : new ErrResult(end);
   }
-  blockingRead(len: bigint): Uint8Array | Promise<Uint8Array> {
-    const n = byteCount(len);
-    if (this.source.ready() || n === 0) return this.source.read(n, failure);
-    return until(this.source).then(() => this.source.read(n, failure));
+  blockingRead(len: bigint): Uint8Array | ErrResult | Promise<Uint8Array | ErrResult> {
+    if (this.source.ready() || len === 0n) return this.read(len);
+    return until(this.source).then(() => this.read(len));
   }
-  skip(len: bigint): bigint {
-    return BigInt(this.source.read(byteCount(len), failure).length);
+  skip(len: bigint): bigint | ErrResult {
+    const r = this.read(len);
+    return r instanceof ErrResult ? r : BigInt(r.length);
   }
-  blockingSkip(len: bigint): bigint | Promise<bigint> {
+  blockingSkip(len: bigint): bigint | ErrResult | Promise<bigint | ErrResult> {
     const r = this.blockingRead(len);
-    return r instanceof Promise ? r.then((b) => BigInt(b.length)) : BigInt(r.length);
+    const count = (b: Uint8Array | ErrResult) => (b instanceof ErrResult ? b : BigInt(b.length));
+    return r instanceof Promise ? r.then(count) : count(r);
   }
   subscribe(): HostPollable {
     return new HostPollable(this.source);
@@ -394,8 +415,8 @@ export class HostInputStream {
 
 /** Any input stream a guest may hold: ours, or one of preview2-shim's (a file, stdin). */
 interface AnyInput {
-  read(len: bigint): Uint8Array;
-  blockingRead(len: bigint): Uint8Array | Promise<Uint8Array>;
+  read(len: bigint): Uint8Array | ErrResult;
+  blockingRead(len: bigint): Uint8Array | ErrResult | Promise<Uint8Array | ErrResult>;
 }
 
 /** A body stream the guest writes. */
@@ -431,14 +452,16 @@ export class HostOutputStream {
   blockingWriteZeroesAndFlush(len: bigint): Promise<void> | undefined {
     return this.blockingWriteAndFlush(new Uint8Array(byteCount(len)));
   }
-  splice(src: AnyInput, len: bigint): bigint {
+  splice(src: AnyInput, len: bigint): bigint | ErrResult {
     const chunk = src.read(BigInt(Math.min(byteCount(len), this.sink.capacity(failure))));
+    if (chunk instanceof ErrResult) return chunk;
     this.write(chunk);
     return BigInt(chunk.length);
   }
-  async blockingSplice(src: AnyInput, len: bigint): Promise<bigint> {
+  async blockingSplice(src: AnyInput, len: bigint): Promise<bigint | ErrResult> {
     await this.sink.writable();
     const chunk = await src.blockingRead(BigInt(Math.min(byteCount(len), HIGH_WATER)));
+    if (chunk instanceof ErrResult) return chunk;
     await this.blockingWriteAndFlush(chunk);
     return BigInt(chunk.length);
   }

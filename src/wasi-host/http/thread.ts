@@ -14,6 +14,7 @@ import { trapMessage } from '../component-outcome.js';
 import type { GuestConfig } from '../guest-config.js';
 import { isTrap } from '../outcome.js';
 import { TableRoles } from './abi.js';
+import { directHandle, type DirectHandle } from './direct-handle.js';
 import { wasiIo, type ShimIo } from './io.js';
 import { InstancePool, type PoolStats } from './pool.js';
 import { Reps, type RepScope } from './reps.js';
@@ -38,8 +39,8 @@ export interface ThreadServer {
   /** The port listened on (the one asked for, or the kernel's choice for 0). */
   port: number;
   inFlight(): number;
-  /** The pool, and the resources guests hold (handles of ours not yet dropped). */
-  stats(): PoolStats & { resources: number };
+  /** The pool, the resources guests hold (handles of ours not yet dropped), and the requests whose handler was called without jco's glue. */
+  stats(): PoolStats & { resources: number; directCalls: number };
   /** Stops accepting, lets requests in flight finish (new ones on open connections are served with Connection: close); resolves when none is left. */
   drain(): Promise<void>;
 }
@@ -74,6 +75,8 @@ const SHIM_IO: ShimIo = {
 /** An instance: its handler, and the resources it holds (let go with it). */
 interface Instance {
   handle: Handle;
+  /** The same handler without jco's glue, where the instance allows it. */
+  direct: DirectHandle | undefined;
   scope: RepScope;
 }
 
@@ -82,7 +85,8 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
   const component = options.config.component;
   if (!component) throw new ComponentLinkError('not a component');
   const reps = new Reps();
-  const low = { host: reps, roles: new TableRoles(reps) };
+  const roles = new TableRoles(reps);
+  const low = { host: reps, roles };
   const io = wasiIo(low, SHIM_IO);
   const http = wasiHttp(low, { onError });
   const imports = componentShim(options.config, {
@@ -105,13 +109,21 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
   const create = (): Instance => {
     const scope: RepScope = new Set();
     reps.scope = scope;
+    roles.collect();
     try {
+      const cores: WebAssembly.Instance[] = [];
+      const instantiateCore = (m: WebAssembly.Module, i: WebAssembly.Imports) => {
+        const core = new WebAssembly.Instance(m, i);
+        cores.push(core);
+        return core;
+      };
       // Synchronous: the glue returns at once when nothing it is given is a promise.
-      const instance = instantiate(getCoreModule, imports, (m, i) => new WebAssembly.Instance(m, i));
+      const instance = instantiate(getCoreModule, imports, instantiateCore);
       const handle = handlerOf(instance);
       if (!handle) throw new ComponentLinkError('component exports no wasi:http/incoming-handler');
-      return { handle, scope };
+      return { handle, direct: directHandle(cores, roles), scope };
     } finally {
+      roles.endCollect();
       reps.scope = undefined;
     }
   };
@@ -137,6 +149,7 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
   }
 
   let inFlight = 0;
+  let directCalls = 0;
   let draining = false;
   let drained: (() => void) | undefined;
   const open = new Set<ServerResponse>();
@@ -145,7 +158,11 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
     const ex = factory.exchange(req, res, instance.scope);
     let failed = false;
     try {
-      await instance.handle(ex.request, ex.outparam);
+      if (instance.direct) {
+        directCalls++;
+        await instance.direct(ex.request.rep, ex.outparam.rep);
+      }
+      else await instance.handle(ex.request, ex.outparam);
     } catch (err) {
       failed = true;
       options.onRequestFailed(failureMessage(err));
@@ -186,7 +203,7 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
   return {
     port: (server.address() as AddressInfo).port,
     inFlight: () => inFlight,
-    stats: () => ({ ...pool.stats(), resources: factory.reps.live }),
+    stats: () => ({ ...pool.stats(), resources: factory.reps.live, directCalls }),
     drain: () =>
       new Promise<void>((resolve) => {
         draining = true;

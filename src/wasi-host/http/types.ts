@@ -106,8 +106,6 @@ class ResponseTarget implements BodyTarget {
 export interface Exchange {
   request: IncomingRequest;
   outparam: ResponseOutparam;
-  /** The guest answered (response-outparam.set, ok or err). */
-  readonly answered: boolean;
   /**
    * handle() returned (`failure` undefined) or failed: a request left
    * unanswered, or whose guest failed, gets a 500 (a cut connection once
@@ -168,6 +166,10 @@ class Lifted {
     this.#reps = reps;
     this.#rep = reps.add(this, type, scope);
     (this as unknown as Record<symbol, number>)[CABI_REP] = this.#rep;
+  }
+  /** The rep the guest's handle will stand for. */
+  get rep(): number {
+    return this.#rep;
   }
   release(): void {
     this.#reps?.release(this.#rep);
@@ -631,9 +633,6 @@ export function wasiHttp(low: Lowering & { host: Reps }, options: HttpHostOption
     return {
       request,
       outparam,
-      get answered() {
-        return answered;
-      },
       settle(failure?: unknown) {
         if (failure === undefined && answered) {
           if (!response || OutgoingResponse.close(response)) return;
