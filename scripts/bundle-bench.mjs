@@ -13,6 +13,6 @@ await build({
   logLevel: 'warning',
   // jco and friends load their own files relative to themselves.
   external: ['@bytecodealliance/*'],
-  // CommonJS dependencies (autocannon) call require(); give the bundle one.
+  // CommonJS dependencies call require(); give the bundle one.
   banner: { js: "import { createRequire as __tbCreateRequire } from 'node:module'; const require = __tbCreateRequire(import.meta.url);" },
 });
