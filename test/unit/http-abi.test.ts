@@ -217,9 +217,11 @@ describe('lowered functions', () => {
 describe('reps', () => {
   it('reuses freed reps, checks types, and lets an instance\'s resources go with it', () => {
     const reps = new Reps();
-    const scope = new Set<number>();
+    const scope = {};
+    const other = {};
     const a = reps.add({ a: 1 }, 'fields', scope);
     const b = reps.add({ b: 1 }, 'pollable', scope);
+    const kept = reps.add({ k: 1 }, 'pollable', other);
     expect(a).toBeGreaterThanOrEqual(1 << 28);
     expect(reps.typeOf(a)).toBe('fields');
     expect(() => reps.get(a, 'pollable')).toThrow(WebAssembly.RuntimeError);
@@ -227,7 +229,8 @@ describe('reps', () => {
     expect(reps.add({ c: 1 }, 'fields')).toBe(a);
     reps.releaseScope(scope);
     expect(() => reps.get(b, 'pollable')).toThrow();
-    expect(reps.live).toBe(1);
+    expect(reps.get(kept, 'pollable')).toEqual({ k: 1 });
+    expect(reps.live).toBe(2);
   });
 
   it('names preview2-shim\'s objects in their own range, weakly', () => {

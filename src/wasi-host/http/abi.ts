@@ -158,10 +158,10 @@ export interface ResourceHost {
   /** Gives up `rep` (the guest passed its handle on) and returns its object. */
   take(rep: number, res: string): object;
   /** A new rep for `obj` of type `res`, owned by `scope` (an instance). */
-  add(obj: object, res: string, scope?: Set<number>): number;
+  add(obj: object, res: string, scope?: object): number;
   typeOf(rep: number): string | undefined;
   /** The instance being made while its functions are lowered. */
-  readonly scope?: Set<number> | undefined;
+  readonly scope?: object | undefined;
 }
 
 export function handleRep(table: HandleTable, handle: number): number | undefined {
@@ -273,7 +273,7 @@ class Ctx {
     opts: LowerOptions,
     readonly table: (res: string) => HandleTable,
     readonly host: ResourceHost,
-    readonly scope: Set<number> | undefined,
+    readonly scope: object | undefined,
   ) {
     this.#opts = opts;
   }

@@ -15,8 +15,13 @@ const OURS = 1 << 28;
 const FOREIGN = 1 << 29;
 const LIMIT = 1 << 30;
 
-/** The reps one instance made: released together when the instance is let go. */
-export type RepScope = Set<number>;
+/**
+ * An instance, as the owner of the reps made for it: they are released
+ * together when the instance is let go. A token, not a set of its reps: a
+ * set's inserts and deletes on every resource reallocated its table, garbage
+ * that outlived young-generation collections (measured).
+ */
+export type RepScope = object;
 
 export class Reps implements ResourceHost {
   readonly #objects: (object | undefined)[] = [];
@@ -43,7 +48,6 @@ export class Reps implements ResourceHost {
     this.#objects[i] = obj;
     this.#types[i] = res;
     this.#scopes[i] = scope;
-    scope?.add(OURS + i);
     return OURS + i;
   }
 
@@ -76,14 +80,14 @@ export class Reps implements ResourceHost {
     if (rep < OURS || rep >= FOREIGN) return;
     const i = rep - OURS;
     if (this.#objects[i] === undefined) return;
-    this.#scopes[i]?.delete(rep);
     this.#objects[i] = this.#types[i] = this.#scopes[i] = undefined;
     this.#free.push(i);
   }
 
   /** An instance is let go: what its guest never dropped goes too. */
   releaseScope(scope: RepScope): void {
-    for (const rep of [...scope]) this.release(rep);
+    // Rare (an instance's end) and over the reps alive at once: a scan is enough.
+    for (let i = 0; i < this.#scopes.length; i++) if (this.#scopes[i] === scope) this.release(OURS + i);
   }
 
   /** Live resources (for tests and stats). */

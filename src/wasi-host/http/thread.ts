@@ -107,7 +107,7 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
     return m;
   };
   const create = (): Instance => {
-    const scope: RepScope = new Set();
+    const scope: RepScope = {};
     reps.scope = scope;
     roles.collect();
     try {
