@@ -62,6 +62,34 @@ function containerMaker(c: ContainerComponent, instantiate: Instantiate): Compon
   };
 }
 
+/**
+ * The instance's exported functions, each entered through a yield point: a
+ * paused guest's handler does not start a request (its core modules' own
+ * yield points only come in loops and deep calls, which a short handler
+ * never reaches), as a frozen cgroup's process would not.
+ */
+function pausable(instance: Record<string, unknown>, yieldPoint: () => void): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, iface] of Object.entries(instance)) {
+    if (typeof iface !== 'object' || iface === null) {
+      out[name] = iface;
+      continue;
+    }
+    const wrapped: Record<string, unknown> = {};
+    for (const [fn, f] of Object.entries(iface as Record<string, unknown>)) {
+      wrapped[fn] =
+        typeof f === 'function'
+          ? (...args: unknown[]) => {
+              yieldPoint();
+              return (f as (...a: unknown[]) => unknown)(...args);
+            }
+          : f;
+    }
+    out[name] = wrapped;
+  }
+  return out;
+}
+
 function hostedMaker(c: HostedHttpComponent, instantiate: Instantiate): ComponentMaker {
   const cores = new Cores(new Int32Array(c.ctl));
   const getCoreModule = coreModuleOf(c.code.modules);
@@ -69,7 +97,7 @@ function hostedMaker(c: HostedHttpComponent, instantiate: Instantiate): Componen
     imports: (overrides) => hostedGuestImports(c.guest, overrides),
     instantiate: (imports) => {
       const { value, release } = cores.track(() => instantiate(getCoreModule, imports, cores.instantiate));
-      return { instance: value, release };
+      return { instance: pausable(value, cores.yieldPoint), release };
     },
   };
 }

@@ -42,7 +42,8 @@ export class Cores {
     this.cpuMs = ms;
   }
 
-  private readonly yieldPoint = (): void => {
+  /** A yield point: waits while the guest is paused (and tells the host what it holds now and then). */
+  readonly yieldPoint = (): void => {
     if (Atomics.load(this.ctl, CTL.PAUSE) === 1) {
       this.publish();
       while (Atomics.load(this.ctl, CTL.PAUSE) === 1) Atomics.wait(this.ctl, CTL.PAUSE, 1);
