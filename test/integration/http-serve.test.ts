@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CTR_BIN, startContainerd, type ContainerdHandle } from './daemons/containerd.js';
 import { cleanEnv, listProcesses } from './daemons/process.js';
 import { freePort, REPO, TUGBOAT, TugboatSandbox, WASM } from './helpers.js';
-import { importFixtureImages, removeNamespaceDirs } from './shim-helpers.js';
+import { importFixtureImages, removeAllContainers, removeNamespaceDirs } from './shim-helpers.js';
 
 const BENCH = WASM('component-http-bench');
 const GiB = 1024 ** 3;
@@ -62,6 +62,15 @@ function bytesOf(size: string): number {
   return Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase());
 }
 
+/** The launcher `child` has ended, asked by `stop` if it still ran (SIGKILL after 20 s). */
+async function stopped(child: ChildProcess, exited: Promise<number>, stop: () => void): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  stop();
+  const late = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  await exited;
+  clearTimeout(late);
+}
+
 /** A child's output, and its status once it has ended (a signal N as 128+N). */
 function watch(child: ChildProcess): { stderr: () => string; exited: Promise<number> } {
   let stderr = '';
@@ -92,47 +101,47 @@ async function untilAnswering(port: number, child: ChildProcess, stderr: () => s
   }
 }
 
-/** `container`: `tugboat run` (its own runc container), the host as the container's init under tini. */
-const CONTAINER: Isolation = {
-  name: 'container',
-  async launch({ annotations = {}, memory }) {
-    const tb = new TugboatSandbox();
-    const port = await freePort();
-    const args = ['--root', tb.root, 'run', '--rm', '--network', 'host', '-e', `PORT=${port}`];
-    for (const [k, v] of Object.entries(annotations)) args.push('--annotation', `${k}=${v}`);
-    if (memory) args.push('--memory', memory);
-    const child = spawn(TUGBOAT, [...args, BENCH], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const { stderr, exited } = watch(child);
-    await untilAnswering(port, child, stderr);
-    /** The host: the Node process below the container's init. */
-    const hostPid = () => {
-      const list = JSON.parse(execFileSync('runc', ['--root', `${tb.root}/runc`, 'list', '--format', 'json'], { encoding: 'utf8' })) as { pid: number }[];
-      const pids = descendants(list[0]!.pid);
-      const node = pids.find((p) => /node/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8')));
-      if (!node) throw new Error('no host process in the container');
-      return node;
-    };
-    const pid = hostPid();
-    return {
-      port,
-      stderr,
-      signal: (name) => child.kill(name),
-      exited,
-      peakMemory: () => peakOf(pid),
-      async cleanup() {
-        // A stop as its runtime's: drained, then `run --rm` removes the container itself
-        // (a SIGKILL would leave that to the --rm watcher, racing tb.cleanup's unmounts).
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM');
-          const late = setTimeout(() => child.kill('SIGKILL'), 20_000);
-          await exited;
-          clearTimeout(late);
-        }
-        tb.cleanup();
-      },
-    };
-  },
-};
+/** `tugboat run` of the component in the foreground, on the host's network, at a level (`levelArgs`); `hostOf` finds its host process. */
+function tugboatRun(name: string, levelArgs: string[], hostOf: (tb: TugboatSandbox, child: ChildProcess) => number): Isolation {
+  return {
+    name,
+    async launch({ annotations = {}, memory }) {
+      const tb = new TugboatSandbox();
+      const port = await freePort();
+      const args = ['--root', tb.root, 'run', '--rm', ...levelArgs, '--network', 'host', '-e', `PORT=${port}`];
+      for (const [k, v] of Object.entries(annotations)) args.push('--annotation', `${k}=${v}`);
+      if (memory) args.push('--memory', memory);
+      const child = spawn(TUGBOAT, [...args, BENCH], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const { stderr, exited } = watch(child);
+      await untilAnswering(port, child, stderr);
+      const pid = hostOf(tb, child);
+      return {
+        port,
+        stderr,
+        signal: (name) => child.kill(name),
+        exited,
+        peakMemory: () => peakOf(pid),
+        async cleanup() {
+          // A stop as its runtime's: drained, then `run --rm` removes the container itself
+          // (a SIGKILL would leave that to the --rm watcher, racing tb.cleanup's unmounts).
+          await stopped(child, exited, () => child.kill('SIGTERM'));
+          tb.cleanup();
+        },
+      };
+    },
+  };
+}
+
+/** `container`: its own runc container; the host is the Node process below the container's init (tini). */
+const CONTAINER = tugboatRun('container', [], (tb) => {
+  const list = JSON.parse(execFileSync('runc', ['--root', `${tb.root}/runc`, 'list', '--format', 'json'], { encoding: 'utf8' })) as { pid: number }[];
+  const node = descendants(list[0]!.pid).find((p) => /node/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8')));
+  if (!node) throw new Error('no host process in the container');
+  return node;
+});
+
+/** `process`: a guest of `tugboat run` itself (bin/tugboat execs Node: the child is the host). */
+const PROCESS = tugboatRun('process', ['--isolation', 'process'], (_tb, child) => child.pid!);
 
 /**
  * `pod`: `ctr run` of the component through the shim under a private
@@ -165,10 +174,7 @@ const POD: Isolation = (() => {
     async teardown() {
       try {
         if (c) {
-          const tasks = await ctr(['tasks', 'ls', '-q']);
-          for (const id of tasks.stdout.split('\n').filter(Boolean)) await ctr(['tasks', 'delete', '--force', id]);
-          const cs = await ctr(['containers', 'ls', '-q']);
-          for (const id of cs.stdout.split('\n').filter(Boolean)) await ctr(['containers', 'rm', id]);
+          await removeAllContainers(ctr);
           await c.stop();
         }
       } finally {
@@ -207,12 +213,7 @@ const POD: Isolation = (() => {
           },
         },
         async cleanup() {
-          if (child.exitCode === null && child.signalCode === null) {
-            await ctr(['tasks', 'kill', '-s', 'SIGKILL', id]);
-            const late = setTimeout(() => child.kill('SIGKILL'), 20_000);
-            await exited;
-            clearTimeout(late);
-          }
+          await stopped(child, exited, () => void ctr(['tasks', 'kill', '-s', 'SIGKILL', id]));
           await ctr(['tasks', 'delete', '--force', id]);
           await ctr(['containers', 'rm', id]);
         },
@@ -221,39 +222,6 @@ const POD: Isolation = (() => {
   };
 })();
 
-/** `process`: `tugboat run --isolation process` on the host's network: the guest's host is the CLI process itself. */
-const PROCESS: Isolation = {
-  name: 'process',
-  async launch({ annotations = {}, memory }) {
-    const tb = new TugboatSandbox();
-    const port = await freePort();
-    const args = ['--root', tb.root, 'run', '--rm', '--isolation', 'process', '--network', 'host', '-e', `PORT=${port}`];
-    for (const [k, v] of Object.entries(annotations)) args.push('--annotation', `${k}=${v}`);
-    if (memory) args.push('--memory', memory);
-    const child = spawn(TUGBOAT, [...args, BENCH], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const { stderr, exited } = watch(child);
-    await untilAnswering(port, child, stderr);
-    // bin/tugboat execs Node: the child is the host.
-    const pid = child.pid!;
-    return {
-      port,
-      stderr,
-      signal: (name) => child.kill(name),
-      exited,
-      peakMemory: () => peakOf(pid),
-      async cleanup() {
-        // SIGTERM: drained, then `run --rm` removes what it made itself.
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM');
-          const late = setTimeout(() => child.kill('SIGKILL'), 20_000);
-          await exited;
-          clearTimeout(late);
-        }
-        tb.cleanup();
-      },
-    };
-  },
-};
 
 const SHIM_BUILT = process.getuid?.() === 0 && existsSync(join(REPO, 'dist', 'shim.mjs'));
 const ISOLATIONS: Isolation[] = [CONTAINER, ...(SHIM_BUILT ? [POD] : []), PROCESS];
