@@ -342,15 +342,20 @@ describe.each(ISOLATIONS)('wasi:http at $name level', (iso) => {
 
   it('streams a 1 GiB upload and a 1 GiB download with bounded host memory', async () => {
     const g = await launch({ memory: '256m', annotations: { 'io.tugboat.http.threads': '1' } });
+    const atStart = g.peakMemory();
     const up = await send(g.port, '/upload', { method: 'POST', stream: GiB });
     expect(up.status).toBe(200);
     expect(up.headers['x-body-bytes']).toBe(String(GiB));
     const down = await send(g.port, `/download/${GiB}`, { countOnly: true });
     expect(down.status).toBe(200);
     expect(down.length).toBe(GiB);
-    // Under the container's 256 MiB cap, and far below a body's size.
+    // Far below a body's size: what the transfers added to the host's peak (a shared
+    // host's includes more than this guest: at `process` level, the CLI itself).
     const peak = g.peakMemory();
-    expect(peak).toBeLessThan(200 * 1024 ** 2);
+    console.log(`${iso.name}: host peak ${(atStart / 2 ** 20).toFixed(0)} MiB serving, ${(peak / 2 ** 20).toFixed(0)} MiB after 1 GiB up and down`);
+    expect(peak - atStart).toBeLessThan(160 * 1024 ** 2);
+    // And at `container` level under the container's 256 MiB cap.
+    if (iso.name === 'container') expect(peak).toBeLessThan(200 * 1024 ** 2);
     expect((await send(g.port, '/')).status).toBe(200);
   }, 300_000);
 
