@@ -13,7 +13,7 @@ import { ConfigError, UnimplementedError, UsageError } from '../errors.js';
 import { log } from '../log.js';
 import type { Workload } from '../oci/detect.js';
 import type { LinuxResources, Process, Spec } from '../oci/runtime-spec.js';
-import { DEFAULT_HTTP_PORT } from '../wasi-host/http/settings.js';
+import { DEFAULT_HTTP_PORT, servingOptions } from '../wasi-host/http/settings.js';
 import { defaultPreopens, envListToObject, type Preopen } from '../wasi-host/guest-config.js';
 import { WasiError } from '../wasi-host/preview1/errno.js';
 import { openAt } from '../wasi-host/preview1/resolve.js';
@@ -54,6 +54,10 @@ export interface HostedComponentInfo {
   world: 'command' | 'http' | 'unknown';
   /** HTTP: the port it serves on (io.tugboat.http.port, else PORT, else 8080). */
   port: number;
+  /** HTTP: instances per handler thread, handler threads (io.tugboat.http.*), reusable instances (the component's declaration). */
+  pool?: number;
+  threads?: number;
+  reuse?: boolean;
 }
 
 /** The container's memory limit in bytes (none when unset, 0 or negative). */
@@ -94,7 +98,7 @@ export function ensureCwd(rootFd: number, cwd: string): void {
 export function withComponent(guest: HostedGuestSpec, component: HostedComponentInfo | undefined, componentFd: number, port?: number): GuestSpec {
   if (!component || componentFd < 0) return guest;
   const { module: _module, ...rest } = guest;
-  return { ...rest, preopens: rest.preopens ?? [], componentFd, entry: component.entry, world: component.world, port: port ?? component.port };
+  return { ...rest, preopens: rest.preopens ?? [], componentFd, entry: component.entry, world: component.world, port: port ?? component.port, ...servingOptions(component) };
 }
 
 /** Every preopen must name a directory inside the root (after the mounts are in place); else one clear line. */
@@ -129,7 +133,7 @@ export async function prepareHosted(
   if (!component) return { spec, preopens };
   const fromEnv = Number(envListToObject(spec.process?.env ?? []).PORT);
   const port = component.port ?? (Number.isInteger(fromEnv) && fromEnv > 0 && fromEnv < 65536 ? fromEnv : DEFAULT_HTTP_PORT);
-  return { spec, preopens, component: { source: component.source, entry: component.entry, world: component.world, port } };
+  return { spec, preopens, component: { source: component.source, entry: component.entry, world: component.world, port, ...servingOptions(component) } };
 }
 
 export function hostedWorkload(parts: HostedWorkloadParts): PreparedWorkload {

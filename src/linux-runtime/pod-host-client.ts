@@ -13,6 +13,7 @@ import { log } from '../log.js';
 import type { Spec } from '../oci/runtime-spec.js';
 import type { HostedEnding, HostedStats } from '../wasi-host/shared/hosted-guest.js';
 import { isComponentSpec, type GuestHost, type GuestSpec, type HostUsage } from '../wasi-host/shared/local-host.js';
+import { servingOptions } from '../wasi-host/http/settings.js';
 import { lineReader, type HostMessage, type Reply, type Request, type WireGuest } from '../wasi-host/shared/pod-protocol.js';
 import { memoryCgroupDir, oomKillCount } from './cgroup-stats.js';
 import type { Kit } from './kit.js';
@@ -233,7 +234,7 @@ export class PodHostClient implements GuestHost {
       stdio: [index(spec.stdio[0]), index(spec.stdio[1]), index(spec.stdio[2])],
     };
     if (isComponentSpec(spec)) {
-      guest.component = { dir: index(spec.componentFd), entry: spec.entry, world: spec.world, ...(spec.port !== undefined ? { port: spec.port } : {}) };
+      guest.component = { dir: index(spec.componentFd), entry: spec.entry, world: spec.world, ...(spec.port !== undefined ? { port: spec.port } : {}), ...servingOptions(spec) };
     } else if (spec.module !== undefined) {
       guest.module = spec.module;
     }

@@ -26,8 +26,13 @@ import type { Preopen } from '../wasi-host/guest-config.js';
 /** The shim's own host: every `process` container of this shim is a guest of it. */
 let shimHost: LocalHost | undefined;
 
+/** A host in this process, its guests' thread bundles from the kit. */
+function localHost(kitDir: string): LocalHost {
+  return new LocalHost({ componentWorker: join(kitDir, 'host', 'hosted-component.mjs'), httpWorker: join(kitDir, 'host', 'http-worker.mjs') });
+}
+
 export function processHost(kitDir: string): LocalHost {
-  return (shimHost ??= new LocalHost({ componentWorker: join(kitDir, 'host', 'hosted-component.mjs') }));
+  return (shimHost ??= localHost(kitDir));
 }
 
 /** Signals `tugboat run` relays to its guest (each ends it with 128+N). */
@@ -73,7 +78,7 @@ interface Here {
 
 async function runHere(h: Here, options: ForegroundOptions = {}): Promise<number> {
   const port = publicPort(h.component, options.ports ?? []);
-  const host = new LocalHost({ componentWorker: join(h.kitDir, 'host', 'hosted-component.mjs') });
+  const host = localHost(h.kitDir);
   const key = 'main';
   const spec = h.spec;
   const rootFd = openSync(h.rootfs, fsc.O_RDONLY | fsc.O_DIRECTORY);

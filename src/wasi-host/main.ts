@@ -157,7 +157,7 @@ async function serveComponent(config: GuestConfig, path: string): Promise<void> 
   }
   const settings = httpServeSettings(config);
   try {
-    const service = await serveHttpComponent(config, {
+    const service = await serveHttpComponent({ kind: 'container', config }, {
       ...settings,
       onRequestFailed: (message) => say(`${path}: request failed (answered 500): ${message}`),
     });

@@ -16,8 +16,8 @@ import { sys } from './preview1/sys.js';
 import { LocalHost, type GuestSpec } from './shared/local-host.js';
 import { CONTROL_FD, FDS_FD, lineReader, type HostMessage, type Request, type WireGuest } from './shared/pod-protocol.js';
 
-// Component guests run on threads of their own, from the bundle beside this one.
-const host = new LocalHost({ componentWorker: new URL('./hosted-component.mjs', import.meta.url) });
+// Component guests run on threads of their own, from the bundles beside this one.
+const host = new LocalHost({ componentWorker: new URL('./hosted-component.mjs', import.meta.url), httpWorker: new URL('./http-worker.mjs', import.meta.url) });
 const control = new net.Socket({ fd: CONTROL_FD, readable: true, writable: true });
 
 function send(m: HostMessage): void {
@@ -57,7 +57,8 @@ function guestSpec(w: WireGuest, fds: number[]): GuestSpec {
   };
   if (w.component) {
     const c = w.component;
-    return { ...common, preopens: w.preopens ?? [], componentFd: fd(c.dir), entry: c.entry, world: c.world, ...(c.port !== undefined ? { port: c.port } : {}) };
+    const { dir: _dir, ...served } = c;
+    return { ...common, preopens: w.preopens ?? [], componentFd: fd(c.dir), ...served };
   }
   return { ...common, ...(w.module !== undefined ? { module: w.module } : {}), ...(w.preopens ? { preopens: w.preopens } : {}) };
 }

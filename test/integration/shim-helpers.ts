@@ -21,6 +21,14 @@ export async function importFixtureImages(ctr: Ctr, tmp: string): Promise<void> 
   if (b.code !== 0) throw new Error(`import busybox: ${b.stderr}`);
 }
 
+/** Deletes every task (forced) and container of ctr's namespace. */
+export async function removeAllContainers(ctr: Ctr): Promise<void> {
+  const tasks = await ctr(['tasks', 'ls', '-q']);
+  for (const id of tasks.stdout.split('\n').filter(Boolean)) await ctr(['tasks', 'delete', '--force', id]);
+  const cs = await ctr(['containers', 'ls', '-q']);
+  for (const id of cs.stdout.split('\n').filter(Boolean)) await ctr(['containers', 'rm', id]);
+}
+
 /** Cgroup dirs left for `ids` under the namespace's parent (ctr's cgroupsPath is /<ns>/<id>). */
 export function cgroupsLeft(ns: string, ids: string[]): string[] {
   return readdirSync('/sys/fs/cgroup').flatMap((ctrl) => ids.map((id) => join('/sys/fs/cgroup', ctrl, ns, id)).filter((d) => existsSync(d)));

@@ -42,7 +42,7 @@ describe('a handler thread', () => {
   const servers: ThreadServer[] = [];
   const failures: string[] = [];
   const serve = async (pool: number, reuse: boolean) => {
-    const s = await serveOnThread({ config, port: 0, host: '127.0.0.1', pool, reuse, onRequestFailed: (m) => failures.push(m) });
+    const s = await serveOnThread({ component: { kind: 'container', config }, port: 0, host: '127.0.0.1', pool, reuse, onRequestFailed: (m) => failures.push(m) });
     servers.push(s);
     return s;
   };

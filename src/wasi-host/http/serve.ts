@@ -5,7 +5,9 @@
 // WebAssembly.Module posted to a worker shares its compiled code).
 //
 // One small API for whoever hosts the guest: the container-level host
-// (main.ts) today, a pod or process host tomorrow.
+// (main.ts), and the shared hosts (pod, process:
+// shared/hosted-http-component.ts), which give the component as a source
+// (source.ts) of their own.
 //
 // node:worker_threads is imported when a server starts: esbuild hoists static
 // imports of Node modules to the top of host.mjs, and a preview1 start must
@@ -15,9 +17,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import type { GuestConfig } from '../guest-config.js';
 import type { GuestOutcome } from '../outcome.js';
 import type { PoolStats } from './pool.js';
+import type { HttpComponentSource } from './source.js';
 
 export interface HttpServeOptions {
   port: number;
@@ -31,8 +33,8 @@ export interface HttpServeOptions {
   reuse: boolean;
   /** A request the guest failed (answered 500, or cut once its answer had started). */
   onRequestFailed(message: string): void;
-  /** The handler thread's script (default: http-worker.mjs beside the bundled host). */
-  workerUrl?: URL;
+  /** The handler thread's script, a URL or a path (default: http-worker.mjs beside the bundled host). */
+  workerUrl?: URL | string;
 }
 
 export interface HttpService {
@@ -51,8 +53,7 @@ export interface HttpService {
 
 /** What a handler thread is started with. */
 export interface HandlerStart {
-  config: GuestConfig;
-  modules: Map<string, WebAssembly.Module>;
+  component: HttpComponentSource;
   port: number;
   host?: string;
   pool: number;
@@ -124,23 +125,30 @@ export class HttpStartError extends Error {
   }
 }
 
-/**
- * Serves the HTTP component of `config` until drained. Rejects with an
- * HttpStartError when it cannot be instantiated or the port not listened on.
- */
-export async function serveHttpComponent(config: GuestConfig, options: HttpServeOptions): Promise<HttpService> {
-  const component = config.component;
+/** The source with every core module compiled: a container's are compiled here, a shared host's were by its cache. */
+async function compiled(source: HttpComponentSource): Promise<HttpComponentSource> {
+  if (source.kind === 'hosted') return source;
+  const component = source.config.component;
   if (!component) throw new HttpStartError({ kind: 'link', message: 'not a component' });
-  const { Worker } = await import('node:worker_threads');
   const modules = await compileModules(component.dir).catch((err: Error) => {
     throw new HttpStartError({ kind: 'link', message: `cannot compile component: ${err.message}` });
   });
+  return { ...source, modules };
+}
+
+/**
+ * Serves the HTTP component of `source` until drained. Rejects with an
+ * HttpStartError when it cannot be instantiated or the port not listened on.
+ */
+export async function serveHttpComponent(source: HttpComponentSource, options: HttpServeOptions): Promise<HttpService> {
+  const component = await compiled(source);
+  const { Worker } = await import('node:worker_threads');
   const url = options.workerUrl ?? defaultWorkerUrl();
   const threads: HandlerThread[] = [];
   const startThread = async (port: number): Promise<number> => {
     const t = new HandlerThread(new Worker(url, { stdout: false, stderr: false }), options.onRequestFailed);
     threads.push(t);
-    const start: HandlerStart = { config, modules, port, pool: options.pool, reuse: options.reuse, ...(options.host ? { host: options.host } : {}) };
+    const start: HandlerStart = { component, port, pool: options.pool, reuse: options.reuse, ...(options.host ? { host: options.host } : {}) };
     t.worker.postMessage(start);
     const r = await t.started();
     if ('outcome' in r) throw new HttpStartError(r.outcome);

@@ -1,7 +1,7 @@
 // How an HTTP component is served, from its guest configuration (the
 // io.tugboat.http.* annotations, the component's own declaration) and the
 // CPUs this process may use.
-import { envListToObject, type GuestConfig } from '../guest-config.js';
+import { envListToObject, type GuestComponent, type GuestConfig } from '../guest-config.js';
 import { defaultHandlerThreads } from './cpus.js';
 
 export const DEFAULT_HTTP_PORT = 8080;
@@ -23,11 +23,24 @@ export interface HttpServeSettings {
 }
 
 export function httpServeSettings(config: GuestConfig, cpus: () => number = defaultHandlerThreads): HttpServeSettings {
-  const c = config.component;
+  return serveSettingsOf(httpPort(config), config.component, cpus);
+}
+
+/** The settings of a component served on `port` (a shared host's guest, whose port its runtime chose). */
+export function serveSettingsOf(port: number, c: Pick<GuestComponent, 'pool' | 'threads' | 'reuse'> | undefined, cpus: () => number = defaultHandlerThreads): HttpServeSettings {
   return {
-    port: httpPort(config),
+    port,
     threads: c?.threads ?? cpus(),
     pool: c?.pool ?? DEFAULT_POOL,
     reuse: c?.reuse === true,
+  };
+}
+
+/** The pool, threads and reuse a runtime was given for a component (only those set): what travels to a shared host. */
+export function servingOptions(c: Pick<GuestComponent, 'pool' | 'threads' | 'reuse'>): Pick<GuestComponent, 'pool' | 'threads' | 'reuse'> {
+  return {
+    ...(c.pool !== undefined ? { pool: c.pool } : {}),
+    ...(c.threads !== undefined ? { threads: c.threads } : {}),
+    ...(c.reuse === true ? { reuse: true } : {}),
   };
 }

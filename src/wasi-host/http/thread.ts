@@ -5,25 +5,20 @@
 // request's path.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { readFileSync } from 'node:fs';
 import * as p2 from '../p2/shim.js';
-import { componentShim } from '../component-shim.js';
 import { trapMessage } from '../component-outcome.js';
-import type { GuestConfig } from '../guest-config.js';
 import { isTrap } from '../outcome.js';
 import { TableRoles } from './abi.js';
 import { directHandle, type DirectHandle } from './direct-handle.js';
 import { wasiIo, type ShimIo } from './io.js';
 import { InstancePool, type PoolStats } from './pool.js';
 import { Reps, type RepScope } from './reps.js';
+import { componentMaker, type ComponentMaker, type HttpComponentSource } from './source.js';
 import { wasiHttp } from './types.js';
 
 export interface ThreadServeOptions {
-  config: GuestConfig;
-  /** The component's compiled core modules by file name (shared by every thread); missing ones are compiled here. */
-  modules?: ReadonlyMap<string, WebAssembly.Module>;
+  /** The component, and the guest whose imports it gets (source.ts). */
+  component: HttpComponentSource;
   port: number;
   /** Address to listen on (default: every address, as Node's listen). */
   host?: string;
@@ -49,11 +44,6 @@ export interface ThreadServer {
 export class ComponentLinkError extends Error {}
 
 type Handle = (request: object, outparam: object) => Promise<unknown> | unknown;
-type Instantiate = (
-  getCoreModule: (name: string) => WebAssembly.Module,
-  imports: object,
-  instantiateCore: (m: WebAssembly.Module, i: WebAssembly.Imports) => WebAssembly.Instance,
-) => Record<string, unknown>;
 
 /** The incoming-handler's handle function of an instance (the glue names it with or without the interface). */
 function handlerOf(instance: Record<string, unknown>): Handle | undefined {
@@ -78,57 +68,54 @@ interface Instance {
   /** The same handler without jco's glue, where the instance allows it. */
   direct: DirectHandle | undefined;
   scope: RepScope;
+  /** Its memory no longer counts as the guest's. */
+  release(): void;
 }
 
 /** Makes instances of the component: its glue, its core modules, our imports. */
 async function instanceFactory(options: ThreadServeOptions, onError: (message: string) => void) {
-  const component = options.config.component;
-  if (!component) throw new ComponentLinkError('not a component');
+  let maker: ComponentMaker;
+  try {
+    maker = await componentMaker(options.component);
+  } catch (err) {
+    throw new ComponentLinkError(`cannot load component: ${(err as Error).message}`);
+  }
   const reps = new Reps();
   const roles = new TableRoles(reps);
   const low = { host: reps, roles };
   const io = wasiIo(low, SHIM_IO);
   const http = wasiHttp(low, { onError });
-  const imports = componentShim(options.config, {
+  const imports = maker.imports({
     io: { error: io.error, poll: io.poll, streams: io.streams } as never,
     clocks: { ...p2.clocks, monotonicClock: io.monotonicClock } as never,
     http: { types: http.types, outgoingHandler: http.outgoingHandler } as never,
-  }).getImportObject();
-  let instantiate: Instantiate;
-  try {
-    ({ instantiate } = (await import(pathToFileURL(join(component.dir, component.entry)).href)) as { instantiate: Instantiate });
-  } catch (err) {
-    throw new ComponentLinkError(`cannot load component: ${(err as Error).message}`);
-  }
-  const modules = new Map(options.modules ?? []);
-  const getCoreModule = (name: string) => {
-    let m = modules.get(name);
-    if (!m) modules.set(name, (m = new WebAssembly.Module(readFileSync(join(component.dir, name)))));
-    return m;
-  };
+  });
   const create = (): Instance => {
     const scope: RepScope = {};
     reps.scope = scope;
     roles.collect();
     try {
-      const cores: WebAssembly.Instance[] = [];
-      const instantiateCore = (m: WebAssembly.Module, i: WebAssembly.Imports) => {
-        const core = new WebAssembly.Instance(m, i);
-        cores.push(core);
-        return core;
-      };
       // Synchronous: the glue returns at once when nothing it is given is a promise.
-      const instance = instantiate(getCoreModule, imports, instantiateCore);
+      const { instance, cores, enter, release } = maker.instantiate(imports);
       const handle = handlerOf(instance);
-      if (!handle) throw new ComponentLinkError('component exports no wasi:http/incoming-handler');
-      return { handle, direct: directHandle(cores, roles), scope };
+      if (!handle) {
+        release();
+        throw new ComponentLinkError('component exports no wasi:http/incoming-handler');
+      }
+      const direct = directHandle(cores, roles);
+      // A shared host's guest is entered through its yield point, as its glue's exports are (source.ts).
+      const entered: DirectHandle | undefined = direct && enter ? (request, outparam) => (enter(), direct(request, outparam)) : direct;
+      return { handle, direct: entered, scope, release };
     } finally {
       roles.endCollect();
       reps.scope = undefined;
     }
   };
   /** An instance is let go: whatever its guest still holds goes with it. */
-  const discard = (instance: Instance) => reps.releaseScope(instance.scope);
+  const discard = (instance: Instance) => {
+    reps.releaseScope(instance.scope);
+    instance.release();
+  };
   return { create, discard, exchange: http.exchange, reps };
 }
 

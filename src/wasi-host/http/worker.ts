@@ -10,6 +10,9 @@ import { ComponentLinkError, serveOnThread } from './thread.js';
 // reads per request). Nothing on this thread needs the process's
 // environment (the guest's comes from its configuration).
 process.env = {};
+// A warning Node prints from this thread would land on the stderr of whoever
+// hosts us, which may be the guest's own (`tugboat run --isolation process`).
+process.removeAllListeners('warning');
 
 const post = (m: HandlerMessage) => parentPort!.postMessage(m);
 

@@ -1,29 +1,26 @@
-// Between a shared host and the thread of one of its component guests
-// (shared/hosted-component.ts, hosted-component-worker.ts): kept apart from
-// both, so the host side loads nothing of preview2-shim.
-import type { HttpWorkerMessage } from './hosted-http.js';
+// Between a shared host and the threads of one of its component guests (a
+// command's thread: shared/hosted-component.ts, hosted-component-worker.ts;
+// an HTTP component's handler threads: shared/hosted-http-component.ts,
+// ../http/): kept apart from both, so the host side loads nothing of
+// preview2-shim.
 import type { Preopen } from '../guest-config.js';
 import type { GuestOutcome } from '../outcome.js';
 
-/** Slots of the control array the host shares with this thread (Int32Array over a SharedArrayBuffer). */
+/** Slots of the control array the host shares with the guest's threads (Int32Array over a SharedArrayBuffer). */
 export const CTL = {
   /** 1 while the guest is paused. */
   PAUSE: 0,
   /** The memory limit in 64 KiB pages, 0 for none (the host may change it while the guest runs). */
   LIMIT_PAGES: 1,
-  /** Pages of linear memory the guest holds (written here). */
+  /** Pages of linear memory the guest holds (summed over its threads by each thread, cores.ts). */
   PAGES: 2,
-  /** Milliseconds this thread has run (written here). */
+  /** Milliseconds the guest's threads have run (likewise). */
   CPU_MS: 3,
   LENGTH: 4,
 } as const;
 
-export interface HostedComponentInput {
-  /** The glue (jco's component.mjs) as text: imported from a data: URL. */
-  glue: string;
-  /** Its core modules by name, instrumented and compiled by the host. */
-  modules: Record<string, WebAssembly.Module>;
-  world: 'command' | 'http' | 'unknown';
+/** What a component guest of a shared host sees of the world: the same on each of its threads. */
+export interface HostedGuestView {
   args: string[];
   env: string[];
   cwd: string;
@@ -33,8 +30,21 @@ export interface HostedComponentInput {
   /** Host directories (`tugboat run -v` at `process` level). */
   hostDirs: { guest: string; fd: number; readonly?: boolean }[];
   stdio: [number, number, number];
+}
+
+/** A component guest's glue and core modules, as the host read and compiled them. */
+export interface HostedComponentCode {
+  /** The glue (jco's component.mjs) as text: imported from a data: URL. */
+  glue: string;
+  /** Its core modules by name, instrumented and compiled by the host. */
+  modules: Record<string, WebAssembly.Module>;
+}
+
+/** A command component's thread (hosted-component-worker.ts) is started with this. */
+export interface HostedComponentInput extends HostedGuestView, HostedComponentCode {
+  world: 'command' | 'http' | 'unknown';
   ctl: SharedArrayBuffer;
 }
 
-export type HostedComponentMessage = GuestOutcome | HttpWorkerMessage;
+export type HostedComponentMessage = GuestOutcome;
 

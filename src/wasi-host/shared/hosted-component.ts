@@ -1,21 +1,19 @@
-// One component guest of a shared host: its own thread
-// (hosted-component-worker.ts), started when the container is created. The
-// component was transpiled by jco before (its cache entry arrives as a
-// directory descriptor); its core modules are instrumented and compiled here
-// through the host's cache, so two containers of one component compile once,
-// and posted to the thread compiled.
+// One component guest of a shared host, started when the container is
+// created. The component was transpiled by jco before (its cache entry
+// arrives as a directory descriptor); its core modules are instrumented and
+// compiled here through the host's cache, so two containers of one component
+// compile once, and posted to the guest's threads compiled.
 //
-// kill ends the thread (Worker.terminate works while the guest spins), with
-// 128+N; pause sets a flag the guest's yield points wait on. An HTTP component
-// is served like at `container` level: the thread serves it on an internal
-// loopback port and this side owns the public one (http-proxy.ts),
-// draining the requests in flight on SIGTERM before it ends with 143.
+// A command runs on a thread of its own (hosted-component-worker.ts): kill
+// ends the thread (Worker.terminate works while the guest spins), with
+// 128+N; pause sets a flag the guest's yield points wait on. An HTTP
+// component is served by handler threads (hosted-http-component.ts), under
+// the same control array.
 import { closeSync, readFileSync } from 'node:fs';
 // worker_threads loads with the first component: the CLI names this engine for every command.
 import type { Worker } from 'node:worker_threads';
 import type { Preopen } from '../guest-config.js';
-import type { HttpProxy } from './http-proxy.js';
-import { CTL, type HostedComponentInput, type HostedComponentMessage } from './component-protocol.js';
+import { CTL, type HostedComponentCode, type HostedComponentInput, type HostedComponentMessage, type HostedGuestView } from './component-protocol.js';
 import { ending, type GuestOutcome } from '../outcome.js';
 import { listDirectory } from '../preview1/fd-ops.js';
 import type { HostDir } from '../preview1/preopen-dirs.js';
@@ -43,11 +41,20 @@ export interface HostedComponentSpec {
   world: 'command' | 'http' | 'unknown';
   /** HTTP components: the public port. */
   port?: number;
+  /** HTTP components: instances alive at once per handler thread (io.tugboat.http.pool). */
+  pool?: number;
+  /** HTTP components: handler threads (io.tugboat.http.threads); else the CPUs the host's cgroup allows. */
+  threads?: number;
+  /** HTTP components: an instance may serve many requests (the component declares it). */
+  reuse?: boolean;
 }
 
-/** Where the component thread's bundle is (beside the host's bundle in the kit). */
+/** Where the guests' thread bundles are (beside the host's bundle in the kit). */
 export interface ComponentContext extends HostContext {
+  /** A command component's thread (hosted-component.mjs). */
   componentWorker: URL | string;
+  /** An HTTP component's handler threads (http-worker.mjs). */
+  httpWorker?: URL | string;
 }
 
 function closeQuietly(fd: number): void {
@@ -59,7 +66,8 @@ function closeQuietly(fd: number): void {
   }
 }
 
-function say(fd: number, message: string): void {
+/** A line of the host's on the guest's stderr. */
+export function say(fd: number, message: string): void {
   if (fd < 0) return;
   try {
     process.getBuiltinModule('node:fs').writeSync(fd, `tugboat: ${message}\n`);
@@ -78,127 +86,89 @@ function readEntryFile(dirFd: number, name: string): Buffer {
   }
 }
 
-export class HostedComponent implements Hosted {
+/** A component guest's own descriptors (duplicates of the caller's), its glue and compiled core modules. */
+export interface OpenedComponent {
+  spec: HostedComponentSpec;
+  code: HostedComponentCode;
+  view: HostedGuestView;
+  /** Lets go of the modules and closes the descriptors. */
+  release(): void;
+}
+
+export async function openComponent(given: HostedComponentSpec, ctx: HostContext): Promise<OpenedComponent> {
+  const dup = (fd: number) => (fd < 0 ? -1 : sys().dup(fd));
+  const spec: HostedComponentSpec = {
+    ...given,
+    rootFd: dup(given.rootFd),
+    componentFd: dup(given.componentFd),
+    stdio: given.stdio.map(dup) as [number, number, number],
+    ...(given.hostDirs ? { hostDirs: given.hostDirs.map((d) => ({ ...d, fd: dup(d.fd) })) } : {}),
+  };
+  const compiled: CompiledModule[] = [];
+  const release = () => {
+    for (const c of compiled.splice(0)) c.release();
+    for (const fd of [...spec.stdio, spec.rootFd, spec.componentFd, ...(spec.hostDirs ?? []).map((d) => d.fd)]) closeQuietly(fd);
+  };
+  try {
+    const glue = readEntryFile(spec.componentFd, spec.entry).toString('utf8');
+    const modules: Record<string, WebAssembly.Module> = {};
+    for (const e of listDirectory(spec.componentFd)) {
+      const file = e.name.toString('utf8');
+      if (!file.endsWith('.wasm')) continue;
+      const c = await ctx.modules.acquire(readEntryFile(spec.componentFd, file));
+      compiled.push(c);
+      modules[file] = c.module;
+    }
+    const view: HostedGuestView = {
+      args: spec.args,
+      env: spec.env,
+      cwd: spec.cwd,
+      rootFd: spec.rootFd,
+      preopens: spec.preopens,
+      hostDirs: spec.hostDirs ?? [],
+      stdio: spec.stdio,
+    };
+    return { spec, code: { glue, modules }, view, release };
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+/**
+ * What every component guest has: its control array (pause, memory limit,
+ * stats; component-protocol.ts CTL), and one ending: its threads stopped,
+ * its line written on its stderr, everything released.
+ */
+export abstract class ComponentGuest implements Hosted {
   readonly ended: Promise<HostedEnding>;
   private finish!: (e: HostedEnding) => void;
-  private readonly ctl = new Int32Array(new SharedArrayBuffer(CTL.LENGTH * 4));
-  private started = false;
-  private over = false;
-  private proxy: HttpProxy | undefined;
+  protected readonly ctl = new Int32Array(new SharedArrayBuffer(CTL.LENGTH * 4));
+  protected over = false;
   private limit: number | undefined;
 
-  private constructor(
-    private readonly spec: HostedComponentSpec,
-    private readonly worker: Worker,
-    private readonly input: HostedComponentInput,
-    private readonly compiled: CompiledModule[],
-    private readonly name: string,
+  protected constructor(
+    protected readonly opened: OpenedComponent,
+    protected readonly name: string,
   ) {
     this.ended = new Promise((r) => (this.finish = r));
-    this.setMemoryLimit(spec.memoryLimit);
-    worker.on('message', (m: HostedComponentMessage) => this.onMessage(m));
-    worker.once('error', (err) => void this.end({ kind: 'error', message: `host failure: ${(err as Error)?.message ?? String(err)}` }));
-    worker.once('exit', (code) => void this.end({ kind: 'error', message: `component thread ended unexpectedly with code ${code}` }));
+    this.setMemoryLimit(opened.spec.memoryLimit);
   }
 
-  static async prepare(given: HostedComponentSpec, ctx: ComponentContext): Promise<HostedComponent> {
-    const dup = (fd: number) => (fd < 0 ? -1 : sys().dup(fd));
-    const spec: HostedComponentSpec = {
-      ...given,
-      rootFd: dup(given.rootFd),
-      componentFd: dup(given.componentFd),
-      stdio: given.stdio.map(dup) as [number, number, number],
-      ...(given.hostDirs ? { hostDirs: given.hostDirs.map((d) => ({ ...d, fd: dup(d.fd) })) } : {}),
-    };
-    const compiled: CompiledModule[] = [];
-    try {
-      const glue = readEntryFile(spec.componentFd, spec.entry).toString('utf8');
-      const modules: Record<string, WebAssembly.Module> = {};
-      for (const e of listDirectory(spec.componentFd)) {
-        const file = e.name.toString('utf8');
-        if (!file.endsWith('.wasm')) continue;
-        const c = await ctx.modules.acquire(readEntryFile(spec.componentFd, file));
-        compiled.push(c);
-        modules[file] = c.module;
-      }
-      const input: HostedComponentInput = {
-        glue,
-        modules,
-        world: spec.world,
-        args: spec.args,
-        env: spec.env,
-        cwd: spec.cwd,
-        rootFd: spec.rootFd,
-        preopens: spec.preopens,
-        hostDirs: spec.hostDirs ?? [],
-        stdio: spec.stdio,
-        ctl: new SharedArrayBuffer(0), // replaced below
-      };
-      // Nothing of the host's environment reaches the thread, but the trace switch.
-      const trace = process.env.TUGBOAT_WASI_TRACE;
-      const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(ctx.componentWorker, { stdout: false, stderr: false, env: trace ? { TUGBOAT_WASI_TRACE: trace } : {} });
-      const h = new HostedComponent(spec, worker, input, compiled, spec.args[0] ?? 'component');
-      input.ctl = h.ctl.buffer as SharedArrayBuffer;
-      return h;
-    } catch (err) {
-      for (const c of compiled) c.release();
-      HostedComponent.closeAll(spec);
-      throw err;
-    }
-  }
+  abstract start(): void;
+  abstract kill(signal: number): void;
+  /** Ends the guest's threads (bounded). */
+  protected abstract halt(): Promise<void>;
 
-  private static closeAll(spec: HostedComponentSpec): void {
-    for (const fd of [...spec.stdio, spec.rootFd, spec.componentFd, ...(spec.hostDirs ?? []).map((d) => d.fd)]) closeQuietly(fd);
-  }
-
-  start(): void {
-    if (this.started || this.over) return;
-    this.started = true;
-    this.worker.postMessage(this.input);
-  }
-
-  private onMessage(m: HostedComponentMessage): void {
-    if (m.kind === 'listening') {
-      void this.serve(m.port);
-      return;
-    }
-    if (m.kind === 'request-failed') {
-      say(this.spec.stdio[2], `${this.name}: request failed (answered 500): ${m.message}`);
-      return;
-    }
-    void this.end(m);
-  }
-
-  private async serve(internalPort: number): Promise<void> {
-    const [{ startHttpProxy }, { DEFAULT_HTTP_PORT }] = await Promise.all([import('./http-proxy.js'), import('../http/settings.js')]);
-    const port = this.spec.port ?? DEFAULT_HTTP_PORT;
-    this.proxy = await startHttpProxy(port, internalPort, () => undefined, (err) => void this.end({ kind: 'error', message: `cannot serve HTTP on port ${port}: ${err.message}` }));
-  }
-
-  /** The guest's fate: its thread is stopped, its line written, everything released. */
-  private async end(outcome: GuestOutcome): Promise<void> {
+  /** The guest's fate: its threads are stopped, its line written, everything released. */
+  protected async end(outcome: GuestOutcome): Promise<void> {
     if (this.over) return;
     this.over = true;
-    this.worker.removeAllListeners('exit');
-    this.worker.removeAllListeners('error');
-    this.proxy?.server.close();
-    await this.worker.terminate().catch(() => undefined);
+    await this.halt();
     const e = ending(outcome, this.name);
-    if (e.message !== undefined) say(this.spec.stdio[2], e.message);
-    for (const c of this.compiled) c.release();
-    HostedComponent.closeAll(this.spec);
+    if (e.message !== undefined) say(this.opened.spec.stdio[2], e.message);
+    this.opened.release();
     this.finish({ status: e.status, oom: outcome.kind === 'oom', at: Date.now() });
-  }
-
-  kill(signal: number): void {
-    if (!signalEndsGuest(signal) || this.over) return;
-    const proxy = this.proxy;
-    // An HTTP component drains its requests in flight on SIGTERM/SIGINT, as at `container` level.
-    if (proxy && (signal === 15 || signal === 2)) {
-      void proxy.drain().then(() => this.end({ kind: 'signal', signal }));
-      return;
-    }
-    void this.end({ kind: 'signal', signal });
   }
 
   pause(): void {
@@ -221,5 +191,54 @@ export class HostedComponent implements Hosted {
 
   async dispose(): Promise<void> {
     await this.end({ kind: 'signal', signal: 9 });
+  }
+}
+
+/** A command component guest: wasi:cli/run on its own thread. */
+export class HostedComponent extends ComponentGuest {
+  private started = false;
+
+  private constructor(
+    opened: OpenedComponent,
+    private readonly worker: Worker,
+    private readonly input: HostedComponentInput,
+  ) {
+    super(opened, opened.spec.args[0] ?? 'component');
+    worker.on('message', (m: HostedComponentMessage) => void this.end(m));
+    worker.once('error', (err) => void this.end({ kind: 'error', message: `host failure: ${(err as Error)?.message ?? String(err)}` }));
+    worker.once('exit', (code) => void this.end({ kind: 'error', message: `component thread ended unexpectedly with code ${code}` }));
+  }
+
+  static async prepare(given: HostedComponentSpec, ctx: ComponentContext): Promise<HostedComponent> {
+    const opened = await openComponent(given, ctx);
+    try {
+      const input: HostedComponentInput = { ...opened.code, ...opened.view, world: opened.spec.world, ctl: new SharedArrayBuffer(0) /* replaced below */ };
+      // Nothing of the host's environment reaches the thread, but the trace switch.
+      const trace = process.env.TUGBOAT_WASI_TRACE;
+      const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(ctx.componentWorker, { stdout: false, stderr: false, env: trace ? { TUGBOAT_WASI_TRACE: trace } : {} });
+      const h = new HostedComponent(opened, worker, input);
+      input.ctl = h.ctl.buffer as SharedArrayBuffer;
+      return h;
+    } catch (err) {
+      opened.release();
+      throw err;
+    }
+  }
+
+  start(): void {
+    if (this.started || this.over) return;
+    this.started = true;
+    this.worker.postMessage(this.input);
+  }
+
+  protected async halt(): Promise<void> {
+    this.worker.removeAllListeners('exit');
+    this.worker.removeAllListeners('error');
+    await this.worker.terminate().catch(() => undefined);
+  }
+
+  kill(signal: number): void {
+    if (!signalEndsGuest(signal) || this.over) return;
+    void this.end({ kind: 'signal', signal });
   }
 }

@@ -4,6 +4,7 @@
 // scheduler for all of them.
 import { AlreadyExistsError, NotFoundError } from '../../errors.js';
 import { HostedComponent, type HostedComponentSpec } from './hosted-component.js';
+import { HostedHttpComponent } from './hosted-http-component.js';
 import { HostedGuest, type Hosted, type HostedEnding, type HostedGuestSpec, type HostedStats } from './hosted-guest.js';
 import { ModuleCache } from './module-cache.js';
 import { TurnScheduler } from './scheduler.js';
@@ -53,11 +54,16 @@ export class LocalHost implements GuestHost {
   private readonly scheduler = new TurnScheduler();
 
   private readonly componentWorker: URL | string | undefined;
+  private readonly httpWorker: URL | string | undefined;
 
-  /** `componentWorker`: the component thread's bundle (hosted-component.mjs), for component guests. */
-  constructor(options: { yieldInterval?: number; componentWorker?: URL | string } = {}) {
+  /**
+   * `componentWorker`: a command component's thread bundle (hosted-component.mjs);
+   * `httpWorker`: an HTTP component's handler thread bundle (http-worker.mjs).
+   */
+  constructor(options: { yieldInterval?: number; componentWorker?: URL | string; httpWorker?: URL | string } = {}) {
     this.modules = new ModuleCache(options.yieldInterval);
     this.componentWorker = options.componentWorker;
+    this.httpWorker = options.httpWorker;
   }
 
   private get(key: string): Hosted {
@@ -71,7 +77,9 @@ export class LocalHost implements GuestHost {
     if (!isComponentSpec(spec)) return this.add(key, () => HostedGuest.prepare(spec, ctx));
     const componentWorker = this.componentWorker;
     if (componentWorker === undefined) throw new Error('this host cannot run components (no component thread bundle)');
-    return this.add(key, () => HostedComponent.prepare(spec, { ...ctx, componentWorker }));
+    const cctx = { ...ctx, componentWorker, ...(this.httpWorker !== undefined ? { httpWorker: this.httpWorker } : {}) };
+    if (spec.world === 'http') return this.add(key, () => HostedHttpComponent.prepare(spec, cctx));
+    return this.add(key, () => HostedComponent.prepare(spec, cctx));
   }
 
   /** Registers a guest made by `make` (a module, or a component: hosted-component.ts). */

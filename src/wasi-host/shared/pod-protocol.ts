@@ -26,8 +26,8 @@ export interface WireGuest {
   root: number;
   /** Indices of stdin, stdout, stderr in `fds` (-1: closed). */
   stdio: [number, number, number];
-  /** A component: its transpiled cache entry (index of a directory descriptor in `fds`). */
-  component?: { dir: number; entry: string; world: 'command' | 'http' | 'unknown'; port?: number };
+  /** A component: its transpiled cache entry (index of a directory descriptor in `fds`), and how an HTTP component is served. */
+  component?: { dir: number; entry: string; world: 'command' | 'http' | 'unknown'; port?: number; pool?: number; threads?: number; reuse?: boolean };
 }
 
 export type Request =
