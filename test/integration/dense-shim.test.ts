@@ -316,6 +316,28 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
       expect(podHosts()).toEqual([]);
     });
 
+    it('a component guest killed while it spins leaves none of its descriptors in the host', async () => {
+      const anchor = 'fds-anchor';
+      const spinners = Array.from({ length: 5 }, (_, i) => `fds-spin-${i}`);
+      try {
+        expect((await ctr(['run', '-d', ...group('fds'), TOOLS, anchor, '/exitcode.wasm', 'sleep', '600'])).code).toBe(0);
+        await waitStatus(anchor, 'RUNNING');
+        const host = await hostPid(anchor);
+        const node = listProcesses().find((p) => p.ppid === host)!;
+        const before = readdirSync(`/proc/${node.pid}/fd`).length;
+        for (const id of spinners) expect((await ctr(['run', '-d', ...group('fds'), WASM('component-exitcode'), id, '/exitcode.wasm', 'spin'])).code).toBe(0);
+        for (const id of spinners) await waitStatus(id, 'RUNNING');
+        // Its thread is ended by Worker.terminate(): no cleanup of its own runs there.
+        for (const id of spinners) expect((await ctr(['tasks', 'kill', '-s', 'SIGKILL', id])).code).toBe(0);
+        for (const id of spinners) await waitStatus(id, 'STOPPED');
+        await remove(...spinners);
+        const after = readdirSync(`/proc/${node.pid}/fd`).length;
+        expect(after).toBeLessThanOrEqual(before + 2);
+      } finally {
+        await remove(anchor, ...spinners);
+      }
+    });
+
     it('keeps guests apart: a file, an env var and output of one are unreachable from the other', async () => {
       const [a, b] = ['iso-a', 'iso-b'];
       try {

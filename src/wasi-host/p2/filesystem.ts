@@ -8,6 +8,7 @@ import { openGuestDirs, type HostDir } from '../preview1/preopen-dirs.js';
 import { sys } from '../preview1/sys.js';
 import { Descriptor, preopenDescriptor } from './descriptor.js';
 import { DirectoryEntryStream } from './directory-stream.js';
+import type { FdLedger } from './fd-ledger.js';
 import { HostFds } from './host-fds.js';
 import { filesystemErrorCode } from './io.js';
 
@@ -33,6 +34,8 @@ export interface GuestDirFds {
   rootFd?: number;
   /** Host directories, preopened after the root's own and before "." (preview1's Guest does the same). */
   hostDirs?: readonly HostDir[];
+  /** Where the guest's host reads back the descriptors this filesystem holds (a shared host's guest thread). */
+  ledger?: FdLedger;
 }
 
 /**
@@ -42,7 +45,7 @@ export interface GuestDirFds {
  * fails here, before the guest runs, as it does for preview1.
  */
 export function createFilesystem(config: GuestConfig, dirs: GuestDirFds = {}): ComponentFilesystem {
-  const fds = new HostFds();
+  const fds = new HostFds(dirs.ledger);
   // The root is the host's choice (config), never the guest's: the one path Node opens by name.
   const root = fds.add(dirs.rootFd !== undefined ? sys().dup(dirs.rootFd) : openSync(config.root ?? '/', fsc.O_RDONLY | fsc.O_DIRECTORY));
   let opened: Array<[Descriptor, string]>;

@@ -3,6 +3,7 @@
 // ends, whatever it forgot to drop: hosts that outlive their guests (`pod`,
 // `process`) must not leak them.
 import { sys } from '../preview1/sys.js';
+import type { FdLedger } from './fd-ledger.js';
 
 /** One host descriptor, closed at most once: a second close never reaches a number the kernel has since reused. */
 export interface OwnedFd {
@@ -12,13 +13,22 @@ export interface OwnedFd {
 
 export class HostFds {
   readonly #open = new Set<OwnedFd>();
+  readonly #ledger: FdLedger | undefined;
+
+  /** `ledger`: where the host reads the descriptors back if this thread is ended without cleanup (fd-ledger.ts). */
+  constructor(ledger?: FdLedger) {
+    this.#ledger = ledger;
+  }
 
   /** Takes ownership of `fd`. */
   add(fd: number): OwnedFd {
+    const slot = this.#ledger ? this.#ledger.record(fd) : -1;
     const owned: OwnedFd = {
       fd,
       close: () => {
-        if (this.#open.delete(owned)) sys().close(fd);
+        if (!this.#open.delete(owned)) return;
+        this.#ledger?.forget(slot);
+        sys().close(fd);
       },
     };
     this.#open.add(owned);

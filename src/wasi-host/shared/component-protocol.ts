@@ -30,6 +30,8 @@ export interface HostedGuestView {
   /** Host directories (`tugboat run -v` at `process` level). */
   hostDirs: { guest: string; fd: number; readonly?: boolean }[];
   stdio: [number, number, number];
+  /** The guest's descriptor ledger (../p2/fd-ledger.ts): its threads write down what they open, the host closes what is left. */
+  fdLedger: SharedArrayBuffer;
 }
 
 /** A component guest's glue and core modules, as the host read and compiled them. */

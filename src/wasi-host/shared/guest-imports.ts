@@ -9,6 +9,7 @@ import { readSync } from 'node:fs';
 import { componentExit } from '../component-outcome.js';
 import { fdOutputStream, type ShimOverrides } from '../component-shim.js';
 import { envListToObject } from '../guest-config.js';
+import { FdLedger } from '../p2/fd-ledger.js';
 import { createFilesystem, hostInputStream, wasiImports } from '../p2/index.js';
 import * as p2 from '../p2/shim.js';
 import type { HostedGuestView } from './component-protocol.js';
@@ -43,6 +44,9 @@ export function hostedGuestImports(view: HostedGuestView, overrides: ShimOverrid
     stderr: { getStderr: () => stderr },
     exit: componentExit,
   };
-  const filesystem = createFilesystem({ args: view.args, env: view.env, cwd: view.cwd, preopens: view.preopens }, { rootFd: view.rootFd, hostDirs: view.hostDirs });
+  const filesystem = createFilesystem(
+    { args: view.args, env: view.env, cwd: view.cwd, preopens: view.preopens },
+    { rootFd: view.rootFd, hostDirs: view.hostDirs, ledger: new FdLedger(view.fdLedger) },
+  );
   return wasiImports({ ...overrides, cli, filesystem });
 }

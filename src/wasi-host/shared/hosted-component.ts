@@ -15,6 +15,7 @@ import type { Worker } from 'node:worker_threads';
 import type { Preopen } from '../guest-config.js';
 import { CTL, type HostedComponentCode, type HostedComponentInput, type HostedComponentMessage, type HostedGuestView } from './component-protocol.js';
 import { ending, type GuestOutcome } from '../outcome.js';
+import { FdLedger } from '../p2/fd-ledger.js';
 import { listDirectory } from '../preview1/fd-ops.js';
 import type { HostDir } from '../preview1/preopen-dirs.js';
 import { openAt } from '../preview1/resolve.js';
@@ -105,7 +106,10 @@ export async function openComponent(given: HostedComponentSpec, ctx: HostContext
     ...(given.hostDirs ? { hostDirs: given.hostDirs.map((d) => ({ ...d, fd: dup(d.fd) })) } : {}),
   };
   const compiled: CompiledModule[] = [];
+  const ledger = new FdLedger();
   const release = () => {
+    // The guest's threads have ended (the ending halts them first): what they still held is closed here.
+    ledger.closeAll((fd) => sys().close(fd));
     for (const c of compiled.splice(0)) c.release();
     for (const fd of [...spec.stdio, spec.rootFd, spec.componentFd, ...(spec.hostDirs ?? []).map((d) => d.fd)]) closeQuietly(fd);
   };
@@ -127,6 +131,7 @@ export async function openComponent(given: HostedComponentSpec, ctx: HostContext
       preopens: spec.preopens,
       hostDirs: spec.hostDirs ?? [],
       stdio: spec.stdio,
+      fdLedger: ledger.buffer,
     };
     return { spec, code: { glue, modules }, view, release };
   } catch (err) {
