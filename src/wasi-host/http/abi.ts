@@ -672,7 +672,6 @@ export function lowering(type: FnType, fn: HostFn, low: Lowering, suspending = f
     // Called by the guest's core code with core values (no rest array, no spread on the way).
     const core = function (): CoreValue | undefined | Promise<CoreValue | undefined> {
       const count = arguments.length;
-      args.length = count;
       // eslint-disable-next-line prefer-rest-params
       for (let i = 0; i < count; i++) args[i] = arguments[i] as CoreValue;
       const ret = retptr ? (args[count - 1] as number) : 0;
