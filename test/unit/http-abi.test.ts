@@ -123,6 +123,19 @@ describe('lowered functions', () => {
     expect(h.low.roles.tableFor('fields')).toBeUndefined();
   });
 
+  it('sees memory the guest grew between two calls', () => {
+    const g = guest();
+    const fields = g.table();
+    const seen: string[] = [];
+    const core = lowering(method('fields', ['string'], 'bool'), (_f: object, n: string) => (seen.push(n), true), g.low)({ memory: g.memory, resourceTables: [fields] }) as (...a: number[]) => number;
+    const h = tableCreateOwn(fields, g.reps.add({}, 'fields'));
+    core(h, 100, g.putString(100, 'before'));
+    g.memory.grow(1);
+    // A string in the new page: past the end of the buffer the first call saw.
+    core(h, 70000, g.putString(70000, 'after'));
+    expect(seen).toEqual(['before', 'after']);
+  });
+
   it('takes an owned handle out of its table and gives a new one for an owned result', () => {
     const g = guest();
     const [a, b] = [g.table(), g.table()];
