@@ -3,7 +3,7 @@
 // against the Component Model's rules with a real WebAssembly.Memory.
 import { describe, expect, it } from 'vitest';
 import { ErrResult, layout, lowering, resourcesOf, TableRoles, tableCreateOwn, handleRep, type FnType, type HandleTable, type Ty } from '../../src/wasi-host/http/abi.js';
-import { Reps } from '../../src/wasi-host/http/reps.js';
+import { Reps, SlotList } from '../../src/wasi-host/http/reps.js';
 import { ERROR_CODE, futureResult, HEADER_ERROR, METHOD, STREAM_ERROR, BYTES, ENTRIES, fn, method, option, own, result, list, borrow } from '../../src/wasi-host/http/wit.js';
 
 const FLAG = 1 << 30;
@@ -244,6 +244,20 @@ describe('reps', () => {
     expect(() => reps.get(b, 'pollable')).toThrow();
     expect(reps.get(kept, 'pollable')).toEqual({ k: 1 });
     expect(reps.live).toBe(2);
+  });
+
+  it('holds objects in reusable slots (a slot list), each removed once', () => {
+    const list = new SlotList<{ n: number }>();
+    const a = list.add({ n: 1 });
+    const b = list.add({ n: 2 });
+    list.remove(a);
+    list.remove(a);
+    expect(list.add({ n: 3 })).toBe(a);
+    const seen: number[] = [];
+    list.forEach((o) => seen.push(o.n));
+    expect(seen.sort()).toEqual([2, 3]);
+    list.remove(b);
+    expect(list.add({ n: 4 })).toBe(b);
   });
 
   it('names preview2-shim\'s objects in their own range, weakly', () => {

@@ -319,20 +319,27 @@ export class WritableSink implements Waitable {
  * setImmediate for all of them, not one per response). A sink finished
  * meanwhile has sent it with its end.
  */
-const held = new Set<WritableSink>();
+// An array whose slots are cleared, not a Set: a long-lived Set that is
+// filled and cleared for every response leaves behind old tables that still
+// point at the responses, and keeps them alive through young-generation
+// collections (see SlotList in reps.ts).
+const held: (WritableSink | undefined)[] = [];
+let heldCount = 0;
 let heldTurn: NodeJS.Immediate | undefined;
 function holding(sink: WritableSink): void {
-  held.add(sink);
+  held[heldCount++] = sink;
   heldTurn ??= setImmediate(() => {
     heldTurn = undefined;
-    for (const s of held) {
+    for (let i = 0; i < heldCount; i++) {
+      const s = held[i]!;
+      held[i] = undefined;
       try {
         s.release();
       } catch {
         // The sink failed and says so to its guest.
       }
     }
-    held.clear();
+    heldCount = 0;
   });
 }
 

@@ -12,7 +12,7 @@ import { TableRoles } from './abi.js';
 import { directHandle, type DirectHandle } from './direct-handle.js';
 import { wasiIo, type ShimIo } from './io.js';
 import { InstancePool, type PoolStats } from './pool.js';
-import { Reps, type RepScope } from './reps.js';
+import { Reps, SlotList, type RepScope } from './reps.js';
 import { componentMaker, type ComponentMaker, type HttpComponentSource } from './source.js';
 import { wasiHttp } from './types.js';
 
@@ -139,7 +139,8 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
   let directCalls = 0;
   let draining = false;
   let drained: (() => void) | undefined;
-  const open = new Set<ServerResponse>();
+  // The responses in flight (slots, not a Set: see SlotList).
+  const open = new SlotList<ServerResponse>();
 
   const serve = async (instance: Instance, req: IncomingMessage, res: ServerResponse) => {
     const ex = factory.exchange(req, res, instance.scope);
@@ -161,10 +162,10 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     inFlight++;
-    open.add(res);
+    const slot = open.add(res);
     if (draining) res.shouldKeepAlive = false;
     res.once('close', () => {
-      open.delete(res);
+      open.remove(slot);
       if (--inFlight === 0 && drained) drained();
     });
     const instance = pool.take();
@@ -194,7 +195,9 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
     drain: () =>
       new Promise<void>((resolve) => {
         draining = true;
-        for (const res of open) if (!res.headersSent) res.shouldKeepAlive = false;
+        open.forEach((res) => {
+          if (!res.headersSent) res.shouldKeepAlive = false;
+        });
         server.close();
         server.closeIdleConnections();
         const done = () => {
