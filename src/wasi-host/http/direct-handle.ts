@@ -15,24 +15,47 @@
 // tables of incoming-request and response-outparam cannot be worked out
 // from the functions the guest imports.
 import { tableCreateOwn, type TableRoles } from './abi.js';
+import { HandlerLoop } from './handler-loop.js';
 
 const HANDLE_EXPORT = /^wasi:http\/incoming-handler@0\.2\.\d+#handle$/;
 
-/** Calls handle(request, response-outparam) with the reps the two host objects were given. */
-export type DirectHandle = (requestRep: number, outparamRep: number) => Promise<unknown>;
+/** handle(request, response-outparam) with the reps the two host objects were given, and the end of it. */
+export interface DirectHandle {
+  call(requestRep: number, outparamRep: number): Promise<unknown>;
+  /** The instance is let go. */
+  close(): void;
+}
+
+export interface DirectOptions {
+  /** Will the instance serve many requests (then one long-lived loop serves them: handler-loop.ts)? */
+  reuse: boolean;
+  /** Called before the guest runs each request (a shared host's yield point, where a paused guest waits). */
+  enter?: () => void;
+}
 
 /** The direct call of an instance just made from `cores` (its core instances, in the order made). */
-export function directHandle(cores: readonly WebAssembly.Instance[], roles: TableRoles): DirectHandle | undefined {
-  const found: ((request: number, outparam: number) => unknown)[] = [];
+export function directHandle(cores: readonly WebAssembly.Instance[], roles: TableRoles, options: DirectOptions): DirectHandle | undefined {
+  const found: ((request: number, outparam: number) => void)[] = [];
   for (const core of cores) {
     for (const [name, value] of Object.entries(core.exports)) {
-      if (HANDLE_EXPORT.test(name) && typeof value === 'function') found.push(value as (request: number, outparam: number) => unknown);
+      if (HANDLE_EXPORT.test(name) && typeof value === 'function') found.push(value as (request: number, outparam: number) => void);
     }
   }
   if (found.length !== 1) return undefined;
   const requests = roles.tableFor('incoming-request');
   const outparams = roles.tableFor('response-outparam');
   if (!requests || !outparams || requests === outparams) return undefined;
+  if (options.reuse) {
+    const loop = new HandlerLoop(found[0]!, options.enter);
+    return { call: (req, out) => loop.call(tableCreateOwn(requests, req), tableCreateOwn(outparams, out)), close: () => loop.close() };
+  }
   const handle = WebAssembly.promising(found[0]!);
-  return (requestRep, outparamRep) => handle(tableCreateOwn(requests, requestRep), tableCreateOwn(outparams, outparamRep));
+  const enter = options.enter;
+  return {
+    call: (req, out) => {
+      enter?.();
+      return handle(tableCreateOwn(requests, req), tableCreateOwn(outparams, out));
+    },
+    close: () => undefined,
+  };
 }

@@ -102,10 +102,9 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
         release();
         throw new ComponentLinkError('component exports no wasi:http/incoming-handler');
       }
-      const direct = directHandle(cores, roles);
       // A shared host's guest is entered through its yield point, as its glue's exports are (source.ts).
-      const entered: DirectHandle | undefined = direct && enter ? (request, outparam) => (enter(), direct(request, outparam)) : direct;
-      return { handle, direct: entered, scope, release };
+      const direct = directHandle(cores, roles, { reuse: options.reuse, ...(enter ? { enter } : {}) });
+      return { handle, direct, scope, release };
     } finally {
       roles.endCollect();
       reps.scope = undefined;
@@ -113,6 +112,7 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
   };
   /** An instance is let go: whatever its guest still holds goes with it. */
   const discard = (instance: Instance) => {
+    instance.direct?.close();
     reps.releaseScope(instance.scope);
     instance.release();
   };
@@ -148,7 +148,7 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
     try {
       if (instance.direct) {
         directCalls++;
-        await instance.direct(ex.request.rep, ex.outparam.rep);
+        await instance.direct.call(ex.request.rep, ex.outparam.rep);
       }
       else await instance.handle(ex.request, ex.outparam);
     } catch (err) {
