@@ -108,18 +108,11 @@ export class ReadableSource implements Waitable {
     return this.#signal.wait();
   }
 
-  /** The stream-error a read gets now (closed at the end, or the failure), if it gets one. */
-  endOf(failure: (err: Error) => unknown): unknown {
-    if (this.#queued !== 0) return undefined;
-    if (this.#error) return failure(this.#error);
-    return this.#ended ? CLOSED : undefined;
-  }
-
-  /** Up to `max` bytes: empty when nothing is buffered yet; throws a stream-error at the end (closed) or on failure. */
-  read(max: number, failure: (err: Error) => unknown): Uint8Array {
+  /** Up to `max` bytes: empty when nothing is buffered yet; the stream-error at the end (closed) or on failure. */
+  read(max: number, failure: (err: Error) => unknown): Uint8Array | ErrResult {
     if (this.#queued === 0) {
-      if (this.#error) throw failure(this.#error);
-      if (this.#ended) throw CLOSED;
+      if (this.#error) return new ErrResult(failure(this.#error));
+      if (this.#ended) return new ErrResult(CLOSED);
       return EMPTY;
     }
     const chunk = this.#queue[0]!;
@@ -399,8 +392,7 @@ export class HostInputStream {
     this.source = source;
   }
   read(len: bigint): Uint8Array | ErrResult {
-    const end = this.source.endOf(failure);
-    return end === undefined ? this.source.read(byteCount(len), failure) : new ErrResult(end);
+    return this.source.read(byteCount(len), failure);
   }
   blockingRead(len: bigint): Uint8Array | ErrResult | Promise<Uint8Array | ErrResult> {
     if (this.source.ready() || len === 0n) return this.read(len);

@@ -149,8 +149,7 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
       if (instance.direct) {
         directCalls++;
         await instance.direct.call(ex.request.rep, ex.outparam.rep);
-      }
-      else await instance.handle(ex.request, ex.outparam);
+      } else await instance.handle(ex.request, ex.outparam);
     } catch (err) {
       failed = true;
       options.onRequestFailed(failureMessage(err));
