@@ -72,19 +72,24 @@ export interface ComponentImports {
 /** What a host puts in place of the shim's own interfaces (HTTP components: io, the monotonic clock, http). */
 export type ShimOverrides = Pick<ImportParts, 'io' | 'clocks' | 'http'>;
 
-export function componentShim(config: GuestConfig, overrides: ShimOverrides = {}): ComponentImports {
-  const stdout = fdOutputStream(ownFd(1));
-  const stderr = fdOutputStream(ownFd(2));
-  const stdin = lazyStdin();
-  const env = Object.entries(envListToObject(config.env));
-  const cli = {
+/** A component guest's wasi:cli: its args, env, working directory and stdio; preview2-shim's for the rest. */
+export function guestCli(guest: { args: string[]; env: string[]; cwd: string }, stdio: { stdin: object; stdout: OutputStream; stderr: OutputStream }) {
+  const env = Object.entries(envListToObject(guest.env));
+  return {
     ...p2.cli,
-    environment: { getEnvironment: () => env, getArguments: () => config.args, initialCwd: () => guestCwd(config) },
-    stdin: { getStdin: () => stdin },
+    environment: { getEnvironment: () => env, getArguments: () => guest.args, initialCwd: () => guest.cwd },
+    stdin: { getStdin: () => stdio.stdin },
     exit: componentExit,
-    stdout: { getStdout: () => stdout },
-    stderr: { getStderr: () => stderr },
+    stdout: { getStdout: () => stdio.stdout },
+    stderr: { getStderr: () => stdio.stderr },
   };
+}
+
+export function componentShim(config: GuestConfig, overrides: ShimOverrides = {}): ComponentImports {
+  const cli = guestCli(
+    { args: config.args, env: config.env, cwd: guestCwd(config) },
+    { stdin: lazyStdin(), stdout: fdOutputStream(ownFd(1)), stderr: fdOutputStream(ownFd(2)) },
+  );
   const filesystem = createFilesystem(config);
   return { getImportObject: () => wasiImports({ ...overrides, cli, filesystem }) };
 }

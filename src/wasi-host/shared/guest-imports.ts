@@ -6,12 +6,9 @@
 // handler threads put their own wasi:io, monotonic clock and wasi:http in
 // place (`overrides`).
 import { readSync } from 'node:fs';
-import { componentExit } from '../component-outcome.js';
-import { fdOutputStream, type ShimOverrides } from '../component-shim.js';
-import { envListToObject } from '../guest-config.js';
+import { fdOutputStream, guestCli, type ShimOverrides } from '../component-shim.js';
 import { FdLedger } from '../p2/fd-ledger.js';
 import { createFilesystem, hostInputStream, wasiImports } from '../p2/index.js';
-import * as p2 from '../p2/shim.js';
 import type { HostedGuestView } from './component-protocol.js';
 
 /** The guest's stdin: a descriptor the host handed over (a FIFO, a pipe, /dev/null), read on this thread. */
@@ -32,18 +29,7 @@ function stdinStream(fd: number) {
 }
 
 export function hostedGuestImports(view: HostedGuestView, overrides: ShimOverrides = {}): Record<string, unknown> {
-  const stdout = fdOutputStream(view.stdio[1]);
-  const stderr = fdOutputStream(view.stdio[2]);
-  const stdin = stdinStream(view.stdio[0]);
-  const env = Object.entries(envListToObject(view.env));
-  const cli = {
-    ...p2.cli,
-    environment: { getArguments: () => view.args, getEnvironment: () => env, initialCwd: () => view.cwd },
-    stdin: { getStdin: () => stdin },
-    stdout: { getStdout: () => stdout },
-    stderr: { getStderr: () => stderr },
-    exit: componentExit,
-  };
+  const cli = guestCli(view, { stdin: stdinStream(view.stdio[0]), stdout: fdOutputStream(view.stdio[1]), stderr: fdOutputStream(view.stdio[2]) });
   const filesystem = createFilesystem(
     { args: view.args, env: view.env, cwd: view.cwd, preopens: view.preopens },
     { rootFd: view.rootFd, hostDirs: view.hostDirs, ledger: new FdLedger(view.fdLedger) },
