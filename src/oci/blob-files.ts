@@ -3,10 +3,11 @@
 // its descriptor. A small blob (a manifest, a config) is read whole and
 // hashed; a layer goes through a verifying stream.
 
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { describeFsError, ImageError, NotFoundError } from '../errors.js';
+import { readUpTo } from '../read-fd.js';
 import { digestHex, verifyBytes, verifyingStream } from './digest.js';
 import type { ImageSource } from './image-source.js';
 import type { Descriptor, ImageIndex } from './types.js';
@@ -50,6 +51,7 @@ export abstract class FileBlobSource implements ImageSource {
       }
       try {
         if (!fstatSync(fd).isFile()) throw new ImageError(`${what}: not a regular file`);
+        // One byte more than the descriptor says: a longer file shows itself without being read whole.
         data = readUpTo(fd, Number.isSafeInteger(desc.size) && desc.size >= 0 ? desc.size + 1 : 0);
       } finally {
         closeSync(fd);
@@ -100,14 +102,3 @@ function openError(err: NodeJS.ErrnoException, what: string): Error {
   return new ImageError(`${what}: ${describeFsError(err)}`);
 }
 
-/** Reads up to `max` bytes of a file from its start: a file longer than a blob's descriptor says is never read whole. */
-function readUpTo(fd: number, max: number): Buffer {
-  const buf = Buffer.allocUnsafe(max);
-  let n = 0;
-  while (n < max) {
-    const got = readSync(fd, buf, n, max - n, n);
-    if (got === 0) break;
-    n += got;
-  }
-  return buf.subarray(0, n);
-}

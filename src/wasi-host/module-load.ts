@@ -3,8 +3,9 @@
 // directory), a bare name is looked up in the guest's PATH. Every candidate is
 // opened by the kernel beneath the root (RESOLVE_IN_ROOT), so a link in the
 // image cannot lead the host to read a file outside it.
-import { closeSync, fstatSync, readSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { posix } from 'node:path';
+import { readUpTo } from '../read-fd.js';
 import { EXIT_MODULE_NOT_FOUND, EXIT_NOT_RUNNABLE } from './exit-status.js';
 import { envListToObject } from './guest-config.js';
 import { E } from './preview1/abi.js';
@@ -17,18 +18,6 @@ const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 
 export type LoadedModule = { path: string; bytes: Buffer } | { status: number; message: string };
 
-function readWhole(fd: number): Buffer {
-  const size = fstatSync(fd).size;
-  const buf = Buffer.allocUnsafe(size);
-  let off = 0;
-  while (off < size) {
-    const n = readSync(fd, buf, off, size - off, off);
-    if (n === 0) break;
-    off += n;
-  }
-  return buf.subarray(0, off);
-}
-
 /** One candidate: bytes, or why not (ENOENT-like: try the next PATH entry). */
 function tryOpen(root: DirRef, path: string): Buffer | { errno: number } {
   let fd: number;
@@ -40,7 +29,7 @@ function tryOpen(root: DirRef, path: string): Buffer | { errno: number } {
   }
   try {
     if (!fstatSync(fd).isFile()) return { errno: E.ACCES };
-    return readWhole(fd);
+    return readUpTo(fd, fstatSync(fd).size);
   } finally {
     closeSync(fd);
   }
