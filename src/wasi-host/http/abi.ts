@@ -232,17 +232,19 @@ export class TableRoles {
     const lowered = this.#lowered ?? [];
     for (let changed = true; changed; ) {
       changed = false;
-      for (const { tables, resources } of lowered) {
-        const unknown = tables.filter((t) => !this.#roles.has(t));
-        if (unknown.length !== 1) continue;
-        const open = resources.filter((r) => !tables.some((t) => this.#roles.get(t) === r));
-        if (open.length !== 1) continue;
-        this.#roles.set(unknown[0]!, open[0]!);
-        changed = true;
-      }
+      for (const { tables, resources } of lowered) if (this.deduce(tables, resources)) changed = true;
     }
     for (const { tables } of lowered) for (const t of tables) if (this.#roles.get(t) === res) return t;
     return undefined;
+  }
+  /** One function's last table, once every other table of it is known: it is the type left over. True when learnt. */
+  deduce(tables: HandleTable[], resources: string[]): boolean {
+    const unknown = tables.filter((t) => !this.#roles.has(t));
+    if (unknown.length !== 1) return false;
+    const open = resources.filter((r) => !tables.some((t) => this.#roles.get(t) === r));
+    if (open.length !== 1) return false;
+    this.#roles.set(unknown[0]!, open[0]!);
+    return true;
   }
   /** The instance is made: what was collected for it goes. */
   endCollect(): void {
@@ -630,17 +632,10 @@ export function lowering(type: FnType, fn: HostFn, low: Lowering, suspending = f
     const tableOf = (r: string): HandleTable => {
       let t = byRole.get(r);
       if (t) return t;
-      for (const cand of tables) if (low.roles.roleOf(cand) === r) byRole.set(r, (t = cand));
-      if (!t) {
-        // The one table left once the others are known.
-        const unknown = tables.filter((c) => low.roles.roleOf(c) === undefined);
-        const open = resources.filter((x) => !tables.some((c) => low.roles.roleOf(c) === x));
-        if (unknown.length === 1 && open.length === 1 && open[0] === r) {
-          low.roles.learn(unknown[0]!, r);
-          byRole.set(r, (t = unknown[0]!));
-        }
-      }
-      if (!t) throw new WebAssembly.RuntimeError(`tugboat: cannot tell which handle table holds ${r}`);
+      const known = () => tables.find((cand) => low.roles.roleOf(cand) === r);
+      t = known() ?? (low.roles.deduce(tables, resources) ? known() : undefined);
+      if (t) byRole.set(r, t);
+      else throw new WebAssembly.RuntimeError(`tugboat: cannot tell which handle table holds ${r}`);
       return t;
     };
     const ctx = new Ctx(opts, tableOf, low.host, low.host.scope);
