@@ -2,9 +2,10 @@
 // (src/wasi-host/http/abi.ts): layouts, flat values, memory, handles; checked
 // against the Component Model's rules with a real WebAssembly.Memory.
 import { describe, expect, it } from 'vitest';
-import { ErrResult, layout, lowering, resourcesOf, TableRoles, tableCreateOwn, handleRep, type FnType, type HandleTable, type Ty } from '../../src/wasi-host/http/abi.js';
+import { ErrResult, layout, resourcesOf, TableRoles, tableCreateOwn, handleRep, type FnType, type HandleTable, type HostFn, type Ty } from '../../src/wasi-host/http/abi.js';
+import { lowering } from '../../src/wasi-host/http/lowered.js';
 import { Reps, SlotList } from '../../src/wasi-host/http/reps.js';
-import { ERROR_CODE, futureResult, HEADER_ERROR, METHOD, STREAM_ERROR, BYTES, ENTRIES, fn, method, option, own, result, list, borrow } from '../../src/wasi-host/http/wit.js';
+import { ERROR_CODE, FIELD_VALUE, futureResult, HEADER_ERROR, METHOD, STREAM_ERROR, BYTES, ENTRIES, fn, method, option, own, result, list, borrow } from '../../src/wasi-host/http/wit.js';
 
 const FLAG = 1 << 30;
 
@@ -199,14 +200,36 @@ describe('lowered functions', () => {
     }, g.low)({ memory: g.memory, realloc: g.realloc, resourceTables: [fieldsT] }) as (...a: number[]) => void;
     const dv = g.dv();
     const n1 = g.putString(300, 'a');
-    const n2 = g.putString(310, 'xyz');
+    g.bytes(310, 3).set([0x78, 0xe9, 0xff]);
     dv.setUint32(400, 300, true);
     dv.setUint32(404, n1, true);
     dv.setUint32(408, 310, true);
-    dv.setUint32(412, n2, true);
+    dv.setUint32(412, 3, true);
     core(400, 1, 48);
-    expect(got).toEqual([['a', Buffer.from('xyz')]]);
+    // A field value is bytes, held as a latin1 string (one char per byte).
+    expect(got).toEqual([['a', 'x\xe9\xff']]);
     expect(dv.getUint8(48)).toBe(0);
+  });
+
+  it('passes field values as latin1 both ways: bytes in, the same bytes out', () => {
+    const g = guest();
+    const fieldsT = g.table();
+    const values = new Map<string, string>();
+    const obj = { append: (n: string, v: string) => void values.set(n, v), get: (n: string) => [values.get(n)!, 'b'] };
+    const lower = (type: FnType, f: HostFn) => lowering(type, f, g.low)({ memory: g.memory, realloc: g.realloc, resourceTables: [fieldsT] }) as (...a: number[]) => void;
+    const append = lower(method('fields', ['string', FIELD_VALUE], result(null, HEADER_ERROR)), (f: typeof obj, n: string, v: string) => f.append(n, v));
+    const get = lower(method('fields', ['string'], list(FIELD_VALUE)), (f: typeof obj, n: string) => f.get(n));
+    const h = tableCreateOwn(fieldsT, g.reps.add(obj, 'fields'));
+    const n = g.putString(100, 'x-v');
+    g.bytes(200, 4).set([0x63, 0x61, 0xe9, 0x80]);
+    append(h, 100, n, 200, 4, 48);
+    expect(values.get('x-v')).toBe('ca\xe9\x80');
+    get(h, 100, n, 56);
+    const dv = g.dv();
+    const [list0, count] = [dv.getUint32(56, true), dv.getUint32(60, true)];
+    expect(count).toBe(2);
+    const first = g.bytes(dv.getUint32(list0, true), dv.getUint32(list0 + 4, true));
+    expect([...first]).toEqual([0x63, 0x61, 0xe9, 0x80]);
   });
 
   it('refuses a handle of another type, and a bad variant discriminant, as traps', () => {

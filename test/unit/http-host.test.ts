@@ -14,7 +14,6 @@ import { DEFAULT_HTTP_PORT, DEFAULT_POOL, httpPort, httpServeSettings } from '..
 import { ConfigError } from '../../src/errors.js';
 
 const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples', 'components');
-const bytes = (s: string) => Buffer.from(s, 'latin1');
 const thrown = (f: () => unknown): unknown => {
   try {
     f();
@@ -25,14 +24,14 @@ const thrown = (f: () => unknown): unknown => {
 };
 
 describe('fields', () => {
-  it('compares names without case, keeps values as bytes, in order', () => {
+  it('compares names without case, keeps values as bytes (latin1 strings), in order', () => {
     const f = new Fields();
-    f.append('X-A', bytes('1'));
-    f.append('x-a', bytes('2'));
-    f.append('Content-Type', bytes('text/plain'));
+    f.append('X-A', ('1'));
+    f.append('x-a', ('2'));
+    f.append('Content-Type', ('text/plain'));
     expect(f.get('x-A').map(String)).toEqual(['1', '2']);
     expect(f.has('CONTENT-TYPE')).toBe(true);
-    f.set('x-a', [bytes('3')]);
+    f.set('x-a', [('3')]);
     expect(f.entries().map(([n, v]) => `${n}=${String(v)}`)).toEqual(['content-type=text/plain', 'x-a=3']);
     f.delete('X-A');
     expect(f.toRaw()).toEqual(['content-type', 'text/plain']);
@@ -40,23 +39,28 @@ describe('fields', () => {
 
   it('refuses bad names and values (invalid-syntax), hop-by-hop headers (forbidden)', () => {
     const f = new Fields();
-    expect(thrown(() => f.append('bad name', bytes('x')))).toEqual({ tag: 'invalid-syntax' });
-    expect(thrown(() => f.append('x', bytes('a\r\nb: c')))).toEqual({ tag: 'invalid-syntax' });
-    expect(thrown(() => f.append('Connection', bytes('close')))).toEqual({ tag: 'forbidden' });
-    expect(thrown(() => Fields.fromList([['transfer-encoding', bytes('chunked')]]))).toEqual({ tag: 'forbidden' });
-    expect(thrown(() => f.set('x', [bytes('\0')]))).toEqual({ tag: 'invalid-syntax' });
-    f.append('x', bytes('tab\tok é'));
+    expect(thrown(() => f.append('bad name', ('x')))).toEqual({ tag: 'invalid-syntax' });
+    expect(thrown(() => f.append('', ('x')))).toEqual({ tag: 'invalid-syntax' });
+    expect(thrown(() => f.append('caf\xe9', ('x')))).toEqual({ tag: 'invalid-syntax' });
+    expect(thrown(() => f.append('TE', ('trailers')))).toEqual({ tag: 'forbidden' });
+    expect(thrown(() => f.append('x', ('a\r\nb: c')))).toEqual({ tag: 'invalid-syntax' });
+    expect(thrown(() => f.append('Connection', ('close')))).toEqual({ tag: 'forbidden' });
+    expect(thrown(() => Fields.fromList([['transfer-encoding', ('chunked')]]))).toEqual({ tag: 'forbidden' });
+    expect(thrown(() => f.set('x', [('\0')]))).toEqual({ tag: 'invalid-syntax' });
+    f.append('x', ('tab\tok \xe9'));
+    // A char above 0xff is not a byte: no such value comes out of the ABI, and none is taken.
+    expect(thrown(() => f.append('y', 'caf\u20ac'))).toEqual({ tag: 'invalid-syntax' });
   });
 
   it('shows a request\'s headers without hop-by-hop ones, immutable; a clone is mutable', () => {
     const f = Fields.fromRaw(['Host', 'h', 'Connection', 'keep-alive', 'X-Echo', 'caf\xe9']);
-    expect(f.entries().map(([n, v]) => [n, Buffer.from(v).toString('latin1')])).toEqual([
+    expect(f.entries()).toEqual([
       ['host', 'h'],
       ['x-echo', 'caf\xe9'],
     ]);
-    expect(thrown(() => f.append('x', bytes('1')))).toEqual({ tag: 'immutable' });
+    expect(thrown(() => f.append('x', ('1')))).toEqual({ tag: 'immutable' });
     const c = f.clone();
-    c.append('x', bytes('1'));
+    c.append('x', ('1'));
     expect(c.get('x').map(String)).toEqual(['1']);
     expect(thrown(() => Fields.lock(c).delete('x'))).toEqual({ tag: 'immutable' });
     expect(Fields.fromRaw(['A', '1', 'a', '2']).toRecord()).toEqual({ a: '1, 2' });

@@ -9,10 +9,12 @@
 // `[Symbol.for('cabiLower')]` is asked for a core function
 // (`({ memory, realloc, resourceTables }) => coreFn`) that the core module
 // then calls directly (preview2-shim uses the same hook for its pollables).
-// Its arguments are core values (handles, pointers into the guest's memory);
-// this module lifts them into JS values, calls the host's implementation and
-// lowers its answer back, following the canonical ABI's layout rules
-// (https://github.com/WebAssembly/component-model, CanonicalABI.md).
+// Its arguments are core values (handles, pointers into the guest's memory):
+// they are lifted into JS values, the host's implementation is called and
+// its answer lowered back, following the canonical ABI's layout rules
+// (https://github.com/WebAssembly/component-model, CanonicalABI.md). This
+// module has the rules (layouts, a codec per type, handle tables);
+// lowered.ts generates each host function's core function from them.
 //
 // Resources: a guest names a resource by a handle, an index into one of
 // jco's handle tables (one per resource type and instance: pairs of
@@ -25,6 +27,8 @@
 
 /** A WIT type, as far as wasi:io and wasi:http use them. */
 export type Ty =
+  /** list<u8> that the host holds as a latin1 string (one char per byte): header values, which Node reads and writes as latin1. */
+  | 'latin1'
   | 'bool'
   | 'u8'
   | 'u16'
@@ -52,8 +56,6 @@ type Case = [string, Ty | null];
 /** jco's handle table: [free-list head | FLAG, 0, scope, rep | OWN_FLAG, …]. */
 export type HandleTable = number[] & { _createdReps?: Set<number> };
 const FLAG = 1 << 30;
-const MAX_FLAT_PARAMS = 16;
-const MAX_FLAT_RESULTS = 1;
 
 // ---- layout ----
 
@@ -93,6 +95,7 @@ const SCALARS: Record<string, Layout> = {
   u32: { size: 4, align: 4, flat: ['i32'] },
   u64: { size: 8, align: 8, flat: ['i64'] },
   string: { size: 8, align: 4, flat: ['i32', 'i32'] },
+  latin1: { size: 8, align: 4, flat: ['i32', 'i32'] },
 };
 
 export function layout(t: Ty): Layout {
@@ -266,7 +269,7 @@ export class TableRoles {
 // ---- values ----
 
 /** What a lowered function works on: the instance's memory (views cached per buffer), realloc, tables, reps. */
-class Ctx {
+export class Ctx {
   readonly #opts: LowerOptions;
   #buffer: ArrayBuffer | undefined;
   #dv: DataView | undefined;
@@ -309,16 +312,22 @@ function check(ctx: Ctx, ptr: number, len: number): void {
 }
 
 /** A copy of the guest's bytes (the host may keep them; the guest's memory moves on). */
-function bytesAt(ctx: Ctx, ptr: number, len: number): Uint8Array {
+export function bytesAt(ctx: Ctx, ptr: number, len: number): Uint8Array {
   check(ctx, ptr, len);
   const out = Buffer.allocUnsafe(len);
   ctx.bytes.copy(out, 0, ptr, ptr + len);
   return out;
 }
 
-function stringAt(ctx: Ctx, ptr: number, len: number): string {
+export function stringAt(ctx: Ctx, ptr: number, len: number): string {
   check(ctx, ptr, len);
   return ctx.bytes.toString('utf8', ptr, ptr + len);
+}
+
+/** The guest's bytes as a latin1 string: a copy in one step (no Buffer on the way). */
+export function latin1At(ctx: Ctx, ptr: number, len: number): string {
+  check(ctx, ptr, len);
+  return ctx.bytes.toString('latin1', ptr, ptr + len);
 }
 
 function storeBytes(ctx: Ctx, bytes: Uint8Array, align: number): [number, number] {
@@ -334,9 +343,37 @@ function storeString(ctx: Ctx, s: string): [number, number] {
   return [ptr, len];
 }
 
-type CoreValue = number | bigint;
+/** Bytes copied into the guest's memory, their pointer and length stored at `at`. */
+export function putBytes(ctx: Ctx, bytes: Uint8Array, at: number): void {
+  const ptr = ctx.alloc(1, bytes.length);
+  ctx.bytes.set(bytes, ptr);
+  const dv = ctx.dv;
+  dv.setUint32(at, ptr, true);
+  dv.setUint32(at + 4, bytes.length, true);
+}
 
-class Reader {
+/** A latin1 string's bytes (one per char) copied into the guest's memory, their pointer and length stored at `at`. */
+export function putLatin1(ctx: Ctx, s: string, at: number): void {
+  const ptr = ctx.alloc(1, s.length);
+  ctx.bytes.write(s, ptr, s.length, 'latin1');
+  const dv = ctx.dv;
+  dv.setUint32(at, ptr, true);
+  dv.setUint32(at + 4, s.length, true);
+}
+
+/** A string copied into the guest's memory (UTF-8), its pointer and length stored at `at`. */
+export function putString(ctx: Ctx, s: string, at: number): void {
+  const len = Buffer.byteLength(s, 'utf8');
+  const ptr = ctx.alloc(1, len);
+  ctx.bytes.write(s, ptr, len, 'utf8');
+  const dv = ctx.dv;
+  dv.setUint32(at, ptr, true);
+  dv.setUint32(at + 4, len, true);
+}
+
+export type CoreValue = number | bigint;
+
+export class Reader {
   i = 0;
   constructor(public values: ArrayLike<CoreValue>) {}
   reset(values: ArrayLike<CoreValue>): this {
@@ -410,6 +447,16 @@ function makeCodec(t: Ty): Codec {
       return pointerPair(
         (ctx, ptr, len) => stringAt(ctx, ptr, len),
         (ctx, v) => storeString(ctx, v as string),
+      );
+    case 'latin1':
+      return pointerPair(
+        (ctx, ptr, len) => latin1At(ctx, ptr, len),
+        (ctx, v) => {
+          const s = v as string;
+          const ptr = ctx.alloc(1, s.length);
+          ctx.bytes.write(s, ptr, s.length, 'latin1');
+          return [ptr, s.length];
+        },
       );
   }
   if ('list' in t) {
@@ -591,110 +638,6 @@ export interface LowerOptions {
 export interface Lowering {
   host: ResourceHost;
   roles: TableRoles;
-}
-
-function errCase(t: Ty | null): boolean {
-  return t !== null && typeof t !== 'string' && 'result' in t;
-}
-
-/**
- * The `cabiLower` factory of `fn`, whose WIT type is `type`: jco calls it
- * once per instance with that instance's memory, realloc and handle tables.
- * `suspending`: the core function is a JSPI Suspending import (fn may return
- * a promise, the guest waits without blocking the thread).
- */
-export function lowering(type: FnType, fn: HostFn, low: Lowering, suspending = false): (opts: LowerOptions) => unknown {
-  const paramFlat = type.params.flatMap((p) => layout(p).flat);
-  const resultFlat = type.result ? layout(type.result).flat : [];
-  const viaMemory = paramFlat.length > MAX_FLAT_PARAMS;
-  const retptr = resultFlat.length > MAX_FLAT_RESULTS;
-  const resources = [...resourcesOf([...type.params, type.result])];
-  // Handle parameters (their flat index and type): what tells the tables apart.
-  const handleParams: [index: number, res: string][] = [];
-  type.params.reduce((at, p) => {
-    if (typeof p !== 'string' && ('own' in p || 'borrow' in p)) handleParams.push([at, 'own' in p ? p.own : p.borrow]);
-    return at + layout(p).flat.length;
-  }, 0);
-  const mayErr = errCase(type.result);
-  const params = type.params.map(codec);
-  const tuple = viaMemory ? codec({ tuple: type.params }) : undefined;
-  const res = type.result ? codec(type.result) : undefined;
-  const impl = fn as (...a: unknown[]) => unknown;
-
-  return (opts: LowerOptions) => {
-    const tables = opts.resourceTables ?? [];
-    if (tables.length !== resources.length) {
-      throw new Error(`tugboat: jco gave ${tables.length} resource tables for a function with ${resources.length} resource types`);
-    }
-    if (tables.length === 1) low.roles.learn(tables[0]!, resources[0]!);
-    low.roles.noteLowered(tables, resources);
-    const byRole = new Map<string, HandleTable>();
-    const tableOf = (r: string): HandleTable => {
-      let t = byRole.get(r);
-      if (t) return t;
-      const known = () => tables.find((cand) => low.roles.roleOf(cand) === r);
-      t = known() ?? (low.roles.deduce(tables, resources) ? known() : undefined);
-      if (t) byRole.set(r, t);
-      else throw new WebAssembly.RuntimeError(`tugboat: cannot tell which handle table holds ${r}`);
-      return t;
-    };
-    const ctx = new Ctx(opts, tableOf, low.host, low.host.scope);
-    // A result<T, E>: its ok and err cases lowered straight from the host's value or throw.
-    const answer = (i: number, value: unknown, ret: number): CoreValue | undefined => {
-      if (!res) return undefined;
-      if (retptr) {
-        if (mayErr) res.storeCase!(ctx, i, value, ret);
-        else res.store(ctx, value, ret);
-        return undefined;
-      }
-      const out: CoreValue[] = [];
-      if (mayErr) res.lowerCase!(ctx, i, value, out);
-      else res.lower(ctx, value, out);
-      return out[0];
-    };
-    const fail = (err: unknown, ret: number): CoreValue | undefined => {
-      if (!mayErr || err instanceof Error) throw err;
-      return answer(1, err, ret);
-    };
-    const settle = (value: unknown, ret: number): CoreValue | undefined => (value instanceof ErrResult ? fail(value.val, ret) : answer(0, value, ret));
-    // The core values of the call being served, copied out of `arguments`:
-    // an `arguments` object that escapes (into the reader) is allocated on
-    // every call, one that is only indexed is not.
-    const args: CoreValue[] = [];
-    const reader = new Reader(args);
-    const n = params.length;
-    const [p0, p1, p2, p3] = params;
-    // Called by the guest's core code with core values (no rest array, no spread on the way).
-    const core = function (): CoreValue | undefined | Promise<CoreValue | undefined> {
-      const count = arguments.length;
-      // eslint-disable-next-line prefer-rest-params
-      for (let i = 0; i < count; i++) args[i] = arguments[i] as CoreValue;
-      const ret = retptr ? (args[count - 1] as number) : 0;
-      // Learn table roles from the handles passed before lifting them.
-      if (byRole.size < resources.length && !viaMemory) {
-        for (const [i, r] of handleParams) if (!byRole.has(r)) low.roles.identify(tables, r, args[i] as number);
-      }
-      let value: unknown;
-      try {
-        if (tuple) value = impl(...(tuple.load(ctx, args[0] as number) as unknown[]));
-        else {
-          const r = reader.reset(args);
-          // (`args` is read only here, before the host function runs: a call that suspends is done with it)
-          if (n === 0) value = impl();
-          else if (n === 1) value = impl(p0!.lift(ctx, r));
-          else if (n === 2) value = impl(p0!.lift(ctx, r), p1!.lift(ctx, r));
-          else if (n === 3) value = impl(p0!.lift(ctx, r), p1!.lift(ctx, r), p2!.lift(ctx, r));
-          else if (n === 4) value = impl(p0!.lift(ctx, r), p1!.lift(ctx, r), p2!.lift(ctx, r), p3!.lift(ctx, r));
-          else value = impl(...params.map((p) => p.lift(ctx, r)));
-        }
-      } catch (err) {
-        return fail(err, ret);
-      }
-      if (value instanceof Promise) return value.then((v) => settle(v, ret), (err: unknown) => fail(err, ret));
-      return settle(value, ret);
-    };
-    return suspending ? new WebAssembly.Suspending(core) : core;
-  };
 }
 
 /** jco's symbols for the hook. */

@@ -17,7 +17,8 @@
 // object only stand for the types (jco's glue checks instanceof against them
 // where preview2-shim's calls hand out streams).
 import type { EventEmitter } from 'node:events';
-import { CABI_DISPOSE, CABI_LOWER, CABI_REP, ErrResult, lowering, type FnType, type HostFn, type Lowering, type Ty } from './abi.js';
+import { CABI_DISPOSE, CABI_LOWER, CABI_REP, ErrResult, type FnType, type HostFn, type Lowering, type Ty } from './abi.js';
+import { lowering } from './lowered.js';
 import type { Reps } from './reps.js';
 import { borrow, BYTES, fn, list, method, own, result, STREAM_ERROR } from './wit.js';
 
@@ -498,7 +499,7 @@ function notLowered(name: string): () => never {
 
 /** `fn` as jco's glue sees it: a function object carrying its lowering. */
 export function withLowering(name: string, type: FnType, impl: HostFn, low: Lowering, suspending = false): () => never {
-  return Object.assign(notLowered(name), { [CABI_LOWER]: lowering(type, impl, low, suspending) });
+  return Object.assign(notLowered(name), { [CABI_LOWER]: lowering(type, impl, low, suspending, name) });
 }
 
 /** On a drop of a handle jco's glue does not hold: our rep goes, and the object's own farewell runs. */

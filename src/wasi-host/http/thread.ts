@@ -14,7 +14,7 @@ import { wasiIo, type ShimIo } from './io.js';
 import { InstancePool, type PoolStats } from './pool.js';
 import { Reps, SlotList, type RepScope } from './reps.js';
 import { componentMaker, type ComponentMaker, type HttpComponentSource } from './source.js';
-import { wasiHttp } from './types.js';
+import { ResponseEvents, wasiHttp } from './types.js';
 
 export interface ThreadServeOptions {
   /** The component, and the guest whose imports it gets (source.ts). */
@@ -142,8 +142,8 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
   // The responses in flight (slots, not a Set: see SlotList).
   const open = new SlotList<ServerResponse>();
 
-  const serve = async (instance: Instance, req: IncomingMessage, res: ServerResponse) => {
-    const ex = factory.exchange(req, res, instance.scope);
+  const serve = async (instance: Instance, req: IncomingMessage, res: ServerResponse, events: ResponseEvents) => {
+    const ex = factory.exchange(req, res, events, instance.scope);
     let failed = false;
     try {
       if (instance.direct) {
@@ -163,15 +163,15 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
     inFlight++;
     const slot = open.add(res);
     if (draining) res.shouldKeepAlive = false;
-    res.once('close', () => {
+    const events = new ResponseEvents(res, () => {
       open.remove(slot);
       if (--inFlight === 0 && drained) drained();
     });
     const instance = pool.take();
-    if (instance) void serve(instance, req, res);
+    if (instance) void serve(instance, req, res, events);
     else
       pool.next().then(
-        (h) => serve(h, req, res),
+        (h) => serve(h, req, res, events),
         (err: unknown) => {
           options.onRequestFailed(`no instance to serve the request: ${failureMessage(err)}`);
           if (!res.headersSent) res.writeHead(503, ['content-type', 'text/plain']).end('service unavailable\n');

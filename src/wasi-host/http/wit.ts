@@ -13,6 +13,8 @@ export const fn = (params: Ty[], res: Ty | null = null): FnType => ({ params, re
 export const method = (self: string, params: Ty[], res: Ty | null = null): FnType => fn([borrow(self), ...params], res);
 
 export const BYTES = list('u8');
+/** A field-value (list<u8>), held by the host as a latin1 string (abi.ts). */
+export const FIELD_VALUE: Ty = 'latin1';
 
 export const STREAM_ERROR: Ty = { variant: [['last-operation-failed', own('error')], ['closed', null]] };
 
@@ -69,6 +71,6 @@ export const ERROR_CODE: Ty = {
 };
 
 export const HEADER_ERROR: Ty = { variant: [['invalid-syntax', null], ['forbidden', null], ['immutable', null]] };
-export const ENTRIES = list({ tuple: ['string', BYTES] });
+export const ENTRIES = list({ tuple: ['string', FIELD_VALUE] });
 /** option<result<result<T, error-code>>>, the shape of a future's get. */
 export const futureResult = (t: Ty | null): Ty => option(result(result(t, ERROR_CODE), null));
