@@ -3,13 +3,13 @@
 #   test/fixtures/out/wasm      OCI layout, tags hello, fileio, exitcode, compute (wasi/wasm)
 #   test/fixtures/out/busybox   OCI layout, tag latest (linux/<arch>, busybox-static)
 #   test/fixtures/out/mixed     OCI layout, tag app: one reference, linux + wasi/wasm manifests
-#   test/fixtures/out/wasm      also tags component-{hello,fileio,exitcode,exit-with-code,http-trap,http-bench,grow,http} (Wasm components)
+#   test/fixtures/out/wasm      also tags component-{hello,fileio,exitcode,exit-with-code,http-trap,http-bench,http-probe,grow,http} (Wasm components)
 source "$(dirname "$0")/lib.sh"
 out="$ROOT/test/fixtures/out"
 ex="$ROOT/examples/rust-wasm/out"
 stamp="$out/.stamp"
 "$ROOT/examples/components/build.sh"
-for c in hello exit-with-code http-hello http-trap http-bench grow; do
+for c in hello exit-with-code http-hello http-trap http-bench http-probe grow; do
   [[ "$stamp" -nt "$ROOT/examples/components/out/$c.wasm" ]] || rm -f "$stamp"
 done
 if [[ -f "$stamp" && "$stamp" -nt "$ex/hello.wasm" && "$stamp" -nt "$ROOT/dist/oci/image-build.js" && "$stamp" -nt "$0" ]]; then exit 0; fi
@@ -28,7 +28,7 @@ tb image build "$ex/hello.wasm" --file "$ex/fileio.wasm:/fileio.wasm" --file "$e
 "$NODE_BIN" "$ROOT/scripts/build-busybox-image.mjs" "$out"
 tb image build "$ex/hello.wasm" --add-to "oci:$out/mixed:app" >/dev/null
 # Wasm components (examples/components): test/fixtures/out/wasm:component-NAME
-for m in hello fileio exitcode exit-with-code http-trap http-bench grow; do
+for m in hello fileio exitcode exit-with-code http-trap http-bench http-probe grow; do
   tb image build "$ROOT/examples/components/out/$m.wasm" -o "oci:$out/wasm:component-$m" >/dev/null
 done
 tb image build "$ROOT/examples/components/out/http-hello.wasm" -o "oci:$out/wasm:component-http" >/dev/null

@@ -6,6 +6,8 @@
 //   http-trap.wasm                          from http-trap.wat (an HTTP handler that traps)
 //   http-bench.wasm                         from http-bench.wat (a core module) and the
 //       world in http-bench.wit, embedded and wrapped with jco's wasm-tools
+//   http-probe.wasm                         from http-probe.wat and http-probe.wit, the same
+//       way (an HTTP handler that shows its environment and files)
 //   grow.wasm                               from grow.wat (grows its memory 1 MiB per argument)
 // Everything is offline: jco carries the adapter, wasm-tools and the WASI WIT.
 //
@@ -60,7 +62,7 @@ for (const name of ['exit-with-code', 'http-trap', 'grow']) {
 // A core module and a world of ours: the world's WASI packages come from jco's
 // own copy of the WIT (0.2.12), read through preview2-shim's filesystem.
 const witVersion = '0.2.12';
-for (const name of ['http-bench']) {
+for (const name of ['http-bench', 'http-probe']) {
   const wat = join(here, `${name}.wat`);
   const world = join(here, `${name}.wit`);
   if (newer(join(out, `${name}.wasm`), wat, world)) continue;

@@ -4,9 +4,11 @@
 // guest of the pod host of its shim group, under a private containerd) and
 // `process` (a guest of `tugboat run` itself). A level is a launcher: start
 // the component with annotations and a memory cap, give its URL, signal it,
-// report its status and the host process's peak memory.
+// report its status and the host process's peak memory. At `pod` level, two
+// guests of one host are also checked to be kept apart
+// (examples/components/http-probe.wat shows what a guest reaches).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +24,12 @@ interface Launch {
   annotations?: Record<string, string>;
   /** Memory cap of the guest's host (e.g. 256m). */
   memory?: string;
+  /** The fixture image's tag (default: the hand-written handler, component-http-bench). */
+  image?: string;
+  /** Environment of the guest, besides PORT. */
+  env?: Record<string, string>;
+  /** `pod`: the shim group to join (default: one of its own), so that guests share a pod host. */
+  group?: string;
 }
 
 interface HttpGuest {
@@ -33,6 +41,10 @@ interface HttpGuest {
   exited: Promise<number>;
   /** Peak resident memory of the host process serving it (VmHWM), in bytes. */
   peakMemory(): number;
+  /** The host process serving it. */
+  hostPid: number;
+  /** `pod`: the guest's root filesystem, as the machine sees it. */
+  rootfs?: string;
   /** Ends it (whatever state it is in) and removes what it left. */
   cleanup(): Promise<void>;
   /** A runtime's controls (containerd's Task API through ctr), where the test drives one. */
@@ -105,13 +117,14 @@ async function untilAnswering(port: number, child: ChildProcess, stderr: () => s
 function tugboatRun(name: string, levelArgs: string[], hostOf: (tb: TugboatSandbox, child: ChildProcess) => number): Isolation {
   return {
     name,
-    async launch({ annotations = {}, memory }) {
+    async launch({ annotations = {}, memory, image, env = {} }) {
       const tb = new TugboatSandbox();
       const port = await freePort();
       const args = ['--root', tb.root, 'run', '--rm', ...levelArgs, '--network', 'host', '-e', `PORT=${port}`];
+      for (const [k, v] of Object.entries(env)) args.push('-e', `${k}=${v}`);
       for (const [k, v] of Object.entries(annotations)) args.push('--annotation', `${k}=${v}`);
       if (memory) args.push('--memory', memory);
-      const child = spawn(TUGBOAT, [...args, BENCH], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(TUGBOAT, [...args, image ? WASM(image) : BENCH], { stdio: ['ignore', 'pipe', 'pipe'] });
       const { stderr, exited } = watch(child);
       await untilAnswering(port, child, stderr);
       const pid = hostOf(tb, child);
@@ -121,6 +134,7 @@ function tugboatRun(name: string, levelArgs: string[], hostOf: (tb: TugboatSandb
         signal: (name) => child.kill(name),
         exited,
         peakMemory: () => peakOf(pid),
+        hostPid: pid,
         async cleanup() {
           // A stop as its runtime's: drained, then `run --rm` removes the container itself
           // (a SIGKILL would leave that to the --rm watcher, racing tb.cleanup's unmounts).
@@ -182,14 +196,15 @@ const POD: Isolation = (() => {
         if (tmp) rmSync(tmp, { recursive: true, force: true });
       }
     },
-    async launch({ annotations = {}, memory }) {
+    async launch({ annotations = {}, memory, image = 'component-http-bench', env = {}, group }) {
       const id = `http-${++n}`;
       const port = await freePort();
       const args = ['--address', c!.address, '-n', NS, 'run', '--rm', '--net-host', '--runtime', RT, '--platform', 'wasi/wasm'];
-      const all = { 'io.tugboat.isolation': 'pod', 'io.containerd.runc.v2.group': id, ...annotations };
+      const all = { 'io.tugboat.isolation': 'pod', 'io.containerd.runc.v2.group': group ?? id, ...annotations };
       for (const [k, v] of Object.entries(all)) args.push('--annotation', `${k}=${v}`);
       if (memory) args.push('--memory-limit', String(bytesOf(memory)));
-      args.push('--env', `PORT=${port}`, 'tugboat.local/wasm:component-http-bench', id);
+      for (const [k, v] of Object.entries(env)) args.push('--env', `${k}=${v}`);
+      args.push('--env', `PORT=${port}`, `tugboat.local/wasm:${image}`, id);
       const child = spawn(CTR_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
       const { stderr, exited } = watch(child);
       await untilAnswering(port, child, stderr);
@@ -204,6 +219,8 @@ const POD: Isolation = (() => {
         signal: (name) => void ctr(['tasks', 'kill', '-s', name, id]),
         exited,
         peakMemory: () => peakOf(host.pid),
+        hostPid: host.pid,
+        rootfs: join(c!.state, 'io.containerd.runtime.v2.task', NS, id, 'rootfs'),
         controls: {
           pause: async () => void expect((await ctr(['tasks', 'pause', id])).code).toBe(0),
           resume: async () => void expect((await ctr(['tasks', 'resume', id])).code).toBe(0),
@@ -385,6 +402,29 @@ describe.each(ISOLATIONS)('wasi:http at $name level', (iso) => {
     expect((await held).status).toBe(200);
     g.signal('SIGKILL');
     expect(await g.exited).toBe(137);
+  });
+
+  it.runIf(iso.name === 'pod')('keeps two HTTP guests of one pod host apart: neither sees the other\'s env or files', async () => {
+    // examples/components/http-probe.wat answers its environment (/env) and a file opened beneath its root (/file/PATH).
+    const a = await launch({ image: 'component-http-probe', group: 'probe', env: { SECRET: 's3cr3t-env' } });
+    const b = await launch({ image: 'component-http-probe', group: 'probe' });
+    expect(b.hostPid).toBe(a.hostPid);
+    const secret = join(a.rootfs!, 'secret.txt');
+    writeFileSync(secret, 's3cr3t-file');
+    // A reaches its own.
+    expect(String((await send(a.port, '/env')).body)).toContain('SECRET=s3cr3t-env\n');
+    const own = await send(a.port, '/file/secret.txt');
+    expect([own.status, String(own.body)]).toEqual([200, 's3cr3t-file']);
+    // B, served by the same process, reaches neither.
+    const env = await send(b.port, '/env');
+    expect(env.status).toBe(200);
+    expect(String(env.body)).toContain(`PORT=${b.port}\n`);
+    expect(String(env.body)).not.toContain('s3cr3t');
+    for (const path of ['secret.txt', secret, `../../../..${secret}`, `/proc/1/root${secret}`, `/proc/self/root${secret}`, `/proc/${a.hostPid}/root${secret}`]) {
+      const r = await send(b.port, `/file/${path}`);
+      expect(r.status, path).toBe(404);
+      expect(String(r.body), path).not.toContain('s3cr3t');
+    }
   });
 
   it('drains on SIGTERM: the request in flight is answered, new ones are refused, then 143', async () => {
