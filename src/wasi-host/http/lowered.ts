@@ -320,21 +320,22 @@ export function lowering(type: FnType, fn: HostFn, low: Lowering, suspending = f
     }
     if (tables.length === 1) low.roles.learn(tables[0]!, resources[0]!);
     low.roles.noteLowered(tables, resources);
-    const byRole = new Map<string, HandleTable>();
+    // The tables found, by the index of their type in `resources` (an array: one Map per function and instance was most of what a fresh instance of ours kept).
+    const found: (HandleTable | undefined)[] = [];
     const known = (r: string) => tables.find((cand) => low.roles.roleOf(cand) === r);
     const tableOf = (r: string): HandleTable => {
-      let t = byRole.get(r);
+      const i = resources.indexOf(r);
+      let t = found[i];
       if (t) return t;
       t = known(r) ?? (low.roles.deduce(tables, resources) ? known(r) : undefined);
-      if (t) byRole.set(r, t);
-      else throw new WebAssembly.RuntimeError(`tugboat: cannot tell which handle table holds ${r}`);
-      return t;
+      if (!t) throw new WebAssembly.RuntimeError(`tugboat: cannot tell which handle table holds ${r}`);
+      return (found[i] = t);
     };
     // Handles teach the tables' roles until every table of this function is known.
     let learn: ((res: string, handle: number) => void) | undefined;
     if (resources.length > 1) {
       learn = (res, handle) => {
-        if (!byRole.has(res)) low.roles.identify(tables, res, handle);
+        if (!known(res)) low.roles.identify(tables, res, handle);
         if (resources.every((r) => known(r))) learn = undefined;
       };
     }
