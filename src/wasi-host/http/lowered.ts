@@ -12,7 +12,9 @@
 // reference implementation of the rules.
 //
 // The text is compiled once per host function (`lowering`); each instance of
-// a component gets closures over its own memory and tables.
+// a component gets closures over its own memory and tables. It is made only
+// from the host's own WIT types and function names (wit.ts, types.ts,
+// io.ts), never from anything a guest or an image gives.
 import {
   bytesAt,
   codec,
