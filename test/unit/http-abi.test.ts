@@ -2,7 +2,7 @@
 // (src/wasi-host/http/abi.ts): layouts, flat values, memory, handles; checked
 // against the Component Model's rules with a real WebAssembly.Memory.
 import { describe, expect, it } from 'vitest';
-import { ErrResult, layout, resourcesOf, TableRoles, tableCreateOwn, handleRep, type FnType, type HandleTable, type HostFn, type Ty } from '../../src/wasi-host/http/abi.js';
+import { codec, Ctx, ErrResult, layout, resourcesOf, TableRoles, tableCreateOwn, handleRep, type FnType, type HandleTable, type HostFn, type Ty } from '../../src/wasi-host/http/abi.js';
 import { lowering } from '../../src/wasi-host/http/lowered.js';
 import { Reps, SlotList } from '../../src/wasi-host/http/reps.js';
 import { ERROR_CODE, FIELD_VALUE, futureResult, HEADER_ERROR, METHOD, STREAM_ERROR, BYTES, ENTRIES, fn, method, option, own, result, list, borrow } from '../../src/wasi-host/http/wit.js';
@@ -170,6 +170,26 @@ describe('lowered functions', () => {
     const param2 = tableCreateOwn(t2, g.reps.add({}, 'response-outparam'));
     core(param2, 1, 38, 1, 200n, len, 0, 0, 0);
     expect(got).toEqual({ tag: 'err', val: { tag: 'internal-error', val: 'boom' } });
+  });
+
+  it('stores lists, tuples and records as the codecs read them back (generated stores against the reference)', () => {
+    const g = guest();
+    const cases: [Ty, unknown][] = [
+      [ENTRIES, [['content-type', 'text/plain'], ['x-v', 'caf\xe9'], ['empty', '']]],
+      [list(list('u32')), [[1, 2, 3], [], [0xffffffff]]],
+      [list('string'), ['a', 'é€', '']],
+      [{ record: [['field-name', option('string')], ['field-size', option('u32')]] }, { fieldName: 'x-long', fieldSize: 70000 }],
+      [{ tuple: ['u8', 'u64', 'bool'] }, [7, 2n ** 40n, true]],
+      [list({ tuple: [BYTES, 'bool'] }), [[Buffer.from([1, 2]), false], [Buffer.alloc(0), true]]],
+    ];
+    for (const [ty, value] of cases) {
+      const core = lowering(fn([], ty), () => value, g.low)({ memory: g.memory, realloc: g.realloc, resourceTables: [] }) as (ret: number) => void;
+      core(64);
+      const ctx = new Ctx({ memory: g.memory, realloc: g.realloc }, () => [], g.reps, undefined);
+      const back = codec(ty).load(ctx, 64);
+      const plain = (v: unknown): unknown => (v instanceof Uint8Array ? [...v] : Array.isArray(v) ? v.map(plain) : v);
+      expect(plain(back), JSON.stringify(ty)).toEqual(plain(value));
+    }
   });
 
   it('stores option<result<result<option<own>>>> (a future\'s get) in memory', () => {

@@ -17,6 +17,7 @@
 // io.ts), never from anything a guest or an image gives.
 import {
   bytesAt,
+  camel,
   codec,
   Ctx,
   ErrResult,
@@ -151,6 +152,23 @@ function store(g: Gen, t: Ty, v: string, p: string): string {
       return `putLatin1(ctx, ${v}, ${p});`;
   }
   if ('list' in t && t.list === 'u8') return `putBytes(ctx, ${v}, ${p});`;
+  if ('list' in t) {
+    // The elements first (each may allocate, and memory may grow), then the list's pointer and length.
+    const el = layout(t.list);
+    const [at, items, base, i, x] = ['at', 'items', 'base', 'i', 'x'].map((h) => g.tmp(h)) as [string, string, string, string, string];
+    return `{ const ${at} = ${p}; const ${items} = ${v}; const ${base} = ctx.alloc(${el.align}, ${items}.length * ${el.size}); for (let ${i} = 0; ${i} < ${items}.length; ${i}++) { const ${x} = ${items}[${i}]; ${store(g, t.list, x, `${base} + ${i} * ${el.size}`)} } ctx.dv.setUint32(${at}, ${base}, true); ctx.dv.setUint32(${at} + 4, ${items}.length, true); }`;
+  }
+  if ('tuple' in t || 'record' in t) {
+    // A tuple's JS value is an array, a record's an object by camelCase field name.
+    const offsets = layout(t).offsets!;
+    const fields: [string, Ty][] = 'tuple' in t ? t.tuple.map((f, i) => [`[${i}]`, f]) : t.record.map(([n, f]) => [`.${camel(n)}`, f]);
+    const whole = g.tmp('whole');
+    const parts = fields.map(([access, f], i) => {
+      const x = g.tmp('x');
+      return `const ${x} = ${whole}${access}; ${store(g, f, x, `${p} + ${offsets[i]}`)}`;
+    });
+    return `{ const ${whole} = ${v}; ${parts.join(' ')} }`;
+  }
   if ('own' in t) return `ctx.dv.setUint32(${p}, tableCreateOwn(${g.table(t.own)}, host.add(${v}, ${str(t.own)}, ctx.scope)), true);`;
   const v2 = casesOf(t);
   if (v2 && v2.kind !== 'variant' && v2.kind !== 'enum') {
