@@ -85,6 +85,27 @@ describe('lowered functions', () => {
     expect(() => core(h, 100, 1, 100, 1, 32)).toThrow('a bug');
   });
 
+  it('generates each function\'s own code, named after its WIT function in stack traces', () => {
+    const g = guest();
+    const fields = g.table();
+    const type = method('fields', ['string'], 'bool');
+    const boom = () => {
+      throw new Error('boom');
+    };
+    const has = lowering(type, boom, g.low, false, '[method]fields.has')({ memory: g.memory, resourceTables: [fields] }) as (...a: number[]) => number;
+    const other = lowering(type, boom, g.low, false, '[method]fields.other')({ memory: g.memory, resourceTables: [fields] }) as (...a: number[]) => number;
+    expect(has).not.toBe(other);
+    const h = tableCreateOwn(fields, g.reps.add({}, 'fields'));
+    let stack = '';
+    try {
+      has(h, 100, 1);
+    } catch (err) {
+      stack = (err as Error).stack ?? '';
+    }
+    expect(stack).toContain('lowered$_method_fields_has');
+    expect(stack).toContain('tugboat-lowered/');
+  });
+
   it('answers err when the host returns an ErrResult (no throw on the hot path), also from a promise', async () => {
     const g = guest();
     const fields = g.table();
