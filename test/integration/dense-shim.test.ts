@@ -323,14 +323,19 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
         expect((await ctr(['run', '-d', ...group('fds'), TOOLS, anchor, '/exitcode.wasm', 'sleep', '600'])).code).toBe(0);
         await waitStatus(anchor, 'RUNNING');
         const host = await hostPid(anchor);
-        const node = listProcesses().find((p) => p.ppid === host)!;
+        const node = listProcesses().find((p) => p.ppid === host && p.argv.some((a) => a.endsWith('pod-host.mjs')))!;
+        expect(node, `no pod host below ${host}`).toBeDefined();
         const before = readdirSync(`/proc/${node.pid}/fd`).length;
         for (const id of spinners) expect((await ctr(['run', '-d', ...group('fds'), WASM('component-exitcode'), id, '/exitcode.wasm', 'spin'])).code).toBe(0);
         for (const id of spinners) await waitStatus(id, 'RUNNING');
         // Its thread is ended by Worker.terminate(): no cleanup of its own runs there.
-        for (const id of spinners) expect((await ctr(['tasks', 'kill', '-s', 'SIGKILL', id])).code).toBe(0);
+        for (const id of spinners) {
+          const k = await ctr(['tasks', 'kill', '-s', 'SIGKILL', id]);
+          expect(k.code, `${id}: ${k.stderr}; tasks: ${k.code === 0 ? '' : (await ctr(['tasks', 'ls'])).stdout}`).toBe(0);
+        }
         for (const id of spinners) await waitStatus(id, 'STOPPED');
         await remove(...spinners);
+        expect(existsSync(`/proc/${node.pid}`), 'the pod host ended while its spinning guests were killed').toBe(true);
         const after = readdirSync(`/proc/${node.pid}/fd`).length;
         expect(after).toBeLessThanOrEqual(before + 2);
       } finally {
