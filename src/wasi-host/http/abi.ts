@@ -51,7 +51,7 @@ export interface FnType {
 }
 
 type Flat = 'i32' | 'i64';
-type Case = [string, Ty | null];
+export type Case = [string, Ty | null];
 
 /** jco's handle table: [free-list head | FLAG, 0, scope, rep | OWN_FLAG, …]. */
 export type HandleTable = number[] & { _createdReps?: Set<number> };
@@ -59,14 +59,17 @@ const FLAG = 1 << 30;
 
 // ---- layout ----
 
-function cases(t: Ty): Case[] | undefined {
+/** A variant-like type (option, result, enum, variant): which, and its cases in order. */
+export function variantOf(t: Ty): { kind: 'option' | 'result' | 'enum' | 'variant'; cases: Case[] } | undefined {
   if (typeof t === 'string') return undefined;
-  if ('option' in t) return [['none', null], ['some', t.option]];
-  if ('result' in t) return [['ok', t.result[0]], ['err', t.result[1]]];
-  if ('enum' in t) return t.enum.map((n) => [n, null]);
-  if ('variant' in t) return t.variant;
+  if ('option' in t) return { kind: 'option', cases: [['none', null], ['some', t.option]] };
+  if ('result' in t) return { kind: 'result', cases: [['ok', t.result[0]], ['err', t.result[1]]] };
+  if ('enum' in t) return { kind: 'enum', cases: t.enum.map((n) => [n, null]) };
+  if ('variant' in t) return { kind: 'variant', cases: t.variant };
   return undefined;
 }
+
+const cases = (t: Ty): Case[] | undefined => variantOf(t)?.cases;
 
 function fields(t: Ty): Ty[] | undefined {
   if (typeof t === 'string') return undefined;
@@ -76,7 +79,8 @@ function fields(t: Ty): Ty[] | undefined {
 }
 
 const alignTo = (n: number, a: number) => Math.ceil(n / a) * a;
-const discSize = (n: number) => (n <= 256 ? 1 : n <= 65536 ? 2 : 4);
+/** Bytes of the discriminant of a variant with `n` cases. */
+export const discSize = (n: number) => (n <= 256 ? 1 : n <= 65536 ? 2 : 4);
 
 interface Layout {
   size: number;
@@ -195,6 +199,23 @@ export function tableRemove(table: HandleTable, handle: number): number {
   table[handle << 1] = table[0]! | FLAG;
   table[0] = handle | FLAG;
   return val & ~FLAG;
+}
+
+/** The object behind borrowed handle `h` of `table`, of type `res`; a trap for a handle the table does not hold. */
+export function borrowedObject(host: ResourceHost, table: HandleTable, h: number, res: string): object {
+  const rep = handleRep(table, h);
+  if (rep === undefined) throw new WebAssembly.RuntimeError(`unknown handle index ${h}`);
+  return host.get(rep, res);
+}
+
+/** A discriminant the guest gave that its variant does not have. */
+export function badCase(i: number): never {
+  throw new WebAssembly.RuntimeError(`invalid variant discriminant ${i}`);
+}
+
+/** A host value that is no case of its variant (a host bug). */
+export function badTag(tag: unknown): never {
+  throw new TypeError(`not a case of the variant: ${JSON.stringify(tag)}`);
 }
 
 /**
@@ -330,45 +351,41 @@ export function latin1At(ctx: Ctx, ptr: number, len: number): string {
   return ctx.bytes.toString('latin1', ptr, ptr + len);
 }
 
-function storeBytes(ctx: Ctx, bytes: Uint8Array, align: number): [number, number] {
-  const ptr = ctx.alloc(align, bytes.length);
+/** A fresh copy of `bytes` in the guest's memory: its pointer. */
+function copyBytes(ctx: Ctx, bytes: Uint8Array): number {
+  const ptr = ctx.alloc(1, bytes.length);
   ctx.bytes.set(bytes, ptr);
-  return [ptr, bytes.length];
+  return ptr;
 }
 
-function storeString(ctx: Ctx, s: string): [number, number] {
-  const len = Buffer.byteLength(s, 'utf8');
+/** A fresh copy of `s` in the guest's memory, `len` bytes in `encoding`: its pointer. */
+function copyString(ctx: Ctx, s: string, len: number, encoding: 'utf8' | 'latin1'): number {
   const ptr = ctx.alloc(1, len);
-  ctx.bytes.write(s, ptr, len, 'utf8');
-  return [ptr, len];
+  ctx.bytes.write(s, ptr, len, encoding);
+  return ptr;
+}
+
+/** A list's or string's pointer and length, stored at `at` (after the copy: memory may have grown). */
+export function setPair(ctx: Ctx, at: number, ptr: number, len: number): void {
+  const dv = ctx.dv;
+  dv.setUint32(at, ptr, true);
+  dv.setUint32(at + 4, len, true);
 }
 
 /** Bytes copied into the guest's memory, their pointer and length stored at `at`. */
 export function putBytes(ctx: Ctx, bytes: Uint8Array, at: number): void {
-  const ptr = ctx.alloc(1, bytes.length);
-  ctx.bytes.set(bytes, ptr);
-  const dv = ctx.dv;
-  dv.setUint32(at, ptr, true);
-  dv.setUint32(at + 4, bytes.length, true);
+  setPair(ctx, at, copyBytes(ctx, bytes), bytes.length);
 }
 
 /** A latin1 string's bytes (one per char) copied into the guest's memory, their pointer and length stored at `at`. */
 export function putLatin1(ctx: Ctx, s: string, at: number): void {
-  const ptr = ctx.alloc(1, s.length);
-  ctx.bytes.write(s, ptr, s.length, 'latin1');
-  const dv = ctx.dv;
-  dv.setUint32(at, ptr, true);
-  dv.setUint32(at + 4, s.length, true);
+  setPair(ctx, at, copyString(ctx, s, s.length, 'latin1'), s.length);
 }
 
 /** A string copied into the guest's memory (UTF-8), its pointer and length stored at `at`. */
 export function putString(ctx: Ctx, s: string, at: number): void {
   const len = Buffer.byteLength(s, 'utf8');
-  const ptr = ctx.alloc(1, len);
-  ctx.bytes.write(s, ptr, len, 'utf8');
-  const dv = ctx.dv;
-  dv.setUint32(at, ptr, true);
-  dv.setUint32(at + 4, len, true);
+  setPair(ctx, at, copyString(ctx, s, len, 'utf8'), len);
 }
 
 export type CoreValue = number | bigint;
@@ -446,22 +463,20 @@ function makeCodec(t: Ty): Codec {
     case 'string':
       return pointerPair(
         (ctx, ptr, len) => stringAt(ctx, ptr, len),
-        (ctx, v) => storeString(ctx, v as string),
+        (ctx, v) => {
+          const len = Buffer.byteLength(v as string, 'utf8');
+          return [copyString(ctx, v as string, len, 'utf8'), len];
+        },
       );
     case 'latin1':
       return pointerPair(
         (ctx, ptr, len) => latin1At(ctx, ptr, len),
-        (ctx, v) => {
-          const s = v as string;
-          const ptr = ctx.alloc(1, s.length);
-          ctx.bytes.write(s, ptr, s.length, 'latin1');
-          return [ptr, s.length];
-        },
+        (ctx, v) => [copyString(ctx, v as string, (v as string).length, 'latin1'), (v as string).length],
       );
   }
   if ('list' in t) {
     const elem = t.list;
-    if (elem === 'u8') return pointerPair((ctx, ptr, len) => bytesAt(ctx, ptr, len), (ctx, v) => storeBytes(ctx, v as Uint8Array, 1));
+    if (elem === 'u8') return pointerPair((ctx, ptr, len) => bytesAt(ctx, ptr, len), (ctx, v) => [copyBytes(ctx, v as Uint8Array), (v as Uint8Array).length]);
     const el = layout(elem);
     const ec = codec(elem);
     return pointerPair(
@@ -483,11 +498,7 @@ function makeCodec(t: Ty): Codec {
     const res = 'own' in t ? t.own : t.borrow;
     const lift = 'own' in t
       ? (ctx: Ctx, h: number) => ctx.host.take(tableRemove(ctx.table(res), h), res)
-      : (ctx: Ctx, h: number) => {
-          const rep = handleRep(ctx.table(res), h);
-          if (rep === undefined) throw new WebAssembly.RuntimeError(`unknown handle index ${h}`);
-          return ctx.host.get(rep, res);
-        };
+      : (ctx: Ctx, h: number) => borrowedObject(ctx.host, ctx.table(res), h, res);
     const lower = (ctx: Ctx, v: unknown) => {
       if ('borrow' in t) throw new TypeError('a host function cannot return a borrow');
       return tableCreateOwn(ctx.table(res), ctx.host.add(v as object, res, ctx.scope));
@@ -501,7 +512,7 @@ function makeCodec(t: Ty): Codec {
   }
   const fs = fields(t);
   if (fs) return recordCodec(t, fs);
-  return variantCodec(t, cases(t)!);
+  return variantCodec(t, variantOf(t)!);
 }
 
 function pointerPair(read: (ctx: Ctx, ptr: number, len: number) => unknown, write: (ctx: Ctx, v: unknown) => [number, number]): Codec {
@@ -512,9 +523,7 @@ function pointerPair(read: (ctx: Ctx, ptr: number, len: number) => unknown, writ
     },
     store: (ctx, v, p) => {
       const [ptr, len] = write(ctx, v);
-      const dv = ctx.dv;
-      dv.setUint32(p, ptr, true);
-      dv.setUint32(p + 4, len, true);
+      setPair(ctx, p, ptr, len);
     },
     lift: (ctx, r) => {
       const ptr = (r.next() as number) >>> 0;
@@ -540,9 +549,8 @@ function recordCodec(t: Ty, fs: Ty[]): Codec {
 }
 
 /** jco's conventions: option → value | undefined, result → {tag: 'ok'|'err', val}, enum → its name, variant → {tag, val}. */
-function variantCodec(t: Ty, cs: Case[]): Codec {
+function variantCodec(t: Ty, { kind, cases: cs }: NonNullable<ReturnType<typeof variantOf>>): Codec {
   const l = layout(t);
-  const kind = typeof t === 'string' ? 'variant' : 'option' in t ? 'option' : 'enum' in t ? 'enum' : 'result' in t ? 'result' : 'variant';
   const payloads = cs.map(([, ct]) => (ct ? codec(ct) : undefined));
   const caseFlat = cs.map(([, ct]) => (ct ? layout(ct).flat : []));
   const joined = l.flat.slice(1);
@@ -556,14 +564,12 @@ function variantCodec(t: Ty, cs: Case[]): Codec {
   };
   const caseOf = (v: unknown): [number, unknown] => {
     if (kind === 'option') return v === undefined || v === null ? [0, undefined] : [1, v];
-    const i = index.get((kind === 'enum' ? v : (v as { tag?: unknown })?.tag) as string);
-    if (i === undefined) throw new TypeError(`not a case of the variant: ${JSON.stringify(kind === 'enum' ? v : (v as { tag?: unknown })?.tag)}`);
+    const tag = kind === 'enum' ? v : (v as { tag?: unknown })?.tag;
+    const i = index.get(tag as string);
+    if (i === undefined) badTag(tag);
     return [i, kind === 'enum' ? undefined : (v as { val?: unknown }).val];
   };
-  const caseAt = (i: number) => {
-    if (i >= cs.length) throw new WebAssembly.RuntimeError(`invalid variant discriminant ${i}`);
-    return i;
-  };
+  const caseAt = (i: number) => (i >= cs.length ? badCase(i) : i);
   const storeCase = (ctx: Ctx, i: number, payload: unknown, p: number) => {
     const dv = ctx.dv;
     if (d === 1) dv.setUint8(p, i);

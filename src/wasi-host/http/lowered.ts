@@ -16,20 +16,25 @@
 // from the host's own WIT types and function names (wit.ts, types.ts,
 // io.ts), never from anything a guest or an image gives.
 import {
+  badCase,
+  badTag,
+  borrowedObject,
   bytesAt,
   camel,
   codec,
   Ctx,
+  discSize,
   ErrResult,
-  handleRep,
   layout,
   Reader,
   resourcesOf,
+  setPair,
   stringAt,
   latin1At,
   putLatin1,
   tableCreateOwn,
   tableRemove,
+  variantOf,
   putBytes,
   putString,
   type CoreValue,
@@ -43,17 +48,6 @@ import {
 
 const MAX_FLAT_PARAMS = 16;
 const MAX_FLAT_RESULTS = 1;
-
-type Case = [string, Ty | null];
-
-function casesOf(t: Ty): { kind: 'option' | 'result' | 'enum' | 'variant'; cases: Case[] } | undefined {
-  if (typeof t === 'string') return undefined;
-  if ('option' in t) return { kind: 'option', cases: [['none', null], ['some', t.option]] };
-  if ('result' in t) return { kind: 'result', cases: [['ok', t.result[0]], ['err', t.result[1]]] };
-  if ('enum' in t) return { kind: 'enum', cases: t.enum.map((n) => [n, null]) };
-  if ('variant' in t) return { kind: 'variant', cases: t.variant };
-  return undefined;
-}
 
 /** What the generated text refers to, by name: values bound once per host function. */
 class Gen {
@@ -84,8 +78,9 @@ const str = (s: string) => JSON.stringify(s);
 
 /** The discriminant's store for `n` cases. */
 function setDisc(n: number, p: string, v: string | number): string {
-  if (n <= 256) return `ctx.dv.setUint8(${p}, ${v});`;
-  if (n <= 65536) return `ctx.dv.setUint16(${p}, ${v}, true);`;
+  const size = discSize(n);
+  if (size === 1) return `ctx.dv.setUint8(${p}, ${v});`;
+  if (size === 2) return `ctx.dv.setUint16(${p}, ${v}, true);`;
   return `ctx.dv.setUint32(${p}, ${v}, true);`;
 }
 
@@ -110,7 +105,7 @@ function lift(g: Gen, t: Ty, s: string[]): string {
   if ('list' in t && t.list === 'u8') return `bytesAt(ctx, ${s[0]} >>> 0, ${s[1]} >>> 0)`;
   if ('own' in t) return `host.take(tableRemove(${g.table(t.own)}, ${s[0]}), ${str(t.own)})`;
   if ('borrow' in t) return `borrowed(${g.table(t.borrow)}, ${s[0]}, ${str(t.borrow)})`;
-  const v = casesOf(t);
+  const v = variantOf(t);
   if (v) {
     const joined = layout(t).flat.slice(1);
     const d = g.tmp('d');
@@ -156,7 +151,7 @@ function store(g: Gen, t: Ty, v: string, p: string): string {
     // The elements first (each may allocate, and memory may grow), then the list's pointer and length.
     const el = layout(t.list);
     const [at, items, base, i, x] = ['at', 'items', 'base', 'i', 'x'].map((h) => g.tmp(h)) as [string, string, string, string, string];
-    return `{ const ${at} = ${p}; const ${items} = ${v}; const ${base} = ctx.alloc(${el.align}, ${items}.length * ${el.size}); for (let ${i} = 0; ${i} < ${items}.length; ${i}++) { const ${x} = ${items}[${i}]; ${store(g, t.list, x, `${base} + ${i} * ${el.size}`)} } ctx.dv.setUint32(${at}, ${base}, true); ctx.dv.setUint32(${at} + 4, ${items}.length, true); }`;
+    return `{ const ${at} = ${p}; const ${items} = ${v}; const ${base} = ctx.alloc(${el.align}, ${items}.length * ${el.size}); for (let ${i} = 0; ${i} < ${items}.length; ${i}++) { const ${x} = ${items}[${i}]; ${store(g, t.list, x, `${base} + ${i} * ${el.size}`)} } setPair(ctx, ${at}, ${base}, ${items}.length); }`;
   }
   if ('tuple' in t || 'record' in t) {
     // A tuple's JS value is an array, a record's an object by camelCase field name.
@@ -170,19 +165,19 @@ function store(g: Gen, t: Ty, v: string, p: string): string {
     return `{ const ${whole} = ${v}; ${parts.join(' ')} }`;
   }
   if ('own' in t) return `ctx.dv.setUint32(${p}, tableCreateOwn(${g.table(t.own)}, host.add(${v}, ${str(t.own)}, ctx.scope)), true);`;
-  const v2 = casesOf(t);
+  const v2 = variantOf(t);
   if (v2 && v2.kind !== 'variant' && v2.kind !== 'enum') {
     // option: the value or undefined; result: {tag, val}.
     if (v2.kind === 'option') return `if (${v} === undefined || ${v} === null) ${setDisc(2, p, 0)} else { ${storeCase(g, t, 1, v, p)} }`;
     const x = g.tmp('x');
-    return `if (${v}.tag === 'ok') { const ${x} = ${v}.val; ${storeCase(g, t, 0, x, p)} } else if (${v}.tag === 'err') { const ${x} = ${v}.val; ${storeCase(g, t, 1, x, p)} } else badTag(${v});`;
+    return `if (${v}.tag === 'ok') { const ${x} = ${v}.val; ${storeCase(g, t, 0, x, p)} } else if (${v}.tag === 'err') { const ${x} = ${v}.val; ${storeCase(g, t, 1, x, p)} } else badTag(${v}?.tag);`;
   }
   return `${g.dep(codec(t), 'C')}.store(ctx, ${v}, ${p});`;
 }
 
 /** Statements: store case `i` of variant `t` with payload `v` at `p`. */
 function storeCase(g: Gen, t: Ty, i: number, v: string, p: string): string {
-  const { cases } = casesOf(t)!;
+  const { cases } = variantOf(t)!;
   const ct = cases[i]![1];
   const off = layout(t).payload!;
   return setDisc(cases.length, p, i) + (ct ? ' ' + store(g, ct, v, `${p} + ${off}`) : '');
@@ -217,17 +212,6 @@ function answer(g: Gen, t: Ty | null, v: string, retptr: boolean): string {
   return `return ${lowerOne(g, t, v)};`;
 }
 
-function badCase(i: number): never {
-  throw new WebAssembly.RuntimeError(`invalid variant discriminant ${i}`);
-}
-function badTag(v: unknown): never {
-  throw new TypeError(`not a case of the variant: ${JSON.stringify((v as { tag?: unknown } | null)?.tag)}`);
-}
-function borrowed(host: Lowering['host'], table: HandleTable, h: number, res: string): object {
-  const rep = handleRep(table, h);
-  if (rep === undefined) throw new WebAssembly.RuntimeError(`unknown handle index ${h}`);
-  return host.get(rep, res);
-}
 function lowerVia(c: ReturnType<typeof codec>, ctx: Ctx, v: unknown): CoreValue | undefined {
   const out: CoreValue[] = [];
   c.lower(ctx, v, out);
@@ -310,12 +294,13 @@ return function perInstance(ctx, tableOf, learn) {
     bytesAt,
     putString,
     putBytes,
+    setPair,
     tableRemove,
     tableCreateOwn,
     badCase,
     badTag,
     lowerVia,
-    borrowed: (table: HandleTable, h: number, res: string) => borrowed(host, table, h, res),
+    borrowed: (table: HandleTable, h: number, res: string) => borrowedObject(host, table, h, res),
   };
   const names = [...Object.keys(fixed), ...g.names];
   const values = [...Object.values(fixed), ...g.values];
