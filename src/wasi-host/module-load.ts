@@ -28,8 +28,9 @@ function tryOpen(root: DirRef, path: string): Buffer | { errno: number } {
     throw err;
   }
   try {
-    if (!fstatSync(fd).isFile()) return { errno: E.ACCES };
-    return readUpTo(fd, fstatSync(fd).size);
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { errno: E.ACCES };
+    return readUpTo(fd, st.size);
   } finally {
     closeSync(fd);
   }

@@ -27,7 +27,6 @@ const TCHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
 const FORBIDDEN_LENGTHS = new Set([...FORBIDDEN_HEADERS].map((n) => n.length));
 
-
 // A loop over the chars, not a RegExp: a guest names a few headers on every
 // request, and a RegExp call costs more than the name's dozen chars.
 function checkedName(name: string): string {
