@@ -4,7 +4,7 @@
 // the shim's group. When the host dies (killed, crashed, OOM-killed) every
 // guest in it has ended with 137, and the next container gets a new host.
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { podHostDir } from '../defaults.js';
@@ -57,6 +57,29 @@ function deferred<T>(): Deferred<T> {
   return { promise, resolve };
 }
 
+/** How much of a dead host's log the shim's log keeps: its last words (a V8 or libuv abort, an uncaught error). */
+const LAST_WORDS_BYTES = 4096;
+
+/** The end of `file` (at most LAST_WORDS_BYTES), or '' when there is none. */
+function tailOf(file: string): string {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const buf = Buffer.alloc(Math.min(size, LAST_WORDS_BYTES));
+    const n = readSync(fd, buf, 0, buf.length, size - buf.length);
+    return buf.subarray(0, n).toString('utf8');
+  } catch {
+    return '';
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Pod hosts being removed (runc delete, then their directory): the shim waits for them before it exits. */
 const teardowns = new Set<Promise<void>>();
 
@@ -90,7 +113,11 @@ export class PodHostClient implements GuestHost {
     control.on('data', lineReader((m) => this.onMessage(m as HostMessage), (line) => log().warn({ line, id }, 'bad line from the pod host')));
     control.on('error', (err) => log().debug({ err, id }, 'pod host control socket'));
     control.on('close', () => this.gone('its control socket closed'));
-    void o.reaper.track(pid).then((e) => this.gone(`it exited with ${e.status}`));
+    void o.reaper.track(pid).then((e) => {
+      // The control socket usually closes first: the status is said on its own (the host's directory may be gone by now).
+      if (!this.stopping) log().warn({ id, pid, status: e.status }, 'pod host exited');
+      this.gone(`it exited with ${e.status}`);
+    });
   }
 
   /** Starts a pod host for the group of `o.first`; resolves once it is ready to take guests. */
@@ -164,7 +191,8 @@ export class PodHostClient implements GuestHost {
   private gone(why: string): void {
     if (!this.alive) return;
     this.alive = false;
-    if (!this.stopping) log().warn({ id: this.id, why }, 'pod host died: its containers end with 137');
+    // Its log goes with its directory: what it said last is kept in the shim's.
+    if (!this.stopping) log().warn({ id: this.id, why, hostLog: tailOf(join(this.dir, 'host.log')) }, 'pod host died: its containers end with 137');
     const oom = !this.stopping && oomKillCount(this.memCgroup) > this.oomBase;
     for (const d of this.ends.values()) d.resolve({ status: 137, oom, at: Date.now() });
     this.endOf('').resolve({ status: 137, oom, at: Date.now() });

@@ -331,7 +331,9 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
         // Its thread is ended by Worker.terminate(): no cleanup of its own runs there.
         for (const id of spinners) {
           const k = await ctr(['tasks', 'kill', '-s', 'SIGKILL', id]);
-          expect(k.code, `${id}: ${k.stderr}; tasks: ${k.code === 0 ? '' : (await ctr(['tasks', 'ls'])).stdout}`).toBe(0);
+          // A host that died says why in the shim's log (its status, its last words).
+          const why = () => c!.logs().split('\n').filter((l) => l.includes('pod host')).join('\n');
+          expect(k.code, `${id}: ${k.stderr}; tasks: ${k.code === 0 ? '' : (await ctr(['tasks', 'ls'])).stdout}; shim: ${k.code === 0 ? '' : why()}`).toBe(0);
         }
         for (const id of spinners) await waitStatus(id, 'STOPPED');
         await remove(...spinners);
@@ -458,6 +460,10 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
       const waits = ids.map((id) => waitTask(c!.address, NS, id));
       process.kill(pid, 'SIGKILL');
       expect(await Promise.all(waits)).toEqual([137, 137]);
+      // The shim says so in its log, with the host's status.
+      for (let i = 0; i < 50 && !c!.logs().includes('pod host exited'); i++) await sleep(100);
+      expect(c!.logs()).toMatch(/pod host exited.*"status":137|"status":137.*pod host exited/);
+      expect(c!.logs()).toContain('pod host died: its containers end with 137');
       for (let i = 0; i < 50 && isAlive(pid); i++) await sleep(100);
       const next = await ctr(['run', '--rm', ...group('die'), TOOLS, 'die-c', '/hello.wasm']);
       expect(next.code, next.stderr).toBe(0);
