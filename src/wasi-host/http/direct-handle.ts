@@ -15,13 +15,13 @@
 // tables of incoming-request and response-outparam cannot be worked out
 // from the functions the guest imports.
 import { tableCreateOwn, type TableRoles } from './abi.js';
-import { HandlerLoop } from './handler-loop.js';
+import { HandlerLoop, type CallDone } from './handler-loop.js';
 
 const HANDLE_EXPORT = /^wasi:http\/incoming-handler@0\.2\.\d+#handle$/;
 
-/** handle(request, response-outparam) with the reps the two host objects were given, and the end of it. */
+/** handle(request, response-outparam) with the reps the two host objects were given; `done` hears the end of it. */
 export interface DirectHandle {
-  call(requestRep: number, outparamRep: number): Promise<unknown>;
+  call(requestRep: number, outparamRep: number, done: CallDone): void;
   /** The instance is let go. */
   close(): void;
 }
@@ -47,14 +47,17 @@ export function directHandle(cores: readonly WebAssembly.Instance[], roles: Tabl
   if (!requests || !outparams || requests === outparams) return undefined;
   if (options.reuse) {
     const loop = new HandlerLoop(found[0]!, options.enter);
-    return { call: (req, out) => loop.call(tableCreateOwn(requests, req), tableCreateOwn(outparams, out)), close: () => loop.close() };
+    return { call: (req, out, done) => loop.call(tableCreateOwn(requests, req), tableCreateOwn(outparams, out), done), close: () => loop.close() };
   }
   const handle = WebAssembly.promising(found[0]!);
   const enter = options.enter;
   return {
-    call: (req, out) => {
+    call: (req, out, done) => {
       enter?.();
-      return handle(tableCreateOwn(requests, req), tableCreateOwn(outparams, out));
+      handle(tableCreateOwn(requests, req), tableCreateOwn(outparams, out)).then(
+        () => done.done(),
+        (err: unknown) => done.fail(err),
+      );
     },
     close: () => undefined,
   };

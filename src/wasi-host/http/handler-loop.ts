@@ -52,9 +52,8 @@ const LOOP_MODULE = new Uint8Array([
 
 let compiled: WebAssembly.Module | undefined;
 
-interface Call {
-  request: number;
-  outparam: number;
+/** Hears how a call ended: the guest's handle returned, or failed. */
+export interface CallDone {
   done(): void;
   fail(err: unknown): void;
 }
@@ -62,10 +61,14 @@ interface Call {
 const STOP = -1;
 
 export class HandlerLoop {
-  /** The call the loop is serving. */
-  #current: Call | undefined;
-  /** A call given before the loop came back for it. */
-  #queued: Call | undefined;
+  // The call the loop is serving, and one given before the loop came back
+  // for it: fields, not a record per call (the request's own object hears
+  // the end; a call costs no allocation of ours).
+  #current: CallDone | undefined;
+  #currentOut = 0;
+  #queued: CallDone | undefined;
+  #queuedRequest = 0;
+  #queuedOut = 0;
   /** Resumes the loop waiting in next(). */
   #resume: ((request: number) => void) | undefined;
   #ended: unknown;
@@ -80,7 +83,7 @@ export class HandlerLoop {
       l: {
         handle,
         next: new WebAssembly.Suspending(() => this.#next()),
-        out: () => this.#current!.outparam,
+        out: () => this.#currentOut,
       },
     });
     WebAssembly.promising(instance.exports.serve as () => void)().then(
@@ -89,24 +92,24 @@ export class HandlerLoop {
     );
   }
 
-  /** Serves one request; settles when the guest's handle returns, or fails (the loop is then over). */
-  call(request: number, outparam: number): Promise<void> {
-    return new Promise<void>((done, fail) => {
-      if (this.#over) {
-        fail(this.#ended);
-        return;
-      }
-      const call: Call = { request, outparam, done, fail };
-      const resume = this.#resume;
-      if (!resume) {
-        this.#queued = call;
-        return;
-      }
-      this.#resume = undefined;
-      this.#current = call;
-      this.#enter?.();
-      resume(request);
-    });
+  /** Serves one request; `done` hears when the guest's handle returns, or fails (the loop is then over). */
+  call(request: number, outparam: number, done: CallDone): void {
+    if (this.#over) {
+      done.fail(this.#ended);
+      return;
+    }
+    const resume = this.#resume;
+    if (!resume) {
+      this.#queued = done;
+      this.#queuedRequest = request;
+      this.#queuedOut = outparam;
+      return;
+    }
+    this.#resume = undefined;
+    this.#current = done;
+    this.#currentOut = outparam;
+    this.#enter?.();
+    resume(request);
   }
 
   /** No more requests: the loop returns and its stack goes. */
@@ -131,8 +134,9 @@ export class HandlerLoop {
     if (queued) {
       this.#queued = undefined;
       this.#current = queued;
+      this.#currentOut = this.#queuedOut;
       this.#enter?.();
-      return queued.request;
+      return this.#queuedRequest;
     }
     return new Promise<number>((resolve) => (this.#resume = resolve));
   }

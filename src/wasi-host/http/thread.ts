@@ -10,11 +10,12 @@ import { trapMessage } from '../component-outcome.js';
 import { isTrap } from '../outcome.js';
 import { TableRoles } from './abi.js';
 import { directHandle, type DirectHandle } from './direct-handle.js';
+import type { CallDone } from './handler-loop.js';
 import { wasiIo, type ShimIo } from './io.js';
 import { InstancePool, type PoolStats } from './pool.js';
 import { Reps, SlotList, type RepScope } from './reps.js';
 import { componentMaker, type ComponentMaker, type HttpComponentSource } from './source.js';
-import { ResponseEvents, wasiHttp } from './types.js';
+import { ResponseEvents, wasiHttp, type Exchange } from './types.js';
 
 export interface ThreadServeOptions {
   /** The component, and the guest whose imports it gets (source.ts). */
@@ -142,40 +143,85 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
   // The responses in flight (slots, not a Set: see SlotList).
   const open = new SlotList<ServerResponse>();
 
-  const serve = async (instance: Instance, req: IncomingMessage, res: ServerResponse, events: ResponseEvents) => {
-    const ex = factory.exchange(req, res, events, instance.scope);
-    let failed = false;
-    try {
-      if (instance.direct) {
-        directCalls++;
-        await instance.direct.call(ex.request.rep, ex.outparam.rep);
-      } else await instance.handle(ex.request, ex.outparam);
-    } catch (err) {
-      failed = true;
-      options.onRequestFailed(failureMessage(err));
-      ex.settle(err);
+  /**
+   * One request, from its arrival to its response's close: its response's
+   * events (ResponseEvents), and the end of the guest's handle (CallDone).
+   * One object per request, with methods, in place of an async function, a
+   * promise per call and the closures of each.
+   */
+  class Served extends ResponseEvents implements CallDone {
+    readonly #req: IncomingMessage;
+    readonly #res: ServerResponse;
+    readonly #slot: number;
+    #instance: Instance | undefined;
+    #exchange: Exchange | undefined;
+    constructor(req: IncomingMessage, res: ServerResponse) {
+      super(res);
+      this.#req = req;
+      this.#res = res;
+      this.#slot = open.add(res);
+      inFlight++;
+      if (draining) res.shouldKeepAlive = false;
     }
-    if (!failed) ex.settle();
-    pool.release(instance, failed);
-  };
+    override closed(): void {
+      open.remove(this.#slot);
+      if (--inFlight === 0 && drained) drained();
+    }
+    /** The guest's handle is called with this request, on `instance`. */
+    serve(instance: Instance): void {
+      this.#instance = instance;
+      const ex = (this.#exchange = factory.exchange(this.#req, this.#res, this, instance.scope));
+      try {
+        if (instance.direct) {
+          directCalls++;
+          instance.direct.call(ex.request.rep, ex.outparam.rep, this);
+        } else {
+          Promise.resolve(instance.handle(ex.request, ex.outparam)).then(
+            () => this.done(),
+            (err: unknown) => this.fail(err),
+          );
+        }
+      } catch (err) {
+        this.fail(err);
+      }
+    }
+    /** No instance could be had. */
+    unserved(err: unknown): void {
+      options.onRequestFailed(`no instance to serve the request: ${failureMessage(err)}`);
+      const res = this.#res;
+      if (!res.headersSent) res.writeHead(503, ['content-type', 'text/plain']).end('service unavailable\n');
+    }
+    // Called from the guest's stack (the handler loop's next import), so never throws there.
+    done(): void {
+      this.#finish(undefined, false);
+    }
+    fail(err: unknown): void {
+      this.#finish(err, true);
+    }
+    #finish(err: unknown, failed: boolean): void {
+      const instance = this.#instance;
+      if (!instance) return;
+      this.#instance = undefined;
+      if (failed) options.onRequestFailed(failureMessage(err));
+      try {
+        if (failed) this.#exchange!.settle(err);
+        else this.#exchange!.settle();
+      } catch (e) {
+        options.onRequestFailed(`cannot finish the response: ${failureMessage(e)}`);
+        this.#res.destroy();
+      }
+      pool.release(instance, failed);
+    }
+  }
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    inFlight++;
-    const slot = open.add(res);
-    if (draining) res.shouldKeepAlive = false;
-    const events = new ResponseEvents(res, () => {
-      open.remove(slot);
-      if (--inFlight === 0 && drained) drained();
-    });
+    const served = new Served(req, res);
     const instance = pool.take();
-    if (instance) void serve(instance, req, res, events);
+    if (instance) served.serve(instance);
     else
       pool.next().then(
-        (h) => serve(h, req, res, events),
-        (err: unknown) => {
-          options.onRequestFailed(`no instance to serve the request: ${failureMessage(err)}`);
-          if (!res.headersSent) res.writeHead(503, ['content-type', 'text/plain']).end('service unavailable\n');
-        },
+        (h) => served.serve(h),
+        (err: unknown) => served.unserved(err),
       );
   };
 
