@@ -158,6 +158,20 @@ describe('lowered functions', () => {
     expect(seen).toEqual(['before', 'after']);
   });
 
+  it('sees a shared memory grown between two calls (its old buffer stays valid at its old length)', () => {
+    const g = guest();
+    const fields = g.table();
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 4, shared: true });
+    const put = (at: number, s: string) => Buffer.from(memory.buffer).write(s, at, 'utf8');
+    const seen: string[] = [];
+    const core = lowering(method('fields', ['string'], 'bool'), (_f: object, n: string) => (seen.push(n), true), g.low)({ memory, resourceTables: [fields] }) as (...a: number[]) => number;
+    const h = tableCreateOwn(fields, g.reps.add({}, 'fields'));
+    core(h, 100, put(100, 'before'));
+    memory.grow(1);
+    core(h, 70000, put(70000, 'after'));
+    expect(seen).toEqual(['before', 'after']);
+  });
+
   it('takes an owned handle out of its table and gives a new one for an owned result', () => {
     const g = guest();
     const [a, b] = [g.table(), g.table()];

@@ -295,6 +295,7 @@ export class Ctx {
   #buffer: ArrayBuffer | undefined;
   #dv: DataView | undefined;
   #bytes: Buffer | undefined;
+  #shared = false;
   constructor(
     opts: LowerOptions,
     readonly table: (res: string) => HandleTable,
@@ -304,11 +305,18 @@ export class Ctx {
     this.#opts = opts;
   }
   #refresh(): void {
+    // Growing a (non-shared) memory detaches its old buffer: a buffer that
+    // still has bytes is the current one. Asking the memory for its buffer is
+    // a call into the engine's C++ on every access (~1 µs a request). A
+    // shared memory's old buffer stays valid at its old length: asked always.
+    const held = this.#buffer;
+    if (held !== undefined && !this.#shared && held.byteLength !== 0) return;
     const memory = this.#opts.memory;
     if (!memory) throw new WebAssembly.RuntimeError('the component gave no memory for a function that needs it');
     const buffer = memory.buffer as ArrayBuffer;
     if (buffer !== this.#buffer) {
       this.#buffer = buffer;
+      this.#shared = !(buffer instanceof ArrayBuffer);
       this.#dv = new DataView(buffer);
       this.#bytes = Buffer.from(buffer);
     }
