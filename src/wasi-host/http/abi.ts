@@ -55,7 +55,8 @@ export type Case = [string, Ty | null];
 
 /** jco's handle table: [free-list head | FLAG, 0, scope, rep | OWN_FLAG, …]. */
 export type HandleTable = number[] & { _createdReps?: Set<number> };
-const FLAG = 1 << 30;
+/** jco's handle-table flag: on a rep, an owned handle; on a slot's first word, a free slot. */
+export const FLAG = 1 << 30;
 
 // ---- layout ----
 

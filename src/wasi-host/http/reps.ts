@@ -15,6 +15,11 @@ const OURS = 1 << 28;
 const FOREIGN = 1 << 29;
 const LIMIT = 1 << 30;
 
+/** Is `rep` one of the resources held here (made by `add`)? */
+export function isOurs(rep: number): boolean {
+  return rep >= OURS && rep < FOREIGN;
+}
+
 /**
  * An instance, as the owner of the reps made for it: they are released
  * together when the instance is let go. A token, not a set of its reps: a

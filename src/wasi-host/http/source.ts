@@ -49,13 +49,16 @@ export interface ComponentMaker {
    * what to call before entering it (a shared host's yield point);
    * `release` when it is let go (its memory no longer counts as the guest's).
    */
-  instantiate(imports: object): { instance: Record<string, unknown>; cores: WebAssembly.Instance[]; enter?: () => void; release(): void };
+  instantiate(imports: object, adjust?: AdjustImports): { instance: Record<string, unknown>; cores: WebAssembly.Instance[]; enter?: () => void; release(): void };
 }
 
-/** instantiateCore wrapped to keep each core instance made. */
-function keeping(cores: WebAssembly.Instance[], make: (m: WebAssembly.Module, i?: WebAssembly.Imports) => WebAssembly.Instance) {
+/** What the server changes in the imports jco's glue gives a core module (drops.ts). */
+export type AdjustImports = (imports: WebAssembly.Imports | undefined) => WebAssembly.Imports | undefined;
+
+/** instantiateCore wrapped to keep each core instance made (its imports adjusted first). */
+function keeping(cores: WebAssembly.Instance[], make: (m: WebAssembly.Module, i?: WebAssembly.Imports) => WebAssembly.Instance, adjust: AdjustImports | undefined) {
   return (m: WebAssembly.Module, i?: WebAssembly.Imports) => {
-    const core = make(m, i);
+    const core = make(m, adjust ? adjust(i) : i);
     cores.push(core);
     return core;
   };
@@ -72,9 +75,9 @@ function containerMaker(c: ContainerComponent, instantiate: Instantiate): Compon
   const instantiateCore = (m: WebAssembly.Module, i?: WebAssembly.Imports) => new WebAssembly.Instance(m, i);
   return {
     imports: (overrides) => componentShim(c.config, overrides).getImportObject(),
-    instantiate: (imports) => {
+    instantiate: (imports, adjust) => {
       const cores: WebAssembly.Instance[] = [];
-      return { instance: instantiate(getCoreModule, imports, keeping(cores, instantiateCore)), cores, release: () => undefined };
+      return { instance: instantiate(getCoreModule, imports, keeping(cores, instantiateCore, adjust)), cores, release: () => undefined };
     },
   };
 }
@@ -112,9 +115,9 @@ function hostedMaker(c: HostedHttpComponent, instantiate: Instantiate): Componen
   const getCoreModule = coreModuleOf(c.code.modules);
   return {
     imports: (overrides) => hostedGuestImports(c.guest, overrides),
-    instantiate: (imports) => {
+    instantiate: (imports, adjust) => {
       const made: WebAssembly.Instance[] = [];
-      const { value, release } = cores.track(() => instantiate(getCoreModule, imports, keeping(made, cores.instantiate)));
+      const { value, release } = cores.track(() => instantiate(getCoreModule, imports, keeping(made, cores.instantiate, adjust)));
       return { instance: pausable(value, cores.yieldPoint), cores: made, enter: cores.yieldPoint, release };
     },
   };

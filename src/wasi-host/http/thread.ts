@@ -11,7 +11,8 @@ import { isTrap } from '../outcome.js';
 import { TableRoles } from './abi.js';
 import { directHandle, type DirectHandle } from './direct-handle.js';
 import type { CallDone } from './handler-loop.js';
-import { wasiIo, type ShimIo } from './io.js';
+import { InstanceDrops } from './drops.js';
+import { disposer, wasiIo, type ShimIo } from './io.js';
 import { InstancePool, type PoolStats } from './pool.js';
 import { Reps, SlotList, type RepScope } from './reps.js';
 import { componentMaker, type ComponentMaker, type HttpComponentSource } from './source.js';
@@ -91,13 +92,16 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
     clocks: { ...p2.clocks, monotonicClock: io.monotonicClock } as never,
     http: { types: http.types, outgoingHandler: http.outgoingHandler } as never,
   });
+  const dispose = disposer(reps);
   const create = (): Instance => {
     const scope: RepScope = {};
     reps.scope = scope;
     roles.collect();
     try {
       // Synchronous: the glue returns at once when nothing it is given is a promise.
-      const { instance, cores, enter, release } = maker.instantiate(imports);
+      const drops = new InstanceDrops(dispose);
+      const { instance, cores, enter, release } = maker.instantiate(imports, (i) => drops.adjust(i));
+      drops.resolve(roles);
       const handle = handlerOf(instance);
       if (!handle) {
         release();
