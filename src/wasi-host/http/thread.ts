@@ -174,8 +174,8 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
     /** The guest's handle is called with this request, on `instance`. */
     serve(instance: Instance): void {
       this.#instance = instance;
-      const ex = (this.#exchange = factory.exchange(this.#req, this.#res, this, instance.scope));
       try {
+        const ex = (this.#exchange = factory.exchange(this.#req, this.#res, this, instance.scope));
         if (instance.direct) {
           directCalls++;
           instance.direct.call(ex.request.rep, ex.outparam.rep, this);
@@ -207,9 +207,12 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
       if (!instance) return;
       this.#instance = undefined;
       if (failed) options.onRequestFailed(failureMessage(err));
+      const ex = this.#exchange;
       try {
-        if (failed) this.#exchange!.settle(err);
-        else this.#exchange!.settle();
+        // No exchange: it could not be made (the failure is said above), nothing to answer with.
+        if (!ex) this.#res.destroy();
+        else if (failed) ex.settle(err);
+        else ex.settle();
       } catch (e) {
         options.onRequestFailed(`cannot finish the response: ${failureMessage(e)}`);
         this.#res.destroy();
