@@ -329,10 +329,10 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
         for (const id of spinners) expect((await ctr(['run', '-d', ...group('fds'), WASM('component-exitcode'), id, '/exitcode.wasm', 'spin'])).code).toBe(0);
         for (const id of spinners) await waitStatus(id, 'RUNNING');
         // Its thread is ended by Worker.terminate(): no cleanup of its own runs there.
+        // A host that died says why in the shim's log (its status, its last words).
+        const why = () => c!.logs().split('\n').filter((l) => l.includes('pod host')).join('\n');
         for (const id of spinners) {
           const k = await ctr(['tasks', 'kill', '-s', 'SIGKILL', id]);
-          // A host that died says why in the shim's log (its status, its last words).
-          const why = () => c!.logs().split('\n').filter((l) => l.includes('pod host')).join('\n');
           expect(k.code, `${id}: ${k.stderr}; tasks: ${k.code === 0 ? '' : (await ctr(['tasks', 'ls'])).stdout}; shim: ${k.code === 0 ? '' : why()}`).toBe(0);
         }
         for (const id of spinners) await waitStatus(id, 'STOPPED');

@@ -1,10 +1,9 @@
 // Our resource drops in place of jco's trampolines (src/wasi-host/http/drops.ts).
 import { describe, expect, it } from 'vitest';
-import { handleRep, tableCreateOwn, tableRemove, type HandleTable, type TableRoles } from '../../src/wasi-host/http/abi.js';
+import { FLAG, handleRep, tableCreateOwn, tableRemove, type HandleTable, type TableRoles } from '../../src/wasi-host/http/abi.js';
 import { fastDrop, InstanceDrops } from '../../src/wasi-host/http/drops.js';
 import { Reps } from '../../src/wasi-host/http/reps.js';
 
-const FLAG = 1 << 30;
 const newTable = (): HandleTable => [0, 0];
 
 describe('resource drops of our own resources', () => {

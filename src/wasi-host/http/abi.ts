@@ -51,7 +51,7 @@ export interface FnType {
 }
 
 type Flat = 'i32' | 'i64';
-export type Case = [string, Ty | null];
+type Case = [string, Ty | null];
 
 /** jco's handle table: [free-list head | FLAG, 0, scope, rep | OWN_FLAG, …]. */
 export type HandleTable = number[] & { _createdReps?: Set<number> };

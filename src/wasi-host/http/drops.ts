@@ -8,7 +8,7 @@
 // would, and the resource disposed. Anything else (a borrow, with jco's
 // borrow bookkeeping; a rep of jco's or preview2-shim's; a table whose role
 // is unknown) goes to jco's own trampoline.
-import { FLAG, type HandleTable, type TableRoles } from './abi.js';
+import { FLAG, tableRemove, type HandleTable, type TableRoles } from './abi.js';
 import { isOurs } from './reps.js';
 
 /** The interfaces whose resources we lower (types.ts, io.ts). */
@@ -27,18 +27,11 @@ export function fastDrop(ref: TableRef, dispose: (rep: number) => void, slow: Dr
   return (handle: number) => {
     const table = ref.table;
     if (table !== undefined) {
-      const at = handle << 1;
-      const scope = table[at];
-      const val = table[at + 1];
+      const val = table[(handle << 1) + 1];
       // An owned handle (flagged rep), not lent out (scope 0), of a slot in use (its first word unflagged: 0).
-      if (handle > 0 && scope === 0 && val !== undefined && (val & FLAG) !== 0) {
-        const rep = val & ~FLAG;
-        if (isOurs(rep)) {
-          table[at] = table[0]! | FLAG;
-          table[0] = handle | FLAG;
-          dispose(rep);
-          return;
-        }
+      if (handle > 0 && table[handle << 1] === 0 && val !== undefined && (val & FLAG) !== 0 && isOurs(val & ~FLAG)) {
+        dispose(tableRemove(table, handle));
+        return;
       }
     }
     slow(handle);

@@ -548,11 +548,6 @@ export function errorCodeOf(e: unknown): ErrorCode {
 }
 
 /**
- * The import object's wasi:http/types and wasi:http/outgoing-handler, every
- * function lowered, and `exchange`, which turns a request of Node's server
- * into the handler's two arguments.
- */
-/**
  * One request's exchange: its two handler arguments and the guest's answer.
  * A class, not closures: a request makes one object here instead of four
  * functions and a record.
@@ -606,6 +601,11 @@ class HttpExchange implements Exchange, AnswerTaker {
   }
 }
 
+/**
+ * The import object's wasi:http/types and wasi:http/outgoing-handler, every
+ * function lowered, and `exchange`, which turns a request of Node's server
+ * into the handler's two arguments.
+ */
 export function wasiHttp(low: Lowering & { host: Reps }, options: HttpHostOptions) {
   const reps = low.host;
   const dispose = disposer(reps);
