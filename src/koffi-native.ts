@@ -2,10 +2,14 @@
 // addon through process.dlopen: koffi's JavaScript entry point pulls in
 // crypto, https and zlib for its installer (~20-25 ms of a start), the addon
 // alone loads in ~1.5 ms and exports the same functions (load, func, struct,
-// errno, ...). One loader for the whole code base, once per process.
+// errno, ...). One loader for the whole code base, once per thread.
+//
+// Loading and declaring run where the thread cannot be terminated
+// (thread-gate.ts): both abort the process if it is.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withoutTermination } from './thread-gate.js';
 
 export type Koffi = typeof import('koffi');
 
@@ -26,10 +30,15 @@ function addonPath(): string {
 
 let koffi: Koffi | undefined;
 
-export function loadKoffi(): Koffi {
+function loadKoffi(): Koffi {
   if (koffi) return koffi;
   const mod = { exports: {} as Koffi };
   process.dlopen(mod, addonPath());
   koffi = mod.exports;
   return koffi;
+}
+
+/** What `declare` makes of the addon (its library handles, its declared functions): the only way to reach koffi. */
+export function declareNative<T>(declare: (koffi: Koffi) => T): T {
+  return withoutTermination(() => declare(loadKoffi()));
 }

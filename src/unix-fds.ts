@@ -2,7 +2,7 @@
 // koffi's sendmsg/recvmsg: runc's console socket and the pod host's fds in
 // the shim, the same fds received in the pod host. One struct msghdr and one
 // cmsg layout for all of them (64-bit Linux).
-import { loadKoffi } from './koffi-native.js';
+import { declareNative, type Koffi } from './koffi-native.js';
 
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
@@ -15,8 +15,10 @@ type MsgFn = (fd: number, hdr: object, flags: number) => number | bigint;
 let calls: { recvmsg: MsgFn; sendmsg: MsgFn; errno: () => number } | undefined;
 
 function load(): NonNullable<typeof calls> {
-  if (calls) return calls;
-  const k = loadKoffi();
+  return (calls ??= declareNative(declare));
+}
+
+function declare(k: Koffi): NonNullable<typeof calls> {
   k.struct('tbu_iovec', { iov_base: 'void *', iov_len: 'size_t' });
   k.struct('tbu_msghdr', {
     msg_name: 'void *',
@@ -28,12 +30,11 @@ function load(): NonNullable<typeof calls> {
     msg_flags: 'int',
   });
   const libc = k.load('libc.so.6');
-  calls = {
+  return {
     recvmsg: libc.func('long recvmsg(int, tbu_msghdr *, int)') as unknown as MsgFn,
     sendmsg: libc.func('long sendmsg(int, tbu_msghdr *, int)') as unknown as MsgFn,
     errno: () => k.errno(),
   };
-  return calls;
 }
 
 /** CMSG_SPACE for n descriptors. */

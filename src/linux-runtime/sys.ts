@@ -1,7 +1,7 @@
 // The few system calls Node does not expose, through koffi (FFI, prebuilt
 // binaries in the npm package). Loaded lazily: `start` and `delete` never
 // need them, and they must stay fast and silent.
-import { loadKoffi } from '../koffi-native.js';
+import { declareNative, type Koffi } from '../koffi-native.js';
 import { SysError } from '../errors.js';
 import { recvWithFds, sendWithFds } from '../unix-fds.js';
 
@@ -27,10 +27,12 @@ const EINTR = 4;
 let libc: Libc | undefined;
 
 function load(): Libc {
-  if (libc) return libc;
-  const koffi = loadKoffi();
+  return (libc ??= declareNative(declareLibc));
+}
+
+function declareLibc(koffi: Koffi): Libc {
   const lib = koffi.load('libc.so.6');
-  libc = {
+  return {
     prctl: lib.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)') as Libc['prctl'],
     waitpid: lib.func('int waitpid(int, _Out_ int *, int)') as Libc['waitpid'],
     pipe2: lib.func('int pipe2(_Out_ int *, int)') as Libc['pipe2'],
@@ -45,7 +47,6 @@ function load(): Libc {
       return (fd: number, cmd: number, arg: number) => f(fd, cmd, 'int', arg);
     })(),
   };
-  return libc;
 }
 
 

@@ -9,7 +9,7 @@
 // a blocking call: a blocking flock would hold a libuv pool thread (or the
 // event loop) while the holder may need that very pool to finish and unlock.
 import { closeSync, openSync } from 'node:fs';
-import { loadKoffi } from '../koffi-native.js';
+import { declareNative } from '../koffi-native.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TugboatError } from '../errors.js';
 import { log } from '../log.js';
@@ -29,9 +29,7 @@ let lib: Flock | undefined;
 
 function flockLib(): Flock {
   if (lib) return lib;
-  const koffi = loadKoffi();
-  const flock = koffi.load('libc.so.6').func('int flock(int, int)') as Flock['flock'];
-  lib = { flock, errno: () => koffi.errno() };
+  lib = declareNative((koffi) => ({ flock: koffi.load('libc.so.6').func('int flock(int, int)') as Flock['flock'], errno: () => koffi.errno() }));
   return lib;
 }
 

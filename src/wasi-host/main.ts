@@ -16,6 +16,7 @@ import { wasmKind } from '../oci/wasm-kind.js';
 import { EXIT_HOST_FAILURE, EXIT_NOT_RUNNABLE, signalExitStatus } from './exit-status.js';
 import { decodeGuestConfig, GUEST_ENV_VAR, type GuestConfig } from './guest-config.js';
 import { hardExit } from './hard-exit.js';
+import { endThread, startThread } from '../thread-gate.js';
 import { loadModule } from './module-load.js';
 import { ending, type GuestOutcome } from './outcome.js';
 import { defaultPreopens, Guest } from './preview1/guest.js';
@@ -107,7 +108,7 @@ async function finishComponent(status: number, message?: string): Promise<never>
 
 async function stopWorker(worker: Worker, graceMs = 1000): Promise<void> {
   worker.removeAllListeners('exit');
-  await Promise.race([worker.terminate(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+  await endThread(worker, graceMs);
 }
 
 /** The worker's single report, or a host failure if it dies without one. */
@@ -127,8 +128,7 @@ async function outcomeOf(worker: Worker): Promise<GuestOutcome> {
 async function runComponent(config: GuestConfig): Promise<void> {
   const path = config.args[0] ?? 'component';
   if (config.component?.world === 'http') return serveComponent(config, path);
-  const { Worker } = await import('node:worker_threads');
-  const worker = new Worker(new URL('./component.mjs', import.meta.url), { stdout: false, stderr: false, env: {} });
+  const worker = startThread(new URL('./component.mjs', import.meta.url), { stdout: false, stderr: false, env: {} });
   stopComponent = () => stopWorker(worker);
   const result = outcomeOf(worker);
   worker.postMessage({ modulePath: path, config });

@@ -319,6 +319,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
     it('a component guest killed while it spins leaves none of its descriptors in the host', async () => {
       const anchor = 'fds-anchor';
       const spinners = Array.from({ length: 5 }, (_, i) => `fds-spin-${i}`);
+      const starters = Array.from({ length: 5 }, (_, i) => `fds-start-${i}`);
       try {
         expect((await ctr(['run', '-d', ...group('fds'), TOOLS, anchor, '/exitcode.wasm', 'sleep', '600'])).code).toBe(0);
         await waitStatus(anchor, 'RUNNING');
@@ -337,11 +338,20 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
         }
         for (const id of spinners) await waitStatus(id, 'STOPPED');
         await remove(...spinners);
+        // Killed the moment they start: their threads are loading (a thread
+        // terminated inside koffi's load aborted the whole host; thread-gate.ts).
+        for (const id of starters) {
+          expect((await ctr(['run', '-d', ...group('fds'), WASM('component-exitcode'), id, '/exitcode.wasm', 'spin'])).code).toBe(0);
+          const k = await ctr(['tasks', 'kill', '-s', 'SIGKILL', id]);
+          expect(k.code, `${id}: ${k.stderr}; shim: ${k.code === 0 ? '' : why()}`).toBe(0);
+        }
+        for (const id of starters) await waitStatus(id, 'STOPPED');
+        await remove(...starters);
         expect(existsSync(`/proc/${node.pid}`), 'the pod host ended while its spinning guests were killed').toBe(true);
         const after = readdirSync(`/proc/${node.pid}/fd`).length;
         expect(after).toBeLessThanOrEqual(before + 2);
       } finally {
-        await remove(anchor, ...spinners);
+        await remove(anchor, ...spinners, ...starters);
       }
     });
 

@@ -9,14 +9,15 @@
 // shared/hosted-http-component.ts), which give the component as a source
 // (source.ts) of their own.
 //
-// node:worker_threads is imported when a server starts: esbuild hoists static
-// imports of Node modules to the top of host.mjs, and a preview1 start must
-// not load more than it needs.
+// node:worker_threads is loaded when a server starts (thread-gate.ts):
+// esbuild hoists static imports of Node modules to the top of host.mjs, and a
+// preview1 start must not load more than it needs.
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
+import { endThread, startThread } from '../../thread-gate.js';
 import type { GuestOutcome } from '../outcome.js';
 import type { PoolStats } from './pool.js';
 import type { HttpComponentSource } from './source.js';
@@ -114,7 +115,7 @@ class HandlerThread {
   }
   async stop(graceMs = 1000): Promise<void> {
     this.worker.removeAllListeners('exit');
-    await Promise.race([this.worker.terminate(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    await endThread(this.worker, graceMs);
   }
 }
 
@@ -142,11 +143,10 @@ async function compiled(source: HttpComponentSource): Promise<HttpComponentSourc
  */
 export async function serveHttpComponent(source: HttpComponentSource, options: HttpServeOptions): Promise<HttpService> {
   const component = await compiled(source);
-  const { Worker } = await import('node:worker_threads');
   const url = options.workerUrl ?? defaultWorkerUrl();
   const threads: HandlerThread[] = [];
-  const startThread = async (port: number): Promise<number> => {
-    const t = new HandlerThread(new Worker(url, { stdout: false, stderr: false }), options.onRequestFailed);
+  const startHandler = async (port: number): Promise<number> => {
+    const t = new HandlerThread(startThread(url, { stdout: false, stderr: false }), options.onRequestFailed);
     threads.push(t);
     const start: HandlerStart = { component, port, pool: options.pool, reuse: options.reuse, ...(options.host ? { host: options.host } : {}) };
     t.worker.postMessage(start);
@@ -157,8 +157,8 @@ export async function serveHttpComponent(source: HttpComponentSource, options: H
   let port: number;
   try {
     // The first thread learns the port (0: the kernel's choice), the others share it.
-    port = await startThread(options.port);
-    await Promise.all(Array.from({ length: Math.max(0, options.threads - 1) }, () => startThread(port)));
+    port = await startHandler(options.port);
+    await Promise.all(Array.from({ length: Math.max(0, options.threads - 1) }, () => startHandler(port)));
   } catch (err) {
     await Promise.all(threads.map((t) => t.stop()));
     throw err;

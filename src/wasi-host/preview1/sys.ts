@@ -1,7 +1,7 @@
 // The system calls Node has no fd-relative form of, through koffi's native
-// addon (src/koffi-native.ts). Loaded on first use, once per process. Every path argument is a NUL-terminated Buffer, never a string,
+// addon (src/koffi-native.ts). Declared on first use, once per thread. Every path argument is a NUL-terminated Buffer, never a string,
 // so a guest's bytes reach the kernel exactly as given.
-import { loadKoffi } from '../../koffi-native.js';
+import { declareNative, type Koffi } from '../../koffi-native.js';
 import { recvWithFds } from '../../unix-fds.js';
 import { fail, LINUX } from './errno.js';
 
@@ -60,11 +60,11 @@ const SIG_UNBLOCK = 1;
 let loaded: Sys | undefined;
 
 export function sys(): Sys {
-  return (loaded ??= load());
+  return (loaded ??= declareNative(declare));
 }
 
-function load(): Sys {
-  const k = loadKoffi() as unknown as KoffiNative;
+function declare(koffi: Koffi): Sys {
+  const k = koffi as unknown as KoffiNative;
   const libc = k.load('libc.so.6');
   const f = (decl: string) => libc.func(decl);
   const syscall5 = f('long syscall(long nr, int dirfd, void *path, void *how, size_t size)');

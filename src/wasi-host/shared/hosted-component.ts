@@ -23,6 +23,7 @@ import { O, sys } from '../preview1/sys.js';
 import type { HostContext, Hosted, HostedEnding, HostedStats } from './hosted-guest.js';
 import type { CompiledModule } from './module-cache.js';
 import { signalEndsGuest } from './signals.js';
+import { endThread, startThread } from '../../thread-gate.js';
 
 const PAGE = 65536;
 
@@ -220,7 +221,7 @@ export class HostedComponent extends ComponentGuest {
       const input: HostedComponentInput = { ...opened.code, ...opened.view, world: opened.spec.world, ctl: new SharedArrayBuffer(0) /* replaced below */ };
       // Nothing of the host's environment reaches the thread, but the trace switch.
       const trace = process.env.TUGBOAT_WASI_TRACE;
-      const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(ctx.componentWorker, { stdout: false, stderr: false, env: trace ? { TUGBOAT_WASI_TRACE: trace } : {} });
+      const worker = startThread(ctx.componentWorker, { stdout: false, stderr: false, env: trace ? { TUGBOAT_WASI_TRACE: trace } : {} });
       const h = new HostedComponent(opened, worker, input);
       input.ctl = h.ctl.buffer as SharedArrayBuffer;
       return h;
@@ -239,7 +240,7 @@ export class HostedComponent extends ComponentGuest {
   protected async halt(): Promise<void> {
     this.worker.removeAllListeners('exit');
     this.worker.removeAllListeners('error');
-    await this.worker.terminate().catch(() => undefined);
+    await endThread(this.worker);
   }
 
   kill(signal: number): void {
