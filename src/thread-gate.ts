@@ -14,9 +14,10 @@
 // Calls of declared functions need no section: they were tried at random
 // moments of termination many times, and none aborts.
 //
-// node:worker_threads is reached through getBuiltinModule: a preview1 start
-// (bundled host.mjs) imports this module through sys.ts and must not load
-// worker_threads for it.
+// A thread takes its gate from its workerData (adoptThreadGate, the first
+// thing each of our thread entries does); this module never loads
+// node:worker_threads itself: the CLI, the shim and a preview1 host reach it
+// through every koffi user and must not load worker_threads for it.
 import type { Worker, WorkerOptions } from 'node:worker_threads';
 
 const FREE = 0;
@@ -29,22 +30,19 @@ const SECTION_WAIT_MS = 5000;
 
 // ---- the thread's side ----
 
-let own: Int32Array | null | undefined;
+/** This thread's gate: none on the main thread and on threads started without one. */
+let own: Int32Array | undefined;
 let depth = 0;
 
-/** This thread's gate: null on the main thread and on threads started without one. */
-function ownGate(): Int32Array | null {
-  if (own !== undefined) return own;
-  const wt = process.getBuiltinModule('node:worker_threads');
-  const data: unknown = wt.isMainThread ? undefined : wt.workerData;
-  const sab = data !== null && typeof data === 'object' ? (data as Record<string, unknown>)[KEY] : undefined;
-  own = sab instanceof SharedArrayBuffer ? new Int32Array(sab) : null;
-  return own;
+/** Called first by a thread's entry with its workerData: the gate startThread gave it, if any. */
+export function adoptThreadGate(workerData: unknown): void {
+  const sab = workerData !== null && typeof workerData === 'object' ? (workerData as Record<string, unknown>)[KEY] : undefined;
+  if (sab instanceof SharedArrayBuffer) own = new Int32Array(sab);
 }
 
 /** Runs fn where this thread cannot be terminated (nested calls share one section). */
 export function withoutTermination<T>(fn: () => T): T {
-  const gate = depth === 0 ? ownGate() : null;
+  const gate = depth === 0 ? own : undefined;
   if (gate) {
     for (;;) {
       const was = Atomics.compareExchange(gate, 0, FREE, BUSY);
@@ -69,7 +67,11 @@ export function withoutTermination<T>(fn: () => T): T {
 
 const gates = new WeakMap<Worker, Int32Array>();
 
-/** A new Worker with a gate (its workerData is the gate's; this code's threads take theirs through messages). */
+/**
+ * A new Worker with a gate: its workerData is the gate's (our threads take
+ * their input through messages), which its entry must adopt first
+ * (adoptThreadGate).
+ */
 export function startThread(script: URL | string, options: Omit<WorkerOptions, 'workerData'> = {}): Worker {
   const gate = new Int32Array(new SharedArrayBuffer(4));
   const { Worker } = process.getBuiltinModule('node:worker_threads');

@@ -13,7 +13,8 @@
 // by every guest with the same component) and arrive here compiled.
 //
 // What the guest sees: shared/guest-imports.ts; the host's network.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
+import { adoptThreadGate } from '../thread-gate.js';
 import { componentOutcome } from './component-outcome.js';
 import { runExport } from './component-run.js';
 import type { GuestOutcome } from './outcome.js';
@@ -46,6 +47,9 @@ async function runCommand(input: HostedComponentInput, cores: Cores): Promise<Gu
     return outcome(cores, err, false);
   }
 }
+
+// First: no terminate may land while this thread loads koffi (thread-gate.ts).
+adoptThreadGate(workerData);
 
 // A warning Node prints from this thread (an experimental API, a descriptor
 // closed behind its back) would land on the stderr of whoever hosts us,

@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -39,6 +39,16 @@ describe('thread gate: no thread is terminated inside a native load', () => {
     expect(declared).toBeGreaterThan(0);
     expect(declared).toBeLessThan(150);
   }, 120_000);
+
+  it('is adopted first by every thread entry our hosts start', () => {
+    // A thread that does not adopt its gate has none: a terminate could land in its koffi load again.
+    for (const entry of ['src/wasi-host/hosted-component-worker.ts', 'src/wasi-host/http/worker.ts', 'src/wasi-host/component-worker.ts']) {
+      const source = readFileSync(resolve(ROOT, entry), 'utf8');
+      expect(source, entry).toMatch(/^adoptThreadGate\(workerData\);$/m);
+    }
+    const starters = execFileSync('grep', ['-rln', 'startThread(', resolve(ROOT, 'src')], { encoding: 'utf8' }).trim().split('\n').map((f) => f.slice(ROOT.length + 1)).sort();
+    expect(starters).toEqual(['src/thread-gate.ts', 'src/wasi-host/http/serve.ts', 'src/wasi-host/main.ts', 'src/wasi-host/shared/hosted-component.ts']);
+  });
 
   it('waits for a section in progress to finish before it terminates the thread', () => {
     const r = drive('hold');

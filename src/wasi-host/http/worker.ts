@@ -1,9 +1,13 @@
 // A handler thread of an HTTP component (bundled as dist/host/http-worker.mjs):
 // serveOnThread on what serve.ts sends, and the messages back.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
+import { adoptThreadGate } from '../../thread-gate.js';
 import type { GuestOutcome } from '../outcome.js';
 import type { HandlerStart, HandlerMessage, HandlerCommand } from './serve.js';
 import { ComponentLinkError, serveOnThread } from './thread.js';
+
+// First: no terminate may land while this thread loads koffi (thread-gate.ts).
+adoptThreadGate(workerData);
 
 // jco's glue reads process.env.JCO_DEBUG on every call it makes; in a worker
 // each read is a lookup in the environment store (measured: ~2.7 µs, tens of

@@ -2,9 +2,11 @@
 // the host's system calls (koffi's load and declarations, the section a
 // terminate must not hit), says so, then waits to be ended. `hold`: holds a
 // section open until the test lets it go.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { sys } from '../../../src/wasi-host/preview1/sys.js';
-import { withoutTermination } from '../../../src/thread-gate.js';
+import { adoptThreadGate, withoutTermination } from '../../../src/thread-gate.js';
+
+adoptThreadGate(workerData);
 
 /** Slots of the `hold` array: entered, release, left. */
 const ENTERED = 0;
