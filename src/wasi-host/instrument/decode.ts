@@ -7,7 +7,7 @@ import { Reader } from './bytes.js';
 import { EdgeList, onCycle } from './call-graph.js';
 import { scanExpression, type ScanContext } from './instructions.js';
 import { ENTRY, FUNC, LOCALS, SIZE, SiteList } from './sites.js';
-import { is64, readLimits, skipGlobalType, skipTableType, skipValType, type Limits } from './types.js';
+import { is64, readGlobalType, readLimits, skipTableType, skipValType, type GlobalType, type Limits } from './types.js';
 import { keepsLocalCounter } from './yield-code.js';
 
 export const SEC = {
@@ -76,6 +76,8 @@ export interface Bodies {
   bulk: Uint32Array;
   /** memory.grow instructions on memory 0. */
   grows: Uint32Array;
+  /** Instructions that change tables or drop segments (instructions.ts, STATE_OPS). */
+  stateOps: Uint32Array;
 }
 
 export interface DecodedModule {
@@ -91,7 +93,8 @@ export interface DecodedModule {
   importedGlobals: number;
   /** Memories defined by the module (after imported ones in the index space). */
   memories: Limits[];
-  globals: { count: Count } | undefined;
+  /** The global section: its count and each defined global's type (after imported ones in the index space). */
+  globals: { count: Count; types: GlobalType[] } | undefined;
   exports: { count: Count; names: Set<string> } | undefined;
   /** The start function's index, if the module has a start section. */
   start: number | undefined;
@@ -134,7 +137,7 @@ export function decodeModule(bytes: Uint8Array, options: DecodeOptions): Decoded
     bytes,
     sections: [],
     sites,
-    scan: { sites, importedFuncs: 0, calls: new EdgeList(), escapes: new Uint8Array(0), memory64: [] },
+    scan: { sites, importedFuncs: 0, calls: new EdgeList(), escapes: new Uint8Array(0), memory64: [], stateOps: 0 },
     types: undefined,
     imports: undefined,
     importedFuncs: 0,
@@ -232,11 +235,12 @@ function decodeSection(m: DecodedModule, id: number, r: Reader): void {
     }
     case SEC.global: {
       const count = readCount(r);
+      const types: GlobalType[] = [];
       for (let i = 0; i < count.value; i++) {
-        skipGlobalType(r);
+        types.push(readGlobalType(r));
         scanExpression(r, m.scan, -1);
       }
-      m.globals = { count };
+      m.globals = { count, types };
       return;
     }
     case SEC.export: {
@@ -331,7 +335,7 @@ function decodeImports(m: DecodedModule, r: Reader): void {
         m.scan.memory64.push(is64(entry.limits));
         break;
       case EXTERN.global:
-        skipGlobalType(r);
+        readGlobalType(r);
         m.importedGlobals++;
         break;
       case EXTERN.tag:
@@ -388,6 +392,7 @@ function newBodies(count: number): Bodies {
     hasTryTable: new Uint8Array(count),
     bulk: new Uint32Array(count),
     grows: new Uint32Array(count),
+    stateOps: new Uint32Array(count),
   };
 }
 
@@ -427,6 +432,7 @@ function decodeCode(m: DecodedModule, r: Reader): void {
     bodies.hasTryTable[i] = facts.hasTryTable ? 1 : 0;
     bodies.bulk[i] = facts.bulk;
     bodies.grows[i] = facts.grows;
+    bodies.stateOps[i] = facts.stateOps;
     if (!keepsLocalCounter(bodies, i)) sites.dropSyncs(firstSite);
     r.pos = bodyEnd;
   }

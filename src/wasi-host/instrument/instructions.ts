@@ -2,8 +2,10 @@
 // instruction at a time, skipping every immediate exactly, and records the
 // sites a rewrite needs: function indices (call, return_call, ref.func), and
 // in function bodies loop headers and the points where control leaves the
-// function or calls into the guest and comes back. It knows MVP, sign extension, non-trapping float-to-int, bulk
-// memory and reference types, SIMD and relaxed SIMD, threads, tail calls,
+// function or calls into the guest and comes back; in any expression, the
+// instructions that change state a reset cannot put back (STATE_OPS). It
+// knows MVP, sign extension, non-trapping float-to-int, bulk memory and
+// reference types, SIMD and relaxed SIMD, threads, tail calls,
 // exception handling (legacy and exnref), multi-memory and memory64 memargs,
 // extended constants and typed function references. GC (0xFB) and any opcode
 // it does not know end in a WasmUnsupportedError naming the offset: guessing
@@ -47,6 +49,7 @@ const PREFIX_FD = 29;
 const PREFIX_FE = 30;
 const PREFIX_GC = 31;
 const MEMORY_GROW = 32; // memory.grow: a memory index; a site when it grows memory 0
+const TABLE_SET = 33; // table.set: a table index; changes state (STATE_OPS)
 
 const OP = new Uint8Array(256); // 0 = unknown
 function set(kind: number, ...ops: number[]): void {
@@ -59,7 +62,8 @@ set(NONE, 0x00, 0x01, 0x05, 0x1a, 0x1b, 0xd1, 0xd3, 0xd4, ...range(0x45, 0xc4));
 set(BLOCK, 0x02, 0x04, 0x06);
 set(LOOP_OP, 0x03);
 set(END, 0x0b);
-set(IDX, ...range(0x20, 0x26), 0x3f); // local.*, global.*, table.get/set, memory.size
+set(IDX, ...range(0x20, 0x25), 0x3f); // local.*, global.*, table.get, memory.size
+set(TABLE_SET, 0x26); // out of the fast path, which knows only IDX: it is rare
 set(MEMORY_GROW, 0x40);
 set(MEMARG, ...range(0x28, 0x3e));
 set(I32, 0x41);
@@ -94,6 +98,25 @@ const FC_IMMEDIATES = [0, 0, 0, 0, 0, 0, 0, 0, 2, 1, 2, 1, 2, 1, 2, 1, 1, 1];
 const MEMORY_INIT = 8; // data index, memory index
 const MEMORY_COPY = 10; // destination memory, source memory
 const MEMORY_FILL = 11; // memory index
+
+/**
+ * The instructions that change what a copy of memories and globals cannot
+ * put back: a table's contents or size, a segment dropped (memory.init,
+ * memory.copy and memory.fill only change memory). Each has a bit in
+ * ScanContext.stateOps: an 0xFC instruction the bit of its sub-opcode,
+ * table.set bit 0 (sub-opcode 0 is a truncation).
+ */
+export const STATE_OPS: readonly { bit: number; name: string; effect: string }[] = [
+  { bit: 1 << 0, name: 'table.set', effect: 'changes a table' },
+  { bit: 1 << 12, name: 'table.init', effect: 'changes a table' },
+  { bit: 1 << 14, name: 'table.copy', effect: 'changes a table' },
+  { bit: 1 << 15, name: 'table.grow', effect: 'changes a table' },
+  { bit: 1 << 17, name: 'table.fill', effect: 'changes a table' },
+  { bit: 1 << 9, name: 'data.drop', effect: 'drops a data segment' },
+  { bit: 1 << 13, name: 'elem.drop', effect: 'drops an element segment' },
+];
+const STATE_TABLE_SET = 1 << 0;
+const STATE_FC = STATE_OPS.reduce((mask, op) => mask | op.bit, 0) & ~STATE_TABLE_SET;
 
 // 0xFD (SIMD, relaxed SIMD), by sub-opcode.
 const V_NONE = 1;
@@ -144,6 +167,8 @@ export interface ScanContext {
   escapes: Uint8Array;
   /** Per memory (imports first): 1 if it is 64-bit. */
   memory64: number[];
+  /** The STATE_OPS bits of the instructions found in any expression. */
+  stateOps: number;
 }
 
 /** What scanning a function body found besides its sites. */
@@ -157,6 +182,8 @@ export interface ScanFacts {
   bulk: number;
   /** memory.grow instructions on memory 0 (GROW sites). */
   grows: number;
+  /** Instructions of STATE_OPS. */
+  stateOps: number;
 }
 
 /**
@@ -168,7 +195,7 @@ export function scanExpression(r: Reader, ctx: ScanContext, body: number): ScanF
   const { sites, importedFuncs } = ctx;
   const bytes = r.bytes;
   const inBody = body >= 0;
-  const facts: ScanFacts = { loops: 0, callsIndirect: false, hasTryTable: false, bulk: 0, grows: 0 };
+  const facts: ScanFacts = { loops: 0, callsIndirect: false, hasTryTable: false, bulk: 0, grows: 0, stateOps: 0 };
   let depth = 0; // open frames inside the expression; a label equal to it names the function
   const end = r.end;
   for (;;) {
@@ -218,6 +245,11 @@ export function scanExpression(r: Reader, ctx: ScanContext, body: number): ScanF
         break;
       case I32:
         r.skipLeb(5);
+        break;
+      case TABLE_SET:
+        r.skipLeb(5);
+        facts.stateOps++;
+        ctx.stateOps |= STATE_TABLE_SET;
         break;
       case MEMORY_GROW: {
         const memory = r.u32();
@@ -362,6 +394,10 @@ export function scanExpression(r: Reader, ctx: ScanContext, body: number): ScanF
           weighed = true;
         } else {
           for (let i = 0; i < n; i++) r.skipLeb(5);
+          if (STATE_FC & (1 << sub)) {
+            facts.stateOps++;
+            ctx.stateOps |= 1 << sub;
+          }
         }
         if (weighed && inBody) {
           sites.add(BULK, at, 0, body);

@@ -2,9 +2,10 @@
 // preemptible, in one decode and one encode. Pure: bytes in, bytes out.
 import { ConfigError, MemoryCapError, WasmUnsupportedError } from '../../errors.js';
 import { nameBytes, s32Bytes, u32Bytes } from './bytes.js';
-import { decodeModule, EXTERN, SEC, sectionRank, type Count, type DecodedModule } from './decode.js';
+import { decodeModule, EXTERN, SEC, type DecodedModule } from './decode.js';
 import { encodeModule } from './encode.js';
-import { APPEND, INSERT, REPLACE, type Edit } from './sites.js';
+import { addEntries, addEntry } from './section-edits.js';
+import { REPLACE, type Edit } from './sites.js';
 import { encodeLimits, is64, type Limits } from './types.js';
 import { LOCAL, YieldCode } from './yield-code.js';
 
@@ -88,32 +89,6 @@ function checkOptions(o: InstrumentOptions): void {
   if (o.yieldPoints && !(Number.isInteger(i) && i! >= 1 && i! <= 0x7fffffff)) {
     throw new ConfigError(`yield interval must be an integer from 1 to 2^31-1, got ${i}`);
   }
-}
-
-/** Replaces a vector's count. */
-function recount(count: Count, value: number): Edit {
-  return { kind: REPLACE, pos: count.pos, len: count.width, data: u32Bytes(value, count.width) };
-}
-
-/** A whole new section, inserted where its id belongs in the section order. */
-function newSection(m: DecodedModule, id: number, n: number, entries: number[]): Edit {
-  const payload = [...u32Bytes(n), ...entries];
-  const rank = sectionRank(id);
-  const before = m.sections.find((s) => s.id !== SEC.custom && sectionRank(s.id) > rank);
-  const data = new Uint8Array([id, ...u32Bytes(payload.length), ...payload]);
-  return { kind: INSERT, pos: before?.start ?? m.bytes.length, len: 0, data };
-}
-
-/** Adds entries to a vector section: appended with a new count, or as a new section. */
-function addEntries(m: DecodedModule, id: number, count: Count | undefined, entries: number[][]): Edit[] {
-  if (entries.length === 0) return [];
-  const section = m.sections.find((s) => s.id === id);
-  if (!section || !count) return [newSection(m, id, entries.length, entries.flat())];
-  return [recount(count, count.value + entries.length), { kind: APPEND, pos: section.end, len: 0, data: new Uint8Array(entries.flat()) }];
-}
-
-function addEntry(m: DecodedModule, id: number, count: Count | undefined, entry: number[]): Edit[] {
-  return addEntries(m, id, count, [entry]);
 }
 
 function capMemories(m: DecodedModule, maxPages: number, edits: Edit[]): MemoryCapReport[] {

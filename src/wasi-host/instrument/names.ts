@@ -21,3 +21,9 @@ export const GROW_IMPORT = { module: 'tugboat', name: 'memory_grow' } as const;
  */
 export const START_EXPORT = 'tugboat:start';
 
+/**
+ * Every export the state pass (state-exports.ts) adds starts with this:
+ * `tugboat:state:memory:<i>` and `tugboat:state:global:<i>`, i the index in
+ * the memory or global index space (imports first).
+ */
+export const STATE_EXPORT_PREFIX = 'tugboat:state:';

@@ -52,6 +52,11 @@ const HAS_MAX = 0x01;
 const SHARED = 0x02;
 const IS_64 = 0x04;
 
+/** Whether a memory's limits make it shared (threads). */
+export function isShared(limits: Limits): boolean {
+  return (limits.flags & SHARED) !== 0;
+}
+
 /** 1 for a 64-bit memory's (or table's) limits, else 0. */
 export function is64(limits: Limits): number {
   return limits.flags & IS_64 ? 1 : 0;
@@ -85,9 +90,28 @@ export function skipTableType(r: Reader): void {
   readLimits(r);
 }
 
-export function skipGlobalType(r: Reader): void {
+export interface GlobalType {
+  mutable: boolean;
+  /**
+   * Its value type's byte; for a reference to an abstract heap type, that
+   * heap type's byte ((ref null exn) reads as exnref, 0x69); for a reference
+   * to a type index, REF (0x64). Enough to tell the types JavaScript cannot
+   * hold (v128, exnref).
+   */
+  valType: number;
+}
+
+export function readGlobalType(r: Reader): GlobalType {
+  const start = r.pos;
   skipValType(r);
+  let valType = r.bytes[start]!;
+  if (valType === REF_NULL || valType === REF) {
+    // An abstract heap type is one negative s33 byte (0x40-0x7f); anything else is a type index.
+    const heap = r.bytes[start + 1]!;
+    valType = r.pos === start + 2 && heap >= 0x40 ? heap : REF;
+  }
   const at = r.pos;
   const mut = r.u8();
   if (mut > 1) throw new WasmUnsupportedError(at, `global mutability 0x${mut.toString(16)}`);
+  return { mutable: mut === 1, valType };
 }
