@@ -10,8 +10,11 @@
 //   native      Node http in a Linux container (the baseline of each row)
 //   wat         http-bench.wasm: the host's own cost (instances reused, as it declares)
 //   wat-1       the same on one handler thread (the default is one per CPU; here wrk takes part of one)
-//   wat-fresh   http-bench.wasm with io.tugboat.http.reuse=false: a fresh instance per request
-//   js          http-hello.wasm (componentize-js, StarlingMonkey): a fresh instance per request
+//   wat-fresh   http-bench.wasm with io.tugboat.http.reuse=false: a fresh instance per request,
+//               one put back as it was made after each (src/wasi-host/http/reset.ts)
+//   wat-remake  the same with io.tugboat.http.reset=false: a new instance made for each request
+//   js          http-hello.wasm (componentize-js, StarlingMonkey): a fresh instance per request (reset)
+//   js-remake   the same, a new instance made for each request
 //   js-before / wat-before  the same, served by another build's `bin/tugboat` (BENCH_BEFORE, a
 //               checkout's root)
 //
@@ -82,8 +85,15 @@ const targets: Target[] = [
   { name: 'native', what: 'Node http in a Linux container (baseline)', image: `oci:${join(work, 'native')}:latest` },
   { name: 'wat', what: 'http-bench.wasm, instances reused (declared)', image: `oci:${join(FIXTURES, 'wasm')}:component-http-bench` },
   { name: 'wat-1', what: 'http-bench.wasm, reused, one handler thread', image: `oci:${join(FIXTURES, 'wasm')}:component-http-bench`, annotations: { 'io.tugboat.http.threads': '1' } },
-  { name: 'wat-fresh', what: 'http-bench.wasm, a fresh instance per request', image: `oci:${join(FIXTURES, 'wasm')}:component-http-bench`, annotations: { 'io.tugboat.http.reuse': 'false' } },
-  { name: 'js', what: 'http-hello.wasm (componentize-js), fresh instances', image: `oci:${join(FIXTURES, 'wasm')}:component-http` },
+  { name: 'wat-fresh', what: 'http-bench.wasm, a fresh instance per request (reset)', image: `oci:${join(FIXTURES, 'wasm')}:component-http-bench`, annotations: { 'io.tugboat.http.reuse': 'false' } },
+  {
+    name: 'wat-remake',
+    what: 'http-bench.wasm, a new instance made per request',
+    image: `oci:${join(FIXTURES, 'wasm')}:component-http-bench`,
+    annotations: { 'io.tugboat.http.reuse': 'false', 'io.tugboat.http.reset': 'false' },
+  },
+  { name: 'js', what: 'http-hello.wasm (componentize-js), fresh instances (reset)', image: `oci:${join(FIXTURES, 'wasm')}:component-http` },
+  { name: 'js-remake', what: 'http-hello.wasm, a new instance made per request', image: `oci:${join(FIXTURES, 'wasm')}:component-http`, annotations: { 'io.tugboat.http.reset': 'false' } },
   ...(before
     ? [
         { name: 'wat-before', what: 'http-bench.wasm, reused, served by BENCH_BEFORE', image: `oci:${join(FIXTURES, 'wasm')}:component-http-bench`, checkout: before },

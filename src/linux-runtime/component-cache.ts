@@ -34,6 +34,7 @@ import { ConfigError, RuntimeError, WasmError } from '../errors.js';
 import type { WasmRewriteOptions } from './wasm-bundle.js';
 import type { WasmPrepareInput } from './engine.js';
 import { resolveInRoot } from '../oci/scoped-path.js';
+import { prepareReset, type ResetVerdict } from './component-reset.js';
 
 /** Where the cache entry of a container's component appears inside it. */
 export const COMPONENT_MOUNT_POINT = '/.tugboat-component';
@@ -47,11 +48,13 @@ export const HTTP_POOL_ANNOTATION = 'io.tugboat.http.pool';
 export const HTTP_THREADS_ANNOTATION = 'io.tugboat.http.threads';
 /** `false`: a fresh instance for every request even if the component declares it may be reused. */
 export const HTTP_REUSE_ANNOTATION = 'io.tugboat.http.reuse';
+/** `false`: make each one-request instance anew instead of putting one back to its state when made (http/reset.ts). */
+export const HTTP_RESET_ANNOTATION = 'io.tugboat.http.reset';
 /** Bounds of the pool and threads annotations: beyond is a mistake, not a wish. */
 export const HTTP_POOL_MAX = 4096;
 export const HTTP_THREADS_MAX = 256;
 /** Bump when the layout or the transpile options change: older entries are rebuilt. */
-export const CACHE_FORMAT = 2;
+export const CACHE_FORMAT = 3;
 
 export type ComponentWorld = 'command' | 'http' | 'unknown';
 
@@ -65,6 +68,10 @@ export interface ComponentMeta {
   exports: string[];
   /** It declares that an instance may serve many HTTP requests (component-sections.ts). */
   reuse: boolean;
+  /** HTTP: an instance that served one request may be put back to its state when made (component-reset.ts). */
+  reset: boolean;
+  /** HTTP: why not, when it may not. */
+  resetRefused?: string;
 }
 
 export interface CachedComponent {
@@ -218,7 +225,9 @@ async function transpileInto(hostPath: string, dir: string, sha256: string, jco:
   const wit = await transpileInChild(hostPath, dir, sha256);
   const { imports, exports } = worldItems(wit);
   const reuse = declaresReuse(await readFile(hostPath));
-  const meta: ComponentMeta = { format: CACHE_FORMAT, jco, sha256, world: worldOf(exports), imports, exports, reuse };
+  const world = worldOf(exports);
+  const verdict: ResetVerdict = world === 'http' ? await prepareReset(dir, COMPONENT_ENTRY) : { reset: false, why: 'not an HTTP component' };
+  const meta: ComponentMeta = { format: CACHE_FORMAT, jco, sha256, world, imports, exports, reuse, reset: verdict.reset, ...(verdict.reset ? {} : { resetRefused: verdict.why }) };
   await writeFile(join(dir, 'meta.json'), JSON.stringify(meta), { mode: 0o444 });
   return meta;
 }
@@ -299,7 +308,7 @@ function countAnnotation(annotations: Record<string, string>, key: string, max: 
 }
 
 /** The io.tugboat.http.* annotations, checked before anything is transpiled. */
-export function httpAnnotations(annotations: Record<string, string>): { port?: number; pool?: number; threads?: number; noReuse?: true } {
+export function httpAnnotations(annotations: Record<string, string>): { port?: number; pool?: number; threads?: number; noReuse?: true; noReset?: true } {
   const port = Number(annotations[HTTP_PORT_ANNOTATION]);
   const pool = countAnnotation(annotations, HTTP_POOL_ANNOTATION, HTTP_POOL_MAX);
   const threads = countAnnotation(annotations, HTTP_THREADS_ANNOTATION, HTTP_THREADS_MAX);
@@ -307,11 +316,16 @@ export function httpAnnotations(annotations: Record<string, string>): { port?: n
   if (reuse !== undefined && reuse !== '' && reuse !== 'false') {
     throw new ConfigError(`annotation ${HTTP_REUSE_ANNOTATION}=${reuse}: only false (a fresh instance for every request) is accepted; a component declares itself that its instances may be reused`);
   }
+  const reset = annotations[HTTP_RESET_ANNOTATION];
+  if (reset !== undefined && reset !== '' && reset !== 'false') {
+    throw new ConfigError(`annotation ${HTTP_RESET_ANNOTATION}=${reset}: only false (make every instance anew) is accepted; instances are reset wherever the component allows it`);
+  }
   return {
     ...(Number.isInteger(port) && port > 0 && port < 65536 ? { port } : {}),
     ...(pool !== undefined ? { pool } : {}),
     ...(threads !== undefined ? { threads } : {}),
     ...(reuse === 'false' ? { noReuse: true as const } : {}),
+    ...(reset === 'false' ? { noReset: true as const } : {}),
   };
 }
 
@@ -326,16 +340,18 @@ export async function componentRewriteOptions(
   cacheDir: string,
   annotations: Record<string, string>,
 ): Promise<Required<Pick<WasmRewriteOptions, 'component'>>> {
-  const { noReuse, ...http } = httpAnnotations(annotations);
+  const { noReuse, noReset, ...http } = httpAnnotations(annotations);
   const entry = await ensureTranspiled(hostPath, cacheDir);
-  log().info({ component: containerPath, sha256: entry.meta.sha256, world: entry.meta.world, reuse: entry.meta.reuse, cached: entry.cached }, 'wasm component');
+  const { reuse, reset, resetRefused } = entry.meta;
+  const served = entry.meta.world === 'http' ? { reuse, reset, ...(resetRefused !== undefined && !reset ? { resetRefused } : {}) } : {};
+  log().info({ component: containerPath, sha256: entry.meta.sha256, world: entry.meta.world, ...served, cached: entry.cached }, 'wasm component');
   return {
     component: {
       source: entry.dir,
       dir: COMPONENT_MOUNT_POINT,
       entry: COMPONENT_ENTRY,
       world: entry.meta.world,
-      ...(entry.meta.world === 'http' ? { ...http, ...(entry.meta.reuse && !noReuse ? { reuse: true } : {}) } : {}),
+      ...(entry.meta.world === 'http' ? { ...http, ...(reuse && !noReuse ? { reuse: true } : {}), ...(reset && !noReset ? { reset: true } : {}) } : {}),
     },
   };
 }

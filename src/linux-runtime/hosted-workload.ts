@@ -58,6 +58,7 @@ export interface HostedComponentInfo {
   pool?: number;
   threads?: number;
   reuse?: boolean;
+  reset?: boolean;
 }
 
 /** The container's memory limit in bytes (none when unset, 0 or negative). */

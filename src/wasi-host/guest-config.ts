@@ -80,6 +80,8 @@ export interface GuestComponent {
   threads?: number;
   /** HTTP components: an instance may serve many requests (the component declares it, see component-sections.ts). */
   reuse?: boolean;
+  /** HTTP components: a one-request instance may be put back to its state when made (the transpile found it can: component-cache.ts). */
+  reset?: boolean;
 }
 
 export function encodeGuestConfig(config: GuestConfig): string {
@@ -130,7 +132,8 @@ function isGuestComponent(v: unknown): v is GuestComponent {
     (c.port === undefined || (Number.isInteger(c.port) && (c.port as number) > 0 && (c.port as number) < 65536)) &&
     (c.pool === undefined || (Number.isInteger(c.pool) && (c.pool as number) > 0)) &&
     (c.threads === undefined || (Number.isInteger(c.threads) && (c.threads as number) > 0)) &&
-    (c.reuse === undefined || typeof c.reuse === 'boolean')
+    (c.reuse === undefined || typeof c.reuse === 'boolean') &&
+    (c.reset === undefined || typeof c.reset === 'boolean')
   );
 }
 

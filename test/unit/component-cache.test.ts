@@ -147,6 +147,10 @@ describe('component transpile cache', () => {
     const served = await componentRewriteOptions(http, '/h.wasm', cache, { 'io.tugboat.http.port': '9090', 'io.tugboat.http.pool': '3', 'io.tugboat.http.threads': '2' });
     expect(served.component).toMatchObject({ world: 'http', port: 9090, pool: 3, threads: 2 });
     expect(served.component.reuse).toBeUndefined();
+    // Its one-request instances may be put back as made (the transpile found nothing against it), unless the annotation says no.
+    expect(served.component.reset).toBe(true);
+    expect((await componentRewriteOptions(http, '/h.wasm', cache, { 'io.tugboat.http.reset': 'false' })).component.reset).toBeUndefined();
+    expect((await componentRewriteOptions(component, '/c.wasm', cache, {})).component.reset).toBeUndefined();
     expect((await componentRewriteOptions(http, '/h.wasm', cache, { 'io.tugboat.http.port': '70000' })).component.port).toBeUndefined();
   });
 });

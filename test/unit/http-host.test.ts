@@ -183,9 +183,10 @@ describe('serve settings', () => {
     expect(httpPort({ args: ['a'], env: ['PORT=nope'] })).toBe(DEFAULT_HTTP_PORT);
     expect(httpPort({ args: ['a'], env: [] })).toBe(8080);
   });
-  it('threads from the annotation or the CPUs, the pool from the annotation or its default, reuse only when declared', () => {
-    expect(httpServeSettings({ args: ['a'], env: [], component }, () => 3)).toEqual({ port: 8080, threads: 3, pool: DEFAULT_POOL, reuse: false });
-    expect(httpServeSettings({ args: ['a'], env: [], component: { ...component, threads: 1, pool: 2, reuse: true } }, () => 3)).toEqual({ port: 8080, threads: 1, pool: 2, reuse: true });
+  it('threads from the annotation or the CPUs, the pool from the annotation or its default, reuse only when declared, reset only when allowed', () => {
+    expect(httpServeSettings({ args: ['a'], env: [], component }, () => 3)).toEqual({ port: 8080, threads: 3, pool: DEFAULT_POOL, reuse: false, reset: false });
+    expect(httpServeSettings({ args: ['a'], env: [], component: { ...component, threads: 1, pool: 2, reuse: true } }, () => 3)).toEqual({ port: 8080, threads: 1, pool: 2, reuse: true, reset: false });
+    expect(httpServeSettings({ args: ['a'], env: [], component: { ...component, reset: true } }, () => 3)).toMatchObject({ reuse: false, reset: true });
   });
   it('annotations: whole numbers in range, else one clear error', () => {
     expect(httpAnnotations({ 'io.tugboat.http.pool': '4', 'io.tugboat.http.threads': '2', 'io.tugboat.http.port': '81' })).toEqual({ pool: 4, threads: 2, port: 81 });
@@ -196,6 +197,8 @@ describe('serve settings', () => {
     expect(() => httpAnnotations({ 'io.tugboat.http.threads': '1000' })).toThrow(/io\.tugboat\.http\.threads=1000: expected a whole number from 1 to 256/);
     expect(httpAnnotations({ 'io.tugboat.http.reuse': 'false' })).toEqual({ noReuse: true });
     expect(() => httpAnnotations({ 'io.tugboat.http.reuse': 'true' })).toThrow(/only false/);
+    expect(httpAnnotations({ 'io.tugboat.http.reset': 'false' })).toEqual({ noReset: true });
+    expect(() => httpAnnotations({ 'io.tugboat.http.reset': 'yes' })).toThrow(/io\.tugboat\.http\.reset=yes: only false/);
   });
 });
 

@@ -41,8 +41,8 @@ describe('a handler thread', () => {
   let config: GuestConfig;
   const servers: ThreadServer[] = [];
   const failures: string[] = [];
-  const serve = async (pool: number, reuse: boolean) => {
-    const s = await serveOnThread({ component: { kind: 'container', config }, port: 0, host: '127.0.0.1', pool, reuse, onRequestFailed: (m) => failures.push(m) });
+  const serve = async (pool: number, reuse: boolean, reset = false) => {
+    const s = await serveOnThread({ component: { kind: 'container', config }, port: 0, host: '127.0.0.1', pool, reuse, reset, onRequestFailed: (m) => failures.push(m) });
     servers.push(s);
     return s;
   };
@@ -90,6 +90,29 @@ describe('a handler thread', () => {
     for (let i = 0; i < 4; i++) expect((await send(s.port, '/')).headers['x-instance-requests']).toBe('1');
     expect(s.stats().created).toBeGreaterThanOrEqual(5);
     expect(s.stats().created).toBeLessThanOrEqual(6);
+  });
+
+  it('puts a one-request instance back as it was made instead of making another: every request still meets a fresh one', async () => {
+    const s = await serve(2, false, true);
+    for (let i = 0; i < 10; i++) {
+      const r = await send(s.port, `/${i}`, { headers: { 'x-echo': `e${i}` } });
+      expect([r.status, r.headers['x-instance-requests'], r.headers['x-echo']]).toEqual([200, '1', `e${i}`]);
+      const echo = await send(s.port, '/echo', { method: 'POST', body: Buffer.from(`secret ${i}`) });
+      expect(echo.body.toString()).toBe(`secret ${i}`);
+      expect(echo.headers['x-instance-requests']).toBe('1');
+    }
+    expect(s.stats()).toMatchObject({ resets: 20, resources: 0 });
+    // The two made ahead, and none since.
+    expect(s.stats().created).toBe(2);
+    expect(s.stats().resetRefused).toBeUndefined();
+  });
+
+  it('makes an instance anew when its request failed (a trap leaves its state halfway)', async () => {
+    const s = await serve(1, false, true);
+    expect((await send(s.port, '/')).headers['x-instance-requests']).toBe('1');
+    expect((await send(s.port, '/trap')).status).toBe(500);
+    expect((await send(s.port, '/')).headers['x-instance-requests']).toBe('1');
+    expect(s.stats()).toMatchObject({ resets: 2, created: 2 });
   });
 
   it('answers 500 for a trap, drops the instance and serves the next request from a new one', async () => {

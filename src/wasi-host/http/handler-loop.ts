@@ -10,9 +10,11 @@
 // request promoted, three quarters of all a request promoted). With the
 // loop a request costs one promise: the next() that resumes the loop.
 //
-// Only for instances that serve many requests: a fresh instance per
-// request keeps the plain call (a loop would cost a module instance and a
-// stack more, for one request).
+// Only for instances that serve many requests (reused, or put back as made
+// between requests: reset.ts, which runs in the loop's next(), when the
+// guest has no frame left): a fresh instance per request keeps the plain
+// call (a loop would cost a module instance and a stack more, for one
+// request).
 
 /**
  * (module

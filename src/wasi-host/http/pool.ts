@@ -3,7 +3,9 @@
 // At most `size` instances live at once (ready, serving or being made): that
 // bounds a thread's guest memory, and a request that finds none ready waits
 // in line (first come, first served) instead of failing. A fresh instance
-// serves one request and is dropped; a reusable one goes back to the pool.
+// serves one request and is dropped, or is put back to its state when made
+// (recycle: reset.ts) and goes back to the pool as a fresh one; a reusable
+// one goes back to the pool as it is.
 // An instance whose request failed (a trap, or anything thrown through its
 // handler) is never used again. Replacements are made off the hot path, after
 // the I/O at hand (setImmediate): as many as requests wait for, else one per
@@ -18,6 +20,12 @@ export interface PoolOptions<T> {
   create(): T;
   /** An instance is let go (it served its request, failed, or the pool closed). */
   discard?(instance: T): void;
+  /**
+   * Without reuse: puts an instance that served its request well back to
+   * its state when made (then it serves again, as a fresh one would), or
+   * says it cannot (then it is let go).
+   */
+  recycle?(instance: T): boolean;
 }
 
 export interface PoolStats {
@@ -25,6 +33,8 @@ export interface PoolStats {
   busy: number;
   waiting: number;
   created: number;
+  /** Instances put back to their state when made after a request (recycle), instead of made again. */
+  resets: number;
 }
 
 export class InstancePool<T> {
@@ -34,6 +44,7 @@ export class InstancePool<T> {
   #busy = 0;
   #making = false;
   #created = 0;
+  #resets = 0;
   #closed = false;
 
   constructor(opts: PoolOptions<T>) {
@@ -48,7 +59,7 @@ export class InstancePool<T> {
   }
 
   stats(): PoolStats {
-    return { ready: this.#ready.length, busy: this.#busy, waiting: this.#waiters.length, created: this.#created };
+    return { ready: this.#ready.length, busy: this.#busy, waiting: this.#waiters.length, created: this.#created, resets: this.#resets };
   }
 
   #make(): T {
@@ -82,11 +93,17 @@ export class InstancePool<T> {
   /** The request is over; `failed`: the instance must not serve again. */
   release(instance: T, failed: boolean): void {
     this.#busy--;
-    if (!failed && this.#opts.reuse && !this.#closed) this.#handOver(instance);
+    if (!failed && !this.#closed && (this.#opts.reuse || this.#recycled(instance))) this.#handOver(instance);
     else {
       this.#opts.discard?.(instance);
       this.#refill();
     }
+  }
+
+  #recycled(instance: T): boolean {
+    if (!this.#opts.recycle?.(instance)) return false;
+    this.#resets++;
+    return true;
   }
 
   /** No more instances are made; those ready are let go, requests still waiting fail. */

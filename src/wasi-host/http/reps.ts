@@ -89,6 +89,11 @@ export class Reps implements ResourceHost {
     this.#free.push(i);
   }
 
+  /** The instance `rep` was made for (undefined for none, or a rep not held here). */
+  scopeOf(rep: number): RepScope | undefined {
+    return rep >= OURS && rep < FOREIGN ? this.#scopes[rep - OURS] : undefined;
+  }
+
   /** An instance is let go: what its guest never dropped goes too. */
   releaseScope(scope: RepScope): void {
     // Rare (an instance's end) and over the reps alive at once: a scan is enough.

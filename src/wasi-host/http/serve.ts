@@ -32,6 +32,8 @@ export interface HttpServeOptions {
   pool: number;
   /** May an instance serve many requests, one after another (the component declares it)? */
   reuse: boolean;
+  /** Put a one-request instance back to its state when made instead of making another (the transpile allows it: reset.ts). */
+  reset?: boolean;
   /** A request the guest failed (answered 500, or cut once its answer had started). */
   onRequestFailed(message: string): void;
   /** The handler thread's script, a URL or a path (default: http-worker.mjs beside the bundled host). */
@@ -49,8 +51,11 @@ export interface HttpService {
   /** Ends the threads now (bounded). */
   stop(): Promise<void>;
   /** Each thread's pool and requests in flight. */
-  stats(): Promise<{ pool: PoolStats & { resources: number }; inFlight: number }[]>;
+  stats(): Promise<{ pool: ThreadStats; inFlight: number }[]>;
 }
+
+/** A handler thread's pool, the resources its guests hold, and why its instances are not reset (when refused). */
+export type ThreadStats = PoolStats & { resources: number; resetRefused?: string };
 
 /** What a handler thread is started with. */
 export interface HandlerStart {
@@ -59,6 +64,7 @@ export interface HandlerStart {
   host?: string;
   pool: number;
   reuse: boolean;
+  reset?: boolean;
 }
 export type HandlerCommand = { kind: 'drain' } | { kind: 'stats' };
 export type HandlerMessage =
@@ -66,7 +72,7 @@ export type HandlerMessage =
   | { kind: 'failed'; outcome: GuestOutcome }
   | { kind: 'request-failed'; message: string }
   | { kind: 'drained' }
-  | { kind: 'stats'; stats: PoolStats & { resources: number }; inFlight: number };
+  | { kind: 'stats'; stats: ThreadStats; inFlight: number };
 
 /** The handler thread's script: beside this file in the bundles, else the build's. */
 function defaultWorkerUrl(): URL {
@@ -148,7 +154,7 @@ export async function serveHttpComponent(source: HttpComponentSource, options: H
   const startHandler = async (port: number): Promise<number> => {
     const t = new HandlerThread(startThread(url, { stdout: false, stderr: false }), options.onRequestFailed);
     threads.push(t);
-    const start: HandlerStart = { component, port, pool: options.pool, reuse: options.reuse, ...(options.host ? { host: options.host } : {}) };
+    const start: HandlerStart = { component, port, pool: options.pool, reuse: options.reuse, ...(options.reset ? { reset: true } : {}), ...(options.host ? { host: options.host } : {}) };
     t.worker.postMessage(start);
     const r = await t.started();
     if ('outcome' in r) throw new HttpStartError(r.outcome);

@@ -20,6 +20,7 @@ export interface HttpServeSettings {
   threads: number;
   pool: number;
   reuse: boolean;
+  reset: boolean;
 }
 
 export function httpServeSettings(config: GuestConfig, cpus: () => number = defaultHandlerThreads): HttpServeSettings {
@@ -27,20 +28,22 @@ export function httpServeSettings(config: GuestConfig, cpus: () => number = defa
 }
 
 /** The settings of a component served on `port` (a shared host's guest, whose port its runtime chose). */
-export function serveSettingsOf(port: number, c: Pick<GuestComponent, 'pool' | 'threads' | 'reuse'> | undefined, cpus: () => number = defaultHandlerThreads): HttpServeSettings {
+export function serveSettingsOf(port: number, c: Pick<GuestComponent, 'pool' | 'threads' | 'reuse' | 'reset'> | undefined, cpus: () => number = defaultHandlerThreads): HttpServeSettings {
   return {
     port,
     threads: c?.threads ?? cpus(),
     pool: c?.pool ?? DEFAULT_POOL,
     reuse: c?.reuse === true,
+    reset: c?.reset === true,
   };
 }
 
-/** The pool, threads and reuse a runtime was given for a component (only those set): what travels to a shared host. */
-export function servingOptions(c: Pick<GuestComponent, 'pool' | 'threads' | 'reuse'>): Pick<GuestComponent, 'pool' | 'threads' | 'reuse'> {
+/** The pool, threads, reuse and reset a runtime was given for a component (only those set): what travels to a shared host. */
+export function servingOptions(c: Pick<GuestComponent, 'pool' | 'threads' | 'reuse' | 'reset'>): Pick<GuestComponent, 'pool' | 'threads' | 'reuse' | 'reset'> {
   return {
     ...(c.pool !== undefined ? { pool: c.pool } : {}),
     ...(c.threads !== undefined ? { threads: c.threads } : {}),
     ...(c.reuse === true ? { reuse: true } : {}),
+    ...(c.reset === true ? { reset: true } : {}),
   };
 }

@@ -21,6 +21,7 @@ import { coreModuleOf, loadGlue, type Instantiate } from '../shared/component-gl
 import type { HostedComponentCode, HostedGuestView } from '../shared/component-protocol.js';
 import { Cores } from '../shared/cores.js';
 import { hostedGuestImports } from '../shared/guest-imports.js';
+import type { GlueHooks, InstanceWatch } from './reset.js';
 
 export interface ContainerComponent {
   kind: 'container';
@@ -45,23 +46,30 @@ export interface ComponentMaker {
   imports(overrides: ShimOverrides): object;
   /**
    * One instance, made synchronously, with its core instances in the order
-   * made (direct-handle.ts finds the handler's core export among them) and
+   * made (direct-handle.ts finds the handler's core export among them; `watch`
+   * sees each, what it was given, and the glue's handle tables: reset.ts) and
    * what to call before entering it (a shared host's yield point);
    * `release` when it is let go (its memory no longer counts as the guest's).
    */
-  instantiate(imports: object, adjust?: AdjustImports): { instance: Record<string, unknown>; cores: WebAssembly.Instance[]; enter?: () => void; release(): void };
+  instantiate(imports: object, watch: InstanceWatch, adjust?: AdjustImports): { instance: Record<string, unknown>; cores: WebAssembly.Instance[]; enter?: () => void; release(): void };
 }
 
 /** What the server changes in the imports jco's glue gives a core module (drops.ts). */
 export type AdjustImports = (imports: WebAssembly.Imports | undefined) => WebAssembly.Imports | undefined;
 
-/** instantiateCore wrapped to keep each core instance made (its imports adjusted first). */
-function keeping(cores: WebAssembly.Instance[], make: (m: WebAssembly.Module, i?: WebAssembly.Imports) => WebAssembly.Instance, adjust: AdjustImports | undefined) {
-  return (m: WebAssembly.Module, i?: WebAssembly.Imports) => {
-    const core = make(m, adjust ? adjust(i) : i);
-    cores.push(core);
+/**
+ * instantiateCore wrapped to show `watch` each core instance made (its
+ * imports adjusted first); the patched glue finds the watch's hooks on it
+ * (`instantiateCore.tugboat`, component-cache.ts).
+ */
+function keeping(watch: InstanceWatch, make: (m: WebAssembly.Module, i?: WebAssembly.Imports) => WebAssembly.Instance, adjust: AdjustImports | undefined) {
+  const instantiateCore = (m: WebAssembly.Module, i?: WebAssembly.Imports) => {
+    const given = adjust ? adjust(i) : i;
+    const core = make(m, given);
+    watch.made(core, given);
     return core;
   };
+  return Object.assign(instantiateCore, { tugboat: watch satisfies GlueHooks });
 }
 
 function containerMaker(c: ContainerComponent, instantiate: Instantiate): ComponentMaker {
@@ -75,10 +83,7 @@ function containerMaker(c: ContainerComponent, instantiate: Instantiate): Compon
   const instantiateCore = (m: WebAssembly.Module, i?: WebAssembly.Imports) => new WebAssembly.Instance(m, i);
   return {
     imports: (overrides) => componentShim(c.config, overrides).getImportObject(),
-    instantiate: (imports, adjust) => {
-      const cores: WebAssembly.Instance[] = [];
-      return { instance: instantiate(getCoreModule, imports, keeping(cores, instantiateCore, adjust)), cores, release: () => undefined };
-    },
+    instantiate: (imports, watch, adjust) => ({ instance: instantiate(getCoreModule, imports, keeping(watch, instantiateCore, adjust)), cores: watch.cores, release: () => undefined }),
   };
 }
 
@@ -115,10 +120,9 @@ function hostedMaker(c: HostedHttpComponent, instantiate: Instantiate): Componen
   const getCoreModule = coreModuleOf(c.code.modules);
   return {
     imports: (overrides) => hostedGuestImports(c.guest, overrides),
-    instantiate: (imports, adjust) => {
-      const made: WebAssembly.Instance[] = [];
-      const { value, release } = cores.track(() => instantiate(getCoreModule, imports, keeping(made, cores.instantiate, adjust)));
-      return { instance: pausable(value, cores.yieldPoint), cores: made, enter: cores.yieldPoint, release };
+    instantiate: (imports, watch, adjust) => {
+      const { value, release } = cores.track(() => instantiate(getCoreModule, imports, keeping(watch, cores.instantiate, adjust)));
+      return { instance: pausable(value, cores.yieldPoint), cores: watch.cores, enter: cores.yieldPoint, release };
     },
   };
 }

@@ -16,6 +16,7 @@ import { disposer, wasiIo, type ShimIo } from './io.js';
 import { InstancePool, type PoolStats } from './pool.js';
 import { Reps, SlotList, type RepScope } from './reps.js';
 import { componentMaker, type ComponentMaker, type HttpComponentSource } from './source.js';
+import { InstanceWatch, type InstanceState } from './reset.js';
 import { ResponseEvents, wasiHttp, type Exchange } from './types.js';
 
 export interface ThreadServeOptions {
@@ -28,6 +29,12 @@ export interface ThreadServeOptions {
   pool: number;
   /** May an instance serve more than one request (the component declares it)? */
   reuse: boolean;
+  /**
+   * Instances that serve one request each are put back to their state when
+   * made instead of made again (reset.ts), where the transpile found the
+   * component allows it.
+   */
+  reset?: boolean;
   /** A request the guest failed (answered 500, or cut once its answer had started). */
   onRequestFailed(message: string): void;
 }
@@ -36,8 +43,8 @@ export interface ThreadServer {
   /** The port listened on (the one asked for, or the kernel's choice for 0). */
   port: number;
   inFlight(): number;
-  /** The pool, the resources guests hold (handles of ours not yet dropped), and the requests whose handler was called without jco's glue. */
-  stats(): PoolStats & { resources: number; directCalls: number };
+  /** The pool, the resources guests hold (handles of ours not yet dropped), the requests whose handler was called without jco's glue, and why instances are not reset (when allowed but refused). */
+  stats(): PoolStats & { resources: number; directCalls: number; resetRefused?: string };
   /** Stops accepting, lets requests in flight finish (new ones on open connections are served with Connection: close); resolves when none is left. */
   drain(): Promise<void>;
 }
@@ -70,6 +77,8 @@ interface Instance {
   /** The same handler without jco's glue, where the instance allows it. */
   direct: DirectHandle | undefined;
   scope: RepScope;
+  /** Its state when made, to put it back after a request (reset.ts). */
+  state: InstanceState | undefined;
   /** Its memory no longer counts as the guest's. */
   release(): void;
 }
@@ -93,6 +102,15 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
     http: { types: http.types, outgoingHandler: http.outgoingHandler } as never,
   });
   const dispose = disposer(reps);
+  const resettable = options.reset === true && !options.reuse;
+  /** Why instances are made afresh although the transpile allowed a reset (the first reason met). */
+  let resetRefused: string | undefined;
+  const stateOf = (watch: InstanceWatch): InstanceState | undefined => {
+    const state = watch.capture();
+    if (typeof state !== 'string') return state;
+    resetRefused ??= state;
+    return undefined;
+  };
   const create = (): Instance => {
     const scope: RepScope = {};
     reps.scope = scope;
@@ -100,7 +118,8 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
     try {
       // Synchronous: the glue returns at once when nothing it is given is a promise.
       const drops = new InstanceDrops(dispose);
-      const { instance, cores, enter, release } = maker.instantiate(imports, (i) => drops.adjust(i));
+      const watch = new InstanceWatch();
+      const { instance, cores, enter, release } = maker.instantiate(imports, watch, (i) => drops.adjust(i));
       drops.resolve(roles);
       const handle = handlerOf(instance);
       if (!handle) {
@@ -108,8 +127,9 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
         throw new ComponentLinkError('component exports no wasi:http/incoming-handler');
       }
       // A shared host's guest is entered through its yield point, as its glue's exports are (source.ts).
-      const direct = directHandle(cores, roles, { reuse: options.reuse, ...(enter ? { enter } : {}) });
-      return { handle, direct, scope, release };
+      // An instance that is reset serves many requests too, one loop for all of them (handler-loop.ts).
+      const direct = directHandle(cores, roles, { reuse: options.reuse || resettable, ...(enter ? { enter } : {}) });
+      return { handle, direct, scope, state: resettable ? stateOf(watch) : undefined, release };
     } finally {
       roles.endCollect();
       reps.scope = undefined;
@@ -121,7 +141,16 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
     reps.releaseScope(instance.scope);
     instance.release();
   };
-  return { create, discard, exchange: http.exchange, reps };
+  /** After a request that went well: the instance as it was made, or false (it must go). */
+  const recycle = (instance: Instance): boolean => {
+    if (!instance.state) return false;
+    // What the guest kept a handle to is let go with the request, if it was made for this instance.
+    return instance.state.restore(
+      (rep) => reps.scopeOf(rep) === instance.scope,
+      () => reps.releaseScope(instance.scope),
+    );
+  };
+  return { create, discard, recycle, exchange: http.exchange, reps, resetRefused: () => resetRefused };
 }
 
 function failureMessage(err: unknown): string {
@@ -132,7 +161,7 @@ function failureMessage(err: unknown): string {
 /** Serves the component on this thread until drained. Rejects with ComponentLinkError when it cannot be instantiated. */
 export async function serveOnThread(options: ThreadServeOptions): Promise<ThreadServer> {
   const factory = await instanceFactory(options, options.onRequestFailed);
-  const pool = new InstancePool<Instance>({ size: options.pool, reuse: options.reuse, create: factory.create, discard: factory.discard });
+  const pool = new InstancePool<Instance>({ size: options.pool, reuse: options.reuse, create: factory.create, discard: factory.discard, recycle: factory.recycle });
   try {
     pool.start();
   } catch (err) {
@@ -243,7 +272,10 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
   return {
     port: (server.address() as AddressInfo).port,
     inFlight: () => inFlight,
-    stats: () => ({ ...pool.stats(), resources: factory.reps.live, directCalls }),
+    stats: () => {
+      const refused = factory.resetRefused();
+      return { ...pool.stats(), resources: factory.reps.live, directCalls, ...(refused !== undefined ? { resetRefused: refused } : {}) };
+    },
     drain: () =>
       new Promise<void>((resolve) => {
         draining = true;

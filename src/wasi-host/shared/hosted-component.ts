@@ -49,6 +49,8 @@ export interface HostedComponentSpec {
   threads?: number;
   /** HTTP components: an instance may serve many requests (the component declares it). */
   reuse?: boolean;
+  /** HTTP components: a one-request instance may be put back to its state when made (the transpile allows it). */
+  reset?: boolean;
 }
 
 /** Where the guests' thread bundles are (beside the host's bundle in the kit). */

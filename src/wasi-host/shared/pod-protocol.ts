@@ -27,7 +27,7 @@ export interface WireGuest {
   /** Indices of stdin, stdout, stderr in `fds` (-1: closed). */
   stdio: [number, number, number];
   /** A component: its transpiled cache entry (index of a directory descriptor in `fds`), and how an HTTP component is served. */
-  component?: { dir: number; entry: string; world: 'command' | 'http' | 'unknown'; port?: number; pool?: number; threads?: number; reuse?: boolean };
+  component?: { dir: number; entry: string; world: 'command' | 'http' | 'unknown'; port?: number; pool?: number; threads?: number; reuse?: boolean; reset?: boolean };
 }
 
 export type Request =

@@ -1,0 +1,167 @@
+// Puts an instance of an HTTP component back to its state when it was made,
+// so that the next request meets what a fresh instance would give it,
+// without making one. Making one costs ~1 ms for the hand-written handler
+// (jco's glue runs its whole instantiate, V8 allocates the core instances in
+// its old generation, and the major GCs that follow cost more than the
+// rest) and ~20 ms for a componentize-js one.
+//
+// What an instance keeps from one call to the next, and how it goes back:
+//   memories its core modules define  their bytes, copied back from a copy
+//                                      taken when made; a memory that grew
+//                                      cannot shrink: the instance goes
+//   mutable globals they define       set back (the transpile exported them:
+//                                      instrument/state-exports.ts)
+//   mutable globals the glue gave     set back (jco's instance flags)
+//   tables, data and elem segments    unchanged: the transpile refuses a
+//                                      component whose code may change them
+//   jco's handle tables               emptied as jco makes them (they are
+//                                      empty when made): a handle the guest
+//                                      kept must be one of the host's
+//                                      resources made for this instance,
+//                                      which go with it; any other means
+//                                      state outside the memory: the
+//                                      instance goes
+// Anything this cannot account for when the instance is made (a memory from
+// outside its core modules) means no state: fresh instances, as before.
+import { STATE_EXPORT_PREFIX } from '../instrument/names.js';
+import { FLAG, type HandleTable } from './abi.js';
+
+const MEMORY_EXPORT = `${STATE_EXPORT_PREFIX}memory:`;
+const GLOBAL_EXPORT = `${STATE_EXPORT_PREFIX}global:`;
+
+/** What the glue hands the instantiateCore it is given (a patch of the transpile: component-cache.ts). */
+export interface GlueHooks {
+  /** jco's HANDLE_TABLES of the instance being made (its handle tables, by index, filled as the glue runs). */
+  handleTables(tables: HandleTable[]): void;
+}
+
+interface SavedMemory {
+  memory: WebAssembly.Memory;
+  bytes: Uint8Array;
+  /** A view of the memory, kept while its buffer is: making one per reset cost more than the copy (measured: 12 of 17 µs for 128 KiB). */
+  view: Uint8Array;
+}
+
+interface SavedGlobal {
+  global: WebAssembly.Global;
+  value: WebAssembly.Global['value'];
+}
+
+/** Watches an instance being made: its core instances, what each was given, the glue's handle tables. */
+export class InstanceWatch implements GlueHooks {
+  readonly cores: WebAssembly.Instance[] = [];
+  readonly #given: (WebAssembly.Imports | undefined)[] = [];
+  #tables: HandleTable[] | undefined;
+
+  handleTables(tables: HandleTable[]): void {
+    this.#tables = tables;
+  }
+
+  made(core: WebAssembly.Instance, imports: WebAssembly.Imports | undefined): void {
+    this.cores.push(core);
+    this.#given.push(imports);
+  }
+
+  /** The state of the instance just made, or why it cannot be put back. */
+  capture(): InstanceState | string {
+    if (!this.#tables) return "the glue did not hand over its handle tables (not patched by this Tugboat's transpile)";
+    // A handle made while it was made would be in the copy of its memory, and gone from the emptied table.
+    if (this.#tables.some((t) => t !== undefined && (t.length !== 2 || t[0] !== FLAG))) return 'its handle tables are not empty when it is made';
+    const memories = new Map<WebAssembly.Memory, SavedMemory>();
+    const globals = new Map<WebAssembly.Global, SavedGlobal>();
+    try {
+      this.#collect(memories, globals);
+    } catch {
+      // A v128 global: JavaScript can neither read nor set it.
+      return 'a mutable global JavaScript cannot read (v128)';
+    }
+    for (const imports of this.#given) {
+      for (const ns of Object.values(imports ?? {})) {
+        for (const value of Object.values(ns)) {
+          if (value instanceof WebAssembly.Memory && !memories.has(value)) return 'a core module imports a memory none of them defines';
+        }
+      }
+    }
+    return new InstanceState([...memories.values()], [...globals.values()], this.#tables);
+  }
+
+  #collect(memories: Map<WebAssembly.Memory, SavedMemory>, globals: Map<WebAssembly.Global, SavedGlobal>): void {
+    for (const core of this.cores) {
+      for (const [name, value] of Object.entries(core.exports)) {
+        if (name.startsWith(MEMORY_EXPORT) && value instanceof WebAssembly.Memory) {
+          const view = new Uint8Array(value.buffer);
+          memories.set(value, { memory: value, bytes: view.slice(), view });
+        }
+        else if (name.startsWith(GLOBAL_EXPORT) && value instanceof WebAssembly.Global) globals.set(value, { global: value, value: value.value });
+      }
+    }
+    for (const imports of this.#given) {
+      for (const ns of Object.values(imports ?? {})) {
+        for (const value of Object.values(ns)) {
+          // Immutable ones cannot change: setting them back is a no-op, so all are kept alike.
+          if (value instanceof WebAssembly.Global && !globals.has(value)) globals.set(value, { global: value, value: value.value });
+        }
+      }
+    }
+  }
+}
+
+export class InstanceState {
+  readonly #memories: SavedMemory[];
+  readonly #globals: SavedGlobal[];
+  readonly #tables: HandleTable[];
+
+  constructor(memories: SavedMemory[], globals: SavedGlobal[], tables: HandleTable[]) {
+    this.#memories = memories;
+    this.#globals = globals;
+    this.#tables = tables;
+  }
+
+  /** Bytes copied back per reset. */
+  get bytes(): number {
+    let n = 0;
+    for (const m of this.#memories) n += m.bytes.length;
+    return n;
+  }
+
+  /**
+   * Puts the instance back as it was made; false when it cannot be, and
+   * then nothing was changed: the instance must go. It cannot when a memory
+   * grew, or when the guest kept a handle whose resource `owned` does not
+   * claim (some guests never drop their last ones: StarlingMonkey keeps
+   * one); `release` lets go of the resources so claimed, before their
+   * handles go with the tables.
+   */
+  restore(owned: (rep: number) => boolean, release: () => void): boolean {
+    for (const m of this.#memories) {
+      if (m.view.length === m.bytes.length) continue;
+      // Detached (length 0): a grow, even of 0 pages, gives the memory a new buffer, which says its size now.
+      const buffer = m.memory.buffer;
+      if (buffer.byteLength !== m.bytes.length) return false;
+      m.view = new Uint8Array(buffer);
+    }
+    for (const t of this.#tables) if (t !== undefined && !everyHeld(t, owned)) return false;
+    release();
+    for (const m of this.#memories) m.view.set(m.bytes);
+    for (const g of this.#globals) if (g.global.value !== g.value) g.global.value = g.value;
+    for (const t of this.#tables) if (t !== undefined) emptyTable(t);
+    return true;
+  }
+}
+
+/**
+ * Does `owned` claim the rep of every live handle (a slot past the sentinel
+ * whose scope word is not a free-list link: jco's layout, abi.ts)?
+ */
+function everyHeld(t: HandleTable, owned: (rep: number) => boolean): boolean {
+  for (let i = 2; i + 1 < t.length; i += 2) if ((t[i]! & FLAG) === 0 && t[i + 1] !== 0 && !owned(t[i + 1]! & ~FLAG)) return false;
+  return true;
+}
+
+/** As jco makes a table: the sentinel alone (its free list empty), no reps remembered. */
+function emptyTable(t: HandleTable): void {
+  t.length = 2;
+  t[0] = FLAG;
+  t[1] = 0;
+  t._createdReps?.clear();
+}
