@@ -357,6 +357,17 @@ describe.each(ISOLATIONS)('wasi:http at $name level', (iso) => {
     expect(g.stderr()).toMatch(/tugboat: \/http-bench\.wasm: request failed \(answered 500\): wasm trap: .*unreachable/);
   });
 
+  it('with a fresh instance per request (put back as made after each), no request sees what another left', async () => {
+    const g = await launch({ annotations: { 'io.tugboat.http.reuse': 'false', 'io.tugboat.http.pool': '1', 'io.tugboat.http.threads': '1' } });
+    for (let i = 0; i < 20; i++) {
+      const echo = await send(g.port, '/echo', { method: 'POST', body: Buffer.from(`secret ${i}`), headers: { 'x-echo': `e${i}` } });
+      expect([echo.status, echo.body.toString(), echo.headers['x-echo'], echo.headers['x-instance-requests']]).toEqual([200, `secret ${i}`, `e${i}`, '1']);
+      if (i % 5 === 4) expect((await send(g.port, '/trap')).status).toBe(500);
+      const big = await send(g.port, '/upload', { method: 'POST', body: Buffer.alloc(300_000 + i, i) });
+      expect([big.status, big.headers['x-body-bytes'], big.headers['x-instance-requests']]).toEqual([200, String(300_000 + i), '1']);
+    }
+  });
+
   it('streams a 1 GiB upload and a 1 GiB download with bounded host memory', async () => {
     const g = await launch({ memory: '256m', annotations: { 'io.tugboat.http.threads': '1' } });
     const atStart = g.peakMemory();

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { COMPONENT_ENTRY, ensureTranspiled } from '../../src/linux-runtime/component-cache.js';
 import { patchGlue } from '../../src/linux-runtime/component-reset.js';
 import { FLAG, tableCreateOwn, tableRemove, type HandleTable } from '../../src/wasi-host/http/abi.js';
-import { InstanceState, InstanceWatch } from '../../src/wasi-host/http/reset.js';
+import { InstanceState, InstanceWatch, MemoryCopies } from '../../src/wasi-host/http/reset.js';
 import { exportState } from '../../src/wasi-host/instrument/index.js';
 import { wat } from './helpers/wasm.js';
 
@@ -131,6 +131,30 @@ describe('putting an instance back as it was made', () => {
     guest.poke(6);
     expect(state.restore(NONE, NOTHING)).toBe(true);
     expect(guest.peek()).toBe(before);
+  });
+
+  it('shares one copy between instances whose memories start alike, and each still gets its own bytes back', async () => {
+    const copies = new MemoryCopies();
+    const a = new Uint8Array([1, 2, 3]);
+    const first = copies.of('0 m', a);
+    expect(first).not.toBe(a);
+    expect(copies.of('0 m', new Uint8Array([1, 2, 3]))).toBe(first);
+    const other = copies.of('0 m', new Uint8Array([1, 2, 4]));
+    expect([...other]).toEqual([1, 2, 4]);
+    expect(copies.of('1 m', new Uint8Array([1, 2, 4]))).not.toBe(other);
+
+    const x = await made();
+    const y = await made();
+    const sx = x.watch.capture(copies) as InstanceState;
+    const sy = y.watch.capture(copies) as InstanceState;
+    const before = x.guest.peek();
+    x.guest.poke(1);
+    y.guest.poke(2);
+    expect(sx.restore(NONE, NOTHING)).toBe(true);
+    expect(x.guest.peek()).toBe(before);
+    // The shared copy was only read: the other instance still goes back to the same bytes.
+    expect(sy.restore(NONE, NOTHING)).toBe(true);
+    expect(y.guest.peek()).toBe(before);
   });
 
   it('refuses to capture what it cannot account for', async () => {

@@ -62,15 +62,19 @@ export class InstanceWatch implements GlueHooks {
     this.#given.push(imports);
   }
 
-  /** The state of the instance just made, or why it cannot be put back. */
-  capture(): InstanceState | string {
+  /**
+   * The state of the instance just made, or why it cannot be put back.
+   * `copies`: the copies other instances of the component took, shared
+   * where this one's memory is byte for byte the same.
+   */
+  capture(copies?: MemoryCopies): InstanceState | string {
     if (!this.#tables) return "the glue did not hand over its handle tables (not patched by this Tugboat's transpile)";
     // A handle made while it was made would be in the copy of its memory, and gone from the emptied table.
     if (this.#tables.some((t) => t !== undefined && (t.length !== 2 || t[0] !== FLAG))) return 'its handle tables are not empty when it is made';
     const memories = new Map<WebAssembly.Memory, SavedMemory>();
     const globals = new Map<WebAssembly.Global, SavedGlobal>();
     try {
-      this.#collect(memories, globals);
+      this.#collect(memories, globals, copies);
     } catch {
       // A v128 global: JavaScript can neither read nor set it.
       return 'a mutable global JavaScript cannot read (v128)';
@@ -85,12 +89,12 @@ export class InstanceWatch implements GlueHooks {
     return new InstanceState([...memories.values()], [...globals.values()], this.#tables);
   }
 
-  #collect(memories: Map<WebAssembly.Memory, SavedMemory>, globals: Map<WebAssembly.Global, SavedGlobal>): void {
-    for (const core of this.cores) {
+  #collect(memories: Map<WebAssembly.Memory, SavedMemory>, globals: Map<WebAssembly.Global, SavedGlobal>, copies: MemoryCopies | undefined): void {
+    for (const [i, core] of this.cores.entries()) {
       for (const [name, value] of Object.entries(core.exports)) {
         if (name.startsWith(MEMORY_EXPORT) && value instanceof WebAssembly.Memory) {
           const view = new Uint8Array(value.buffer);
-          memories.set(value, { memory: value, bytes: view.slice(), view });
+          memories.set(value, { memory: value, bytes: copies ? copies.of(`${i} ${name}`, view) : view.slice(), view });
         }
         else if (name.startsWith(GLOBAL_EXPORT) && value instanceof WebAssembly.Global) globals.set(value, { global: value, value: value.value });
       }
@@ -103,6 +107,26 @@ export class InstanceWatch implements GlueHooks {
         }
       }
     }
+  }
+}
+
+/**
+ * The copies of memories taken when instances of one component were made,
+ * one per memory: instances made from the same modules and imports mostly
+ * start byte for byte alike, and then share one copy instead of holding one
+ * each (a componentize-js instance's is 10 MiB; a pool holds 8 per thread).
+ * Only ever read once taken: a reset copies from it, never into it.
+ */
+export class MemoryCopies {
+  readonly #last = new Map<string, Uint8Array>();
+
+  /** A copy of `view`: the one taken for `key` before if it is equal (a compare costs less than a copy), else a new one. */
+  of(key: string, view: Uint8Array): Uint8Array {
+    const last = this.#last.get(key);
+    if (last !== undefined && Buffer.compare(last, view) === 0) return last;
+    const copy = view.slice();
+    this.#last.set(key, copy);
+    return copy;
   }
 }
 

@@ -16,7 +16,7 @@ import { disposer, wasiIo, type ShimIo } from './io.js';
 import { InstancePool, type PoolStats } from './pool.js';
 import { Reps, SlotList, type RepScope } from './reps.js';
 import { componentMaker, type ComponentMaker, type HttpComponentSource } from './source.js';
-import { InstanceWatch, type InstanceState } from './reset.js';
+import { InstanceWatch, MemoryCopies, type InstanceState } from './reset.js';
 import { ResponseEvents, wasiHttp, type Exchange } from './types.js';
 
 export interface ThreadServeOptions {
@@ -105,8 +105,9 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
   const resettable = options.reset === true && !options.reuse;
   /** Why instances are made afresh although the transpile allowed a reset (the first reason met). */
   let resetRefused: string | undefined;
+  const copies = new MemoryCopies();
   const stateOf = (watch: InstanceWatch): InstanceState | undefined => {
-    const state = watch.capture();
+    const state = watch.capture(copies);
     if (typeof state !== 'string') return state;
     resetRefused ??= state;
     return undefined;
@@ -144,11 +145,16 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
   /** After a request that went well: the instance as it was made, or false (it must go). */
   const recycle = (instance: Instance): boolean => {
     if (!instance.state) return false;
-    // What the guest kept a handle to is let go with the request, if it was made for this instance.
-    return instance.state.restore(
-      (rep) => reps.scopeOf(rep) === instance.scope,
-      () => reps.releaseScope(instance.scope),
-    );
+    try {
+      // What the guest kept a handle to is let go with the request, if it was made for this instance.
+      return instance.state.restore(
+        (rep) => reps.scopeOf(rep) === instance.scope,
+        () => reps.releaseScope(instance.scope),
+      );
+    } catch {
+      // Put back halfway (a disposal threw): it goes, as if it had not been tried.
+      return false;
+    }
   };
   return { create, discard, recycle, exchange: http.exchange, reps, resetRefused: () => resetRefused };
 }
