@@ -9,27 +9,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { instrument } from '../src/wasi-host/instrument/index.js';
-import { dependencyModules, REPO, rustExamples } from '../test/unit/helpers/wasm.js';
+import { coreModules, dependencyModules, REPO, rustExamples } from '../test/unit/helpers/wasm.js';
 
 const runs = Number(process.env.BENCH_RUNS ?? 7);
-
-/** The core modules a component embeds (section 1), nested components (section 4) included. */
-function coreModules(component: Uint8Array, start = 8, end = component.length, out: Uint8Array[] = []): Uint8Array[] {
-  let p = start;
-  while (p < end) {
-    const id = component[p++]!;
-    let size = 0;
-    for (let shift = 0; ; shift += 7) {
-      const b = component[p++]!;
-      size += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) break;
-    }
-    if (id === 1) out.push(component.subarray(p, p + size));
-    if (id === 4) coreModules(component, p + 8, p + size, out);
-    p += size;
-  }
-  return out;
-}
 
 function modules(): { name: string; bytes: Uint8Array }[] {
   const list = rustExamples().map((m) => ({ name: `rust-wasm/${m.name}`, bytes: m.bytes }));

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { WasmDecodeError, WasmUnsupportedError } from '../../src/errors.js';
 import { exportState, instrument, STATE_EXPORT_PREFIX } from '../../src/wasi-host/instrument/index.js';
-import { dependencyModules, REPO, wat } from './helpers/wasm.js';
+import { coreModules, dependencyModules, leb128, REPO, wat } from './helpers/wasm.js';
 
 const EXPORT_SECTION = 7;
 
@@ -19,32 +19,10 @@ function sections(bytes: Uint8Array): { id: number; bytes: Buffer }[] {
   while (p < bytes.length) {
     const start = p;
     const id = bytes[p++]!;
-    let size = 0;
-    for (let shift = 0; ; shift += 7) {
-      const b = bytes[p++]!;
-      size += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) break;
-    }
+    let size: number;
+    [size, p] = leb128(bytes, p);
     p += size;
     out.push({ id, bytes: Buffer.from(bytes.subarray(start, p)) });
-  }
-  return out;
-}
-
-/** The core modules a component embeds (section 1), nested components (section 4) included. */
-function coreModules(component: Uint8Array, start = 8, end = component.length, out: Uint8Array[] = []): Uint8Array[] {
-  let p = start;
-  while (p < end) {
-    const id = component[p++]!;
-    let size = 0;
-    for (let shift = 0; ; shift += 7) {
-      const b = component[p++]!;
-      size += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) break;
-    }
-    if (id === 1) out.push(component.subarray(p, p + size));
-    if (id === 4) coreModules(component, p + 8, p + size, out);
-    p += size;
   }
   return out;
 }

@@ -101,3 +101,27 @@ export async function runWasi(
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** The core modules a component embeds (section 1), nested components (section 4) included. */
+export function coreModules(component: Uint8Array, start = 8, end = component.length, out: Uint8Array[] = []): Uint8Array[] {
+  let p = start;
+  while (p < end) {
+    const id = component[p++]!;
+    let size: number;
+    [size, p] = leb128(component, p);
+    if (id === 1) out.push(component.subarray(p, p + size));
+    if (id === 4) coreModules(component, p + 8, p + size, out);
+    p += size;
+  }
+  return out;
+}
+
+/** An unsigned LEB128 at `p` (a section's size): its value and the offset after it. */
+export function leb128(bytes: Uint8Array, p: number): [number, number] {
+  let value = 0;
+  for (let shift = 0; ; shift += 7) {
+    const b = bytes[p++]!;
+    value += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) return [value, p];
+  }
+}
