@@ -77,8 +77,12 @@ interface Instance {
   /** The same handler without jco's glue, where the instance allows it. */
   direct: DirectHandle | undefined;
   scope: RepScope;
-  /** Its state when made, to put it back after a request (reset.ts). */
-  state: InstanceState | undefined;
+  /**
+   * Its state when made, to put it back after a request (reset.ts), and
+   * what the guest may keep a handle to: the host's resources made for this
+   * instance, let go with the request (made once, not per request).
+   */
+  reset: { state: InstanceState; owned(rep: number): boolean; release(): void } | undefined;
   /** Its memory no longer counts as the guest's. */
   release(): void;
 }
@@ -130,7 +134,9 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
       // A shared host's guest is entered through its yield point, as its glue's exports are (source.ts).
       // An instance that is reset serves many requests too, one loop for all of them (handler-loop.ts).
       const direct = directHandle(cores, roles, { reuse: options.reuse || resettable, ...(enter ? { enter } : {}) });
-      return { handle, direct, scope, state: resettable ? stateOf(watch) : undefined, release };
+      const state = resettable ? stateOf(watch) : undefined;
+      const reset = state && { state, owned: (rep: number) => reps.scopeOf(rep) === scope, release: () => reps.releaseScope(scope) };
+      return { handle, direct, scope, reset, release };
     } finally {
       roles.endCollect();
       reps.scope = undefined;
@@ -144,13 +150,10 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
   };
   /** After a request that went well: the instance as it was made, or false (it must go). */
   const recycle = (instance: Instance): boolean => {
-    if (!instance.state) return false;
+    const reset = instance.reset;
+    if (!reset) return false;
     try {
-      // What the guest kept a handle to is let go with the request, if it was made for this instance.
-      return instance.state.restore(
-        (rep) => reps.scopeOf(rep) === instance.scope,
-        () => reps.releaseScope(instance.scope),
-      );
+      return reset.state.restore(reset.owned, reset.release);
     } catch {
       // Put back halfway (a disposal threw): it goes, as if it had not been tried.
       return false;
