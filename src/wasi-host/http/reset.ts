@@ -29,7 +29,7 @@ import { FLAG, type HandleTable } from './abi.js';
 const MEMORY_EXPORT = `${STATE_EXPORT_PREFIX}memory:`;
 const GLOBAL_EXPORT = `${STATE_EXPORT_PREFIX}global:`;
 
-/** What the glue hands the instantiateCore it is given (a patch of the transpile: component-cache.ts). */
+/** What the glue hands the instantiateCore it is given (a line the transpile adds: linux-runtime/component-reset.ts). */
 export interface GlueHooks {
   /** jco's HANDLE_TABLES of the instance being made (its handle tables, by index, filled as the glue runs). */
   handleTables(tables: HandleTable[]): void;

@@ -60,7 +60,7 @@ export type AdjustImports = (imports: WebAssembly.Imports | undefined) => WebAss
 /**
  * instantiateCore wrapped to show `watch` each core instance made (its
  * imports adjusted first); the patched glue finds the watch's hooks on it
- * (`instantiateCore.tugboat`, component-cache.ts).
+ * (`instantiateCore.tugboat`, linux-runtime/component-reset.ts).
  */
 function keeping(watch: InstanceWatch, make: (m: WebAssembly.Module, i?: WebAssembly.Imports) => WebAssembly.Instance, adjust: AdjustImports | undefined) {
   const instantiateCore = (m: WebAssembly.Module, i?: WebAssembly.Imports) => {
