@@ -63,7 +63,7 @@ bench: fixtures $(STAMP)/daemons
 	@$(NODE) bench/compute.mjs
 	@$(NODE) bench/syscalls.mjs
 	@$(NODE) bench/idle-pss.mjs
-	@for b in compute-yield instrument component-fs docker-start ctr-start shim-delete density http pull; do \
+	@for b in compute-yield instrument component-fs docker-start ctr-start shim-delete density http http-reset pull; do \
 	  $(NODE) scripts/bundle-bench.mjs $$b && $(NODE) build/bench/$$b.mjs || exit 1; \
 	done
 
