@@ -9,6 +9,11 @@
 ;;                     request gives it, "..", absolute and all; when the
 ;;                     open or the read fails: 404 "error N\n", N the
 ;;                     filesystem error-code's case
+;;   /memo/TEXT        200 and the TEXT the previous request on this
+;;                     instance left in its memory (empty on a fresh one),
+;;                     then keeps TEXT (up to 512 bytes) for the next: what
+;;                     a request could learn of another's if instances
+;;                     were not fresh
 ;;   anything else     404 "no such probe\n"
 (module
   (import "wasi:cli/environment@0.2.12" "get-environment" (func $get-env (param i32)))
@@ -42,6 +47,8 @@
   (data (i32.const 280) "no such probe\n")  ;; 14
   (data (i32.const 296) "error ")           ;; 6
   ;; 320..324: digits of an error code
+  (data (i32.const 332) "/memo/")           ;; 6
+  ;; 476: the memo's length; 512..1024: the memo
 
   (func $cabi_realloc (export "cabi_realloc") (param $old i32) (param $old-size i32) (param $align i32) (param $size i32) (result i32)
     (local $p i32) (local $end i32)
@@ -156,6 +163,16 @@
     (call $write (local.get $out) (local.get $data) (local.get $data-len))
     (call $finish (local.get $out)))
 
+  ;; 200 and the memo the last request left; TEXT is kept in its place.
+  (func $memo (param $outparam i32) (param $text i32) (param $len i32)
+    (local $out i32)
+    (local.set $out (call $answer (local.get $outparam) (i32.const 200)))
+    (call $write (local.get $out) (i32.const 512) (i32.load (i32.const 476)))
+    (if (i32.gt_u (local.get $len) (i32.const 512)) (then (local.set $len (i32.const 512))))
+    (memory.copy (i32.const 512) (local.get $text) (local.get $len))
+    (i32.store (i32.const 476) (local.get $len))
+    (call $finish (local.get $out)))
+
   (func (export "wasi:http/incoming-handler@0.2.12#handle") (param $req i32) (param $outparam i32)
     (local $path i32) (local $path-len i32) (local $out i32)
     (global.set $heap (i32.const 1024))
@@ -167,6 +184,11 @@
     (call $req.drop (local.get $req))
     (if (call $starts-with (local.get $path) (local.get $path-len) (i32.const 256) (i32.const 4))
       (then (call $env (local.get $outparam)) (return)))
+    (if (call $starts-with (local.get $path) (local.get $path-len) (i32.const 332) (i32.const 6))
+      (then
+        (call $memo (local.get $outparam)
+          (i32.add (local.get $path) (i32.const 6)) (i32.sub (local.get $path-len) (i32.const 6)))
+        (return)))
     (if (call $starts-with (local.get $path) (local.get $path-len) (i32.const 264) (i32.const 6))
       (then
         (call $file (local.get $outparam)

@@ -372,6 +372,14 @@ describe.each(ISOLATIONS)('wasi:http at $name level', (iso) => {
     expect((await send(g.port, '/')).headers['x-instance-requests']).toBe('1');
   });
 
+  it("keeps one request's memory from the next (http-probe's /memo answers what the last request left)", async () => {
+    const g = await launch({ image: 'component-http-probe', annotations: { 'io.tugboat.http.pool': '1', 'io.tugboat.http.threads': '1' } });
+    for (let i = 0; i < 5; i++) {
+      const r = await send(g.port, `/memo/secret-${i}`);
+      expect([r.status, r.body.toString()]).toEqual([200, '']);
+    }
+  });
+
   it('streams a 1 GiB upload and a 1 GiB download with bounded host memory', async () => {
     const g = await launch({ memory: '256m', annotations: { 'io.tugboat.http.threads': '1' } });
     const atStart = g.peakMemory();

@@ -11,6 +11,7 @@ import type { GuestConfig } from '../../src/wasi-host/guest-config.js';
 import { serveOnThread, type ThreadServer } from '../../src/wasi-host/http/thread.js';
 
 const BENCH = join(import.meta.dirname, '..', '..', 'examples', 'components', 'out', 'http-bench.wasm');
+const PROBE = join(import.meta.dirname, '..', '..', 'examples', 'components', 'out', 'http-probe.wasm');
 
 interface Reply {
   status: number;
@@ -149,5 +150,44 @@ describe('a handler thread', () => {
     expect(r.headers.connection).toBe('close');
     await drained;
     await expect(send(s.port, '/')).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
+
+describe("a guest's memory from one request to the next", () => {
+  // http-probe.wat's /memo/TEXT answers what the previous request on its instance left in its memory, then keeps TEXT.
+  let dir: string;
+  let config: GuestConfig;
+  const servers: ThreadServer[] = [];
+  const serve = async (reuse: boolean, reset: boolean) => {
+    const s = await serveOnThread({ component: { kind: 'container', config }, port: 0, host: '127.0.0.1', pool: 1, reuse, reset, onRequestFailed: () => undefined });
+    servers.push(s);
+    return s;
+  };
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tugboat-http-memo-'));
+    const entry = await ensureTranspiled(PROBE, join(dir, 'cache'));
+    expect(entry.meta).toMatchObject({ reuse: false, reset: true });
+    config = { args: ['/http-probe.wasm'], env: [], component: { dir: entry.dir, entry: COMPONENT_ENTRY, world: 'http' } };
+  }, 120_000);
+  afterAll(async () => {
+    for (const s of servers) await s.drain();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reaches the next request when an instance is reused as it is (the probe sees what it should)', async () => {
+    const s = await serve(true, false);
+    expect((await send(s.port, '/memo/secret-of-a')).body.toString()).toBe('');
+    expect((await send(s.port, '/memo/b')).body.toString()).toBe('secret-of-a');
+  });
+
+  it('never reaches the next request when instances are reset, nor when they are made anew', async () => {
+    for (const reset of [true, false]) {
+      const s = await serve(false, reset);
+      for (let i = 0; i < 5; i++) {
+        const r = await send(s.port, `/memo/secret-${i}`);
+        expect([r.status, r.body.toString()]).toEqual([200, '']);
+      }
+      expect(s.stats()).toMatchObject(reset ? { resets: 5, created: 1 } : { resets: 0 });
+    }
   });
 });
