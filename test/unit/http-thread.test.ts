@@ -4,9 +4,9 @@
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMPONENT_ENTRY, ensureTranspiled } from '../../src/linux-runtime/component-cache.js';
+import { COMPONENT_ENTRY, ensureTranspiled, type ComponentMeta } from '../../src/linux-runtime/component-cache.js';
 import type { GuestConfig } from '../../src/wasi-host/guest-config.js';
 import { serveOnThread, type ThreadServer } from '../../src/wasi-host/http/thread.js';
 
@@ -37,26 +37,35 @@ function send(port: number, path: string, opts: { method?: string; headers?: Rec
   });
 }
 
-describe('a handler thread', () => {
-  let dir: string;
+/**
+ * For the describe it is called in: `path` transpiled once (its meta checked
+ * by `check`), and a function that serves it on a new thread; every thread
+ * is drained after.
+ */
+function threadsOf(path: string, check: (meta: ComponentMeta) => void, onRequestFailed: (m: string) => void = () => undefined) {
+  let dir = '';
   let config: GuestConfig;
   const servers: ThreadServer[] = [];
-  const failures: string[] = [];
-  const serve = async (pool: number, reuse: boolean, reset = false) => {
-    const s = await serveOnThread({ component: { kind: 'container', config }, port: 0, host: '127.0.0.1', pool, reuse, reset, onRequestFailed: (m) => failures.push(m) });
-    servers.push(s);
-    return s;
-  };
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tugboat-http-thread-'));
-    const entry = await ensureTranspiled(BENCH, join(dir, 'cache'));
-    expect(entry.meta.reuse).toBe(true);
-    config = { args: ['/http-bench.wasm'], env: [], component: { dir: entry.dir, entry: COMPONENT_ENTRY, world: 'http' } };
+    const entry = await ensureTranspiled(path, join(dir, 'cache'));
+    check(entry.meta);
+    config = { args: [`/${basename(path)}`], env: [], component: { dir: entry.dir, entry: COMPONENT_ENTRY, world: 'http' } };
   }, 120_000);
   afterAll(async () => {
     for (const s of servers) await s.drain();
     rmSync(dir, { recursive: true, force: true });
   });
+  return async (pool: number, reuse: boolean, reset = false) => {
+    const s = await serveOnThread({ component: { kind: 'container', config }, port: 0, host: '127.0.0.1', pool, reuse, reset, onRequestFailed });
+    servers.push(s);
+    return s;
+  };
+}
+
+describe('a handler thread', () => {
+  const failures: string[] = [];
+  const serve = threadsOf(BENCH, (meta) => expect(meta.reuse).toBe(true), (m) => failures.push(m));
 
   it('answers: a fixed body with a Content-Length, the echoed header, the body it read', async () => {
     const s = await serve(2, true);
@@ -155,34 +164,17 @@ describe('a handler thread', () => {
 
 describe("a guest's memory from one request to the next", () => {
   // http-probe.wat's /memo/TEXT answers what the previous request on its instance left in its memory, then keeps TEXT.
-  let dir: string;
-  let config: GuestConfig;
-  const servers: ThreadServer[] = [];
-  const serve = async (reuse: boolean, reset: boolean) => {
-    const s = await serveOnThread({ component: { kind: 'container', config }, port: 0, host: '127.0.0.1', pool: 1, reuse, reset, onRequestFailed: () => undefined });
-    servers.push(s);
-    return s;
-  };
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'tugboat-http-memo-'));
-    const entry = await ensureTranspiled(PROBE, join(dir, 'cache'));
-    expect(entry.meta).toMatchObject({ reuse: false, reset: true });
-    config = { args: ['/http-probe.wasm'], env: [], component: { dir: entry.dir, entry: COMPONENT_ENTRY, world: 'http' } };
-  }, 120_000);
-  afterAll(async () => {
-    for (const s of servers) await s.drain();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const serve = threadsOf(PROBE, (meta) => expect(meta).toMatchObject({ reuse: false, reset: true }));
 
   it('reaches the next request when an instance is reused as it is (the probe sees what it should)', async () => {
-    const s = await serve(true, false);
+    const s = await serve(1, true);
     expect((await send(s.port, '/memo/secret-of-a')).body.toString()).toBe('');
     expect((await send(s.port, '/memo/b')).body.toString()).toBe('secret-of-a');
   });
 
   it('never reaches the next request when instances are reset, nor when they are made anew', async () => {
     for (const reset of [true, false]) {
-      const s = await serve(false, reset);
+      const s = await serve(1, false, reset);
       for (let i = 0; i < 5; i++) {
         const r = await send(s.port, `/memo/secret-${i}`);
         expect([r.status, r.body.toString()]).toEqual([200, '']);
