@@ -76,8 +76,6 @@ export interface Bodies {
   bulk: Uint32Array;
   /** memory.grow instructions on memory 0. */
   grows: Uint32Array;
-  /** Instructions that change tables or drop segments (instructions.ts, STATE_OPS). */
-  stateOps: Uint32Array;
 }
 
 export interface DecodedModule {
@@ -392,7 +390,6 @@ function newBodies(count: number): Bodies {
     hasTryTable: new Uint8Array(count),
     bulk: new Uint32Array(count),
     grows: new Uint32Array(count),
-    stateOps: new Uint32Array(count),
   };
 }
 
@@ -432,7 +429,6 @@ function decodeCode(m: DecodedModule, r: Reader): void {
     bodies.hasTryTable[i] = facts.hasTryTable ? 1 : 0;
     bodies.bulk[i] = facts.bulk;
     bodies.grows[i] = facts.grows;
-    bodies.stateOps[i] = facts.stateOps;
     if (!keepsLocalCounter(bodies, i)) sites.dropSyncs(firstSite);
     r.pos = bodyEnd;
   }

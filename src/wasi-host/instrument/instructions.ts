@@ -182,8 +182,6 @@ export interface ScanFacts {
   bulk: number;
   /** memory.grow instructions on memory 0 (GROW sites). */
   grows: number;
-  /** Instructions of STATE_OPS. */
-  stateOps: number;
 }
 
 /**
@@ -195,7 +193,7 @@ export function scanExpression(r: Reader, ctx: ScanContext, body: number): ScanF
   const { sites, importedFuncs } = ctx;
   const bytes = r.bytes;
   const inBody = body >= 0;
-  const facts: ScanFacts = { loops: 0, callsIndirect: false, hasTryTable: false, bulk: 0, grows: 0, stateOps: 0 };
+  const facts: ScanFacts = { loops: 0, callsIndirect: false, hasTryTable: false, bulk: 0, grows: 0 };
   let depth = 0; // open frames inside the expression; a label equal to it names the function
   const end = r.end;
   for (;;) {
@@ -248,7 +246,6 @@ export function scanExpression(r: Reader, ctx: ScanContext, body: number): ScanF
         break;
       case TABLE_SET:
         r.skipLeb(5);
-        facts.stateOps++;
         ctx.stateOps |= STATE_TABLE_SET;
         break;
       case MEMORY_GROW: {
@@ -394,10 +391,7 @@ export function scanExpression(r: Reader, ctx: ScanContext, body: number): ScanF
           weighed = true;
         } else {
           for (let i = 0; i < n; i++) r.skipLeb(5);
-          if (STATE_FC & (1 << sub)) {
-            facts.stateOps++;
-            ctx.stateOps |= 1 << sub;
-          }
+          if (STATE_FC & (1 << sub)) ctx.stateOps |= 1 << sub;
         }
         if (weighed && inBody) {
           sites.add(BULK, at, 0, body);
