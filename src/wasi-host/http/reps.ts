@@ -91,7 +91,7 @@ export class Reps implements ResourceHost {
 
   /** The instance `rep` was made for (undefined for none, or a rep not held here). */
   scopeOf(rep: number): RepScope | undefined {
-    return rep >= OURS && rep < FOREIGN ? this.#scopes[rep - OURS] : undefined;
+    return isOurs(rep) ? this.#scopes[rep - OURS] : undefined;
   }
 
   /** An instance is let go: what its guest never dropped goes too. */

@@ -73,23 +73,18 @@ export class InstanceWatch implements GlueHooks {
     if (this.#tables.some((t) => t !== undefined && (t.length !== 2 || t[0] !== FLAG))) return 'its handle tables are not empty when it is made';
     const memories = new Map<WebAssembly.Memory, SavedMemory>();
     const globals = new Map<WebAssembly.Global, SavedGlobal>();
+    let why: string | undefined;
     try {
-      this.#collect(memories, globals, copies);
+      why = this.#collect(memories, globals, copies);
     } catch {
       // A v128 global: JavaScript can neither read nor set it.
       return 'a mutable global JavaScript cannot read (v128)';
     }
-    for (const imports of this.#given) {
-      for (const ns of Object.values(imports ?? {})) {
-        for (const value of Object.values(ns)) {
-          if (value instanceof WebAssembly.Memory && !memories.has(value)) return 'a core module imports a memory none of them defines';
-        }
-      }
-    }
-    return new InstanceState([...memories.values()], [...globals.values()], this.#tables);
+    return why ?? new InstanceState([...memories.values()], [...globals.values()], this.#tables);
   }
 
-  #collect(memories: Map<WebAssembly.Memory, SavedMemory>, globals: Map<WebAssembly.Global, SavedGlobal>, copies: MemoryCopies | undefined): void {
+  /** Fills `memories` and `globals`; why the instance cannot be put back, if a core module imports a memory that is not among them. */
+  #collect(memories: Map<WebAssembly.Memory, SavedMemory>, globals: Map<WebAssembly.Global, SavedGlobal>, copies: MemoryCopies | undefined): string | undefined {
     for (const [i, core] of this.cores.entries()) {
       for (const [name, value] of Object.entries(core.exports)) {
         if (name.startsWith(MEMORY_EXPORT) && value instanceof WebAssembly.Memory) {
@@ -102,11 +97,13 @@ export class InstanceWatch implements GlueHooks {
     for (const imports of this.#given) {
       for (const ns of Object.values(imports ?? {})) {
         for (const value of Object.values(ns)) {
+          if (value instanceof WebAssembly.Memory && !memories.has(value)) return 'a core module imports a memory none of them defines';
           // Immutable ones cannot change: setting them back is a no-op, so all are kept alike.
           if (value instanceof WebAssembly.Global && !globals.has(value)) globals.set(value, { global: value, value: value.value });
         }
       }
     }
+    return undefined;
   }
 }
 
