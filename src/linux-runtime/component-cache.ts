@@ -312,21 +312,22 @@ export function httpAnnotations(annotations: Record<string, string>): { port?: n
   const port = Number(annotations[HTTP_PORT_ANNOTATION]);
   const pool = countAnnotation(annotations, HTTP_POOL_ANNOTATION, HTTP_POOL_MAX);
   const threads = countAnnotation(annotations, HTTP_THREADS_ANNOTATION, HTTP_THREADS_MAX);
-  const reuse = annotations[HTTP_REUSE_ANNOTATION];
-  if (reuse !== undefined && reuse !== '' && reuse !== 'false') {
-    throw new ConfigError(`annotation ${HTTP_REUSE_ANNOTATION}=${reuse}: only false (a fresh instance for every request) is accepted; a component declares itself that its instances may be reused`);
-  }
-  const reset = annotations[HTTP_RESET_ANNOTATION];
-  if (reset !== undefined && reset !== '' && reset !== 'false') {
-    throw new ConfigError(`annotation ${HTTP_RESET_ANNOTATION}=${reset}: only false (make every instance anew) is accepted; instances are reset wherever the component allows it`);
-  }
+  const noReuse = turnedOff(annotations, HTTP_REUSE_ANNOTATION, 'a fresh instance for every request', 'a component declares itself that its instances may be reused');
+  const noReset = turnedOff(annotations, HTTP_RESET_ANNOTATION, 'make every instance anew', 'instances are reset wherever the component allows it');
   return {
     ...(Number.isInteger(port) && port > 0 && port < 65536 ? { port } : {}),
     ...(pool !== undefined ? { pool } : {}),
     ...(threads !== undefined ? { threads } : {}),
-    ...(reuse === 'false' ? { noReuse: true as const } : {}),
-    ...(reset === 'false' ? { noReset: true as const } : {}),
+    ...(noReuse ? { noReuse: true as const } : {}),
+    ...(noReset ? { noReset: true as const } : {}),
   };
+}
+
+/** An io.tugboat.http.* switch that can only be turned off: true for `false`, absent or empty is false, anything else a clear error. */
+function turnedOff(annotations: Record<string, string>, key: string, off: string, why: string): boolean {
+  const raw = annotations[key];
+  if (raw !== undefined && raw !== '' && raw !== 'false') throw new ConfigError(`annotation ${key}=${raw}: only false (${off}) is accepted; ${why}`);
+  return raw === 'false';
 }
 
 /**
