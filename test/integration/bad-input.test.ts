@@ -147,6 +147,17 @@ describe('bad input', () => {
     expect(oneLine(r.stderr)).toMatch(message);
   });
 
+  it.each([
+    ['io.tugboat.http.reset=yes', 'annotation io.tugboat.http.reset=yes: only false (make every instance anew) is accepted; instances are reset wherever the component allows it'],
+    ['io.tugboat.http.reuse=true', 'annotation io.tugboat.http.reuse=true: only false (a fresh instance for every request) is accepted; a component declares itself that its instances may be reused'],
+    ['io.tugboat.http.pool=0', 'annotation io.tugboat.http.pool=0: expected a whole number from 1 to 4096'],
+  ])('refuses the HTTP annotation %s with one line and status 1', async (annotation, message) => {
+    const r = await tb.run(['run', '--rm', '--annotation', annotation, WASM('component-http-bench')]);
+    expect(r.code).toBe(1);
+    expect(oneLine(r.stderr)).toBe(`tugboat: ${message}`);
+    await storeStillGood();
+  });
+
   it('names an image that is not in the store', async () => {
     const r = await tb.run(['run', '--rm', 'nosuchimage']);
     expect(r.code).not.toBe(0);
