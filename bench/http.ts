@@ -22,8 +22,23 @@
 // thread, the GC's too) over the requests answered: it depends less on what
 // else the machine does than req/s.
 //
-// BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default "32,256"), BENCH_ONLY
-// (comma-separated names) narrow it down.
+// How it is measured, and why:
+// - Every server is started first and stays up; each is warmed up alone
+//   (BENCH_WARMUP s, default 12) at each connection count. V8 goes on
+//   optimizing the request path for seconds: measured here, a two-thread
+//   Wasm server's req/s rises for ~8 s (two isolates to optimize, and the
+//   guest's host functions), native Node's for ~2 s. The first 3 s of the
+//   first warm-up are kept and shown as "cold", the cost of that warm-up.
+// - Then BENCH_ROUNDS rounds (default 3): in each, every server in turn, for
+//   BENCH_SECONDS s (default 5). This shared VM's speed drifts by 10-20%
+//   within a minute, so a ratio is taken within a round (a server against
+//   the native server of the same round) and the median of the rounds'
+//   ratios is shown, with their range. After each run the bench waits for
+//   the server to fall idle (requests wrk gave up on, a pool refilling), so
+//   that no server's leftovers land in the next one's run.
+//
+// BENCH_CONNECTIONS (default "32,256") and BENCH_ONLY (comma-separated names;
+// native is always run) narrow it down.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -35,7 +50,10 @@ import { loadKit } from '../src/linux-runtime/kit.js';
 const REPO = join(import.meta.dirname, '..', '..');
 const TUGBOAT = join(REPO, 'bin', 'tugboat');
 const FIXTURES = join(REPO, 'test', 'fixtures', 'out');
-const seconds = Number(process.env.BENCH_SECONDS ?? 8);
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const warmSeconds = Number(process.env.BENCH_WARMUP ?? 12);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const COLD_SECONDS = 3;
 const connectionCounts = (process.env.BENCH_CONNECTIONS ?? '32,256').split(',').map(Number);
 const only = process.env.BENCH_ONLY?.split(',');
 const before = process.env.BENCH_BEFORE;
@@ -100,10 +118,13 @@ const targets: Target[] = [
         { name: 'js-before', what: 'http-hello.wasm, served by BENCH_BEFORE', image: `oci:${join(FIXTURES, 'wasm')}:component-http`, checkout: before },
       ]
     : []),
-].filter((t) => !only || only.includes(t.name));
+].filter((t) => !only || t.name === 'native' || only.includes(t.name));
+
+const storeOf = (t: Target) => (t.checkout ? `${root}-${t.name}` : root);
+const containerName = (t: Target) => `bench-http-${t.name}`;
 
 function start(t: Target, port: number): ChildProcess {
-  const args = ['--root', t.checkout ? `${root}-${t.name}` : root, 'run', '--rm', '--network', 'host', '-e', `PORT=${port}`];
+  const args = ['--root', storeOf(t), 'run', '--rm', '--name', containerName(t), '--network', 'host', '-e', `PORT=${port}`];
   for (const [k, v] of Object.entries(t.annotations ?? {})) args.push('--annotation', `${k}=${v}`);
   return spawn(t.checkout ? join(t.checkout, 'bin', 'tugboat') : TUGBOAT, [...args, t.image], { stdio: 'ignore' });
 }
@@ -136,11 +157,11 @@ function ms(text: string): number {
   return Number(m[1]) * { us: 0.001, ms: 1, s: 1000, m: 60_000 }[m[2] as 'us' | 'ms' | 's' | 'm'];
 }
 
-/** How to read the CPU time (µs) of the runc container that `tugboat run` started under `store` (the only one running there). */
-function containerCpu(store: string): () => number {
-  const list = JSON.parse(execFileSync('runc', ['--root', join(store, 'runc'), 'list', '--format', 'json'], { encoding: 'utf8' }) || '[]') as { pid: number; status: string }[];
-  const running = list.find((c) => c.status === 'running');
-  if (!running) throw new Error(`no running container under ${store}`);
+/** How to read the CPU time (µs) of the runc container `name` that `tugboat run` started under `store`. */
+function containerCpu(store: string, name: string): () => number {
+  const list = JSON.parse(execFileSync('runc', ['--root', join(store, 'runc'), 'list', '--format', 'json'], { encoding: 'utf8' }) || '[]') as { id: string; pid: number; status: string }[];
+  const running = list.find((c) => c.id === name && c.status === 'running');
+  if (!running) throw new Error(`container ${name} is not running under ${store}`);
   const lines = readFileSync(`/proc/${running.pid}/cgroup`, 'utf8').trim().split('\n').map((l) => l.split(':'));
   // cgroup v1: the cpuacct controller's usage (ns); v2: cpu.stat's usage_usec.
   const v1 = lines.find(([, controllers]) => controllers!.split(',').includes('cpuacct'));
@@ -175,41 +196,94 @@ async function load(port: number, connections: number, duration: number, cpuUsec
   };
 }
 
-const results = new Map<string, Map<number, Load>>();
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+interface Server {
+  t: Target;
+  port: number;
+  child: ChildProcess;
+  cpu: () => number;
+  cold?: Load;
+  /** Per connection count, one Load per round. */
+  runs: Map<number, Load[]>;
+}
+
+/**
+ * Waits until the server has stopped working: a slow one still answers
+ * requests wrk gave up on (at 256 connections, a componentize-js server has
+ * seconds of them queued), and a pool refills after a load, which would take
+ * the CPU from the server measured next.
+ */
+async function settle(s: Server): Promise<void> {
+  const QUIET_US = 10_000;
+  for (let i = 0; i < 240; i++) {
+    const before = s.cpu();
+    await new Promise((r) => setTimeout(r, 250));
+    if (s.cpu() - before < QUIET_US) return;
+  }
+}
+
+const servers: Server[] = [];
 const load0 = loadavg();
 try {
   let port = 18190;
+  // One at a time: each start may import the image and transpile the component into the store.
   for (const t of targets) {
-    const child = start(t, ++port);
-    try {
-      await ready(port);
-      const cpu = containerCpu(t.checkout ? `${root}-${t.name}` : root);
-      const byConn = new Map<number, Load>();
-      for (const c of connectionCounts) {
-        // Warm-up, discarded: V8 keeps optimizing the request path for seconds.
-        await load(port, c, Math.max(3, seconds / 2), cpu);
-        byConn.set(c, await load(port, c, seconds, cpu));
+    const p = ++port;
+    const child = start(t, p);
+    const server: Server = { t, port: p, child, cpu: () => NaN, runs: new Map() };
+    servers.push(server);
+    await ready(p);
+    server.cpu = containerCpu(storeOf(t), containerName(t));
+  }
+  for (const s of servers) {
+    s.cold = await load(s.port, connectionCounts[0]!, COLD_SECONDS, s.cpu);
+    for (const [i, c] of connectionCounts.entries()) await load(s.port, c, i === 0 ? Math.max(1, warmSeconds - COLD_SECONDS) : Math.max(3, warmSeconds / 3), s.cpu);
+    await settle(s);
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const c of connectionCounts) {
+      for (const s of servers) {
+        const runs = s.runs.get(c) ?? [];
+        runs.push(await load(s.port, c, seconds, s.cpu));
+        s.runs.set(c, runs);
+        await settle(s);
       }
-      results.set(t.name, byConn);
-    } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
     }
   }
   const load1 = loadavg();
-  console.log(`\nhttp: wrk, ${seconds} s per run after a warm-up, loopback; ${cpus().length} CPUs, load average ${load0[0]!.toFixed(1)} at the start, ${load1[0]!.toFixed(1)} at the end`);
+  console.log(
+    `\nhttp: wrk, loopback; every server warmed up ${warmSeconds} s, then ${rounds} rounds of ${seconds} s each; medians of the rounds, ratios taken within a round (range in brackets); ${cpus().length} CPUs, load average ${load0[0]!.toFixed(1)} at the start, ${load1[0]!.toFixed(1)} at the end`,
+  );
+  const native = servers.find((s) => s.t.name === 'native')!;
+  const range = (xs: number[], digits: number) => `${median(xs).toFixed(digits)}x [${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}]`;
   for (const c of connectionCounts) {
-    const base = results.get('native')?.get(c);
+    const base = native.runs.get(c)!;
     console.log(`  ${c} connections`);
-    for (const t of targets) {
-      const r = results.get(t.name)?.get(c);
-      if (!r) continue;
-      const ratio = base ? `${(r.rps / base.rps).toFixed(3)}x req/s, p99 ${(r.p99 / base.p99).toFixed(2)}x, CPU/req ${(r.cpuUs / base.cpuUs).toFixed(2)}x` : '';
+    for (const s of servers) {
+      const runs = s.runs.get(c)!;
+      const rps = runs.map((r, i) => r.rps / base[i]!.rps);
+      const p99 = runs.map((r, i) => r.p99 / base[i]!.p99);
+      const cpu = runs.map((r, i) => r.cpuUs / base[i]!.cpuUs);
+      const errors = runs.reduce((a, r) => a + r.errors, 0);
       console.log(
-        `    ${t.what.padEnd(52)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(2).padStart(7)} ms  p99 ${r.p99.toFixed(2).padStart(8)} ms  CPU/req ${r.cpuUs.toFixed(0).padStart(5)} µs  errors ${r.errors}  ${ratio}`,
+        `    ${s.t.what.padEnd(52)} ${median(runs.map((r) => r.rps)).toFixed(0).padStart(7)} req/s  p50 ${median(runs.map((r) => r.p50)).toFixed(2).padStart(7)} ms  p99 ${median(runs.map((r) => r.p99)).toFixed(2).padStart(8)} ms  CPU/req ${median(runs.map((r) => r.cpuUs)).toFixed(0).padStart(5)} µs  errors ${errors}` +
+          (s === native ? '' : `  req/s ${range(rps, 3)}, p99 ${range(p99, 2)}, CPU/req ${range(cpu, 2)}`),
       );
     }
   }
+  console.log(`  cold: the first ${COLD_SECONDS} s after the server answered, ${connectionCounts[0]} connections`);
+  for (const s of servers) {
+    const cold = s.cold!;
+    console.log(`    ${s.t.what.padEnd(52)} ${cold.rps.toFixed(0).padStart(7)} req/s  p99 ${cold.p99.toFixed(2).padStart(8)} ms  ${(cold.rps / native.cold!.rps).toFixed(3)}x native's cold req/s`);
+  }
 } finally {
+  for (const s of servers) {
+    s.child.kill('SIGTERM');
+    if (s.child.exitCode === null && s.child.signalCode === null) await new Promise((r) => s.child.once('exit', r));
+  }
   rmSync(work, { recursive: true, force: true });
 }
