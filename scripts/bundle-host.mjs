@@ -23,6 +23,14 @@ import { build } from 'esbuild';
 // and spawns only for executable subcommands, which Tugboat has none of) an
 // object that loads it on the first property read.
 const lazyForRequire = new Set(['node:child_process']);
+// Exports never read, even by a module that takes the whole namespace
+// (`import * as http`, as preview2-shim's HTTP code does for two functions,
+// makes esbuild keep every export): node:http's WebSocket, CloseEvent and
+// MessageEvent are getters that load Node's whole undici (measured: 62 ms,
+// paid by every HTTP handler thread and every component guest's thread
+// before it served anything). A module that imports one of them by name
+// fails the build (no such export); nothing bundled reads them.
+const neverRead = new Map([['node:http', new Set(['WebSocket', 'CloseEvent', 'MessageEvent'])]]);
 const builtinNames = new Set(builtinModules.filter((m) => !m.startsWith('_')).flatMap((m) => [m, `node:${m}`]));
 const builtinsWithoutFacade = {
   name: 'builtins-without-esm-facade',
@@ -39,7 +47,8 @@ const builtinsWithoutFacade = {
       return { contents, loader: 'js' };
     });
     b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, async (args) => {
-      const names = Object.keys(await import(args.pluginData.path)).filter((n) => n !== 'default' && /^[A-Za-z_$][\w$]*$/.test(n));
+      const skip = neverRead.get(args.pluginData.path);
+      const names = Object.keys(await import(args.pluginData.path)).filter((n) => n !== 'default' && /^[A-Za-z_$][\w$]*$/.test(n) && !skip?.has(n));
       const lines = [`const __builtin = process.getBuiltinModule(${JSON.stringify(args.pluginData.path)});`, 'const __read = (name) => __builtin[name];', 'export default __builtin;'];
       for (const n of names) lines.push(`export const ${n} = /* @__PURE__ */ __read(${JSON.stringify(n)});`);
       return { contents: lines.join('\n'), loader: 'js' };

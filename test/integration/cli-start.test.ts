@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode, DeleteResponseSchema } from '../../src/shim/proto/index.js';
 import { exec, REPO, TugboatSandbox, WASM } from './helpers.js';
@@ -71,6 +72,27 @@ describe('what each command loads', () => {
     const res = decode(DeleteResponseSchema, stdout);
     expect(res).toMatchObject({ pid: 4242, exitStatus: 137 });
     expect(Math.abs(Number(res.exitedAt!.seconds) * 1000 - Date.now())).toBeLessThan(60_000);
+  });
+});
+
+// A guest's thread loads its bundle before it serves or runs anything.
+// node:http's WebSocket, CloseEvent and MessageEvent getters load Node's
+// whole undici (~60 ms), and a bundle that takes node:http's namespace (as
+// preview2-shim's HTTP code does) read them all when it was evaluated
+// (scripts/bundle-host.mjs, neverRead). Evaluated here on a main thread,
+// where the module list is this process's: the thread's own code only waits
+// for a message there.
+describe("a guest thread's bundle", () => {
+  it.each([
+    ['component.mjs', "a component's thread (container level)"],
+    ['http-worker.mjs', "an HTTP component's handler thread"],
+    ['hosted-component.mjs', "a component's thread in a shared host"],
+  ])('%s (%s) does not load undici', async (bundle) => {
+    const url = pathToFileURL(join(REPO, 'dist', 'host', bundle)).href;
+    const script = `await import(${JSON.stringify(url)}); console.log(JSON.stringify(process.moduleLoadList.filter((m) => m.includes('undici'))));`;
+    const r = await exec(join(REPO, 'vendor', 'node', 'bin', 'node'), ['--input-type=module', '-e', script]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual([]);
   });
 });
 
