@@ -37,6 +37,9 @@
 //   the server to fall idle (requests wrk gave up on, a pool refilling), so
 //   that no server's leftovers land in the next one's run.
 //
+// - First of all, each server's start: from `tugboat run` to its first answer
+//   (BENCH_START_RUNS times each, default 5, interleaved), then it is stopped.
+//
 // BENCH_CONNECTIONS (default "32,256") and BENCH_ONLY (comma-separated names;
 // native is always run) narrow it down.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -54,6 +57,7 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const warmSeconds = Number(process.env.BENCH_WARMUP ?? 12);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const COLD_SECONDS = 3;
+const startRuns = Number(process.env.BENCH_START_RUNS ?? 5);
 const connectionCounts = (process.env.BENCH_CONNECTIONS ?? '32,256').split(',').map(Number);
 const only = process.env.BENCH_ONLY?.split(',');
 const before = process.env.BENCH_BEFORE;
@@ -129,16 +133,32 @@ function start(t: Target, port: number): ChildProcess {
   return spawn(t.checkout ? join(t.checkout, 'bin', 'tugboat') : TUGBOAT, [...args, t.image], { stdio: 'ignore' });
 }
 
-async function ready(port: number): Promise<void> {
-  for (let i = 0; i < 600; i++) {
+async function ready(port: number, everyMs = 100): Promise<void> {
+  const deadline = performance.now() + 60_000;
+  while (performance.now() < deadline) {
     try {
-      if ((await fetch(`http://127.0.0.1:${port}/ready`)).ok) return;
+      const r = await fetch(`http://127.0.0.1:${port}/ready`);
+      await r.arrayBuffer();
+      if (r.ok) return;
     } catch {
       // not yet
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`port ${port} never answered`);
+}
+
+/** From `tugboat run` to the first answer, ms; the container is stopped again. */
+async function firstResponse(t: Target, port: number): Promise<number> {
+  const t0 = performance.now();
+  const child = start(t, port);
+  try {
+    await ready(port, 5);
+    return performance.now() - t0;
+  } finally {
+    child.kill('SIGTERM');
+    if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
+  }
 }
 
 interface Load {
@@ -227,8 +247,20 @@ async function settle(s: Server): Promise<void> {
 }
 
 const servers: Server[] = [];
+const startTimes = new Map<string, number[]>();
 const load0 = loadavg();
 try {
+  // Time to a first answer, each target in turn, START_RUNS times; before any
+  // server stays up. The first start of each imports the image and
+  // transpiles the component into the store, and is not counted.
+  for (const [i, t] of targets.entries()) await firstResponse(t, 18290 + i);
+  for (let r = 0; r < startRuns; r++) {
+    for (const [i, t] of targets.entries()) {
+      const times = startTimes.get(t.name) ?? [];
+      times.push(await firstResponse(t, 18290 + i));
+      startTimes.set(t.name, times);
+    }
+  }
   let port = 18190;
   // One at a time: each start may import the image and transpile the component into the store.
   for (const t of targets) {
@@ -274,6 +306,12 @@ try {
           (s === native ? '' : `  req/s ${range(rps, 3)}, p99 ${range(p99, 2)}, CPU/req ${range(cpu, 2)}`),
       );
     }
+  }
+  const nativeStart = median(startTimes.get('native')!);
+  console.log(`  start: from \`tugboat run\` to the first answer, median of ${startRuns}`);
+  for (const t of targets) {
+    const times = startTimes.get(t.name)!;
+    console.log(`    ${t.what.padEnd(52)} ${median(times).toFixed(0).padStart(7)} ms  (${Math.min(...times).toFixed(0)}-${Math.max(...times).toFixed(0)})  ${(median(times) / nativeStart).toFixed(2)}x native's`);
   }
   console.log(`  cold: the first ${COLD_SECONDS} s after the server answered, ${connectionCounts[0]} connections`);
   for (const s of servers) {
