@@ -2,12 +2,13 @@
 // (examples/components/http-bench.wat) served by serveOnThread through
 // node:http, as a handler thread serves it in a container.
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMPONENT_ENTRY, ensureTranspiled, type ComponentMeta } from '../../src/linux-runtime/component-cache.js';
 import type { GuestConfig } from '../../src/wasi-host/guest-config.js';
+import { HttpStartError, serveHttpComponent } from '../../src/wasi-host/http/serve.js';
 import { serveOnThread, type ThreadServer } from '../../src/wasi-host/http/thread.js';
 
 const BENCH = join(import.meta.dirname, '..', '..', 'examples', 'components', 'out', 'http-bench.wasm');
@@ -180,6 +181,31 @@ describe("a guest's memory from one request to the next", () => {
         expect([r.status, r.body.toString()]).toEqual([200, '']);
       }
       expect(s.stats()).toMatchObject(reset ? { resets: 5, created: 1 } : { resets: 0 });
+    }
+  });
+});
+
+// The first handler thread boots while the core modules compile (serve.ts):
+// when they cannot be compiled, that thread, already started, is ended and
+// the server refused with a link error, the container's 126.
+describe('serveHttpComponent', () => {
+  it('refuses a component whose core module does not compile, ending the thread it had started', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tugboat-http-bad-'));
+    try {
+      writeFileSync(join(dir, 'component.core.wasm'), Buffer.from('\0asm\x01\0\0\0\x01\xff'));
+      const config: GuestConfig = { args: ['/bad.wasm'], env: [], component: { dir, entry: COMPONENT_ENTRY, world: 'http' } } as GuestConfig;
+      const started = serveHttpComponent(
+        { kind: 'container', config },
+        { port: 0, host: '127.0.0.1', threads: 2, pool: 1, reuse: false, onRequestFailed: () => undefined, workerUrl: join(import.meta.dirname, '..', '..', 'dist', 'host', 'http-worker.mjs') },
+      );
+      const err = await started.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(HttpStartError);
+      expect((err as HttpStartError).outcome).toMatchObject({ kind: 'link', message: expect.stringMatching(/^cannot compile component: /) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
