@@ -6,6 +6,7 @@
 // run --network host` on a loopback port; the same load generator (wrk, a
 // separate C process: a JavaScript one in this process took a core of the
 // two and decided the result) drives each in turn, at 32 and 256 connections.
+// The README's "wasi:http served in-thread" gives a run's numbers.
 //
 //   native      Node http in a Linux container (the baseline of each row)
 //   wat         http-bench.wasm: the host's own cost (instances reused, as it declares)
@@ -23,7 +24,9 @@
 // else the machine does than req/s.
 //
 // How it is measured, and why:
-// - Every server is started first and stays up; each is warmed up alone
+// - First of all, each server's start: from `tugboat run` to its first answer
+//   (BENCH_START_RUNS times each, default 5, interleaved), then it is stopped.
+// - Then every server is started and stays up; each is warmed up alone
 //   (BENCH_WARMUP s, default 12) at each connection count. V8 goes on
 //   optimizing the request path for seconds: measured here, a two-thread
 //   Wasm server's req/s rises for ~8 s (two isolates to optimize, and the
@@ -36,9 +39,6 @@
 //   ratios is shown, with their range. After each run the bench waits for
 //   the server to fall idle (requests wrk gave up on, a pool refilling), so
 //   that no server's leftovers land in the next one's run.
-//
-// - First of all, each server's start: from `tugboat run` to its first answer
-//   (BENCH_START_RUNS times each, default 5, interleaved), then it is stopped.
 //
 // BENCH_CONNECTIONS (default "32,256") and BENCH_ONLY (comma-separated names;
 // native is always run) narrow it down.
