@@ -85,6 +85,37 @@ describe('instance pool', () => {
     expect(p.stats()).toMatchObject({ ready: 3, busy: 0 });
   });
 
+  it('may hold back the rest of its first fill until the first request is over', async () => {
+    const { p, made } = pool(3, false);
+    p.start(60_000);
+    for (let i = 0; i < 5; i++) await tick();
+    expect(made()).toBe(1);
+    const a = p.take()!;
+    for (let i = 0; i < 5; i++) await tick();
+    expect(made()).toBe(1);
+    p.release(a, false);
+    for (let i = 0; i < 5; i++) await tick();
+    // The fresh instance that served went; three ready ones were made.
+    expect(made()).toBe(4);
+    expect(p.stats()).toMatchObject({ ready: 3, busy: 0 });
+    p.close();
+  });
+
+  it('makes an instance at once for a request that waits during the hold, and fills once the hold time is over', async () => {
+    const { p, made } = pool(3, false);
+    p.start(60_000);
+    p.take();
+    expect(await p.next()).toBe(2);
+    p.close();
+    const q = pool(3, false);
+    q.p.start(1);
+    await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 5; i++) await tick();
+    expect(q.made()).toBe(3);
+    expect(made()).toBe(2);
+    q.p.close();
+  });
+
   it('fresh: an instance serves one request; its replacement comes later', async () => {
     const { p, discarded, made } = pool(1, false);
     p.start();

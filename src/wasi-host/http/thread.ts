@@ -167,12 +167,16 @@ function failureMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** How long the rest of a thread's pool waits at most for the first request to be over. */
+const FIRST_FILL_HOLD_MS = 100;
+
 /** Serves the component on this thread until drained. Rejects with ComponentLinkError when it cannot be instantiated. */
 export async function serveOnThread(options: ThreadServeOptions): Promise<ThreadServer> {
   const factory = await instanceFactory(options, options.onRequestFailed);
   const pool = new InstancePool<Instance>({ size: options.pool, reuse: options.reuse, create: factory.create, discard: factory.discard, recycle: factory.recycle });
   try {
-    pool.start();
+    // The first instance serves the first request before the rest are made (pool.ts).
+    pool.start(FIRST_FILL_HOLD_MS);
   } catch (err) {
     if (err instanceof ComponentLinkError) throw err;
     throw new ComponentLinkError(`cannot instantiate component: ${(err as Error).message ?? String(err)}`);
