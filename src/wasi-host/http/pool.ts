@@ -71,7 +71,7 @@ export class InstancePool<T> {
     this.#ready.push(this.#make());
     if (holdMs > 0) {
       this.#hold = setTimeout(() => this.#endHold(), holdMs);
-      // A thread that is told to stop does not wait for the pool to fill.
+      // The timer alone keeps no thread alive.
       this.#hold.unref();
     } else this.#refill();
   }
