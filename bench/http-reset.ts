@@ -13,17 +13,13 @@ import { pathToFileURL } from 'node:url';
 import { InstanceWatch, type InstanceState } from '../src/wasi-host/http/reset.js';
 import { componentMaker } from '../src/wasi-host/http/source.js';
 import { REPO } from '../test/unit/helpers/wasm.js';
+import { median } from './lib.mjs';
 
 // The transpile cache from the build: its transpiler runs as a child script of dist/, which a bundle has no copy of.
 const { COMPONENT_ENTRY, ensureTranspiled } = (await import(pathToFileURL(join(REPO, 'dist', 'linux-runtime', 'component-cache.js')).href)) as typeof import('../src/linux-runtime/component-cache.js');
 
 const runs = Number(process.env.BENCH_RUNS ?? 200);
 const work = mkdtempSync(join(tmpdir(), 'tugboat-bench-reset-'));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
 
 async function measure(file: string, n: number): Promise<void> {
   const entry = await ensureTranspiled(join(REPO, 'examples', 'components', 'out', file), join(work, 'cache'));

@@ -49,6 +49,7 @@ import { join } from 'node:path';
 import { buildImage } from '../src/oci/image-build.js';
 import { hostPlatform } from '../src/oci/platform.js';
 import { loadKit } from '../src/linux-runtime/kit.js';
+import { median } from './lib.mjs';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const TUGBOAT = join(REPO, 'bin', 'tugboat');
@@ -156,9 +157,14 @@ async function firstResponse(t: Target, port: number): Promise<number> {
     await ready(port, 5);
     return performance.now() - t0;
   } finally {
-    child.kill('SIGTERM');
-    if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
+    await stop(child);
   }
+}
+
+/** Stops a `tugboat run` (SIGTERM) and waits for it to be gone. */
+async function stop(child: ChildProcess): Promise<void> {
+  child.kill('SIGTERM');
+  if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
 }
 
 interface Load {
@@ -215,11 +221,6 @@ async function load(port: number, connections: number, duration: number, cpuUsec
     cpuUs: requests > 0 ? (cpu1 - cpu0) / requests : NaN,
   };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 interface Server {
   t: Target;
@@ -319,9 +320,6 @@ try {
     console.log(`    ${s.t.what.padEnd(52)} ${cold.rps.toFixed(0).padStart(7)} req/s  p99 ${cold.p99.toFixed(2).padStart(8)} ms  ${(cold.rps / native.cold!.rps).toFixed(3)}x native's cold req/s`);
   }
 } finally {
-  for (const s of servers) {
-    s.child.kill('SIGTERM');
-    if (s.child.exitCode === null && s.child.signalCode === null) await new Promise((r) => s.child.once('exit', r));
-  }
+  for (const s of servers) await stop(s.child);
   rmSync(work, { recursive: true, force: true });
 }
