@@ -35,7 +35,10 @@
   (import "wasi:io/streams@0.2.12" "[method]output-stream.blocking-write-and-flush" (func $out.write (param i32 i32 i32 i32)))
   (import "wasi:io/streams@0.2.12" "[resource-drop]output-stream" (func $out.drop (param i32)))
 
-  (memory (export "memory") 1)
+  ;; 17 pages, just over 1 MiB: a reset of a memory this large copies back
+  ;; only the pages the kernel saw written (src/wasi-host/http/written-pages.ts),
+  ;; so /memo checks that path; smaller ones are copied back whole.
+  (memory (export "memory") 17)
   ;; 0..64: return areas. 256..: constant strings. 1024..: the heap, a bump
   ;; allocator reset for every request.
   (global $ret i32 (i32.const 16))

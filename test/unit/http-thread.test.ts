@@ -183,6 +183,13 @@ describe("a guest's memory from one request to the next", () => {
       expect(s.stats()).toMatchObject(reset ? { resets: 5, created: 1 } : { resets: 0 });
     }
   });
+
+  it('copies back only the pages written, where the kernel can say (the probe\'s memory is over 1 MiB)', async () => {
+    const s = await serve(1, false, true);
+    for (let i = 0; i < 3; i++) expect((await send(s.port, `/memo/kept-${i}`)).body.toString()).toBe('');
+    // This machine's kernel (6.7 or later, userfaultfd allowed) tells; elsewhere the reason is given and the whole memory copied.
+    expect(s.stats().resetCopies).toBe('written pages');
+  });
 });
 
 // The first handler thread boots while the core modules compile (serve.ts):

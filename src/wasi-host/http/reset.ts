@@ -7,7 +7,9 @@
 //
 // What an instance keeps from one call to the next, and how it goes back:
 //   memories its core modules define  their bytes, copied back from a copy
-//                                      taken when made; a memory that grew
+//                                      taken when made (only the pages the
+//                                      kernel saw written, where it can say:
+//                                      written-pages.ts); a memory that grew
 //                                      cannot shrink: the instance goes
 //   mutable globals they define       set back (the transpile exported them:
 //                                      instrument/state-exports.ts)
@@ -25,6 +27,7 @@
 // outside its core modules) means no state: fresh instances, as before.
 import { STATE_EXPORT_PREFIX } from '../instrument/names.js';
 import { FLAG, type HandleTable } from './abi.js';
+import type { PageWatch, WatchedRange } from './written-pages.js';
 
 const MEMORY_EXPORT = `${STATE_EXPORT_PREFIX}memory:`;
 const GLOBAL_EXPORT = `${STATE_EXPORT_PREFIX}global:`;
@@ -40,7 +43,15 @@ interface SavedMemory {
   bytes: Uint8Array;
   /** A view of the memory, kept while its buffer is: making one per reset cost more than the copy (measured: 12 of 17 µs for 128 KiB). */
   view: Uint8Array;
+  /** The pages written since the last reset, where the kernel tells (large memories only). */
+  written: WatchedRange | undefined;
 }
+
+/**
+ * Memories smaller than this are copied back whole: asking the kernel which
+ * pages were written costs more than copying 128 KiB (~4 µs).
+ */
+export const WATCHED_MIN_BYTES = 1 << 20;
 
 interface SavedGlobal {
   global: WebAssembly.Global;
@@ -67,7 +78,7 @@ export class InstanceWatch implements GlueHooks {
    * `copies`: the copies other instances of the component took, shared
    * where this one's memory is byte for byte the same.
    */
-  capture(copies?: MemoryCopies): InstanceState | string {
+  capture(copies?: MemoryCopies, pages?: () => PageWatch | undefined): InstanceState | string {
     if (!this.#tables) return "the glue did not hand over its handle tables (not patched by this Tugboat's transpile)";
     // A handle made while it was made would be in the copy of its memory, and gone from the emptied table.
     if (this.#tables.some((t) => t !== undefined && (t.length !== 2 || t[0] !== FLAG))) return 'its handle tables are not empty when it is made';
@@ -75,7 +86,7 @@ export class InstanceWatch implements GlueHooks {
     const globals = new Map<WebAssembly.Global, SavedGlobal>();
     let why: string | undefined;
     try {
-      why = this.#collect(memories, globals, copies);
+      why = this.#collect(memories, globals, copies, pages);
     } catch {
       // A v128 global: JavaScript can neither read nor set it.
       return 'a mutable global JavaScript cannot read (v128)';
@@ -84,12 +95,20 @@ export class InstanceWatch implements GlueHooks {
   }
 
   /** Fills `memories` and `globals`; why the instance cannot be put back, if a core module imports a memory that is not among them. */
-  #collect(memories: Map<WebAssembly.Memory, SavedMemory>, globals: Map<WebAssembly.Global, SavedGlobal>, copies: MemoryCopies | undefined): string | undefined {
+  #collect(
+    memories: Map<WebAssembly.Memory, SavedMemory>,
+    globals: Map<WebAssembly.Global, SavedGlobal>,
+    copies: MemoryCopies | undefined,
+    pages: (() => PageWatch | undefined) | undefined,
+  ): string | undefined {
     for (const [i, core] of this.cores.entries()) {
       for (const [name, value] of Object.entries(core.exports)) {
         if (name.startsWith(MEMORY_EXPORT) && value instanceof WebAssembly.Memory) {
           const view = new Uint8Array(value.buffer);
-          memories.set(value, { memory: value, bytes: copies ? copies.of(`${i} ${name}`, view) : view.slice(), view });
+          const bytes = copies ? copies.of(`${i} ${name}`, view) : view.slice();
+          // Watched once copied: the copy and the memory are equal from here on, but for the pages the kernel will list.
+          const written = pages && view.length >= WATCHED_MIN_BYTES ? pages()?.watch(view) : undefined;
+          memories.set(value, { memory: value, bytes, view, written });
         }
         else if (name.startsWith(GLOBAL_EXPORT) && value instanceof WebAssembly.Global) globals.set(value, { global: value, value: value.value });
       }
@@ -160,10 +179,12 @@ export class InstanceState {
       const buffer = m.memory.buffer;
       if (buffer.byteLength !== m.bytes.length) return false;
       m.view = new Uint8Array(buffer);
+      // A new buffer at another address is not the range watched.
+      if (m.written && !m.written.at(m.view)) m.written = undefined;
     }
     for (const t of this.#tables) if (t !== undefined && !everyHeld(t, owned)) return false;
     release();
-    for (const m of this.#memories) m.view.set(m.bytes);
+    for (const m of this.#memories) if (!m.written?.copyBack(m.view, m.bytes)) m.view.set(m.bytes);
     for (const g of this.#globals) if (g.global.value !== g.value) g.global.value = g.value;
     for (const t of this.#tables) if (t !== undefined) emptyTable(t);
     return true;

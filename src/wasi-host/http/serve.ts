@@ -55,7 +55,7 @@ export interface HttpService {
 }
 
 /** A handler thread's pool, the resources its guests hold, and why its instances are not reset (when refused). */
-export type ThreadStats = PoolStats & { resources: number; resetRefused?: string };
+export type ThreadStats = PoolStats & { resources: number; resetRefused?: string; resetCopies?: string };
 
 /** What a handler thread is started with. */
 export interface HandlerStart {

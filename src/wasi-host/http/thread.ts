@@ -17,6 +17,7 @@ import { InstancePool, type PoolStats } from './pool.js';
 import { Reps, SlotList, type RepScope } from './reps.js';
 import { componentMaker, type ComponentMaker, type HttpComponentSource } from './source.js';
 import { InstanceWatch, MemoryCopies, type InstanceState } from './reset.js';
+import { PageWatch } from './written-pages.js';
 import { ResponseEvents, wasiHttp, type Exchange } from './types.js';
 
 export interface ThreadServeOptions {
@@ -44,7 +45,7 @@ export interface ThreadServer {
   port: number;
   inFlight(): number;
   /** The pool, the resources guests hold (handles of ours not yet dropped), the requests whose handler was called without jco's glue, and why instances are not reset (when allowed but refused). */
-  stats(): PoolStats & { resources: number; directCalls: number; resetRefused?: string };
+  stats(): PoolStats & { resources: number; directCalls: number; resetRefused?: string; resetCopies?: string };
   /** Stops accepting, lets requests in flight finish (new ones on open connections are served with Connection: close); resolves when none is left. */
   drain(): Promise<void>;
 }
@@ -110,8 +111,14 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
   /** Why instances are made afresh although the transpile allowed a reset (the first reason met). */
   let resetRefused: string | undefined;
   const copies = new MemoryCopies();
+  /** The thread's watch of written pages (opened when a first memory is large enough to want it), or why there is none. */
+  let pages: PageWatch | string | undefined;
+  const pageWatch = (): PageWatch | undefined => {
+    pages ??= PageWatch.open();
+    return typeof pages === 'string' ? undefined : pages;
+  };
   const stateOf = (watch: InstanceWatch): InstanceState | undefined => {
-    const state = watch.capture(copies);
+    const state = watch.capture(copies, pageWatch);
     if (typeof state !== 'string') return state;
     resetRefused ??= state;
     return undefined;
@@ -159,7 +166,19 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
       return false;
     }
   };
-  return { create, discard, recycle, exchange: http.exchange, reps, resetRefused: () => resetRefused };
+  return {
+    create,
+    discard,
+    recycle,
+    exchange: http.exchange,
+    reps,
+    resetRefused: () => resetRefused,
+    /** How resets copy memory back: only written pages, or whole (and why), once a memory large enough asked. */
+    resetCopies: (): string | undefined => (pages === undefined ? undefined : typeof pages === 'string' ? `whole memory: ${pages}` : 'written pages'),
+    close: () => {
+      if (typeof pages === 'object') pages.close();
+    },
+  };
 }
 
 function failureMessage(err: unknown): string {
@@ -287,7 +306,14 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
     inFlight: () => inFlight,
     stats: () => {
       const refused = factory.resetRefused();
-      return { ...pool.stats(), resources: factory.reps.live, directCalls, ...(refused !== undefined ? { resetRefused: refused } : {}) };
+      const copies = factory.resetCopies();
+      return {
+        ...pool.stats(),
+        resources: factory.reps.live,
+        directCalls,
+        ...(refused !== undefined ? { resetRefused: refused } : {}),
+        ...(copies !== undefined ? { resetCopies: copies } : {}),
+      };
     },
     drain: () =>
       new Promise<void>((resolve) => {
@@ -299,6 +325,7 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
         server.closeIdleConnections();
         const done = () => {
           pool.close();
+          factory.close();
           server.closeAllConnections();
           resolve();
         };

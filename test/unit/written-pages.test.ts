@@ -1,0 +1,118 @@
+// The kernel's record of which pages of a memory were written
+// (src/wasi-host/http/written-pages.ts), and resets that copy back only
+// those (src/wasi-host/http/reset.ts). This machine's kernel has
+// userfaultfd's asynchronous write-protect and PAGEMAP_SCAN (Linux 6.7+).
+import { openSync, closeSync, readSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FLAG, type HandleTable } from '../../src/wasi-host/http/abi.js';
+import { InstanceWatch, WATCHED_MIN_BYTES } from '../../src/wasi-host/http/reset.js';
+import { PageWatch } from '../../src/wasi-host/http/written-pages.js';
+import { exportState } from '../../src/wasi-host/instrument/index.js';
+import { wat } from './helpers/wasm.js';
+
+const PAGE = 4096;
+const opened = PageWatch.open();
+afterAll(() => {
+  if (typeof opened !== 'string') opened.close();
+});
+
+function pages(): PageWatch {
+  if (typeof opened === 'string') throw new Error(`no page watch on this machine: ${opened}`);
+  return opened;
+}
+
+/** The runs of written pages, as page numbers [from, to). */
+function writtenPages(range: NonNullable<ReturnType<PageWatch['watch']>>): number[][] {
+  const runs: number[][] = [];
+  expect(range.written((from, to) => runs.push([from / PAGE, to / PAGE]))).toBe(true);
+  return runs;
+}
+
+describe('the pages of a memory the kernel saw written', () => {
+  it('is available here', () => {
+    expect(opened).toBeInstanceOf(PageWatch);
+  });
+
+  it('lists the pages written since protected: by JavaScript, by the kernel (a read into the memory), not the others', () => {
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 4 }).buffer);
+    const range = pages().watch(view)!;
+    expect(range).toBeDefined();
+    expect(writtenPages(range)).toEqual([]);
+    view[3 * PAGE + 1] = 1;
+    view[4 * PAGE] = 1;
+    view[60 * PAGE - 1] = 1;
+    const fd = openSync('/dev/urandom', 'r');
+    try {
+      expect(readSync(fd, view, 20 * PAGE + 100, 10, null)).toBe(10);
+    } finally {
+      closeSync(fd);
+    }
+    expect(writtenPages(range)).toEqual([
+      [3, 5],
+      [20, 21],
+      [59, 60],
+    ]);
+  });
+
+  it('copies the saved bytes back over the pages written, and what it copies back does not count as written', () => {
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 32 }).buffer);
+    for (let i = 0; i < view.length; i += 997) view[i] = i & 255;
+    const saved = view.slice();
+    const range = pages().watch(view)!;
+    // More runs than one scan call returns (64), so the walk goes on where it stopped.
+    for (let round = 0; round < 3; round++) {
+      for (let p = 0; p < 200; p++) view[p * 2 * PAGE + round] = 0xee;
+      expect(writtenPages(range)).toHaveLength(200);
+      expect(range.copyBack(view, saved)).toBe(true);
+      expect(Buffer.compare(view, saved)).toBe(0);
+      expect(writtenPages(range)).toEqual([]);
+    }
+  });
+
+  it('cannot say anything once closed: a reset then copies the whole memory', () => {
+    const watch = PageWatch.open();
+    if (typeof watch === 'string') throw new Error(watch);
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 1 }).buffer);
+    const range = watch.watch(view)!;
+    watch.close();
+    view[0] = 1;
+    expect(range.copyBack(view, new Uint8Array(view.length))).toBe(false);
+    expect(view[0]).toBe(1);
+    expect(watch.watch(view)).toBeUndefined();
+  });
+});
+
+describe('a reset of a memory of 1 MiB or more', () => {
+  const GUEST = `(module
+    (memory (export "memory") 17)
+    (data (i32.const 100) "made")
+    (func (export "poke") (param $at i32) (param $v i32) (i32.store (local.get $at) (local.get $v)))
+    (func (export "fill") (memory.fill (i32.const 0) (i32.const 0xab) (i32.const 1114112))))`;
+
+  async function made() {
+    const { bytes } = exportState(await wat(GUEST));
+    const watch = new InstanceWatch();
+    watch.handleTables([Object.assign([FLAG, 0], { _createdReps: new Set<number>() }) as HandleTable]);
+    const core = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
+    watch.made(core, {});
+    const state = watch.capture(undefined, () => pages());
+    if (typeof state === 'string') throw new Error(state);
+    return { state, guest: core.exports as { poke(at: number, v: number): void; fill(): void; memory: WebAssembly.Memory } };
+  }
+
+  it('puts back what the guest and the host wrote, as the whole copy did', async () => {
+    const { state, guest } = await made();
+    expect(guest.memory.buffer.byteLength).toBeGreaterThanOrEqual(WATCHED_MIN_BYTES);
+    const fresh = new Uint8Array(guest.memory.buffer).slice();
+    for (let round = 0; round < 3; round++) {
+      guest.poke(100, 0x5ec2e7);
+      guest.poke(17 * 65536 - 4, round + 1);
+      new Uint8Array(guest.memory.buffer)[500_000] = 9;
+      expect(state.restore(() => false, () => undefined)).toBe(true);
+      expect(Buffer.compare(new Uint8Array(guest.memory.buffer), fresh)).toBe(0);
+    }
+    guest.fill();
+    expect(state.restore(() => false, () => undefined)).toBe(true);
+    expect(Buffer.compare(new Uint8Array(guest.memory.buffer), fresh)).toBe(0);
+  });
+});
