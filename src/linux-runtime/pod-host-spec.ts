@@ -8,13 +8,14 @@
 //     after the pod host;
 // and gets what any container gets: its own pid and mount namespaces,
 // containerd's default capabilities, no_new_privileges, Docker's default
-// seccomp profile, the usual masked paths. Its root is an empty directory,
+// seccomp profile with userfaultfd in user mode only (WASM_HOST_SECCOMP:
+// resets of large guest memories), the usual masked paths. Its root is an empty directory,
 // read-only, with the runtime kit at /.tugboat; it sees no guest's files by
 // path: each guest's root arrives as a descriptor.
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { defaultSpec, type LinuxNamespace, type POSIXRlimit, type Spec } from '../oci/runtime-spec.js';
-import { withSeccomp } from '../oci/seccomp.js';
+import { WASM_HOST_SECCOMP, withSeccomp } from '../oci/seccomp.js';
 import { hostArgv, type Kit } from './kit.js';
 import { kitMount } from './wasm-bundle.js';
 
@@ -69,5 +70,5 @@ export function podHostSpec(first: Spec, o: { id: string; kit: Kit; rootfs: stri
     },
     annotations: { [POD_HOST_ANNOTATION]: 'true' },
   };
-  return withSeccomp(made);
+  return withSeccomp(made, { kind: 'default' }, undefined, WASM_HOST_SECCOMP);
 }

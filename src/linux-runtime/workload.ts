@@ -31,6 +31,8 @@ export interface WorkloadInput {
   settings: EngineSettings;
   /** How the front end picks the isolation level (default: `container`, any level allowed). */
   isolation?: IsolationChoice;
+  /** The front end's own edits of the spec for a Wasm container only (its defaults for Tugboat's host: `tugboat run`'s seccomp). */
+  wasmSpec?: (spec: Spec) => Spec;
 }
 
 /** Engine settings from the defaults (src/defaults.ts), with a front end's explicit --kit / --root. */
@@ -55,7 +57,8 @@ export async function prepareWorkload(input: WorkloadInput): Promise<PreparedWor
   log().info({ id, workload: { kind: workload.kind, reason: workload.reason }, entrypoint: workload.entrypoint, image: input.image }, 'workload detected');
   if (workload.kind === 'linux') return runcWorkload({ workload, isolation: undefined, spec, bundle: input.bundle });
   const engine = wasmEngineFor(level, input.isolation);
-  return engine.prepare({ id, workload, spec, bundle: input.bundle, rootfs, home: input.home, settings: input.settings });
+  const hostSpec = input.wasmSpec ? input.wasmSpec(spec) : spec;
+  return engine.prepare({ id, workload, spec: hostSpec, bundle: input.bundle, rootfs, home: input.home, settings: input.settings });
 }
 
 /** The Wasm workload an earlier process prepared in `home`, or undefined (nothing there: a Linux container). */

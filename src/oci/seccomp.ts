@@ -164,10 +164,36 @@ export function parseSecurityOpt(values: readonly string[]): SeccompChoice {
   return choice;
 }
 
-/** The spec with its seccomp filter set as chosen (the default profile unless told otherwise). */
-export function withSeccomp(spec: Spec, choice: SeccompChoice = { kind: 'default' }, host?: HostFacts): Spec {
+/** userfaultfd's flags (its first argument) with UFFD_USER_MODE_ONLY set. */
+const UFFD_USER_MODE_ONLY = 1;
+
+/**
+ * The profile Tugboat gives its own Wasm host where it picks one (a pod
+ * host; `tugboat run`'s default for a Wasm container): Docker's default,
+ * and userfaultfd for faults in user mode only.
+ *
+ * Why: resets of large guest memories ask the kernel which pages were
+ * written (src/wasi-host/http/written-pages.ts), through userfaultfd's
+ * asynchronous write-protect. Docker refuses userfaultfd because a handler
+ * can hold a kernel-mode fault open and widen a race in the kernel; with
+ * UFFD_USER_MODE_ONLY the kernel never waits on one for its own accesses
+ * (the reason Linux 5.11 lets unprivileged processes have it even with
+ * vm.unprivileged_userfaultfd=0), and the rule allows nothing else. The
+ * guest is Wasm and makes no system calls of its own. A profile that a
+ * user or an orchestrator gives is kept as given.
+ */
+export const WASM_HOST_SECCOMP: DockerSeccompProfile = {
+  ...DOCKER_DEFAULT_SECCOMP,
+  syscalls: [
+    ...(DOCKER_DEFAULT_SECCOMP.syscalls ?? []),
+    { names: ['userfaultfd'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: UFFD_USER_MODE_ONLY, valueTwo: UFFD_USER_MODE_ONLY, op: 'SCMP_CMP_MASKED_EQ' }] },
+  ],
+};
+
+/** The spec with its seccomp filter set as chosen (the default profile unless told otherwise; `defaultProfile` for another default). */
+export function withSeccomp(spec: Spec, choice: SeccompChoice = { kind: 'default' }, host?: HostFacts, defaultProfile: DockerSeccompProfile = DOCKER_DEFAULT_SECCOMP): Spec {
   const linux = { ...spec.linux };
   if (choice.kind === 'unconfined') delete linux.seccomp;
-  else linux.seccomp = seccompForSpec(choice.kind === 'default' ? DOCKER_DEFAULT_SECCOMP : choice.profile, spec, host);
+  else linux.seccomp = seccompForSpec(choice.kind === 'default' ? defaultProfile : choice.profile, spec, host);
   return { ...spec, linux };
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { defaultSpec, type Spec } from '../../src/oci/runtime-spec.js';
-import { loadSeccompProfile, parseSecurityOpt, seccompForSpec, withSeccomp, type LinuxSeccomp } from '../../src/oci/seccomp.js';
+import { loadSeccompProfile, parseSecurityOpt, seccompForSpec, WASM_HOST_SECCOMP, withSeccomp, type LinuxSeccomp } from '../../src/oci/seccomp.js';
 import { DOCKER_DEFAULT_SECCOMP } from '../../src/oci/seccomp-default.js';
 
 const X64 = { arch: 'x64', kernel: '6.1.0-18-amd64' };
@@ -60,6 +60,18 @@ describe('default profile', () => {
   it('honours minKernel', () => {
     expect(rulesFor(seccompForSpec(DOCKER_DEFAULT_SECCOMP, spec, { arch: 'x64', kernel: '4.9.0' }), 'ptrace')).toHaveLength(1);
     expect(rulesFor(seccompForSpec(DOCKER_DEFAULT_SECCOMP, spec, { arch: 'x64', kernel: '4.4.0' }), 'ptrace')).toHaveLength(0);
+  });
+});
+
+describe("the profile of Tugboat's own Wasm host", () => {
+  it("is Docker's default and userfaultfd with UFFD_USER_MODE_ONLY in its flags, nothing else", () => {
+    const spec = defaultSpec();
+    const docker = seccompForSpec(DOCKER_DEFAULT_SECCOMP, spec, X64);
+    const host = seccompForSpec(WASM_HOST_SECCOMP, spec, X64);
+    expect(rulesFor(docker, 'userfaultfd')).toEqual([]);
+    expect(host.syscalls!.slice(0, -1)).toEqual(docker.syscalls);
+    expect(host.syscalls!.at(-1)).toEqual({ names: ['userfaultfd'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 1, valueTwo: 1, op: 'SCMP_CMP_MASKED_EQ' }] });
+    expect(withSeccomp(spec, { kind: 'default' }, X64, WASM_HOST_SECCOMP).linux?.seccomp).toEqual(host);
   });
 });
 
