@@ -1,17 +1,26 @@
 // bench/http-reset: what a fresh instance of an HTTP component costs made
 // anew (jco's instantiate and its core instances: the baseline) against put
 // back as it was made (src/wasi-host/http/reset.ts), in this process, for
-// the hand-written handler and the componentize-js one. The instance is
-// dirtied between two resets the way a request dirties it: memory written
-// all over (the worst case for the copy) and its globals changed.
+// the hand-written handler and the componentize-js one.
+//
+// Between two resets the instance is dirtied: its globals changed, and its
+// memory written either all over (the worst case) or the way a request
+// writes it (one write in every 32nd 4 KiB page, the same pages every time:
+// a componentize-js request writes the same ~76 of the 2,576 pages of its
+// 10 MiB, in ~53 runs). The time of a reset counts
+// those writes too: where the kernel tells which pages were written
+// (written-pages.ts), a first write to a page since the last reset costs a
+// fault, the price of copying back that page only. Memories under 1 MiB are
+// always copied back whole.
 //
 // BENCH_RUNS (default 200 for http-bench, a tenth of it for componentize-js).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { InstanceWatch, type InstanceState } from '../src/wasi-host/http/reset.js';
+import { InstanceWatch, WATCHED_MIN_BYTES, type InstanceState } from '../src/wasi-host/http/reset.js';
 import { componentMaker } from '../src/wasi-host/http/source.js';
+import { PageWatch } from '../src/wasi-host/http/written-pages.js';
 import { REPO } from '../test/unit/helpers/wasm.js';
 import { median } from './lib.mjs';
 
@@ -20,6 +29,13 @@ const { COMPONENT_ENTRY, ensureTranspiled } = (await import(pathToFileURL(join(R
 
 const runs = Number(process.env.BENCH_RUNS ?? 200);
 const work = mkdtempSync(join(tmpdir(), 'tugboat-bench-reset-'));
+const pages = PageWatch.open();
+
+type Dirt = (view: Uint8Array, i: number) => void;
+const ALL: Dirt = (view, i) => view.fill(i & 0xff);
+const REQUEST: Dirt = (view, i) => {
+  for (let at = 0; at < view.length; at += 32 * 4096) view[at] = i & 0xff;
+};
 
 async function measure(file: string, n: number): Promise<void> {
   const entry = await ensureTranspiled(join(REPO, 'examples', 'components', 'out', file), join(work, 'cache'));
@@ -28,28 +44,48 @@ async function measure(file: string, n: number): Promise<void> {
   const maker = await componentMaker({ kind: 'container', config });
   const imports = maker.imports({});
   const made: number[] = [];
-  let watch = new InstanceWatch();
+  const watches: InstanceWatch[] = [];
   for (let i = 0; i < n; i++) {
-    watch = new InstanceWatch();
+    const watch = new InstanceWatch();
     const t = performance.now();
     maker.instantiate(imports, watch);
     made.push(performance.now() - t);
+    watches.push(watch);
   }
-  const state = watch.capture() as InstanceState | string;
-  if (typeof state === 'string') throw new Error(`${file}: ${state}`);
-  const memories = watch.cores.flatMap((c) => Object.values(c.exports).filter((v): v is WebAssembly.Memory => v instanceof WebAssembly.Memory));
-  const reset: number[] = [];
-  for (let i = 0; i < n * 10; i++) {
-    for (const m of memories) new Uint8Array(m.buffer).fill(i & 0xff);
-    const t = performance.now();
-    if (!state.restore(() => false, () => undefined)) throw new Error(`${file}: the instance could not be put back`);
-    reset.push(performance.now() - t);
-  }
+  const cell = (ms: number) => `${(ms * 1000).toFixed(1).padStart(7)} µs`;
   const a = median(made);
-  const b = median(reset);
-  console.log(
-    `  ${file.padEnd(18)} memory ${(state.bytes / 1024).toFixed(0).padStart(6)} KiB   made anew ${(a * 1000).toFixed(0).padStart(7)} µs   put back ${(b * 1000).toFixed(1).padStart(7)} µs   ${(a / b).toFixed(1)}x faster (medians of ${n} and ${n * 10})`,
-  );
+  console.log(`  ${file}: made anew ${cell(a)} (median of ${n})`);
+  // Two instances: one copied back whole, one (where the kernel tells) by its written pages.
+  const modes: [string, InstanceWatch, (() => PageWatch | undefined) | undefined][] = [
+    ['whole memory ', watches.at(-1)!, undefined],
+    ['written pages', watches.at(-2)!, typeof pages === 'string' ? undefined : () => pages],
+  ];
+  for (const [mode, watch, watchPages] of modes) {
+    if (mode === 'written pages' && typeof pages === 'string') {
+      console.log(`    put back, written pages: not here (${pages})`);
+      continue;
+    }
+    const state = watch.capture(undefined, watchPages) as InstanceState | string;
+    if (typeof state === 'string') throw new Error(`${file}: ${state}`);
+    if (watchPages && state.bytes < WATCHED_MIN_BYTES) {
+      console.log(`    put back, written pages: not for a memory under ${WATCHED_MIN_BYTES >> 20} MiB (copied whole)`);
+      continue;
+    }
+    const memories = watch.cores.flatMap((c) => Object.values(c.exports).filter((v): v is WebAssembly.Memory => v instanceof WebAssembly.Memory));
+    const cells: string[] = [];
+    for (const [what, dirt] of [['a request\'s writes', REQUEST], ['memory written all over', ALL]] as const) {
+      const reset: number[] = [];
+      for (let i = 0; i < n * 10; i++) {
+        const t = performance.now();
+        for (const m of memories) dirt(new Uint8Array(m.buffer), i);
+        if (!state.restore(() => false, () => undefined)) throw new Error(`${file}: the instance could not be put back`);
+        reset.push(performance.now() - t);
+      }
+      const b = median(reset);
+      cells.push(`${what}: ${cell(b)} (${(a / b).toFixed(1)}x faster)`);
+    }
+    console.log(`    put back, ${mode} (memory ${(state.bytes / 1024).toFixed(0)} KiB), writes and reset: ${cells.join('; ')}`);
+  }
 }
 
 try {
@@ -57,5 +93,6 @@ try {
   await measure('http-bench.wasm', runs);
   await measure('http-hello.wasm', Math.max(5, Math.round(runs / 10)));
 } finally {
+  if (typeof pages !== 'string') pages.close();
   rmSync(work, { recursive: true, force: true });
 }

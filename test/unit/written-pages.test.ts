@@ -55,7 +55,7 @@ describe('the pages of a memory the kernel saw written', () => {
   });
 
   it('copies the saved bytes back over the pages written, and what it copies back does not count as written', () => {
-    const view = new Uint8Array(new WebAssembly.Memory({ initial: 32 }).buffer);
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 64 }).buffer);
     for (let i = 0; i < view.length; i += 997) view[i] = i & 255;
     const saved = view.slice();
     const range = pages().watch(view)!;
@@ -67,6 +67,22 @@ describe('the pages of a memory the kernel saw written', () => {
       expect(Buffer.compare(view, saved)).toBe(0);
       expect(writtenPages(range)).toEqual([]);
     }
+  });
+
+  it('gives up on a memory a request wrote more than a quarter of: it is copied whole from then on', () => {
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 4 }).buffer);
+    const saved = view.slice();
+    const range = pages().watch(view)!;
+    view[0] = 1;
+    expect(range.copyBack(view, saved)).toBe(true);
+    expect(view[0]).toBe(0);
+    view.fill(2, 0, view.length / 2);
+    expect(range.copyBack(view, saved)).toBe(false);
+    // Nothing copied: the caller copies it all, now and after.
+    expect(view[0]).toBe(2);
+    view.set(saved);
+    view[0] = 3;
+    expect(range.copyBack(view, saved)).toBe(false);
   });
 
   it('cannot say anything once closed: a reset then copies the whole memory', () => {

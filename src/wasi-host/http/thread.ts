@@ -293,7 +293,11 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
       );
   };
 
-  const server: Server = createServer(onRequest);
+  // A request with neither Content-Length nor Transfer-Encoding has no body
+  // (RFC 9112 §6.3), and the guest gets an empty one without its stream
+  // being read (types.ts); Node then skips the request stream's life cycle
+  // too (its end, its dump after the response, its close).
+  const server: Server = createServer({ optimizeEmptyRequests: true }, onRequest);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port: options.port, ...(options.host ? { host: options.host } : {}), reusePort: true }, () => {

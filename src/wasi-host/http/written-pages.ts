@@ -2,9 +2,10 @@
 // as the kernel saw it: a reset (reset.ts) then copies back those pages
 // only, instead of the whole memory.
 //
-// Why: a componentize-js instance's memory is ~16 MiB, and copying all of
+// Why: a componentize-js instance's memory is 10 MiB, and copying all of
 // it back after each request was ~2 of its ~2.9 ms of CPU per request
-// (perf, one thread); a request writes a few hundred pages of it.
+// (perf, one thread, a server under load); a request writes ~76 of its
+// 2,576 pages.
 //
 // Why the kernel, not a store barrier in the guest's code: the guest is not
 // the only writer. jco's glue and our host functions write results into
@@ -217,6 +218,7 @@ export class WatchedRange {
   readonly #start: bigint;
   readonly #end: bigint;
   readonly #runs: number[] = [];
+  #wholeFromNowOn = false;
 
   constructor(watch: PageWatch, start: bigint, length: bigint) {
     this.#watch = watch;
@@ -242,13 +244,26 @@ export class WatchedRange {
 
   /**
    * Copies `saved` back over `view` where pages were written, then protects
-   * them again; false when the kernel could not say which (then nothing
-   * was copied, and the caller copies all of it).
+   * them again; false when it did not (then the caller copies all of it):
+   * the kernel could not say which, or a request wrote more than a quarter
+   * of the memory. Such a memory is copied whole from then on, unwatched: a
+   * first write to a protected page costs a fault (~0.5–2 µs), so watching
+   * a memory that requests write all over costs more than the whole copy
+   * (bench/http-reset: ~8 against ~3 ms for 10 MiB).
    */
   copyBack(view: Uint8Array, saved: Uint8Array): boolean {
+    if (this.#wholeFromNowOn) return false;
     const runs = this.#runs;
     runs.length = 0;
-    if (!this.written((from, to) => runs.push(from, to))) return false;
+    let bytes = 0;
+    if (!this.written((from, to) => {
+      runs.push(from, to);
+      bytes += to - from;
+    })) return false;
+    if (bytes > view.byteLength / 4) {
+      this.#wholeFromNowOn = true;
+      return false;
+    }
     for (let i = 0; i < runs.length; i += 2) view.set(saved.subarray(runs[i]!, runs[i + 1]!), runs[i]!);
     if (runs.length === 0) return true;
     // Copying back wrote those pages: protected after it, not before, or the
