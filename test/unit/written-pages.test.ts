@@ -2,7 +2,8 @@
 // (src/wasi-host/http/written-pages.ts), and resets that copy back only
 // those (src/wasi-host/http/reset.ts). This machine's kernel has
 // userfaultfd's asynchronous write-protect and PAGEMAP_SCAN (Linux 6.7+).
-import { openSync, closeSync, readSync } from 'node:fs';
+import { openSync, closeSync, readSync, readlinkSync } from 'node:fs';
+import { FdLedger } from '../../src/wasi-host/p2/fd-ledger.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FLAG, type HandleTable } from '../../src/wasi-host/http/abi.js';
 import { InstanceWatch, WATCHED_MIN_BYTES } from '../../src/wasi-host/http/reset.js';
@@ -83,6 +84,21 @@ describe('the pages of a memory the kernel saw written', () => {
     view.set(saved);
     view[0] = 3;
     expect(range.copyBack(view, saved)).toBe(false);
+  });
+
+  it("writes its two descriptors in a shared host's ledger (a killed thread leaks neither), and takes them out when closed", () => {
+    const ledger = new FdLedger();
+    const closed = PageWatch.open(ledger);
+    if (typeof closed === 'string') throw new Error(closed);
+    closed.close();
+    expect(new FdLedger(ledger.buffer).closeAll(() => undefined)).toBe(0);
+    const killed = PageWatch.open(ledger);
+    if (typeof killed === 'string') throw new Error(killed);
+    // What the host does once a killed guest's threads have all ended.
+    const fds: number[] = [];
+    expect(new FdLedger(ledger.buffer).closeAll((fd) => fds.push(fd))).toBe(2);
+    expect(fds.map((fd) => readlinkSync(`/proc/self/fd/${fd}`)).sort()).toEqual(['/proc/' + process.pid + '/pagemap', 'anon_inode:[userfaultfd]']);
+    fds.forEach((fd) => closeSync(fd));
   });
 
   it('cannot say anything once closed: a reset then copies the whole memory', () => {

@@ -18,6 +18,7 @@ import { Reps, SlotList, type RepScope } from './reps.js';
 import { componentMaker, type ComponentMaker, type HttpComponentSource } from './source.js';
 import { InstanceWatch, MemoryCopies, type InstanceState } from './reset.js';
 import { PageWatch } from './written-pages.js';
+import { FdLedger } from '../p2/fd-ledger.js';
 import { ResponseEvents, wasiHttp, type Exchange } from './types.js';
 
 export interface ThreadServeOptions {
@@ -114,7 +115,8 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
   /** The thread's watch of written pages (opened when a first memory is large enough to want it), or why there is none. */
   let pages: PageWatch | string | undefined;
   const pageWatch = (): PageWatch | undefined => {
-    pages ??= PageWatch.open();
+    // A shared host's guest: its ledger, so that a thread ended by a kill leaks neither descriptor.
+    pages ??= PageWatch.open(options.component.kind === 'hosted' ? new FdLedger(options.component.guest.fdLedger) : undefined);
     return typeof pages === 'string' ? undefined : pages;
   };
   const stateOf = (watch: InstanceWatch): InstanceState | undefined => {

@@ -23,6 +23,7 @@
 // lets an unprivileged process have one (vm.unprivileged_userfaultfd=0),
 // and asynchronous write-protect still sees the kernel's own writes.
 import { declareNative, type Koffi } from '../../koffi-native.js';
+import type { FdLedger } from '../p2/fd-ledger.js';
 
 const SYS_USERFAULTFD: Partial<Record<string, number>> = { x64: 323, arm64: 282 };
 const O_CLOEXEC = 0o2000000;
@@ -77,6 +78,8 @@ export class PageWatch {
   readonly #c: Calls;
   readonly #uffd: number;
   readonly #pagemap: number;
+  readonly #ledger: FdLedger | undefined;
+  readonly #slots: number[];
   #closed = false;
   // Off the V8 heap (more than 64 bytes): the kernel writes regions here by address, and it must not move.
   readonly #regions = new BigUint64Array(new ArrayBuffer(REGIONS * 3 * 8));
@@ -84,15 +87,21 @@ export class PageWatch {
   readonly #scanArg = new BigUint64Array(12);
   readonly #rangeArg = new BigUint64Array(4);
 
-  private constructor(c: Calls, uffd: number, pagemap: number) {
+  private constructor(c: Calls, uffd: number, pagemap: number, ledger: FdLedger | undefined) {
     this.#c = c;
     this.#uffd = uffd;
     this.#pagemap = pagemap;
+    this.#ledger = ledger;
+    this.#slots = ledger ? [ledger.record(uffd), ledger.record(pagemap)] : [];
     this.#regionsAt = BigInt(c.addressOf(this.#regions));
   }
 
-  /** This thread's watch, or why the kernel gives none (then memories are copied back whole). */
-  static open(): PageWatch | string {
+  /**
+   * This thread's watch, or why the kernel gives none (then memories are
+   * copied back whole). `ledger`: where a shared host finds its two
+   * descriptors if the thread is ended without closing them (fd-ledger.ts).
+   */
+  static open(ledger?: FdLedger): PageWatch | string {
     const nr = SYS_USERFAULTFD[process.arch];
     if (nr === undefined) return `no userfaultfd on ${process.arch}`;
     let c: Calls;
@@ -115,7 +124,7 @@ export class PageWatch {
       c.close(uffd);
       return `cannot open /proc/self/pagemap: errno ${errno}`;
     }
-    const watch = new PageWatch(c, uffd, pagemap);
+    const watch = new PageWatch(c, uffd, pagemap, ledger);
     const why = watch.#selfTest();
     if (why !== undefined) {
       watch.close();
@@ -207,6 +216,8 @@ export class PageWatch {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // Out of the ledger first: the host must never close a number the kernel has given to someone else since.
+    for (const slot of this.#slots) this.#ledger!.forget(slot);
     this.#c.close(this.#pagemap);
     this.#c.close(this.#uffd);
   }
