@@ -9,6 +9,7 @@
 // process exec'd into it.
 import { decodeGuestConfig, defaultPreopens, encodeGuestConfig, GUEST_ENV_VAR, WASI_BACKENDS, type GuestComponent, type GuestConfig, type Preopen, type WasiBackend } from '../wasi-host/guest-config.js';
 import { ConfigError } from '../errors.js';
+import { callGoesOn } from '../oci/seccomp.js';
 import type { Mount, Process, Spec } from '../oci/runtime-spec.js';
 import { hostArgv, KIT_MOUNT_POINT, type Kit } from './kit.js';
 
@@ -95,6 +96,17 @@ export function guestOf(process: Process | undefined): GuestConfig | undefined {
   return raw === undefined ? undefined : decodeGuestConfig(raw.slice(GUEST_ENV_VAR.length + 1));
 }
 
+/**
+ * An HTTP component's host may try userfaultfd (resets of large memories:
+ * wasi-host/http/written-pages.ts) only where the container's seccomp
+ * filter, whoever gave it, neither kills nor traps it.
+ */
+function withUserfaultfd(options: WasmRewriteOptions, spec: Spec): WasmRewriteOptions {
+  const { component } = options;
+  if (!component || component.world !== 'http' || !callGoesOn(spec.linux?.seccomp, 'userfaultfd')) return options;
+  return { ...options, component: { ...component, userfaultfd: true } };
+}
+
 export function rewriteSpecForWasm(spec: Spec, kit: Kit, options: WasmRewriteOptions = {}): Spec {
   if (!spec.process) throw new ConfigError('a Wasm container needs a process to run (process.args)');
   const { component } = options;
@@ -102,7 +114,7 @@ export function rewriteSpecForWasm(spec: Spec, kit: Kit, options: WasmRewriteOpt
   const mounts = (spec.mounts ?? []).filter((m) => !ours.has(m.destination));
   return {
     ...spec,
-    process: wasmHostProcess(spec.process, kit, options, true),
+    process: wasmHostProcess(spec.process, kit, withUserfaultfd(options, spec), true),
     mounts: [...mounts, kitMount(kit), ...(component ? [componentMount(component.source, component.dir)] : [])],
     annotations: {
       ...spec.annotations,

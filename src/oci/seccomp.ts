@@ -190,6 +190,29 @@ export const WASM_HOST_SECCOMP: DockerSeccompProfile = {
   ],
 };
 
+/** Actions after which a process goes on: the call runs, or fails with an errno. */
+const GOES_ON = new Set(['SCMP_ACT_ALLOW', 'SCMP_ACT_ERRNO', 'SCMP_ACT_LOG']);
+
+/**
+ * May a process under `seccomp` (a spec's linux.seccomp, as given) make
+ * system call `name` without being killed or trapped for it: no filter, or
+ * every rule that names it and the default let it run or fail with an
+ * errno? Anything not understood counts as no.
+ */
+export function callGoesOn(seccomp: unknown, name: string): boolean {
+  if (seccomp === undefined || seccomp === null) return true;
+  if (typeof seccomp !== 'object') return false;
+  const s = seccomp as { defaultAction?: unknown; syscalls?: unknown };
+  if (typeof s.defaultAction !== 'string' || !GOES_ON.has(s.defaultAction)) return false;
+  if (s.syscalls === undefined) return true;
+  if (!Array.isArray(s.syscalls)) return false;
+  for (const rule of s.syscalls as { names?: unknown; action?: unknown }[]) {
+    if (!Array.isArray(rule?.names) || !rule.names.includes(name)) continue;
+    if (typeof rule.action !== 'string' || !GOES_ON.has(rule.action)) return false;
+  }
+  return true;
+}
+
 /** The spec with its seccomp filter set as chosen (the default profile unless told otherwise; `defaultProfile` for another default). */
 export function withSeccomp(spec: Spec, choice: SeccompChoice = { kind: 'default' }, host?: HostFacts, defaultProfile: DockerSeccompProfile = DOCKER_DEFAULT_SECCOMP): Spec {
   const linux = { ...spec.linux };

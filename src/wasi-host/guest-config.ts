@@ -82,6 +82,8 @@ export interface GuestComponent {
   reuse?: boolean;
   /** HTTP components: a one-request instance may be put back to its state when made (the transpile found it can: component-cache.ts). */
   reset?: boolean;
+  /** The container's seccomp filter lets its host call userfaultfd, or refuses it with an errno (http/written-pages.ts). */
+  userfaultfd?: boolean;
 }
 
 export function encodeGuestConfig(config: GuestConfig): string {
@@ -133,7 +135,8 @@ function isGuestComponent(v: unknown): v is GuestComponent {
     (c.pool === undefined || (Number.isInteger(c.pool) && (c.pool as number) > 0)) &&
     (c.threads === undefined || (Number.isInteger(c.threads) && (c.threads as number) > 0)) &&
     (c.reuse === undefined || typeof c.reuse === 'boolean') &&
-    (c.reset === undefined || typeof c.reset === 'boolean')
+    (c.reset === undefined || typeof c.reset === 'boolean') &&
+    (c.userfaultfd === undefined || typeof c.userfaultfd === 'boolean')
   );
 }
 

@@ -17,7 +17,8 @@ import { LocalHost, type GuestSpec } from './shared/local-host.js';
 import { CONTROL_FD, FDS_FD, lineReader, type HostMessage, type Request, type WireGuest } from './shared/pod-protocol.js';
 
 // Component guests run on threads of their own, from the bundles beside this one.
-const host = new LocalHost({ componentWorker: new URL('./hosted-component.mjs', import.meta.url), httpWorker: new URL('./http-worker.mjs', import.meta.url) });
+// Its runc container's seccomp profile is WASM_HOST_SECCOMP (linux-runtime/pod-host-spec.ts).
+const host = new LocalHost({ componentWorker: new URL('./hosted-component.mjs', import.meta.url), httpWorker: new URL('./http-worker.mjs', import.meta.url), userfaultfd: true });
 const control = new net.Socket({ fd: CONTROL_FD, readable: true, writable: true });
 
 function send(m: HostMessage): void {

@@ -39,6 +39,17 @@ describe('wasm bundle rewrite', () => {
     expect(() => wasiBackendOf({ [WASI_BACKEND_ANNOTATION]: 'wasmtime' })).toThrow(/io.tugboat.wasi=wasmtime: unknown WASI backend/);
   });
 
+  it("lets an HTTP component's host try userfaultfd only where the container's seccomp filter neither kills nor traps it", () => {
+    const guestOf = (s: Spec) => decodeGuestConfig(s.process!.env![0]!.slice('TUGBOAT_GUEST='.length));
+    const component = { source: '/cache/x', dir: '/.tugboat-component', entry: 'component.mjs', world: 'http' as const };
+    const withFilter = (seccomp: unknown): Spec => ({ ...baseSpec(), linux: { ...baseSpec().linux, seccomp } });
+    expect(guestOf(rewriteSpecForWasm(baseSpec(), kit, { component })).component?.userfaultfd).toBe(true);
+    expect(guestOf(rewriteSpecForWasm(withFilter({ defaultAction: 'SCMP_ACT_ERRNO' }), kit, { component })).component?.userfaultfd).toBe(true);
+    expect(guestOf(rewriteSpecForWasm(withFilter({ defaultAction: 'SCMP_ACT_KILL_PROCESS' }), kit, { component })).component?.userfaultfd).toBeUndefined();
+    // A command component resets nothing.
+    expect(guestOf(rewriteSpecForWasm(baseSpec(), kit, { component: { ...component, world: 'command' } })).component?.userfaultfd).toBeUndefined();
+  });
+
   it('runs the host through the kit loader and keeps everything else', () => {
     const spec = baseSpec();
     const out = rewriteSpecForWasm(spec, kit);

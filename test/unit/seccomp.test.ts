@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { defaultSpec, type Spec } from '../../src/oci/runtime-spec.js';
-import { loadSeccompProfile, parseSecurityOpt, seccompForSpec, WASM_HOST_SECCOMP, withSeccomp, type LinuxSeccomp } from '../../src/oci/seccomp.js';
+import { callGoesOn, loadSeccompProfile, parseSecurityOpt, seccompForSpec, WASM_HOST_SECCOMP, withSeccomp, type LinuxSeccomp } from '../../src/oci/seccomp.js';
 import { DOCKER_DEFAULT_SECCOMP } from '../../src/oci/seccomp-default.js';
 
 const X64 = { arch: 'x64', kernel: '6.1.0-18-amd64' };
@@ -72,6 +72,23 @@ describe("the profile of Tugboat's own Wasm host", () => {
     expect(host.syscalls!.slice(0, -1)).toEqual(docker.syscalls);
     expect(host.syscalls!.at(-1)).toEqual({ names: ['userfaultfd'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 1, valueTwo: 1, op: 'SCMP_CMP_MASKED_EQ' }] });
     expect(withSeccomp(spec, { kind: 'default' }, X64, WASM_HOST_SECCOMP).linux?.seccomp).toEqual(host);
+  });
+});
+
+describe('whether a system call lets a process go on under a filter (no kill, no trap)', () => {
+  it('says yes without a filter, and where the call runs or fails with an errno', () => {
+    expect(callGoesOn(undefined, 'userfaultfd')).toBe(true);
+    expect(callGoesOn(seccompForSpec(DOCKER_DEFAULT_SECCOMP, defaultSpec(), X64), 'userfaultfd')).toBe(true);
+    expect(callGoesOn(seccompForSpec(WASM_HOST_SECCOMP, defaultSpec(), X64), 'userfaultfd')).toBe(true);
+    expect(callGoesOn({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['userfaultfd'], action: 'SCMP_ACT_ERRNO' }] }, 'userfaultfd')).toBe(true);
+  });
+
+  it('says no where the default or a rule naming it kills, traps or hands it to someone else, or the filter is not understood', () => {
+    expect(callGoesOn({ defaultAction: 'SCMP_ACT_KILL_PROCESS', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW' }] }, 'userfaultfd')).toBe(false);
+    expect(callGoesOn({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['userfaultfd'], action: 'SCMP_ACT_TRAP' }] }, 'userfaultfd')).toBe(false);
+    expect(callGoesOn({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['userfaultfd'], action: 'SCMP_ACT_NOTIFY' }] }, 'userfaultfd')).toBe(false);
+    expect(callGoesOn({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: 'all' }, 'userfaultfd')).toBe(false);
+    expect(callGoesOn('strict', 'userfaultfd')).toBe(false);
   });
 });
 

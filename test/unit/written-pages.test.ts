@@ -30,7 +30,7 @@ function writtenPages(range: NonNullable<ReturnType<PageWatch['watch']>>): numbe
 }
 
 describe('the pages of a memory the kernel saw written', () => {
-  it('is available here', () => {
+  it('is available here (no seccomp filter on this test process)', () => {
     expect(opened).toBeInstanceOf(PageWatch);
   });
 
@@ -88,11 +88,11 @@ describe('the pages of a memory the kernel saw written', () => {
 
   it("writes its two descriptors in a shared host's ledger (a killed thread leaks neither), and takes them out when closed", () => {
     const ledger = new FdLedger();
-    const closed = PageWatch.open(ledger);
+    const closed = PageWatch.open({ ledger });
     if (typeof closed === 'string') throw new Error(closed);
     closed.close();
     expect(new FdLedger(ledger.buffer).closeAll(() => undefined)).toBe(0);
-    const killed = PageWatch.open(ledger);
+    const killed = PageWatch.open({ ledger });
     if (typeof killed === 'string') throw new Error(killed);
     // What the host does once a killed guest's threads have all ended.
     const fds: number[] = [];

@@ -116,7 +116,12 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
   let pages: PageWatch | string | undefined;
   const pageWatch = (): PageWatch | undefined => {
     // A shared host's guest: its ledger, so that a thread ended by a kill leaks neither descriptor.
-    pages ??= PageWatch.open(options.component.kind === 'hosted' ? new FdLedger(options.component.guest.fdLedger) : undefined);
+    const c = options.component;
+    pages ??= PageWatch.open(
+      c.kind === 'hosted'
+        ? { ledger: new FdLedger(c.guest.fdLedger), filterLetsItRun: c.guest.userfaultfd === true }
+        : { filterLetsItRun: c.config.component?.userfaultfd === true },
+    );
     return typeof pages === 'string' ? undefined : pages;
   };
   const stateOf = (watch: InstanceWatch): InstanceState | undefined => {

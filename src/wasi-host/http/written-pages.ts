@@ -19,9 +19,13 @@
 //
 // Where this is unavailable (an older kernel; a seccomp profile that refuses
 // userfaultfd, as Docker's default does without CAP_SYS_PTRACE), `open`
-// says why and resets copy the whole memory, as before. UFFD_USER_MODE_ONLY
+// says why and resets copy the whole memory, as before. Under a seccomp
+// filter it is tried only when the caller knows the filter lets the call run
+// or fail with an errno: a profile may as well kill or trap on it, and a
+// speed-up must not cost a container its host. UFFD_USER_MODE_ONLY
 // lets an unprivileged process have one (vm.unprivileged_userfaultfd=0),
 // and asynchronous write-protect still sees the kernel's own writes.
+import { readFileSync } from 'node:fs';
 import { declareNative, type Koffi } from '../../koffi-native.js';
 import type { FdLedger } from '../p2/fd-ledger.js';
 
@@ -73,6 +77,16 @@ function declare(k: Koffi): Calls {
   };
 }
 
+/** Is a seccomp filter on for this process (/proc/self/status: Seccomp 2; 1, strict mode, would not let Node run at all)? */
+function underSeccompFilter(): boolean {
+  try {
+    const m = /^Seccomp:\s*(\d+)/m.exec(readFileSync('/proc/self/status', 'latin1'));
+    return m === null || m[1] !== '0';
+  } catch {
+    return true;
+  }
+}
+
 /** A thread's userfaultfd and pagemap: the ranges it watches. */
 export class PageWatch {
   readonly #c: Calls;
@@ -100,10 +114,15 @@ export class PageWatch {
    * This thread's watch, or why the kernel gives none (then memories are
    * copied back whole). `ledger`: where a shared host finds its two
    * descriptors if the thread is ended without closing them (fd-ledger.ts).
+   * `filterLetsItRun`: the seccomp filter this process may be under is
+   * known not to kill or trap userfaultfd; without it, the call is made
+   * only when no filter is on.
    */
-  static open(ledger?: FdLedger): PageWatch | string {
+  static open(options: { ledger?: FdLedger; filterLetsItRun?: boolean } = {}): PageWatch | string {
     const nr = SYS_USERFAULTFD[process.arch];
     if (nr === undefined) return `no userfaultfd on ${process.arch}`;
+    if (options.filterLetsItRun !== true && underSeccompFilter()) return 'a seccomp filter not known to let userfaultfd run is on';
+    const ledger = options.ledger;
     let c: Calls;
     try {
       c = calls ??= declareNative(declare);

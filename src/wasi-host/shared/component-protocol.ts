@@ -32,6 +32,8 @@ export interface HostedGuestView {
   stdio: [number, number, number];
   /** The guest's descriptor ledger (../p2/fd-ledger.ts): its threads write down what they open, the host closes what is left. */
   fdLedger: SharedArrayBuffer;
+  /** The host's seccomp filter lets it call userfaultfd in user mode (HostContext). */
+  userfaultfd?: boolean;
 }
 
 /** A component guest's glue and core modules, as the host read and compiled them. */

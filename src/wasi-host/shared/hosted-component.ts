@@ -135,6 +135,7 @@ export async function openComponent(given: HostedComponentSpec, ctx: HostContext
       hostDirs: spec.hostDirs ?? [],
       stdio: spec.stdio,
       fdLedger: ledger.buffer,
+      ...(ctx.userfaultfd ? { userfaultfd: true } : {}),
     };
     return { spec, code: { glue, modules }, view, release };
   } catch (err) {

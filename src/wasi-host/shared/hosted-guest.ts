@@ -74,6 +74,8 @@ export interface Hosted {
 export interface HostContext {
   modules: ModuleCache;
   scheduler: Scheduler;
+  /** This host's seccomp filter lets it call userfaultfd in user mode (a pod host: WASM_HOST_SECCOMP); see http/written-pages.ts. */
+  userfaultfd?: boolean;
 }
 
 type Prepared = { compiled: CompiledModule; path: string } | { status: number; message: string };

@@ -55,15 +55,18 @@ export class LocalHost implements GuestHost {
 
   private readonly componentWorker: URL | string | undefined;
   private readonly httpWorker: URL | string | undefined;
+  private readonly userfaultfd: boolean;
 
   /**
    * `componentWorker`: a command component's thread bundle (hosted-component.mjs);
-   * `httpWorker`: an HTTP component's handler thread bundle (http-worker.mjs).
+   * `httpWorker`: an HTTP component's handler thread bundle (http-worker.mjs);
+   * `userfaultfd`: the host runs under a seccomp filter that allows it (HostContext).
    */
-  constructor(options: { yieldInterval?: number; componentWorker?: URL | string; httpWorker?: URL | string } = {}) {
+  constructor(options: { yieldInterval?: number; componentWorker?: URL | string; httpWorker?: URL | string; userfaultfd?: boolean } = {}) {
     this.modules = new ModuleCache(options.yieldInterval);
     this.componentWorker = options.componentWorker;
     this.httpWorker = options.httpWorker;
+    this.userfaultfd = options.userfaultfd === true;
   }
 
   private get(key: string): Hosted {
@@ -73,7 +76,7 @@ export class LocalHost implements GuestHost {
   }
 
   async create(key: string, spec: GuestSpec): Promise<void> {
-    const ctx = { modules: this.modules, scheduler: this.scheduler };
+    const ctx = { modules: this.modules, scheduler: this.scheduler, userfaultfd: this.userfaultfd };
     if (!isComponentSpec(spec)) return this.add(key, () => HostedGuest.prepare(spec, ctx));
     const componentWorker = this.componentWorker;
     if (componentWorker === undefined) throw new Error('this host cannot run components (no component thread bundle)');
