@@ -11,7 +11,7 @@ import { ExecutableNotFoundError, NotFoundError } from '../errors.js';
 import type { Workload } from '../oci/detect.js';
 import { openImageSource, parseImageRef, resolveImage, type ImageSource, type ResolvedImage } from '../oci/image-source.js';
 import { checkContainerId } from '../oci/names.js';
-import { WASM_HOST_SECCOMP, withSeccomp, type SeccompChoice } from '../oci/seccomp.js';
+import { withSeccomp, withWasmHostSeccomp, type SeccompChoice } from '../oci/seccomp.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { Spec } from '../oci/runtime-spec.js';
 import { DEFAULT_PATH } from '../oci/runtime-spec.js';
@@ -152,7 +152,7 @@ export async function prepareContainer(opts: RunOptions): Promise<PreparedContai
       settings: engineSettings({ kitDir: opts.kitDir, root: opts.root }),
       isolation: { allowed: { levels: ['container', 'process'], why: 'needs a containerd shim group (a pod host serves one)' } },
       // Our default profile for our own host, when the user chose none (WASM_HOST_SECCOMP).
-      ...((opts.seccomp ?? { kind: 'default' }).kind === 'default' ? { wasmSpec: (s: Spec) => withSeccomp(s, { kind: 'default' }, undefined, WASM_HOST_SECCOMP) } : {}),
+      ...((opts.seccomp ?? { kind: 'default' }).kind === 'default' ? { wasmSpec: (s: Spec) => withWasmHostSeccomp(s) } : {}),
     });
     const { workload } = prepared;
     if (workload.kind === 'linux') {

@@ -15,7 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { defaultSpec, type LinuxNamespace, type POSIXRlimit, type Spec } from '../oci/runtime-spec.js';
-import { WASM_HOST_SECCOMP, withSeccomp } from '../oci/seccomp.js';
+import { withWasmHostSeccomp } from '../oci/seccomp.js';
 import { hostArgv, type Kit } from './kit.js';
 import { kitMount } from './wasm-bundle.js';
 
@@ -70,5 +70,5 @@ export function podHostSpec(first: Spec, o: { id: string; kit: Kit; rootfs: stri
     },
     annotations: { [POD_HOST_ANNOTATION]: 'true' },
   };
-  return withSeccomp(made, { kind: 'default' }, undefined, WASM_HOST_SECCOMP);
+  return withWasmHostSeccomp(made);
 }

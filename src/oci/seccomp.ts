@@ -213,10 +213,15 @@ export function callGoesOn(seccomp: unknown, name: string): boolean {
   return true;
 }
 
-/** The spec with its seccomp filter set as chosen (the default profile unless told otherwise; `defaultProfile` for another default). */
-export function withSeccomp(spec: Spec, choice: SeccompChoice = { kind: 'default' }, host?: HostFacts, defaultProfile: DockerSeccompProfile = DOCKER_DEFAULT_SECCOMP): Spec {
+/** The spec with its seccomp filter set as chosen (the default profile unless told otherwise). */
+export function withSeccomp(spec: Spec, choice: SeccompChoice = { kind: 'default' }, host?: HostFacts): Spec {
   const linux = { ...spec.linux };
   if (choice.kind === 'unconfined') delete linux.seccomp;
-  else linux.seccomp = seccompForSpec(choice.kind === 'default' ? defaultProfile : choice.profile, spec, host);
+  else linux.seccomp = seccompForSpec(choice.kind === 'default' ? DOCKER_DEFAULT_SECCOMP : choice.profile, spec, host);
   return { ...spec, linux };
+}
+
+/** The spec with the filter of Tugboat's own Wasm host (WASM_HOST_SECCOMP), where Tugboat picks the profile. */
+export function withWasmHostSeccomp(spec: Spec, host?: HostFacts): Spec {
+  return withSeccomp(spec, { kind: 'profile', profile: WASM_HOST_SECCOMP, source: 'WASM_HOST_SECCOMP' }, host);
 }

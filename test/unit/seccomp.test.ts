@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { defaultSpec, type Spec } from '../../src/oci/runtime-spec.js';
-import { callGoesOn, loadSeccompProfile, parseSecurityOpt, seccompForSpec, WASM_HOST_SECCOMP, withSeccomp, type LinuxSeccomp } from '../../src/oci/seccomp.js';
+import { callGoesOn, loadSeccompProfile, parseSecurityOpt, seccompForSpec, WASM_HOST_SECCOMP, withSeccomp, withWasmHostSeccomp, type LinuxSeccomp } from '../../src/oci/seccomp.js';
 import { DOCKER_DEFAULT_SECCOMP } from '../../src/oci/seccomp-default.js';
 
 const X64 = { arch: 'x64', kernel: '6.1.0-18-amd64' };
@@ -71,7 +71,7 @@ describe("the profile of Tugboat's own Wasm host", () => {
     expect(rulesFor(docker, 'userfaultfd')).toEqual([]);
     expect(host.syscalls!.slice(0, -1)).toEqual(docker.syscalls);
     expect(host.syscalls!.at(-1)).toEqual({ names: ['userfaultfd'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 1, valueTwo: 1, op: 'SCMP_CMP_MASKED_EQ' }] });
-    expect(withSeccomp(spec, { kind: 'default' }, X64, WASM_HOST_SECCOMP).linux?.seccomp).toEqual(host);
+    expect(withWasmHostSeccomp(spec, X64).linux?.seccomp).toEqual(host);
   });
 });
 

@@ -28,8 +28,11 @@
 import { readFileSync } from 'node:fs';
 import { declareNative, type Koffi } from '../../koffi-native.js';
 import type { FdLedger } from '../p2/fd-ledger.js';
+import { sys } from '../preview1/sys.js';
 
 const SYS_USERFAULTFD: Partial<Record<string, number>> = { x64: 323, arm64: 282 };
+const AT_FDCWD = -100;
+const PAGEMAP = Buffer.from('/proc/self/pagemap\0');
 const O_CLOEXEC = 0o2000000;
 const O_NONBLOCK = 0o4000;
 const UFFD_USER_MODE_ONLY = 1;
@@ -57,8 +60,6 @@ interface Calls {
   ioctl: Ioctl;
   /** memmove(dst, dst, 0) returns dst: the address of a view's bytes. */
   addressOf(view: ArrayBufferView): number | bigint;
-  open(path: string, flags: number): number;
-  close(fd: number): number;
   errno(): number;
 }
 
@@ -71,8 +72,6 @@ function declare(k: Koffi): Calls {
     syscall: libc.func('long syscall(long n, long a)') as unknown as Calls['syscall'],
     ioctl: libc.func('int ioctl(int fd, unsigned long req, _Inout_ void *arg)') as unknown as Ioctl,
     addressOf: (view) => memmove(view, view, 0),
-    open: libc.func('int open(const char *path, int flags)') as unknown as Calls['open'],
-    close: libc.func('int close(int fd)') as unknown as Calls['close'],
     errno: () => k.errno(),
   };
 }
@@ -134,14 +133,15 @@ export class PageWatch {
     const api = new BigUint64Array([UFFD_API, UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED, 0n]);
     if (c.ioctl(uffd, UFFDIO_API, api) !== 0) {
       const errno = c.errno();
-      c.close(uffd);
+      sys().close(uffd);
       return `userfaultfd has no asynchronous write-protect (UFFDIO_API: errno ${errno})`;
     }
-    const pagemap = c.open('/proc/self/pagemap', O_CLOEXEC);
-    if (pagemap < 0) {
-      const errno = c.errno();
-      c.close(uffd);
-      return `cannot open /proc/self/pagemap: errno ${errno}`;
+    let pagemap: number;
+    try {
+      pagemap = sys().openat(AT_FDCWD, PAGEMAP, O_CLOEXEC, 0);
+    } catch (err) {
+      sys().close(uffd);
+      return `cannot open /proc/self/pagemap: ${(err as Error).message}`;
     }
     const watch = new PageWatch(c, uffd, pagemap, ledger);
     const why = watch.#selfTest();
@@ -179,8 +179,7 @@ export class PageWatch {
     reg[2] = UFFDIO_REGISTER_MODE_WP;
     reg[3] = 0n;
     if (this.#c.ioctl(this.#uffd, UFFDIO_REGISTER, reg) !== 0) return undefined;
-    const range = new WatchedRange(this, start, length);
-    return range.protect(0, view.byteLength) ? range : undefined;
+    return this.protectAt(start, start + length) ? new WatchedRange(this, start, length) : undefined;
   }
 
   /** Where `view`'s bytes are. */
@@ -237,8 +236,8 @@ export class PageWatch {
     this.#closed = true;
     // Out of the ledger first: the host must never close a number the kernel has given to someone else since.
     for (const slot of this.#slots) this.#ledger!.forget(slot);
-    this.#c.close(this.#pagemap);
-    this.#c.close(this.#uffd);
+    sys().close(this.#pagemap);
+    sys().close(this.#uffd);
   }
 }
 
@@ -265,11 +264,6 @@ export class WatchedRange {
   written(run: (from: number, to: number) => void): boolean {
     const start = this.#start;
     return this.#watch.scan(start, this.#end, false, (from, to) => run(Number(from - start), Number(to - start)));
-  }
-
-  /** Write-protects [from, to) (byte offsets): writes from now on are seen. */
-  protect(from: number, to: number): boolean {
-    return this.#watch.protectAt(this.#start + BigInt(from), this.#start + BigInt(to));
   }
 
   /**
