@@ -8,7 +8,7 @@ import { FdLedger } from '../../src/wasi-host/p2/fd-ledger.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FLAG, type HandleTable } from '../../src/wasi-host/http/abi.js';
 import { InstanceWatch, WATCHED_MIN_BYTES } from '../../src/wasi-host/http/reset.js';
-import { PageWatch } from '../../src/wasi-host/http/written-pages.js';
+import { PageWatch, PROTECT_EVERY } from '../../src/wasi-host/http/written-pages.js';
 import { exportState } from '../../src/wasi-host/instrument/index.js';
 import { KERNEL_TELLS_WRITTEN_PAGES } from './helpers/kernel.js';
 import { wat } from './helpers/wasm.js';
@@ -60,19 +60,45 @@ describe.runIf(KERNEL_TELLS_WRITTEN_PAGES)('the pages of a memory the kernel saw
     ]);
   });
 
-  it('copies the saved bytes back over the pages written, and what it copies back does not count as written', () => {
+  it('copies the saved bytes back over the pages written, and protects them again every PROTECT_EVERY resets, not after each', () => {
     const view = new Uint8Array(new WebAssembly.Memory({ initial: 64 }).buffer);
     for (let i = 0; i < view.length; i += 997) view[i] = i & 255;
     const saved = view.slice();
     const range = pages().watch(view)!;
     // More runs than one scan call returns (64), so the walk goes on where it stopped.
-    for (let round = 0; round < 3; round++) {
-      for (let p = 0; p < 200; p++) view[p * 2 * PAGE + round] = 0xee;
-      expect(writtenPages(range)).toHaveLength(200);
+    const twoHundred = Array.from({ length: 200 }, (_, p) => [2 * p, 2 * p + 1]);
+    for (let round = 0; round < PROTECT_EVERY; round++) {
+      for (let p = 0; p < 200; p++) view[p * 2 * PAGE + (round % 7)] = 0xee;
+      expect(writtenPages(range)).toEqual(twoHundred);
       expect(range.copyBack(view, saved)).toBe(true);
       expect(Buffer.compare(view, saved)).toBe(0);
-      expect(writtenPages(range)).toEqual([]);
+      // Copied back, and left unprotected until the last round: what it copies back counts as written until then.
+      expect(writtenPages(range)).toEqual(round < PROTECT_EVERY - 1 ? twoHundred : []);
     }
+  });
+
+  it('copies back every page written since the last protection, and protects them sooner once they outgrow twice one request\'s', () => {
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 64 }).buffer);
+    const saved = view.slice();
+    const range = pages().watch(view)!;
+    // Each request writes 20 pages of its own.
+    const request = (n: number) => {
+      for (let p = 0; p < 20; p++) view[(n * 20 + p) * PAGE] = 1 + n;
+    };
+    request(0);
+    expect(range.copyBack(view, saved)).toBe(true);
+    request(1);
+    // The pages of request 0, unprotected since, are listed (and copied back) with request 1's.
+    expect(writtenPages(range)).toEqual([[0, 40]]);
+    expect(range.copyBack(view, saved)).toBe(true);
+    expect(Buffer.compare(view, saved)).toBe(0);
+    request(2);
+    request(3);
+    expect(writtenPages(range)).toEqual([[0, 80]]);
+    // 80 pages: more than twice one request's 20 and 16 more; protected again.
+    expect(range.copyBack(view, saved)).toBe(true);
+    expect(Buffer.compare(view, saved)).toBe(0);
+    expect(writtenPages(range)).toEqual([]);
   });
 
   it('gives up on a memory a request wrote more than a quarter of: it is copied whole from then on', () => {
@@ -83,6 +109,11 @@ describe.runIf(KERNEL_TELLS_WRITTEN_PAGES)('the pages of a memory the kernel saw
     expect(range.copyBack(view, saved)).toBe(true);
     expect(view[0]).toBe(0);
     view.fill(2, 0, view.length / 2);
+    // Written since the last protection, these may be many requests' pages: copied back and protected again.
+    expect(range.copyBack(view, saved)).toBe(true);
+    expect(Buffer.compare(view, saved)).toBe(0);
+    view.fill(2, 0, view.length / 2);
+    // One request's now.
     expect(range.copyBack(view, saved)).toBe(false);
     // Nothing copied: the caller copies it all, now and after.
     expect(view[0]).toBe(2);

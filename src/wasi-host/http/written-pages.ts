@@ -96,6 +96,8 @@ export class PageWatch {
   #closed = false;
   // Off the V8 heap (more than 64 bytes): the kernel writes regions here by address, and it must not move.
   readonly #regions = new BigUint64Array(new ArrayBuffer(REGIONS * 3 * 8));
+  // The same, read as 32-bit halves (little-endian: x64 and arm64, the only ones opened): an address (< 2^48) as a Number without a BigInt per region.
+  readonly #regionWords = new Uint32Array(this.#regions.buffer);
   readonly #regionsAt: bigint;
   readonly #scanArg = new BigUint64Array(12);
   readonly #rangeArg = new BigUint64Array(4);
@@ -199,13 +201,14 @@ export class PageWatch {
 
   /**
    * Calls `run` with each run of written pages in [start, end) (addresses),
-   * in order; false when the scan failed. `protect`: the pages listed are
+   * as byte offsets from `start`, in order; false when the scan failed. `protect`: the pages listed are
    * write-protected again by the same walk (PM_SCAN_WP_MATCHING).
    */
-  scan(start: bigint, end: bigint, protect: boolean, run: ((from: bigint, to: bigint) => void) | undefined): boolean {
+  scan(start: bigint, end: bigint, protect: boolean, run: ((from: number, to: number) => void) | undefined): boolean {
     if (this.#closed) return false;
     const arg = this.#scanArg;
-    const regions = this.#regions;
+    const words = this.#regionWords;
+    const base = Number(start);
     for (let from = start; from < end; ) {
       arg[0] = 96n; // size
       arg[1] = protect ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC : 0n; // flags
@@ -221,7 +224,11 @@ export class PageWatch {
       arg[11] = PAGE_IS_WRITTEN; // return_mask
       const n = this.#c.ioctl(this.#pagemap, PAGEMAP_SCAN, arg);
       if (n < 0) return false;
-      if (run) for (let i = 0; i < n; i++) run(regions[3 * i]!, regions[3 * i + 1]!);
+      if (run)
+        for (let i = 0; i < n; i++) {
+          const w = 6 * i;
+          run(words[w]! + words[w + 1]! * 0x1_0000_0000 - base, words[w + 2]! + words[w + 3]! * 0x1_0000_0000 - base);
+        }
       const walked = arg[4]!;
       // The walk stops early only when the regions are full.
       if (walked <= from) return false;
@@ -241,6 +248,18 @@ export class PageWatch {
   }
 }
 
+/**
+ * Resets between two protections of a memory's written pages at most. A
+ * page stays unprotected from its first write until then, and is copied
+ * back at each reset whether written again or not: copying back a page
+ * (~0.3 µs) costs less than its write fault and a walk that protects it
+ * again (~1.3 µs and half the scans, measured on a componentize-js server),
+ * and a request writes mostly the pages the last one wrote.
+ */
+export const PROTECT_EVERY = 64;
+/** Pages written since the last protection may outgrow twice one request's by this much before they are protected again. */
+const REGROW_SLACK = 16 * 4096;
+
 /** One watched memory (its bytes at the time it was watched). */
 export class WatchedRange {
   readonly #watch: PageWatch;
@@ -248,6 +267,10 @@ export class WatchedRange {
   readonly #end: bigint;
   readonly #runs: number[] = [];
   #wholeFromNowOn = false;
+  /** Resets since the written pages were last protected (0: the pages listed are one request's). */
+  #resets = 0;
+  /** Bytes one request wrote, at the first reset after the last protection. */
+  #oneRequest = 0;
 
   constructor(watch: PageWatch, start: bigint, length: bigint) {
     this.#watch = watch;
@@ -262,18 +285,22 @@ export class WatchedRange {
 
   /** Calls `run(from, to)` (byte offsets, page-aligned) for each run of pages written since last protected; false when the kernel could not say. */
   written(run: (from: number, to: number) => void): boolean {
-    const start = this.#start;
-    return this.#watch.scan(start, this.#end, false, (from, to) => run(Number(from - start), Number(to - start)));
+    return this.#watch.scan(this.#start, this.#end, false, run);
   }
 
   /**
-   * Copies `saved` back over `view` where pages were written, then protects
-   * them again; false when it did not (then the caller copies all of it):
-   * the kernel could not say which, or a request wrote more than a quarter
-   * of the memory. Such a memory is copied whole from then on, unwatched: a
-   * first write to a protected page costs a fault (~0.5–2 µs), so watching
-   * a memory that requests write all over costs more than the whole copy
-   * (bench/http-reset: ~8 against ~3 ms for 10 MiB).
+   * Copies `saved` back over `view` where pages were written since they
+   * were last protected; false when it did not (then the caller copies all
+   * of it): the kernel could not say which, or one request wrote more than
+   * a quarter of the memory. Such a memory is copied whole from then on,
+   * unwatched: a first write to a protected page costs a fault (~0.5–2
+   * µs), so watching a memory that requests write all over costs more than
+   * the whole copy (bench/http-reset: ~8 against ~3 ms for 10 MiB).
+   *
+   * The pages copied back are protected again every PROTECT_EVERY resets,
+   * or sooner once the pages written since outgrow twice one request's: a
+   * guest that writes other pages each time is not left copying back all
+   * it ever wrote.
    */
   copyBack(view: Uint8Array, saved: Uint8Array): boolean {
     if (this.#wholeFromNowOn) return false;
@@ -284,12 +311,16 @@ export class WatchedRange {
       runs.push(from, to);
       bytes += to - from;
     })) return false;
-    if (bytes > view.byteLength / 4) {
+    const oneRequest = this.#resets === 0;
+    if (oneRequest && bytes > view.byteLength / 4) {
       this.#wholeFromNowOn = true;
       return false;
     }
     for (let i = 0; i < runs.length; i += 2) view.set(saved.subarray(runs[i]!, runs[i + 1]!), runs[i]!);
     if (runs.length === 0) return true;
+    if (oneRequest) this.#oneRequest = bytes;
+    if (++this.#resets < PROTECT_EVERY && bytes <= 2 * this.#oneRequest + REGROW_SLACK && bytes <= view.byteLength / 4) return true;
+    this.#resets = 0;
     // Copying back wrote those pages: protected after it, not before, or the
     // copy would count as the next request's write. A walk that protects the
     // written pages costs far less than protecting the range (measured: ~280
