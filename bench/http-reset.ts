@@ -9,8 +9,9 @@
 // a componentize-js request writes the same ~76 of the 2,576 pages of its
 // 10 MiB, in ~53 runs). The time of a reset counts
 // those writes too: where the kernel tells which pages were written
-// (written-pages.ts), a first write to a page since the last reset costs a
-// fault, the price of copying back that page only. Memories under 1 MiB are
+// (written-pages.ts), a first write to a page since it was last protected
+// costs a fault, the price of copying back that page only (pages copied back
+// are protected again every PROTECT_EVERY resets). Memories under 1 MiB are
 // always copied back whole.
 //
 // BENCH_RUNS (default 200 for http-bench, a tenth of it for componentize-js).
