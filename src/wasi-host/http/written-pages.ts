@@ -255,6 +255,11 @@ export class PageWatch {
  * (~0.3 µs) costs less than its write fault and a walk that protects it
  * again (~1.3 µs and half the scans, measured on a componentize-js server),
  * and a request writes mostly the pages the last one wrote.
+ *
+ * What a guest can learn from it is no more than before: a write to a page
+ * left unprotected is faster than one that faults, and so says an earlier
+ * request wrote that page, but the copy back itself already leaves exactly
+ * those pages in the CPU's caches, which a guest can time as well.
  */
 export const PROTECT_EVERY = 64;
 /** Pages written since the last protection may outgrow twice one request's by this much before they are protected again. */
