@@ -5,6 +5,7 @@
 // "Performance").
 import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import type { ProfileFormat } from './seccomp-profile.js';
 import { UsageError } from '../errors.js';
 import { isLogLevel, log, setLogLevel } from '../log.js';
 import { parsePlatform } from '../oci/platform.js';
@@ -55,7 +56,7 @@ async function startWriting(p: Paths, command: string): Promise<void> {
   if (files + sweptContainers.size > 0) log().info({ files, containers: [...sweptContainers] }, 'removed what killed commands left');
 }
 
-const COMMANDS: ReadonlySet<string> = new Set(['run', 'ps', 'rm', 'cleanup', 'image', ...REGISTRY_COMMANDS, 'version']);
+const COMMANDS: ReadonlySet<string> = new Set(['run', 'ps', 'rm', 'cleanup', 'image', ...REGISTRY_COMMANDS, 'seccomp-profile', 'version']);
 
 /**
  * The command `args` name (after the global options), when it is one of
@@ -195,6 +196,22 @@ function buildProgram(argv: readonly string[]): Command {
 
   if (wanted('image')) addImageCommands(program);
   addRegistryCommands(program, () => paths(program).root, wanted);
+  if (wanted('seccomp-profile')) program
+    .command('seccomp-profile')
+    .description(
+      "print the seccomp profile Tugboat gives its own Wasm host: Docker's default plus userfaultfd in user mode only, which lets resets of HTTP components copy back only the pages a request wrote (README: Security model)",
+    )
+    .addOption(
+      new Option('--format <format>', "docker: Docker's format, for docker and podman --security-opt seccomp=FILE; oci: the runtime spec's, for ctr run --seccomp-profile and Kubernetes Localhost profiles through containerd (resolved for this machine and the default capabilities)")
+        // Spelled out, not imported: the module loads only when the command runs.
+        .choices(['docker', 'oci'] satisfies ProfileFormat[])
+        .default('docker'),
+    )
+    .action(async (o: { format: ProfileFormat }) => {
+      const { wasmHostProfileText } = await import('./seccomp-profile.js');
+      process.stdout.write(wasmHostProfileText(o.format));
+    });
+
   if (wanted('version')) program
     .command('version')
     .description('print version information')

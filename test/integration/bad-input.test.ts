@@ -135,6 +135,13 @@ describe('bad input', () => {
     expect(r.stderr).toMatch(/unknown option '--bogus'/);
   });
 
+  it('rejects an unknown seccomp-profile format with status 2', async () => {
+    const r = await tb.run(['seccomp-profile', '--format', 'json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^tugboat: option '--format <format>' argument 'json' is invalid. Allowed choices are docker, oci.\n/);
+    expect(r.stdout).toBe('');
+  });
+
   it.each([
     [['--memory', 'lots'], /--memory: invalid size "lots"/],
     [['--network', 'bridge'], /--network: unsupported mode "bridge"/],

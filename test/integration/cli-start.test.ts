@@ -102,7 +102,7 @@ describe('building only the command given', () => {
   it('still lists every command in the help', async () => {
     const r = await tugboat(['--help']);
     expect(r.code).toBe(0);
-    for (const c of ['run', 'ps', 'rm', 'cleanup', 'image', 'pull', 'push', 'login', 'logout', 'version', 'help']) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
+    for (const c of ['run', 'ps', 'rm', 'cleanup', 'image', 'pull', 'push', 'login', 'logout', 'seccomp-profile', 'version', 'help']) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
   });
 
   it('still suggests a command for a typo, after global options too', async () => {

@@ -1,10 +1,16 @@
 // A wasi:http component as a Docker container: served on the container's own
 // network namespace, reached through `-p`, from another container on the
-// bridge by its IP, and from a process sharing its network namespace.
+// bridge by its IP, and from a process sharing its network namespace; and
+// under the profile `tugboat seccomp-profile` prints, resets that copy back
+// only the pages a request wrote.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KERNEL_TELLS_WRITTEN_PAGES } from '../unit/helpers/kernel.js';
 import { startDockerd, type DockerdHandle } from './daemons/dockerd.js';
-import { FIXTURES, TUGBOAT } from './helpers.js';
+import { fdLinks, FIXTURES, TUGBOAT, wasmHostBelow } from './helpers.js';
 
 const HTTP = 'tugboat.local/component-http:latest';
 const BUSYBOX = 'tugboat.local/busybox:latest';
@@ -67,6 +73,34 @@ describe('docker run --runtime tugboat: wasi:http component', () => {
   it('turns a failing request into a 500 and keeps serving', async () => {
     expect((await get(`http://127.0.0.1:${PORT}/error`)).status).toBe(500);
     expect((await get(`http://127.0.0.1:${PORT}/after`)).body).toBe('hello from a wasm component: /after\n');
+  });
+
+  it("resets by written pages under `tugboat seccomp-profile`'s profile, and not under Docker's default, which refuses userfaultfd", async () => {
+    const hostOf = async (id: string) => wasmHostBelow(Number((await docker(['inspect', '-f', '{{.State.Pid}}', id])).stdout.trim()));
+    await get(`http://127.0.0.1:${PORT}/warm`);
+    // The host opens its watch as its first instance is made (userfaultfd refused: EPERM, and resets copy the whole memory).
+    expect(fdLinks(await hostOf(c))).not.toContain('anon_inode:[userfaultfd]');
+    const dir = mkdtempSync(join(tmpdir(), 'tugboat-docker-seccomp-'));
+    try {
+      const profile = join(dir, 'wasm-host.json');
+      writeFileSync(profile, execFileSync(TUGBOAT, ['seccomp-profile'], { encoding: 'utf8' }));
+      const r = await docker(['run', '-d', '--runtime', 'tugboat', '--security-opt', `seccomp=${profile}`, '-p', `127.0.0.1:${PORT + 1}:8080`, HTTP]);
+      expect(r.code, r.stderr).toBe(0);
+      const fast = r.stdout.trim();
+      try {
+        expect(await get(`http://127.0.0.1:${PORT + 1}/first`)).toEqual({ status: 200, body: 'hello from a wasm component: /first\n' });
+        // Many resets: what one request left never reaches the next.
+        const bodies = await Promise.all(Array.from({ length: 100 }, (_, i) => fetch(`http://127.0.0.1:${PORT + 1}/id/${i}`).then((res) => res.text())));
+        expect(bodies).toEqual(Array.from({ length: 100 }, (_, i) => `id ${i}\n`));
+        const seccomp = /^Seccomp:\s*(\d+)/m.exec(readFileSync(`/proc/${await hostOf(fast)}/status`, 'utf8'))?.[1];
+        expect(seccomp).toBe('2');
+        if (KERNEL_TELLS_WRITTEN_PAGES) expect(fdLinks(await hostOf(fast))).toContain('anon_inode:[userfaultfd]');
+      } finally {
+        await docker(['rm', '-f', fast]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('drains on docker stop and exits 143', async () => {

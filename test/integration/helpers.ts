@@ -2,7 +2,7 @@
 // a way to run the real CLI (which drives the real runc), and a cleanup that
 // removes every container, mount and file the file created, even on failure.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -196,4 +196,24 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** What the descriptors of process `pid` are (readlink of /proc/PID/fd/N). */
+export function fdLinks(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`).flatMap((n) => {
+    try {
+      return [readlinkSync(`/proc/${pid}/fd/${n}`)];
+    } catch {
+      return []; // closed meanwhile
+    }
+  });
+}
+
+/** A Wasm container's host process: its init (tini) starts it as its one child. */
+export function wasmHostBelow(init: number): number {
+  const child = Number(readFileSync(`/proc/${init}/task/${init}/children`, 'utf8').trim().split(/\s+/)[0]);
+  if (!(child > 0)) throw new Error(`no host process below the container's init ${init}`);
+  // Checked, so that what a test asserts of the host is never asserted of another process.
+  if (!readFileSync(`/proc/${child}/cmdline`, 'latin1').includes('node')) throw new Error(`${child}, below the container's init, is not the Wasm host (Node)`);
+  return child;
 }

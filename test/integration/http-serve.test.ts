@@ -8,13 +8,13 @@
 // guests of one host are also checked to be kept apart
 // (examples/components/http-probe.wat shows what a guest reaches).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CTR_BIN, startContainerd, type ContainerdHandle } from './daemons/containerd.js';
 import { cleanEnv, listProcesses } from './daemons/process.js';
-import { freePort, REPO, TUGBOAT, TugboatSandbox, WASM } from './helpers.js';
+import { fdLinks, freePort, REPO, TUGBOAT, TugboatSandbox, WASM } from './helpers.js';
 import { importFixtureImages, removeAllContainers, removeNamespaceDirs } from './shim-helpers.js';
 import { KERNEL_TELLS_WRITTEN_PAGES } from '../unit/helpers/kernel.js';
 
@@ -66,17 +66,6 @@ interface Isolation {
 }
 
 /** VmHWM of a process, in bytes. */
-/** What the descriptors of process `pid` are (readlink of /proc/PID/fd/N). */
-function fdLinks(pid: number): string[] {
-  return readdirSync(`/proc/${pid}/fd`).flatMap((n) => {
-    try {
-      return [readlinkSync(`/proc/${pid}/fd/${n}`)];
-    } catch {
-      return []; // closed meanwhile
-    }
-  });
-}
-
 const peakOf = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
 /** Bytes of a size like 256m. */

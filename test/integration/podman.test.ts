@@ -1,5 +1,6 @@
 // `podman --runtime tugboat` (Debian's podman 4.3 with conmon), rootful, with
 // a private storage root, for a Wasm image and a busybox image.
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +54,16 @@ describe('podman --runtime tugboat', () => {
     const r = await run(['--rm', BUSYBOX, 'sh', '-c', 'echo linux; exit 6']);
     expect(r.stdout).toBe('linux\n');
     expect(r.code).toBe(6);
+  });
+
+  it("takes `tugboat seccomp-profile`'s profile (Docker's format) with --security-opt, its rules on capabilities resolved by podman", async () => {
+    const profile = join(dir, 'wasm-host.json');
+    writeFileSync(profile, execFileSync(TUGBOAT, ['seccomp-profile'], { encoding: 'utf8' }));
+    const w = await run(['--rm', '--security-opt', `seccomp=${profile}`, WASM, 'x']);
+    expect(w.code, w.stderr).toBe(0);
+    expect(w.stdout).toContain('hello from wasm\n');
+    const b = await run(['--rm', '--security-opt', `seccomp=${profile}`, BUSYBOX, 'sh', '-c', 'grep ^Seccomp: /proc/self/status; unshare -U -r true 2>/dev/null || echo refused']);
+    expect(b.stdout, b.stderr).toBe('Seccomp:\t2\nrefused\n');
   });
 
   it('keeps logs of both kinds', async () => {

@@ -8,6 +8,7 @@ import { UsageError } from '../../src/errors.js';
 import { defaultSpec, type Spec } from '../../src/oci/runtime-spec.js';
 import { callGoesOn, loadSeccompProfile, parseSecurityOpt, seccompForSpec, WASM_HOST_SECCOMP, withSeccomp, withWasmHostSeccomp, type LinuxSeccomp } from '../../src/oci/seccomp.js';
 import { DOCKER_DEFAULT_SECCOMP } from '../../src/oci/seccomp-default.js';
+import { wasmHostProfileText } from '../../src/cli/seccomp-profile.js';
 
 const X64 = { arch: 'x64', kernel: '6.1.0-18-amd64' };
 const ARM64 = { arch: 'arm64', kernel: '5.10.0' };
@@ -130,5 +131,31 @@ describe('--security-opt', () => {
     expect(() => parseSecurityOpt(['apparmor=x'])).toThrow(/--security-opt: unsupported option "apparmor=x"/);
     expect(() => parseSecurityOpt(['seccomp='])).toThrow(UsageError);
     expect(() => parseSecurityOpt([`seccomp=${join(dir, 'missing.json')}`])).toThrow(/cannot read the profile: ENOENT/);
+  });
+});
+
+describe('tugboat seccomp-profile', () => {
+  it("prints the Wasm host's profile in Docker's format, which `--security-opt seccomp=FILE` reads back unchanged", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tugboat-seccomp-profile-'));
+    try {
+      const file = join(dir, 'wasm-host.json');
+      writeFileSync(file, wasmHostProfileText('docker'));
+      const read = loadSeccompProfile(file);
+      expect(read).toEqual(WASM_HOST_SECCOMP);
+      // Its conditional rules are kept for the daemon: one a container with CAP_SYS_ADMIN gets.
+      expect(read.syscalls!.some((r) => r.includes?.caps?.includes('CAP_SYS_ADMIN'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it("prints it as the runtime spec's linux.seccomp, resolved as for `tugboat run`'s Wasm host with the default capabilities", () => {
+    const oci = JSON.parse(wasmHostProfileText('oci', X64)) as LinuxSeccomp;
+    expect(oci).toEqual(withWasmHostSeccomp(defaultSpec(), X64).linux!.seccomp);
+    expect(oci.architectures).toEqual(['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
+    expect(callGoesOn(oci, 'userfaultfd')).toBe(true);
+    expect(rulesFor(oci, 'userfaultfd')).toEqual([{ names: ['userfaultfd'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 1, valueTwo: 1, op: 'SCMP_CMP_MASKED_EQ' }] }]);
+    // No rule that needs a capability beyond the default set: containerd applies every rule as it reads it.
+    for (const name of ['mount', 'unshare', 'setns', 'bpf', 'init_module']) expect(rulesFor(oci, name), name).toEqual([]);
   });
 });
