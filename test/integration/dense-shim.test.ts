@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OCI_TYPE_URL, Task, packJsonAny } from '../../src/shim/proto/index.js';
 import { TtrpcClient, callMethod } from '../../src/shim/ttrpc/index.js';
-import { CTR_BIN, startContainerd, type ContainerdHandle } from './daemons/containerd.js';
+import { CTR_BIN, type ContainerdHandle } from './daemons/containerd.js';
 import { isAlive, listProcesses, sleep, type ExecResult } from './daemons/process.js';
 import { FIXTURES, REPO } from './helpers.js';
-import { importFixtureImages, removeNamespaceDirs, waitTask } from './shim-helpers.js';
+import { startShimContainerd, waitTask, type ShimContainerd } from './shim-helpers.js';
 
 const RT = 'io.containerd.tugboat.v1';
 const NS = `tb-dense-${process.pid}`;
@@ -23,36 +23,20 @@ const TOOLS = 'tugboat.local/wasm-tools:latest';
 type Level = (typeof LEVELS)[number];
 
 describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim.mjs')))('dense hosting through containerd', () => {
+  let d: ShimContainerd | undefined;
   let c: ContainerdHandle | undefined;
-  let tmp: string | undefined;
-  const savedRoot = process.env.TUGBOAT_ROOT;
-  const ctr = (args: string[], timeoutMs?: number): Promise<ExecResult> => c!.ctr(['-n', NS, ...args], timeoutMs === undefined ? {} : { timeoutMs });
+  const ctr = (args: string[], timeoutMs?: number): Promise<ExecResult> => d!.ctr(args, timeoutMs);
   const at = (level: Level) => ['--runtime', RT, '--platform', 'wasi/wasm', '--annotation', `io.tugboat.isolation=${level}`];
 
   beforeAll(async () => {
-    tmp = mkdtempSync('/tmp/tugboat-dense-');
-    process.env.TUGBOAT_ROOT = join(tmp, 'root');
-    c = await startContainerd({ pathPrepend: [join(REPO, 'bin')] });
-    await importFixtureImages(ctr, tmp);
+    d = await startShimContainerd(NS, '/tmp/tugboat-dense-');
+    c = d.handle;
     const tools = await ctr(['images', 'import', join(FIXTURES, 'wasm-tools.docker.tar')]);
     if (tools.code !== 0) throw new Error(`import wasm-tools: ${tools.stderr}`);
   });
 
   afterAll(async () => {
-    try {
-      if (c) {
-        const tasks = await ctr(['tasks', 'ls', '-q']);
-        for (const id of tasks.stdout.split('\n').filter(Boolean)) await ctr(['tasks', 'delete', '--force', id]);
-        const cs = await ctr(['containers', 'ls', '-q']);
-        for (const id of cs.stdout.split('\n').filter(Boolean)) await ctr(['containers', 'rm', id]);
-        await c.stop();
-      }
-    } finally {
-      removeNamespaceDirs(NS);
-      if (savedRoot === undefined) delete process.env.TUGBOAT_ROOT;
-      else process.env.TUGBOAT_ROOT = savedRoot;
-      if (tmp) rmSync(tmp, { recursive: true, force: true });
-    }
+    await d?.stop();
   });
 
   async function status(id: string): Promise<string | undefined> {
@@ -401,7 +385,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
       const id = 'out-a';
       const spinners = [0, 1].map(() => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
       const lost: string[] = [];
-      const fifoDir = mkdtempSync(join(tmp!, 'fifo-'));
+      const fifoDir = mkdtempSync(join(d!.tmp, 'fifo-'));
       let client: TtrpcClient | undefined;
       try {
         expect((await ctr(['run', '-d', ...group('out'), '--env', 'MARK=every-byte', TOOLS, id, '/exitcode.wasm', 'sleep', '600'])).code).toBe(0);

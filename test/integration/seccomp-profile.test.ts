@@ -5,14 +5,13 @@
 // host opens its watch, so resets copy back only the pages a request wrote.
 // Under containerd's own default profile (`--seccomp` alone) it opens none.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KERNEL_TELLS_WRITTEN_PAGES } from '../unit/helpers/kernel.js';
-import { startContainerd, type ContainerdHandle } from './daemons/containerd.js';
-import { sleep, type ExecResult } from './daemons/process.js';
+import { sleep } from './daemons/process.js';
 import { fdLinks, freePort, REPO, TUGBOAT, wasmHostBelow } from './helpers.js';
-import { importFixtureImages, removeAllContainers, removeNamespaceDirs } from './shim-helpers.js';
+import { startShimContainerd, type ShimContainerd } from './shim-helpers.js';
 
 const RT = 'io.containerd.tugboat.v1';
 const NS = `tb-seccomp-profile-${process.pid}`;
@@ -20,31 +19,14 @@ const HTTP = 'tugboat.local/wasm:component-http';
 const UFFD = 'anon_inode:[userfaultfd]';
 
 describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim.mjs')))('tugboat seccomp-profile --format oci under containerd', () => {
-  let c: ContainerdHandle | undefined;
-  let tmp: string | undefined;
-  const savedRoot = process.env.TUGBOAT_ROOT;
-  const ctr = (args: string[]): Promise<ExecResult> => c!.ctr(['-n', NS, ...args]);
+  let d: ShimContainerd | undefined;
+  const ctr = (args: string[]) => d!.ctr(args);
 
   beforeAll(async () => {
-    tmp = mkdtempSync('/tmp/tugboat-seccomp-profile-');
-    // The shim inherits containerd's environment: keep the component cache private.
-    process.env.TUGBOAT_ROOT = join(tmp, 'root');
-    c = await startContainerd({ pathPrepend: [join(REPO, 'bin')] });
-    await importFixtureImages(ctr, tmp);
+    d = await startShimContainerd(NS, '/tmp/tugboat-seccomp-profile-');
   });
-
   afterAll(async () => {
-    try {
-      if (c) {
-        await removeAllContainers(ctr);
-        await c.stop();
-      }
-    } finally {
-      removeNamespaceDirs(NS);
-      if (savedRoot === undefined) delete process.env.TUGBOAT_ROOT;
-      else process.env.TUGBOAT_ROOT = savedRoot;
-      if (tmp) rmSync(tmp, { recursive: true, force: true });
-    }
+    await d?.stop();
   });
 
   /** Runs the component in a container of its own with `seccomp` (ctr's options), on the host's network; its host process once it answers. */
@@ -69,7 +51,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
   const seccompOf = (pid: number) => /^Seccomp:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
 
   it("lets the host open its userfaultfd under the printed profile, and not under containerd's default", async () => {
-    const profile = join(tmp!, 'wasm-host.oci.json');
+    const profile = join(d!.tmp, 'wasm-host.oci.json');
     writeFileSync(profile, execFileSync(TUGBOAT, ['seccomp-profile', '--format', 'oci'], { encoding: 'utf8' }));
 
     const fast = await serve('sp-fast', ['--seccomp', '--seccomp-profile', profile]);

@@ -4,10 +4,11 @@
 // a container's init to handle a signal.
 import * as grpc from '@grpc/grpc-js';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { startContainerd, type ContainerdHandle } from './daemons/containerd.js';
 import { sleep, type ExecResult } from './daemons/process.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, REPO } from './helpers.js';
 
 type Ctr = (args: string[]) => Promise<ExecResult>;
 
@@ -92,4 +93,51 @@ export function waitTask(address: string, namespace: string, id: string): Promis
       },
     );
   });
+}
+
+/** A private containerd that starts the shim (bin/ first on its PATH), with the fixture images in one namespace. */
+export interface ShimContainerd {
+  readonly handle: ContainerdHandle;
+  /** A temp dir of the test's own; the shim's state (TUGBOAT_ROOT, which it inherits from containerd) is under it. Gone after stop(). */
+  readonly tmp: string;
+  /** ctr in the namespace. */
+  ctr(args: string[], timeoutMs?: number): Promise<ExecResult>;
+  /**
+   * Deletes every task (forced) and container, stops containerd (which kills
+   * whatever still names its dir, unmounts, deletes runc state), then puts
+   * back TUGBOAT_ROOT and removes the namespace's dirs and the temp dir, even
+   * when something before failed.
+   */
+  stop(): Promise<void>;
+}
+
+/** Starts a ShimContainerd for namespace `ns`, its temp dir named from `tmpPrefix` (a path prefix, as mkdtemp takes). */
+export async function startShimContainerd(ns: string, tmpPrefix: string): Promise<ShimContainerd> {
+  const tmp = mkdtempSync(tmpPrefix);
+  const savedRoot = process.env.TUGBOAT_ROOT;
+  // Kept private: the shim's component cache and state.
+  process.env.TUGBOAT_ROOT = join(tmp, 'root');
+  let handle: ContainerdHandle | undefined;
+  const ctr = (args: string[], timeoutMs?: number): Promise<ExecResult> => handle!.ctr(['-n', ns, ...args], timeoutMs === undefined ? {} : { timeoutMs });
+  const stop = async (): Promise<void> => {
+    try {
+      if (handle) {
+        await removeAllContainers(ctr);
+        await handle.stop();
+      }
+    } finally {
+      removeNamespaceDirs(ns);
+      if (savedRoot === undefined) delete process.env.TUGBOAT_ROOT;
+      else process.env.TUGBOAT_ROOT = savedRoot;
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  };
+  try {
+    handle = await startContainerd({ pathPrepend: [join(REPO, 'bin')] });
+    await importFixtureImages(ctr, tmp);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { handle, tmp, ctr, stop };
 }

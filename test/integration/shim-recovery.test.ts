@@ -7,15 +7,15 @@
 // is back. A private containerd and namespace; everything is torn down in
 // afterAll.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Task } from '../../src/shim/proto/index.js';
 import { TtrpcClient, callMethod } from '../../src/shim/ttrpc/index.js';
-import { CTR_BIN, startContainerd, type ContainerdHandle } from './daemons/containerd.js';
+import { CTR_BIN, type ContainerdHandle } from './daemons/containerd.js';
 import { isAlive, listProcesses, mountsUnder, shimSocketPath, sleep, withDescendants, type ExecResult } from './daemons/process.js';
 import { REPO } from './helpers.js';
-import { cgroupsLeft, importFixtureImages, removeNamespaceDirs, waitCatches, waitTask as waitTaskIn } from './shim-helpers.js';
+import { cgroupsLeft, startShimContainerd, waitCatches, waitTask as waitTaskIn, type ShimContainerd } from './shim-helpers.js';
 
 const RT = 'io.containerd.tugboat.v1';
 // Per test process: runc's state (/run/containerd/runc/<ns>) and the cgroup parents are shared by every containerd on the host.
@@ -25,38 +25,21 @@ const WASM_EXITCODE = 'tugboat.local/wasm:exitcode';
 const GROUP = ['--annotation', 'io.containerd.runc.v2.group=sk-grp'];
 
 describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim.mjs')))('containerd-shim-tugboat-v1 recovery', () => {
+  let d: ShimContainerd | undefined;
   let c: ContainerdHandle | undefined;
-  let tmp: string | undefined;
-  const savedRoot = process.env.TUGBOAT_ROOT;
 
-  const ctr = (args: string[], timeoutMs?: number): Promise<ExecResult> => c!.ctr(['-n', NS, ...args], timeoutMs === undefined ? {} : { timeoutMs });
+  const ctr = (args: string[], timeoutMs?: number): Promise<ExecResult> => d!.ctr(args, timeoutMs);
   const waitTask = (id: string) => waitTaskIn(c!.address, NS, id);
   const bundleOf = (id: string) => join(c!.state, 'io.containerd.runtime.v2.task', NS, id);
   const shimsOf = (id: string) => listProcesses().filter((p) => p.argv.some((a) => a.endsWith('shim.mjs')) && p.argv.includes(c!.address) && p.argv.includes(id));
 
   beforeAll(async () => {
-    tmp = mkdtempSync('/tmp/tugboat-shim-recovery-');
-    // The shim inherits containerd's environment: keep the component cache private.
-    process.env.TUGBOAT_ROOT = join(tmp, 'root');
-    c = await startContainerd({ pathPrepend: [join(REPO, 'bin')] });
-    await importFixtureImages(ctr, tmp);
+    d = await startShimContainerd(NS, '/tmp/tugboat-shim-recovery-');
+    c = d.handle;
   });
 
   afterAll(async () => {
-    try {
-      if (c) {
-        const tasks = await ctr(['tasks', 'ls', '-q']);
-        for (const id of tasks.stdout.split('\n').filter(Boolean)) await ctr(['tasks', 'delete', '--force', id]);
-        const cs = await ctr(['containers', 'ls', '-q']);
-        for (const id of cs.stdout.split('\n').filter(Boolean)) await ctr(['containers', 'rm', id]);
-        await c.stop(); // also kills whatever still names the harness dir, unmounts, deletes runc state
-      }
-    } finally {
-      removeNamespaceDirs(NS);
-      if (savedRoot === undefined) delete process.env.TUGBOAT_ROOT;
-      else process.env.TUGBOAT_ROOT = savedRoot;
-      if (tmp) rmSync(tmp, { recursive: true, force: true });
-    }
+    await d?.stop();
   });
 
   /**
