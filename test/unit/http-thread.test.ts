@@ -2,6 +2,7 @@
 // (examples/components/http-bench.wat) served by serveOnThread through
 // node:http, as a handler thread serves it in a container.
 import { request, type IncomingHttpHeaders } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -197,15 +198,22 @@ describe("a guest's memory from one request to the next", () => {
 // The first handler thread boots while the core modules compile (serve.ts):
 // when they cannot be compiled, that thread, already started, is ended and
 // the server refused with a link error, the container's 126.
+// With a port given, every thread boots and starts at once; with port 0
+// the others wait for the port the first learns.
 describe('serveHttpComponent', () => {
-  it('refuses a component whose core module does not compile, ending the thread it had started', async () => {
+  const WORKER = join(import.meta.dirname, '..', '..', 'dist', 'host', 'http-worker.mjs');
+
+  it.each([
+    ['0 (the kernel picks it)', false],
+    ['given', true],
+  ])('refuses a component whose core module does not compile, ending the threads it had started (port %s)', async (_port, given) => {
     const dir = mkdtempSync(join(tmpdir(), 'tugboat-http-bad-'));
     try {
       writeFileSync(join(dir, 'component.core.wasm'), Buffer.from('\0asm\x01\0\0\0\x01\xff'));
       const config: GuestConfig = { args: ['/bad.wasm'], env: [], component: { dir, entry: COMPONENT_ENTRY, world: 'http' } } as GuestConfig;
       const started = serveHttpComponent(
         { kind: 'container', config },
-        { port: 0, host: '127.0.0.1', threads: 2, pool: 1, reuse: false, onRequestFailed: () => undefined, workerUrl: join(import.meta.dirname, '..', '..', 'dist', 'host', 'http-worker.mjs') },
+        { port: given ? await freePort() : 0, host: '127.0.0.1', threads: 2, pool: 1, reuse: false, onRequestFailed: () => undefined, workerUrl: WORKER },
       );
       const err = await started.then(
         () => undefined,
@@ -217,4 +225,41 @@ describe('serveHttpComponent', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('starts every thread on a given port, and each serves', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tugboat-http-threads-'));
+    try {
+      const entry = await ensureTranspiled(BENCH, join(dir, 'cache'));
+      const config: GuestConfig = { args: ['/http-bench.wasm'], env: [], component: { dir: entry.dir, entry: COMPONENT_ENTRY, world: 'http' } };
+      const port = await freePort();
+      // A reset per request: each thread's count of them says it served.
+      const service = await serveHttpComponent({ kind: 'container', config }, { port, host: '127.0.0.1', threads: 3, pool: 1, reuse: false, reset: true, onRequestFailed: () => undefined, workerUrl: WORKER });
+      try {
+        expect(service.port).toBe(port);
+        expect(service.threads).toBe(3);
+        // A new connection each, until the kernel has given one to every thread.
+        for (let i = 0; i < 300 && (await service.stats()).some((t) => t.pool.resets === 0); i++) {
+          const r = await send(port, '/bench', { headers: { 'x-echo': `n${i}` }, agent: false });
+          expect([r.status, r.headers['x-echo']]).toEqual([200, `n${i}`]);
+        }
+        expect((await service.stats()).map((t) => t.pool.resets > 0)).toEqual([true, true, true]);
+      } finally {
+        await service.drain();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
+
+/** A port nobody listens on now (the kernel's pick, let go). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
