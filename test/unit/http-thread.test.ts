@@ -198,15 +198,13 @@ describe("a guest's memory from one request to the next", () => {
 // The first handler thread boots while the core modules compile (serve.ts):
 // when they cannot be compiled, that thread, already started, is ended and
 // the server refused with a link error, the container's 126.
-// With a port given, every thread boots and starts at once; with port 0
-// the others wait for the port the first learns.
 describe('serveHttpComponent', () => {
   const WORKER = join(import.meta.dirname, '..', '..', 'dist', 'host', 'http-worker.mjs');
 
   it.each([
     ['0 (the kernel picks it)', false],
     ['given', true],
-  ])('refuses a component whose core module does not compile, ending the threads it had started (port %s)', async (_port, given) => {
+  ])('refuses a component whose core module does not compile, ending the thread it had started (port %s)', async (_port, given) => {
     const dir = mkdtempSync(join(tmpdir(), 'tugboat-http-bad-'));
     try {
       writeFileSync(join(dir, 'component.core.wasm'), Buffer.from('\0asm\x01\0\0\0\x01\xff'));
@@ -226,7 +224,7 @@ describe('serveHttpComponent', () => {
     }
   });
 
-  it('starts every thread on a given port, and each serves', async () => {
+  it('starts every thread on the port given, and the kernel spreads connections over all of them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tugboat-http-threads-'));
     try {
       const entry = await ensureTranspiled(BENCH, join(dir, 'cache'));

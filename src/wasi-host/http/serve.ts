@@ -156,16 +156,10 @@ export async function serveHttpComponent(source: HttpComponentSource, options: H
     threads.push(thread);
     return { thread, started: thread.started() };
   };
-  // Threads boot and load their bundle (~50 ms) while the core modules
-  // compile (a componentize-js component's 14 MB: ~90 ms with the read);
-  // each gets its start once they are compiled. With a port given, every
-  // thread boots and starts at once: one after another, a second thread's
-  // boot and first instances came after the first's, ~180 ms more before a
-  // componentize-js server's first answer. Port 0 (the kernel's choice) is
-  // learned from the first thread, so the others wait for it.
-  const together = options.port !== 0;
+  // The first thread boots and loads its bundle (~50 ms) while the core
+  // modules compile (a componentize-js component's 14 MB: ~90 ms with the
+  // read); it gets its start once they are compiled.
   const first = newThread();
-  const rest = together ? Array.from({ length: Math.max(0, options.threads - 1) }, newThread) : [];
   const startHandler = async (t: ReturnType<typeof newThread>, component: HttpComponentSource, port: number): Promise<number> => {
     const start: HandlerStart = { component, port, pool: options.pool, reuse: options.reuse, ...(options.reset ? { reset: true } : {}), ...(options.host ? { host: options.host } : {}) };
     t.thread.worker.postMessage(start);
@@ -176,14 +170,9 @@ export async function serveHttpComponent(source: HttpComponentSource, options: H
   let port: number;
   try {
     const component = await compiled(source);
-    if (together) {
-      await Promise.all([first, ...rest].map((t) => startHandler(t, component, options.port)));
-      port = options.port;
-    } else {
-      // The first thread learns the port, the others share it.
-      port = await startHandler(first, component, options.port);
-      await Promise.all(Array.from({ length: Math.max(0, options.threads - 1) }, () => startHandler(newThread(), component, port)));
-    }
+    // The first thread learns the port (0: the kernel's choice), the others share it.
+    port = await startHandler(first, component, options.port);
+    await Promise.all(Array.from({ length: Math.max(0, options.threads - 1) }, () => startHandler(newThread(), component, port)));
   } catch (err) {
     await Promise.all(threads.map((t) => t.stop()));
     throw err;
