@@ -201,8 +201,9 @@ export class PageWatch {
 
   /**
    * Calls `run` with each run of written pages in [start, end) (addresses),
-   * as byte offsets from `start`, in order; false when the scan failed. `protect`: the pages listed are
-   * write-protected again by the same walk (PM_SCAN_WP_MATCHING).
+   * as byte offsets from `start`, in order; false when the scan failed.
+   * `protect`: the pages listed are write-protected again by the same walk
+   * (PM_SCAN_WP_MATCHING).
    */
   scan(start: bigint, end: bigint, protect: boolean, run: ((from: number, to: number) => void) | undefined): boolean {
     if (this.#closed) return false;
