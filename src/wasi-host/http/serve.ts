@@ -170,7 +170,11 @@ export async function serveHttpComponent(source: HttpComponentSource, options: H
   let port: number;
   try {
     const component = await compiled(source);
-    // The first thread learns the port (0: the kernel's choice), the others share it.
+    // The first thread learns the port (0: the kernel's choice), the others
+    // share it. They start after it listens even when the port is given: the
+    // first answer comes once one thread listens (SO_REUSEPORT), and starting
+    // all at once made it no sooner (measured: they only competed for the
+    // cores with the compile).
     port = await startHandler(first, component, options.port);
     await Promise.all(Array.from({ length: Math.max(0, options.threads - 1) }, () => startHandler(newThread(), component, port)));
   } catch (err) {
