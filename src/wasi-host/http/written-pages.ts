@@ -181,7 +181,7 @@ export class PageWatch {
     reg[2] = UFFDIO_REGISTER_MODE_WP;
     reg[3] = 0n;
     if (this.#c.ioctl(this.#uffd, UFFDIO_REGISTER, reg) !== 0) return undefined;
-    return this.protectAt(start, start + length) ? new WatchedRange(this, start, length) : undefined;
+    return this.#protect(start, start + length) ? new WatchedRange(this, start, length) : undefined;
   }
 
   /** Where `view`'s bytes are. */
@@ -189,9 +189,8 @@ export class PageWatch {
     return BigInt(this.#c.addressOf(view));
   }
 
-  /** Write-protects [start, end) (addresses). */
-  protectAt(start: bigint, end: bigint): boolean {
-    if (this.#closed) return false;
+  /** Write-protects [start, end) (addresses): a range as it is registered (later protections go by the walk, PM_SCAN_WP_MATCHING). */
+  #protect(start: bigint, end: bigint): boolean {
     const wp = this.#rangeArg;
     wp[0] = start;
     wp[1] = end - start;
