@@ -8,14 +8,14 @@
 // guests of one host are also checked to be kept apart
 // (examples/components/http-probe.wat shows what a guest reaches).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CTR_BIN, startContainerd, type ContainerdHandle } from './daemons/containerd.js';
+import { CTR_BIN } from './daemons/containerd.js';
 import { cleanEnv, listProcesses } from './daemons/process.js';
 import { fdLinks, freePort, REPO, TUGBOAT, TugboatSandbox, WASM } from './helpers.js';
-import { importFixtureImages, removeAllContainers, removeNamespaceDirs } from './shim-helpers.js';
+import { startShimContainerd, type ShimContainerd } from './shim-helpers.js';
 import { KERNEL_TELLS_WRITTEN_PAGES } from '../unit/helpers/kernel.js';
 
 const BENCH = WASM('component-http-bench');
@@ -167,40 +167,21 @@ const PROCESS = tugboatRun('process', ['--isolation', 'process'], (_tb, child) =
 const POD: Isolation = (() => {
   const RT = 'io.containerd.tugboat.v1';
   const NS = `tb-http-${process.pid}`;
-  let c: ContainerdHandle | undefined;
-  let tmp: string | undefined;
+  let d: ShimContainerd | undefined;
   let n = 0;
-  const ctr = (args: string[]) => c!.ctr(['-n', NS, ...args]);
+  const ctr = (args: string[]) => d!.ctr(args);
   return {
     name: 'pod',
     async setup() {
-      tmp = mkdtempSync('/tmp/tugboat-http-pod-');
-      // The shim (started by containerd, with its environment) keeps its state under our temp dir.
-      const saved = process.env.TUGBOAT_ROOT;
-      process.env.TUGBOAT_ROOT = join(tmp, 'root');
-      try {
-        c = await startContainerd({ pathPrepend: [join(REPO, 'bin')] });
-      } finally {
-        if (saved === undefined) delete process.env.TUGBOAT_ROOT;
-        else process.env.TUGBOAT_ROOT = saved;
-      }
-      await importFixtureImages(ctr, tmp);
+      d = await startShimContainerd(NS, '/tmp/tugboat-http-pod-');
     },
     async teardown() {
-      try {
-        if (c) {
-          await removeAllContainers(ctr);
-          await c.stop();
-        }
-      } finally {
-        removeNamespaceDirs(NS);
-        if (tmp) rmSync(tmp, { recursive: true, force: true });
-      }
+      await d?.stop();
     },
     async launch({ annotations = {}, memory, image = 'component-http-bench', env = {}, group }) {
       const id = `http-${++n}`;
       const port = await freePort();
-      const args = ['--address', c!.address, '-n', NS, 'run', '--rm', '--net-host', '--runtime', RT, '--platform', 'wasi/wasm'];
+      const args = ['--address', d!.handle.address, '-n', NS, 'run', '--rm', '--net-host', '--runtime', RT, '--platform', 'wasi/wasm'];
       const all = { 'io.tugboat.isolation': 'pod', 'io.containerd.runc.v2.group': group ?? id, ...annotations };
       for (const [k, v] of Object.entries(all)) args.push('--annotation', `${k}=${v}`);
       if (memory) args.push('--memory-limit', String(bytesOf(memory)));
@@ -221,7 +202,7 @@ const POD: Isolation = (() => {
         exited,
         peakMemory: () => peakOf(host.pid),
         hostPid: host.pid,
-        rootfs: join(c!.state, 'io.containerd.runtime.v2.task', NS, id, 'rootfs'),
+        rootfs: join(d!.handle.state, 'io.containerd.runtime.v2.task', NS, id, 'rootfs'),
         controls: {
           pause: async () => void expect((await ctr(['tasks', 'pause', id])).code).toBe(0),
           resume: async () => void expect((await ctr(['tasks', 'resume', id])).code).toBe(0),

@@ -104,9 +104,9 @@ export interface ShimContainerd {
   ctr(args: string[], timeoutMs?: number): Promise<ExecResult>;
   /**
    * Deletes every task (forced) and container, stops containerd (which kills
-   * whatever still names its dir, unmounts, deletes runc state), then puts
-   * back TUGBOAT_ROOT and removes the namespace's dirs and the temp dir, even
-   * when something before failed.
+   * whatever still names its dir, unmounts, deletes runc state), then
+   * removes the namespace's dirs and the temp dir, even when something
+   * before failed.
    */
   stop(): Promise<void>;
 }
@@ -114,9 +114,6 @@ export interface ShimContainerd {
 /** Starts a ShimContainerd for namespace `ns`, its temp dir named from `tmpPrefix` (a path prefix, as mkdtemp takes). */
 export async function startShimContainerd(ns: string, tmpPrefix: string): Promise<ShimContainerd> {
   const tmp = mkdtempSync(tmpPrefix);
-  const savedRoot = process.env.TUGBOAT_ROOT;
-  // Kept private: the shim's component cache and state.
-  process.env.TUGBOAT_ROOT = join(tmp, 'root');
   let handle: ContainerdHandle | undefined;
   const ctr = (args: string[], timeoutMs?: number): Promise<ExecResult> => handle!.ctr(['-n', ns, ...args], timeoutMs === undefined ? {} : { timeoutMs });
   const stop = async (): Promise<void> => {
@@ -127,13 +124,21 @@ export async function startShimContainerd(ns: string, tmpPrefix: string): Promis
       }
     } finally {
       removeNamespaceDirs(ns);
-      if (savedRoot === undefined) delete process.env.TUGBOAT_ROOT;
-      else process.env.TUGBOAT_ROOT = savedRoot;
       rmSync(tmp, { recursive: true, force: true });
     }
   };
   try {
-    handle = await startContainerd({ pathPrepend: [join(REPO, 'bin')] });
+    // Kept private: the shim's component cache and state. containerd takes
+    // its environment (the shims' too, a restart's too) when it starts, so
+    // the variable is put back at once and nothing else in this process sees it.
+    const savedRoot = process.env.TUGBOAT_ROOT;
+    process.env.TUGBOAT_ROOT = join(tmp, 'root');
+    try {
+      handle = await startContainerd({ pathPrepend: [join(REPO, 'bin')] });
+    } finally {
+      if (savedRoot === undefined) delete process.env.TUGBOAT_ROOT;
+      else process.env.TUGBOAT_ROOT = savedRoot;
+    }
     await importFixtureImages(ctr, tmp);
   } catch (err) {
     await stop();
