@@ -4,14 +4,18 @@
 // busybox containers in one network namespace, ExecSync, logs, and a teardown
 // that leaves nothing behind. The second runs the same kind of pod with the
 // `tugboat` runtime handler (containerd-shim-tugboat-v1 from bin/): pause, a
-// Wasm container and a Linux sidecar.
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+// Wasm container and a Linux sidecar; then two HTTP components at `container`
+// isolation (a container annotation), one under `tugboat seccomp-profile
+// --format oci` as its Localhost profile, one under RuntimeDefault.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodSandboxConfig } from './cri/client.js';
 import { CRI_NAMESPACE, IMAGES, POD_NETWORK, startPodHarness, type PodHarness } from './cri/pod-harness.js';
 import { listProcesses, mountsUnder, sleep } from './daemons/process.js';
-import { FIXTURES, REPO } from './helpers.js';
+import { KERNEL_TELLS_WRITTEN_PAGES } from '../unit/helpers/kernel.js';
+import { FIXTURES, fdLinks, REPO, TUGBOAT, wasmHostBelow } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 const SHIM_BIN = join(REPO, 'bin', 'containerd-shim-tugboat-v1');
@@ -283,6 +287,46 @@ describe.skipIf(!isRoot || !existsSync(SHIM_BIN) || !existsSync(join(REPO, 'dist
     const shims = listProcesses().filter((p) => p.argv.includes(containerd.address) && p.argv.includes('-namespace'));
     expect(shims.length).toBeGreaterThan(0);
     expect(shims.every((p) => p.argv.some((a) => a.endsWith('shim.mjs'))), shims.map((p) => p.argv.join(' ')).join('\n')).toBe(true);
+  }, 300_000);
+
+  it("takes `tugboat seccomp-profile --format oci` as a Localhost profile: a container-isolation host under it opens its userfaultfd, under RuntimeDefault none", async () => {
+    const { cri, startContainer, containerConfig, waitContainer } = harness();
+    const profile = join(harness().dir, 'tugboat-wasm-host.json');
+    writeFileSync(profile, execFileSync(TUGBOAT, ['seccomp-profile', '--format', 'oci'], { encoding: 'utf8' }));
+    const sidecar = (await cri.listContainers({ pod_sandbox_id: pod.id })).find((c) => c.metadata?.name === 'sidecar')?.id ?? '';
+    expect(sidecar).not.toBe('');
+    // Each in a container (and host) of its own, on its own port of the pod's network: the pod host's `web` has 8080.
+    const own = (name: string, port: number, seccomp: { profile_type: 'Localhost' | 'RuntimeDefault'; localhost_ref?: string }) => {
+      const c = containerConfig(name, HTTP, [], { annotations: { 'io.tugboat.isolation': 'container' }, envs: [{ key: 'PORT', value: String(port) }] });
+      c.linux!.security_context!.seccomp = seccomp;
+      return startContainer(pod.id, pod.config, c);
+    };
+    const fast = await own('web-localhost', 8081, { profile_type: 'Localhost', localhost_ref: profile });
+    const plain = await own('web-default', 8082, { profile_type: 'RuntimeDefault' });
+    for (const id of [fast, plain]) await waitContainer(id, 'CONTAINER_RUNNING');
+    // Answers from the sidecar once compiled: many requests through one host, each on an instance put back as it was made.
+    const get = async (port: number, path: string) => (await cri.execSync(sidecar, ['sh', '-c', `wget -qO- http://127.0.0.1:${port}${path} 2>/dev/null`])).stdout.toString();
+    for (const port of [8081, 8082]) {
+      let body = '';
+      for (let i = 0; i < 120 && body === ''; i++) {
+        if (i > 0) await sleep(500);
+        body = await get(port, '/first');
+      }
+      expect(body).toBe('hello from a wasm component: /first\n');
+    }
+    const bodies = (await cri.execSync(sidecar, ['sh', '-c', 'for i in $(seq 1 50); do wget -qO- http://127.0.0.1:8081/id/$i; done'])).stdout.toString();
+    expect(bodies).toBe(Array.from({ length: 50 }, (_, i) => `id ${i + 1}\n`).join(''));
+
+    const hostOf = async (id: string) => wasmHostBelow((JSON.parse((await cri.containerStatus(id, true)).info.info ?? '{}') as { pid?: number }).pid ?? 0);
+    const seccompOf = (pid: number) => /^Seccomp:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    const fastHost = await hostOf(fast);
+    const plainHost = await hostOf(plain);
+    // Hosts of their own, not the pod host's guests.
+    expect(new Set([fastHost, plainHost]).size).toBe(2);
+    expect(seccompOf(fastHost)).toBe('2');
+    expect(seccompOf(plainHost)).toBe('2');
+    if (KERNEL_TELLS_WRITTEN_PAGES) expect(fdLinks(fastHost)).toContain('anon_inode:[userfaultfd]');
+    expect(fdLinks(plainHost)).not.toContain('anon_inode:[userfaultfd]');
   }, 300_000);
 
   it('stop and remove clean the pod up', async () => {

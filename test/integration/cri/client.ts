@@ -88,6 +88,8 @@ export interface ContainerConfig {
       run_as_user?: { value: Int64In };
       readonly_rootfs?: boolean;
       no_new_privs?: boolean;
+      /** Localhost: `localhost_ref` is the profile file's path on the node. */
+      seccomp?: { profile_type: 'RuntimeDefault' | 'Unconfined' | 'Localhost'; localhost_ref?: string };
     };
   };
 }

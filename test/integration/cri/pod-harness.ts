@@ -159,6 +159,8 @@ export function criConfig(o: { cniConfDir: string; registryDir: string }): strin
     '',
     '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.tugboat]',
     '  runtime_type = "io.containerd.tugboat.v1"',
+    // A container's own io.tugboat.* annotations reach the shim (its isolation level), as the README's config has it.
+    '  container_annotations = ["io.tugboat.*"]',
     '',
     '[plugins."io.containerd.grpc.v1.cri".cni]',
     '  bin_dir = "/usr/lib/cni"',
