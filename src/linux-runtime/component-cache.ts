@@ -35,6 +35,7 @@ import type { WasmRewriteOptions } from './wasm-bundle.js';
 import type { WasmPrepareInput } from './engine.js';
 import { resolveInRoot } from '../oci/scoped-path.js';
 import { prepareReset, type ResetVerdict } from './component-reset.js';
+import { writeGlueScript } from './glue-script.js';
 
 /** Where the cache entry of a container's component appears inside it. */
 export const COMPONENT_MOUNT_POINT = '/.tugboat-component';
@@ -54,7 +55,7 @@ export const HTTP_RESET_ANNOTATION = 'io.tugboat.http.reset';
 export const HTTP_POOL_MAX = 4096;
 export const HTTP_THREADS_MAX = 256;
 /** Bump when the layout or the transpile options change: older entries are rebuilt. */
-export const CACHE_FORMAT = 3;
+export const CACHE_FORMAT = 4;
 
 export type ComponentWorld = 'command' | 'http' | 'unknown';
 
@@ -72,6 +73,8 @@ export interface ComponentMeta {
   reset: boolean;
   /** HTTP: why not, when it may not. */
   resetRefused?: string;
+  /** The entry holds the glue as a script with V8's code cache of it (glue-script.ts), or why not. */
+  glueScript: true | { refused: string };
 }
 
 export interface CachedComponent {
@@ -227,7 +230,20 @@ async function transpileInto(hostPath: string, dir: string, sha256: string, jco:
   const reuse = declaresReuse(await readFile(hostPath));
   const world = worldOf(exports);
   const verdict: ResetVerdict = world === 'http' ? await prepareReset(dir, COMPONENT_ENTRY) : { reset: false, why: 'not an HTTP component' };
-  const meta: ComponentMeta = { format: CACHE_FORMAT, jco, sha256, world, imports, exports, reuse, reset: verdict.reset, ...(verdict.reset ? {} : { resetRefused: verdict.why }) };
+  // After the reset's patch: the script is made of the glue the host runs.
+  const scriptRefused = await writeGlueScript(dir, await readFile(join(dir, COMPONENT_ENTRY), 'utf8'));
+  const meta: ComponentMeta = {
+    format: CACHE_FORMAT,
+    jco,
+    sha256,
+    world,
+    imports,
+    exports,
+    reuse,
+    reset: verdict.reset,
+    ...(verdict.reset ? {} : { resetRefused: verdict.why }),
+    glueScript: scriptRefused === undefined ? true : { refused: scriptRefused },
+  };
   await writeFile(join(dir, 'meta.json'), JSON.stringify(meta), { mode: 0o444 });
   return meta;
 }
@@ -345,7 +361,8 @@ export async function componentRewriteOptions(
   const entry = await ensureTranspiled(hostPath, cacheDir);
   const { reuse, reset, resetRefused } = entry.meta;
   const served = entry.meta.world === 'http' ? { reuse, reset, ...(resetRefused !== undefined && !reset ? { resetRefused } : {}) } : {};
-  log().info({ component: containerPath, sha256: entry.meta.sha256, world: entry.meta.world, ...served, cached: entry.cached }, 'wasm component');
+  const glueScript = entry.meta.glueScript === true ? true : entry.meta.glueScript?.refused;
+  log().info({ component: containerPath, sha256: entry.meta.sha256, world: entry.meta.world, ...served, glueScript, cached: entry.cached }, 'wasm component');
   return {
     component: {
       source: entry.dir,

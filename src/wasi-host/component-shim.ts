@@ -8,8 +8,8 @@
 // the monotonic clock and wasi:http with their own.
 import { openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { componentExit } from './component-outcome.js';
+import { loadGlueFile } from './shared/component-glue.js';
 import { envListToObject, type GuestConfig } from './guest-config.js';
 import { createFilesystem, guestCwd, hostOutputStream, wasiImports, type ImportParts, type OutputStream } from './p2/index.js';
 import * as p2 from './p2/shim.js';
@@ -101,12 +101,12 @@ type Instantiate = (
 
 export async function loadComponent(config: GuestConfig, imports: object): Promise<Record<string, unknown>> {
   const component = config.component!;
-  const mod = (await import(pathToFileURL(join(component.dir, component.entry)).href)) as { instantiate: Instantiate };
+  const instantiate = await loadGlueFile<Instantiate>(component.dir, component.entry);
   const cache = new Map<string, Promise<WebAssembly.Module>>();
   const getCoreModule = (name: string) => {
     let m = cache.get(name);
     if (!m) cache.set(name, (m = WebAssembly.compile(readFileSync(join(component.dir, name)))));
     return m;
   };
-  return mod.instantiate(getCoreModule, imports);
+  return instantiate(getCoreModule, imports);
 }

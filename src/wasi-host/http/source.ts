@@ -14,10 +14,9 @@
 //              and CPU summed over all its threads).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { componentShim, type ShimOverrides } from '../component-shim.js';
 import type { GuestConfig } from '../guest-config.js';
-import { coreModuleOf, loadGlue, type Instantiate } from '../shared/component-glue.js';
+import { coreModuleOf, loadGlue, loadGlueFile, type Instantiate } from '../shared/component-glue.js';
 import type { HostedComponentCode, HostedGuestView } from '../shared/component-protocol.js';
 import { Cores } from '../shared/cores.js';
 import { hostedGuestImports } from '../shared/guest-imports.js';
@@ -129,9 +128,9 @@ function hostedMaker(c: HostedHttpComponent, instantiate: Instantiate): Componen
 
 /** The component's glue, loaded on this thread; throws when it cannot be (the caller's link error). */
 export async function componentMaker(source: HttpComponentSource): Promise<ComponentMaker> {
-  if (source.kind === 'hosted') return hostedMaker(source, await loadGlue(source.code.glue));
+  if (source.kind === 'hosted') return hostedMaker(source, await loadGlue(source.code));
   const component = source.config.component;
   if (!component) throw new Error('not a component');
-  const { instantiate } = (await import(pathToFileURL(join(component.dir, component.entry)).href)) as { instantiate: Instantiate };
+  const instantiate = await loadGlueFile(component.dir, component.entry);
   return containerMaker(source, instantiate);
 }

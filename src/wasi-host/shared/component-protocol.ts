@@ -40,6 +40,8 @@ export interface HostedGuestView {
 export interface HostedComponentCode {
   /** The glue (jco's component.mjs) as text: imported from a data: URL. */
   glue: string;
+  /** The glue as a script, with V8's code cache of it, where the cache entry has them (component-glue.ts): run in place of the module. */
+  glueScript?: { source: string; cache: Uint8Array };
   /** Its core modules by name, instrumented and compiled by the host. */
   modules: Record<string, WebAssembly.Module>;
 }

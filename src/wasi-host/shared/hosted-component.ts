@@ -13,11 +13,14 @@ import { closeSync, readFileSync } from 'node:fs';
 // worker_threads loads with the first component: the CLI names this engine for every command.
 import type { Worker } from 'node:worker_threads';
 import type { Preopen } from '../guest-config.js';
+import { GLUE_CODE_CACHE, GLUE_SCRIPT } from './component-glue.js';
 import { CTL, type HostedComponentCode, type HostedComponentInput, type HostedComponentMessage, type HostedGuestView } from './component-protocol.js';
 import { ending, type GuestOutcome } from '../outcome.js';
 import { FdLedger } from '../p2/fd-ledger.js';
 import { listDirectory } from '../preview1/fd-ops.js';
 import type { HostDir } from '../preview1/preopen-dirs.js';
+import { E } from '../preview1/abi.js';
+import { WasiError } from '../preview1/errno.js';
 import { openAt } from '../preview1/resolve.js';
 import { O, sys } from '../preview1/sys.js';
 import type { HostContext, Hosted, HostedEnding, HostedStats } from './hosted-guest.js';
@@ -90,6 +93,16 @@ function readEntryFile(dirFd: number, name: string): Buffer {
   }
 }
 
+/** The entry's glue script and its code cache (component-glue.ts), or nothing when it has not both (an entry of an older transpile). */
+function readGlueScript(dirFd: number): { source: string; cache: Uint8Array } | undefined {
+  try {
+    return { source: readEntryFile(dirFd, GLUE_SCRIPT).toString('utf8'), cache: readEntryFile(dirFd, GLUE_CODE_CACHE) };
+  } catch (err) {
+    if (err instanceof WasiError && err.errno === E.NOENT) return undefined;
+    throw err;
+  }
+}
+
 /** A component guest's own descriptors (duplicates of the caller's), its glue and compiled core modules. */
 export interface OpenedComponent {
   spec: HostedComponentSpec;
@@ -118,6 +131,7 @@ export async function openComponent(given: HostedComponentSpec, ctx: HostContext
   };
   try {
     const glue = readEntryFile(spec.componentFd, spec.entry).toString('utf8');
+    const glueScript = readGlueScript(spec.componentFd);
     const modules: Record<string, WebAssembly.Module> = {};
     for (const e of listDirectory(spec.componentFd)) {
       const file = e.name.toString('utf8');
@@ -137,7 +151,7 @@ export async function openComponent(given: HostedComponentSpec, ctx: HostContext
       fdLedger: ledger.buffer,
       ...(ctx.userfaultfd ? { userfaultfd: true } : {}),
     };
-    return { spec, code: { glue, modules }, view, release };
+    return { spec, code: { glue, modules, ...(glueScript ? { glueScript } : {}) }, view, release };
   } catch (err) {
     release();
     throw err;
