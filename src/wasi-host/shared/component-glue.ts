@@ -11,7 +11,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Script } from 'node:vm';
 
 export type Instantiate = (
   getCoreModule: (name: string) => WebAssembly.Module,
@@ -42,7 +41,8 @@ export async function loadGlue(code: { glue: string; glueScript?: { source: stri
 }
 
 function fromScript<T>(source: string, cachedData: Buffer, filename: string): T {
-  const script = new Script(source, { filename, cachedData });
+  // node:vm when a glue is loaded, not with this module: the CLI imports the names above on every command (cli-start.test.ts).
+  const script = new (process.getBuiltinModule('node:vm').Script)(source, { filename, cachedData });
   lastLoad = script.cachedDataRejected === true ? 'script, cache rejected' : 'script+cache';
   return (script.runInThisContext() as () => T)();
 }
