@@ -1,13 +1,15 @@
-// A component's glue (jco's instantiate) from its text, and its core modules: a shared host reads
-// the glue through its cache entry's descriptor, never by path, and its
-// threads import it from a data: URL (the glue imports nothing itself).
+// A component's glue (jco's instantiate), and its core modules. A
+// container's host reads the glue from its cache entry by path (mounted
+// read-only); a shared host reads it through the entry's descriptor, never by
+// path, and its threads get the text.
 //
-// A container's host loads it from its cache entry, as a classic script with
-// the V8 code cache the transpile made for it (linux-runtime/glue-script.ts),
-// where the entry has them: jco's glue is 0.3-1 MB of JavaScript, and
-// compiling it (the module, then its one large instantiate function on the
-// first call) took ~40 ms of a componentize-js container's start, on every
-// handler thread; with the cache, ~6 ms.
+// Either runs the glue as a classic script with the V8 code cache the
+// transpile made for it (linux-runtime/glue-script.ts), where the entry has
+// both: jco's glue is 0.3-1 MB of JavaScript, and compiling it (the module,
+// then its one large instantiate function at the first call) took ~40 ms of
+// a componentize-js container's start, on every handler thread; with the
+// cache, ~6 ms. Else the glue is imported as the module (from a data: URL
+// for a shared host's threads: the glue imports nothing itself).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -47,7 +49,6 @@ function fromScript<T>(source: string, cachedData: Buffer, filename: string): T 
   return (script.runInThisContext() as () => T)();
 }
 
-
 /**
  * The instantiate function of the cache entry in `dir`: its glue script with
  * its code cache when the entry has both, else `entry` imported as the module.
@@ -61,6 +62,7 @@ export async function loadGlueFile<T = Instantiate>(dir: string, entry: string):
     source = readFileSync(join(dir, GLUE_SCRIPT), 'utf8');
     cachedData = readFileSync(join(dir, GLUE_CODE_CACHE));
   } catch {
+    // An entry of an older transpile, or a glue of a shape glue-script.ts does not know: neither file.
     source = undefined;
   }
   if (source !== undefined && cachedData !== undefined) return fromScript<T>(source, cachedData, pathToFileURL(join(dir, GLUE_SCRIPT)).href);
