@@ -40,10 +40,16 @@
 //   the server to fall idle (requests wrk gave up on, a pool refilling), so
 //   that no server's leftovers land in the next one's run.
 //
+// "memory" is the PSS (/proc/<pid>/smaps_rollup) of every process of the
+// container (its init and all below it): once it has answered and sat idle
+// for 2 s (a pool has made its instances by then), and after all the rounds.
+// PSS, as bench/idle-pss and bench/density: a page shared with another
+// process counts in part.
+//
 // BENCH_CONNECTIONS (default "32,256") and BENCH_ONLY (comma-separated names;
 // native is always run) narrow it down.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage } from '../src/oci/image-build.js';
@@ -185,10 +191,7 @@ function ms(text: string): number {
 
 /** How to read the CPU time (µs) of the runc container `name` that `tugboat run` started under `store`. */
 function containerCpu(store: string, name: string): () => number {
-  const list = JSON.parse(execFileSync('runc', ['--root', join(store, 'runc'), 'list', '--format', 'json'], { encoding: 'utf8' }) || '[]') as { id: string; pid: number; status: string }[];
-  const running = list.find((c) => c.id === name && c.status === 'running');
-  if (!running) throw new Error(`container ${name} is not running under ${store}`);
-  const lines = readFileSync(`/proc/${running.pid}/cgroup`, 'utf8').trim().split('\n').map((l) => l.split(':'));
+  const lines = readFileSync(`/proc/${containerInit(store, name)}/cgroup`, 'utf8').trim().split('\n').map((l) => l.split(':'));
   // cgroup v1: the cpuacct controller's usage (ns); v2: cpu.stat's usage_usec.
   const v1 = lines.find(([, controllers]) => controllers!.split(',').includes('cpuacct'));
   if (v1) {
@@ -199,6 +202,31 @@ function containerCpu(store: string, name: string): () => number {
   const v2 = lines.find(([id]) => id === '0');
   const file = join('/sys/fs/cgroup', v2![2]!, 'cpu.stat');
   return () => Number(/usage_usec (\d+)/.exec(readFileSync(file, 'utf8'))![1]);
+}
+
+/** The container's init: its process as runc lists it. */
+function containerInit(store: string, name: string): number {
+  const list = JSON.parse(execFileSync('runc', ['--root', join(store, 'runc'), 'list', '--format', 'json'], { encoding: 'utf8' }) || '[]') as { id: string; pid: number; status: string }[];
+  const running = list.find((c) => c.id === name && c.status === 'running');
+  if (!running) throw new Error(`container ${name} is not running under ${store}`);
+  return running.pid;
+}
+
+/** PSS in KiB of `root` and every process below it. */
+function treePssKiB(root: number): number {
+  let kib = 0;
+  const todo = [root];
+  for (let pid = todo.pop(); pid !== undefined; pid = todo.pop()) {
+    try {
+      kib += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+      for (const task of readdirSync(`/proc/${pid}/task`)) {
+        for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) todo.push(Number(child));
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return kib;
 }
 
 async function load(port: number, connections: number, duration: number, cpuUsec: () => number): Promise<Load> {
@@ -228,6 +256,9 @@ interface Server {
   child: ChildProcess;
   cpu: () => number;
   cold?: Load;
+  /** PSS (KiB) of the container's processes: idle after its first answers, and after all the rounds. */
+  pssIdle?: number;
+  pssLoaded?: number;
   /** Per connection count, one Load per round. */
   runs: Map<number, Load[]>;
 }
@@ -271,6 +302,8 @@ try {
     servers.push(server);
     await ready(p);
     server.cpu = containerCpu(storeOf(t), containerName(t));
+    await new Promise((r) => setTimeout(r, 2000));
+    server.pssIdle = treePssKiB(containerInit(storeOf(t), containerName(t)));
   }
   for (const s of servers) {
     s.cold = await load(s.port, connectionCounts[0]!, COLD_SECONDS, s.cpu);
@@ -287,6 +320,7 @@ try {
       }
     }
   }
+  for (const s of servers) s.pssLoaded = treePssKiB(containerInit(storeOf(s.t), containerName(s.t)));
   const load1 = loadavg();
   console.log(
     `\nhttp: wrk, loopback; every server warmed up ${warmSeconds} s, then ${rounds} rounds of ${seconds} s each; medians of the rounds, ratios taken within a round (range in brackets); ${cpus().length} CPUs, load average ${load0[0]!.toFixed(1)} at the start, ${load1[0]!.toFixed(1)} at the end`,
@@ -318,6 +352,11 @@ try {
   for (const s of servers) {
     const cold = s.cold!;
     console.log(`    ${s.t.what.padEnd(52)} ${cold.rps.toFixed(0).padStart(7)} req/s  p99 ${cold.p99.toFixed(2).padStart(8)} ms  ${(cold.rps / native.cold!.rps).toFixed(3)}x native's cold req/s`);
+  }
+  console.log('  memory: PSS of the container\'s processes, idle after its first answers / after all the rounds');
+  const mib = (kib: number) => `${(kib / 1024).toFixed(0).padStart(5)} MiB`;
+  for (const s of servers) {
+    console.log(`    ${s.t.what.padEnd(52)} ${mib(s.pssIdle!)} / ${mib(s.pssLoaded!)}  ${(s.pssLoaded! / native.pssLoaded!).toFixed(2)}x native's after the rounds`);
   }
 } finally {
   for (const s of servers) await stop(s.child);
