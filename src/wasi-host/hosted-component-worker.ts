@@ -32,7 +32,7 @@ function outcome(cores: Cores, thrown: unknown, returned: boolean): GuestOutcome
 async function runCommand(input: HostedComponentInput, cores: Cores): Promise<GuestOutcome> {
   let instance: Record<string, unknown>;
   try {
-    const instantiate = await loadGlue(input);
+    const instantiate = await loadGlue(input.glue);
     instance = await instantiate(coreModuleOf(input.modules), hostedGuestImports(input), cores.instantiate);
   } catch (err) {
     if (cores.growRefused) return { kind: 'oom' };

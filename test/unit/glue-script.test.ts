@@ -102,8 +102,8 @@ process.stdout.write(lastGlueLoad());`;
     };
     const withScript = await open(entry.dir);
     try {
-      expect(withScript.code.glueScript?.source).toBe(readFileSync(join(entry.dir, GLUE_SCRIPT), 'utf8'));
-      await loadGlue(withScript.code);
+      expect(withScript.code.glue).toEqual({ script: readFileSync(join(entry.dir, GLUE_SCRIPT), 'utf8'), cache: readFileSync(join(entry.dir, GLUE_CODE_CACHE)) });
+      await loadGlue(withScript.code.glue);
       expect(lastGlueLoad()).toBe('script+cache');
     } finally {
       withScript.release();
@@ -113,8 +113,8 @@ process.stdout.write(lastGlueLoad());`;
     rmSync(join(older, GLUE_SCRIPT), { force: true });
     const without = await open(older);
     try {
-      expect(without.code.glueScript).toBeUndefined();
-      await loadGlue(without.code);
+      expect(without.code.glue).toEqual({ module: readFileSync(join(older, COMPONENT_ENTRY), 'utf8') });
+      await loadGlue(without.code.glue);
       expect(lastGlueLoad()).toBe('module');
     } finally {
       without.release();

@@ -128,7 +128,7 @@ function hostedMaker(c: HostedHttpComponent, instantiate: Instantiate): Componen
 
 /** The component's glue, loaded on this thread; throws when it cannot be (the caller's link error). */
 export async function componentMaker(source: HttpComponentSource): Promise<ComponentMaker> {
-  if (source.kind === 'hosted') return hostedMaker(source, await loadGlue(source.code));
+  if (source.kind === 'hosted') return hostedMaker(source, await loadGlue(source.code.glue));
   const component = source.config.component;
   if (!component) throw new Error('not a component');
   const instantiate = await loadGlueFile(component.dir, component.entry);

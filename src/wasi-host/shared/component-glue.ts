@@ -13,6 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { GlueCode } from './component-protocol.js';
 
 export type Instantiate = (
   getCoreModule: (name: string) => WebAssembly.Module,
@@ -35,10 +36,10 @@ export function lastGlueLoad(): GlueLoad | undefined {
 }
 
 /** A shared host's guest's glue: its script with the code cache when the host read them, else the module from a data: URL. */
-export async function loadGlue(code: { glue: string; glueScript?: { source: string; cache: Uint8Array } | undefined }): Promise<Instantiate> {
-  if (code.glueScript) return fromScript<Instantiate>(code.glueScript.source, Buffer.from(code.glueScript.cache.buffer, code.glueScript.cache.byteOffset, code.glueScript.cache.byteLength), GLUE_SCRIPT);
+export async function loadGlue(glue: GlueCode): Promise<Instantiate> {
+  if ('script' in glue) return fromScript<Instantiate>(glue.script, Buffer.from(glue.cache.buffer, glue.cache.byteOffset, glue.cache.byteLength), GLUE_SCRIPT);
   lastLoad = 'module';
-  const url = `data:text/javascript;base64,${Buffer.from(code.glue).toString('base64')}`;
+  const url = `data:text/javascript;base64,${Buffer.from(glue.module).toString('base64')}`;
   return ((await import(url)) as { instantiate: Instantiate }).instantiate;
 }
 

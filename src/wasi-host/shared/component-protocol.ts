@@ -36,12 +36,17 @@ export interface HostedGuestView {
   userfaultfd?: boolean;
 }
 
+/**
+ * A component guest's glue, as the host read it: the script with V8's code
+ * cache of it, where the cache entry has them (component-glue.ts), else jco's
+ * component.mjs as text (imported from a data: URL). One or the other: the
+ * threads need only one.
+ */
+export type GlueCode = { script: string; cache: Uint8Array } | { module: string };
+
 /** A component guest's glue and core modules, as the host read and compiled them. */
 export interface HostedComponentCode {
-  /** The glue (jco's component.mjs) as text: imported from a data: URL. */
-  glue: string;
-  /** The glue as a script, with V8's code cache of it, where the cache entry has them (component-glue.ts): run in place of the module. */
-  glueScript?: { source: string; cache: Uint8Array };
+  glue: GlueCode;
   /** Its core modules by name, instrumented and compiled by the host. */
   modules: Record<string, WebAssembly.Module>;
 }

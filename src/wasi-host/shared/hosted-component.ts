@@ -14,7 +14,7 @@ import { closeSync, readFileSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import type { Preopen } from '../guest-config.js';
 import { GLUE_CODE_CACHE, GLUE_SCRIPT } from './component-glue.js';
-import { CTL, type HostedComponentCode, type HostedComponentInput, type HostedComponentMessage, type HostedGuestView } from './component-protocol.js';
+import { CTL, type GlueCode, type HostedComponentCode, type HostedComponentInput, type HostedComponentMessage, type HostedGuestView } from './component-protocol.js';
 import { ending, type GuestOutcome } from '../outcome.js';
 import { FdLedger } from '../p2/fd-ledger.js';
 import { listDirectory } from '../preview1/fd-ops.js';
@@ -94,9 +94,9 @@ function readEntryFile(dirFd: number, name: string): Buffer {
 }
 
 /** The entry's glue script and its code cache (component-glue.ts), or nothing when it has not both (an entry of an older transpile). */
-function readGlueScript(dirFd: number): { source: string; cache: Uint8Array } | undefined {
+function readGlueScript(dirFd: number): { script: string; cache: Uint8Array } | undefined {
   try {
-    return { source: readEntryFile(dirFd, GLUE_SCRIPT).toString('utf8'), cache: readEntryFile(dirFd, GLUE_CODE_CACHE) };
+    return { script: readEntryFile(dirFd, GLUE_SCRIPT).toString('utf8'), cache: readEntryFile(dirFd, GLUE_CODE_CACHE) };
   } catch (err) {
     if (err instanceof WasiError && err.errno === E.NOENT) return undefined;
     throw err;
@@ -130,8 +130,8 @@ export async function openComponent(given: HostedComponentSpec, ctx: HostContext
     for (const fd of [...spec.stdio, spec.rootFd, spec.componentFd, ...(spec.hostDirs ?? []).map((d) => d.fd)]) closeQuietly(fd);
   };
   try {
-    const glue = readEntryFile(spec.componentFd, spec.entry).toString('utf8');
-    const glueScript = readGlueScript(spec.componentFd);
+    // The script and its cache where the entry has them; the module's text only where it has not.
+    const glue: GlueCode = readGlueScript(spec.componentFd) ?? { module: readEntryFile(spec.componentFd, spec.entry).toString('utf8') };
     const modules: Record<string, WebAssembly.Module> = {};
     for (const e of listDirectory(spec.componentFd)) {
       const file = e.name.toString('utf8');
@@ -151,7 +151,7 @@ export async function openComponent(given: HostedComponentSpec, ctx: HostContext
       fdLedger: ledger.buffer,
       ...(ctx.userfaultfd ? { userfaultfd: true } : {}),
     };
-    return { spec, code: { glue, modules, ...(glueScript ? { glueScript } : {}) }, view, release };
+    return { spec, code: { glue, modules }, view, release };
   } catch (err) {
     release();
     throw err;
