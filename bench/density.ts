@@ -9,6 +9,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startContainerd, type ContainerdHandle } from '../test/integration/daemons/containerd.js';
+import { treePss } from './lib.mjs';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const FIXTURES = join(REPO, 'test', 'fixtures', 'out');
@@ -18,30 +19,6 @@ const WIDTH = 10;
 
 async function inBatches<T>(items: T[], fn: (x: T) => Promise<unknown>): Promise<void> {
   for (let i = 0; i < items.length; i += WIDTH) await Promise.all(items.slice(i, i + WIDTH).map(fn));
-}
-
-function children(): Map<number, number[]> {
-  const kids = new Map<number, number[]>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
-    } catch {
-      // gone
-    }
-  }
-  return kids;
-}
-
-function pssKiB(pid: number): number {
-  try {
-    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
 }
 
 function shimPids(c: ContainerdHandle, name: string): number[] {
@@ -56,21 +33,6 @@ function shimPids(c: ContainerdHandle, name: string): number[] {
     }
   }
   return out;
-}
-
-function treePss(roots: number[]): { pss: number; procs: number } {
-  const kids = children();
-  const seen = new Set<number>();
-  const stack = [...roots];
-  while (stack.length) {
-    const p = stack.pop()!;
-    if (seen.has(p)) continue;
-    seen.add(p);
-    stack.push(...(kids.get(p) ?? []));
-  }
-  let pss = 0;
-  for (const p of seen) pss += pssKiB(p);
-  return { pss, procs: seen.size };
 }
 
 async function measure(c: ContainerdHandle, n: number, runtime: string, image: string, args: string[], shimName: string, ns: string, extra: string[] = []) {

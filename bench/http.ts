@@ -49,13 +49,13 @@
 // BENCH_CONNECTIONS (default "32,256") and BENCH_ONLY (comma-separated names;
 // native is always run) narrow it down.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage } from '../src/oci/image-build.js';
 import { hostPlatform } from '../src/oci/platform.js';
 import { loadKit } from '../src/linux-runtime/kit.js';
-import { median } from './lib.mjs';
+import { median, treePss } from './lib.mjs';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const TUGBOAT = join(REPO, 'bin', 'tugboat');
@@ -212,23 +212,6 @@ function containerInit(store: string, name: string): number {
   return running.pid;
 }
 
-/** PSS in KiB of `root` and every process below it. */
-function treePssKiB(root: number): number {
-  let kib = 0;
-  const todo = [root];
-  for (let pid = todo.pop(); pid !== undefined; pid = todo.pop()) {
-    try {
-      kib += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
-      for (const task of readdirSync(`/proc/${pid}/task`)) {
-        for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) todo.push(Number(child));
-      }
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return kib;
-}
-
 async function load(port: number, connections: number, duration: number, cpuUsec: () => number): Promise<Load> {
   const threads = connections >= 128 ? 2 : 1;
   const cpu0 = cpuUsec();
@@ -303,7 +286,7 @@ try {
     await ready(p);
     server.cpu = containerCpu(storeOf(t), containerName(t));
     await new Promise((r) => setTimeout(r, 2000));
-    server.pssIdle = treePssKiB(containerInit(storeOf(t), containerName(t)));
+    server.pssIdle = treePss([containerInit(storeOf(t), containerName(t))]).pss;
   }
   for (const s of servers) {
     s.cold = await load(s.port, connectionCounts[0]!, COLD_SECONDS, s.cpu);
@@ -320,7 +303,7 @@ try {
       }
     }
   }
-  for (const s of servers) s.pssLoaded = treePssKiB(containerInit(storeOf(s.t), containerName(s.t)));
+  for (const s of servers) s.pssLoaded = treePss([containerInit(storeOf(s.t), containerName(s.t))]).pss;
   const load1 = loadavg();
   console.log(
     `\nhttp: wrk, loopback; every server warmed up ${warmSeconds} s, then ${rounds} rounds of ${seconds} s each; medians of the rounds, ratios taken within a round (range in brackets); ${cpus().length} CPUs, load average ${load0[0]!.toFixed(1)} at the start, ${load1[0]!.toFixed(1)} at the end`,

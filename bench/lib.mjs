@@ -2,7 +2,7 @@
 // whole commands, medians. Benchmarks print ratios against a baseline run in
 // the same process, interleaved, so machine noise hits both sides alike.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -108,4 +108,46 @@ export function unpackedRootfs(root, image) {
   const dir = join(root, 'rootfs');
   const [hex] = execFileSync('ls', [dir], { encoding: 'utf8' }).split('\n').filter((n) => !n.includes('.tmp'));
   return join(dir, hex);
+}
+
+/** Every process's children, by its parent's pid (one walk of /proc). */
+function children() {
+  const kids = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
+    } catch {
+      // gone
+    }
+  }
+  return kids;
+}
+
+/** PSS (KiB) of one process, 0 when it is gone. */
+function pssKiB(pid) {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** PSS (KiB) of `roots` and every process below them, and how many processes that is (bench/density, bench/http). */
+export function treePss(roots) {
+  const kids = children();
+  const seen = new Set();
+  const stack = [...roots];
+  while (stack.length) {
+    const p = stack.pop();
+    if (seen.has(p)) continue;
+    seen.add(p);
+    stack.push(...(kids.get(p) ?? []));
+  }
+  let pss = 0;
+  for (const p of seen) pss += pssKiB(p);
+  return { pss, procs: seen.size };
 }
