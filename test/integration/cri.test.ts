@@ -15,7 +15,7 @@ import type { PodSandboxConfig } from './cri/client.js';
 import { CRI_NAMESPACE, IMAGES, POD_NETWORK, startPodHarness, type PodHarness } from './cri/pod-harness.js';
 import { listProcesses, mountsUnder, sleep } from './daemons/process.js';
 import { KERNEL_TELLS_WRITTEN_PAGES } from '../unit/helpers/kernel.js';
-import { FIXTURES, fdLinks, REPO, TUGBOAT, wasmHostBelow } from './helpers.js';
+import { FIXTURES, fdLinks, REPO, seccompMode, TUGBOAT, wasmHostBelow } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 const SHIM_BIN = join(REPO, 'bin', 'containerd-shim-tugboat-v1');
@@ -227,6 +227,8 @@ describe.skipIf(!isRoot || !existsSync(SHIM_BIN) || !existsSync(join(REPO, 'dist
     if (!h) throw new Error('harness did not start');
     return h;
   };
+  /** The process CRI reports for a container (its verbose status's info): a pod host's, or a container's init. */
+  const pidOf = async (id: string) => (JSON.parse((await harness().cri.containerStatus(id, true)).info.info ?? '{}') as { pid?: number }).pid ?? 0;
 
   it('runs a pod through containerd-shim-tugboat-v1: pause, two Wasm containers in one pod host, and a Linux sidecar sharing eth0', async () => {
     const { cri, runPod, startContainer, containerConfig, waitContainer, containerd } = harness();
@@ -262,7 +264,6 @@ describe.skipIf(!isRoot || !existsSync(SHIM_BIN) || !existsSync(join(REPO, 'dist
     const web = await startContainer(pod.id, pod.config, containerConfig('web', HTTP, []));
     await waitContainer(sleeper, 'CONTAINER_RUNNING');
     await waitContainer(web, 'CONTAINER_RUNNING');
-    const pidOf = async (id: string) => (JSON.parse((await cri.containerStatus(id, true)).info.info ?? '{}') as { pid?: number }).pid ?? 0;
     const host = await pidOf(sleeper);
     expect(host).toBeGreaterThan(0);
     expect(await pidOf(web)).toBe(host);
@@ -317,14 +318,13 @@ describe.skipIf(!isRoot || !existsSync(SHIM_BIN) || !existsSync(join(REPO, 'dist
     const bodies = (await cri.execSync(sidecar, ['sh', '-c', 'for i in $(seq 1 50); do wget -qO- http://127.0.0.1:8081/id/$i; done'])).stdout.toString();
     expect(bodies).toBe(Array.from({ length: 50 }, (_, i) => `id ${i + 1}\n`).join(''));
 
-    const hostOf = async (id: string) => wasmHostBelow((JSON.parse((await cri.containerStatus(id, true)).info.info ?? '{}') as { pid?: number }).pid ?? 0);
-    const seccompOf = (pid: number) => /^Seccomp:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    const hostOf = async (id: string) => wasmHostBelow(await pidOf(id));
     const fastHost = await hostOf(fast);
     const plainHost = await hostOf(plain);
     // Hosts of their own, not the pod host's guests.
     expect(new Set([fastHost, plainHost]).size).toBe(2);
-    expect(seccompOf(fastHost)).toBe('2');
-    expect(seccompOf(plainHost)).toBe('2');
+    expect(seccompMode(fastHost)).toBe('2');
+    expect(seccompMode(plainHost)).toBe('2');
     if (KERNEL_TELLS_WRITTEN_PAGES) expect(fdLinks(fastHost)).toContain('anon_inode:[userfaultfd]');
     expect(fdLinks(plainHost)).not.toContain('anon_inode:[userfaultfd]');
   }, 300_000);

@@ -4,13 +4,13 @@
 // under the profile `tugboat seccomp-profile` prints, resets that copy back
 // only the pages a request wrote.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KERNEL_TELLS_WRITTEN_PAGES } from '../unit/helpers/kernel.js';
 import { startDockerd, type DockerdHandle } from './daemons/dockerd.js';
-import { fdLinks, FIXTURES, TUGBOAT, wasmHostBelow } from './helpers.js';
+import { fdLinks, FIXTURES, seccompMode, TUGBOAT, wasmHostBelow } from './helpers.js';
 
 const HTTP = 'tugboat.local/component-http:latest';
 const BUSYBOX = 'tugboat.local/busybox:latest';
@@ -92,8 +92,7 @@ describe('docker run --runtime tugboat: wasi:http component', () => {
         // Many resets: what one request left never reaches the next.
         const bodies = await Promise.all(Array.from({ length: 100 }, (_, i) => fetch(`http://127.0.0.1:${PORT + 1}/id/${i}`).then((res) => res.text())));
         expect(bodies).toEqual(Array.from({ length: 100 }, (_, i) => `id ${i}\n`));
-        const seccomp = /^Seccomp:\s*(\d+)/m.exec(readFileSync(`/proc/${await hostOf(fast)}/status`, 'utf8'))?.[1];
-        expect(seccomp).toBe('2');
+        expect(seccompMode(await hostOf(fast))).toBe('2');
         if (KERNEL_TELLS_WRITTEN_PAGES) expect(fdLinks(await hostOf(fast))).toContain('anon_inode:[userfaultfd]');
       } finally {
         await docker(['rm', '-f', fast]);

@@ -209,6 +209,11 @@ export function fdLinks(pid: number): string[] {
   });
 }
 
+/** The process's seccomp mode as /proc/<pid>/status says it ('2': under a filter), or undefined. */
+export function seccompMode(pid: number): string | undefined {
+  return /^Seccomp:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+}
+
 /** A Wasm container's host process: its init (tini) starts it as its one child. */
 export function wasmHostBelow(init: number): number {
   const child = Number(readFileSync(`/proc/${init}/task/${init}/children`, 'utf8').trim().split(/\s+/)[0]);

@@ -5,12 +5,12 @@
 // host opens its watch, so resets copy back only the pages a request wrote.
 // Under containerd's own default profile (`--seccomp` alone) it opens none.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KERNEL_TELLS_WRITTEN_PAGES } from '../unit/helpers/kernel.js';
 import { sleep } from './daemons/process.js';
-import { fdLinks, freePort, REPO, TUGBOAT, wasmHostBelow } from './helpers.js';
+import { fdLinks, freePort, REPO, seccompMode, TUGBOAT, wasmHostBelow } from './helpers.js';
 import { startShimContainerd, type ShimContainerd } from './shim-helpers.js';
 
 const RT = 'io.containerd.tugboat.v1';
@@ -48,7 +48,6 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
     return { port, host: wasmHostBelow(init) };
   }
 
-  const seccompOf = (pid: number) => /^Seccomp:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
 
   it("lets the host open its userfaultfd under the printed profile, and not under containerd's default", async () => {
     const profile = join(d!.tmp, 'wasm-host.oci.json');
@@ -58,11 +57,11 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(join(REPO, 'dist', 'shim
     // Many requests, each on an instance put back as it was made: none sees what another left.
     const bodies = await Promise.all(Array.from({ length: 100 }, (_, i) => fetch(`http://127.0.0.1:${fast.port}/id/${i}`).then((res) => res.text())));
     expect(bodies).toEqual(Array.from({ length: 100 }, (_, i) => `id ${i}\n`));
-    expect(seccompOf(fast.host)).toBe('2');
+    expect(seccompMode(fast.host)).toBe('2');
     if (KERNEL_TELLS_WRITTEN_PAGES) expect(fdLinks(fast.host)).toContain(UFFD);
 
     const plain = await serve('sp-default', ['--seccomp']);
-    expect(seccompOf(plain.host)).toBe('2');
+    expect(seccompMode(plain.host)).toBe('2');
     expect(fdLinks(plain.host)).not.toContain(UFFD);
   });
 });
