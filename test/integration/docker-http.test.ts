@@ -75,11 +75,15 @@ describe('docker run --runtime tugboat: wasi:http component', () => {
     expect((await get(`http://127.0.0.1:${PORT}/after`)).body).toBe('hello from a wasm component: /after\n');
   });
 
-  it("resets by written pages under `tugboat seccomp-profile`'s profile, and not under Docker's default, which refuses userfaultfd", async () => {
+  it("resets by written pages: userfaultfd's under `tugboat seccomp-profile`'s profile, the memory's image under Docker's default, which refuses userfaultfd", async () => {
     const hostOf = async (id: string) => wasmHostBelow(Number((await docker(['inspect', '-f', '{{.State.Pid}}', id])).stdout.trim()));
     await get(`http://127.0.0.1:${PORT}/warm`);
-    // The host opens its watch as its first instance is made (userfaultfd refused: EPERM, and resets copy the whole memory).
-    expect(fdLinks(await hostOf(c))).not.toContain('anon_inode:[userfaultfd]');
+    // The host opens its watch as its first instance is made: userfaultfd refused (EPERM), each memory mapped on its image, an unnamed file in the container's /dev/shm.
+    const links = fdLinks(await hostOf(c));
+    expect(links).not.toContain('anon_inode:[userfaultfd]');
+    expect(links.some((l) => /^\/dev\/shm\/#\d+ \(deleted\)$/.test(l)), links.join(' ')).toBe(true);
+    const defaults = await Promise.all(Array.from({ length: 100 }, (_, i) => fetch(`http://127.0.0.1:${PORT}/id/${i}`).then((res) => res.text())));
+    expect(defaults).toEqual(Array.from({ length: 100 }, (_, i) => `id ${i}\n`));
     const dir = mkdtempSync(join(tmpdir(), 'tugboat-docker-seccomp-'));
     try {
       const profile = join(dir, 'wasm-host.json');

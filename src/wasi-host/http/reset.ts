@@ -27,7 +27,20 @@
 // outside its core modules) means no state: fresh instances, as before.
 import { STATE_EXPORT_PREFIX } from '../instrument/names.js';
 import { FLAG, type HandleTable } from './abi.js';
-import type { PageWatch, WatchedRange } from './written-pages.js';
+
+/** Tells which pages of a memory get written: userfaultfd (written-pages.ts), or the memory mapped on its image (image-pages.ts). */
+export interface PageTracker {
+  /** Watches `view`, which holds `saved` byte for byte now; undefined when it cannot. */
+  watch(view: Uint8Array, saved: Uint8Array): WrittenRange | undefined;
+}
+
+/** One memory watched. */
+export interface WrittenRange {
+  /** Is `view` the memory watched (same place, same length)? */
+  at(view: Uint8Array): boolean;
+  /** Copies `saved` back over `view` where pages were written; false when it did not (the caller copies all of it). */
+  copyBack(view: Uint8Array, saved: Uint8Array): boolean;
+}
 
 const MEMORY_EXPORT = `${STATE_EXPORT_PREFIX}memory:`;
 const GLOBAL_EXPORT = `${STATE_EXPORT_PREFIX}global:`;
@@ -44,7 +57,7 @@ interface SavedMemory {
   /** A view of the memory, kept while its buffer is: making one per reset cost more than the copy (measured: 12 of 17 µs for 128 KiB). */
   view: Uint8Array;
   /** The pages written since the last reset, where the kernel tells (large memories only). */
-  written: WatchedRange | undefined;
+  written: WrittenRange | undefined;
 }
 
 /**
@@ -78,7 +91,7 @@ export class InstanceWatch implements GlueHooks {
    * `copies`: the copies other instances of the component took, shared
    * where this one's memory is byte for byte the same.
    */
-  capture(copies?: MemoryCopies, pages?: () => PageWatch | undefined): InstanceState | string {
+  capture(copies?: MemoryCopies, pages?: () => PageTracker | undefined): InstanceState | string {
     if (!this.#tables) return "the glue did not hand over its handle tables (not patched by this Tugboat's transpile)";
     // A handle made while it was made would be in the copy of its memory, and gone from the emptied table.
     if (this.#tables.some((t) => t !== undefined && (t.length !== 2 || t[0] !== FLAG))) return 'its handle tables are not empty when it is made';
@@ -99,7 +112,7 @@ export class InstanceWatch implements GlueHooks {
     memories: Map<WebAssembly.Memory, SavedMemory>,
     globals: Map<WebAssembly.Global, SavedGlobal>,
     copies: MemoryCopies | undefined,
-    pages: (() => PageWatch | undefined) | undefined,
+    pages: (() => PageTracker | undefined) | undefined,
   ): string | undefined {
     for (const [i, core] of this.cores.entries()) {
       for (const [name, value] of Object.entries(core.exports)) {
@@ -107,7 +120,7 @@ export class InstanceWatch implements GlueHooks {
           const view = new Uint8Array(value.buffer);
           const bytes = copies ? copies.of(`${i} ${name}`, view) : view.slice();
           // Watched once copied: the copy and the memory are equal from here on, but for the pages the kernel will list.
-          const written = pages && view.length >= WATCHED_MIN_BYTES ? pages()?.watch(view) : undefined;
+          const written = pages && view.length >= WATCHED_MIN_BYTES ? pages()?.watch(view, bytes) : undefined;
           memories.set(value, { memory: value, bytes, view, written });
         }
         else if (name.startsWith(GLOBAL_EXPORT) && value instanceof WebAssembly.Global) globals.set(value, { global: value, value: value.value });

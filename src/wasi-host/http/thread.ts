@@ -16,7 +16,8 @@ import { disposer, wasiIo, type ShimIo } from './io.js';
 import { InstancePool, type PoolStats } from './pool.js';
 import { Reps, SlotList, type RepScope } from './reps.js';
 import { componentMaker, type ComponentMaker, type HttpComponentSource } from './source.js';
-import { InstanceWatch, MemoryCopies, type InstanceState } from './reset.js';
+import { ImageWatch } from './image-pages.js';
+import { InstanceWatch, MemoryCopies, type InstanceState, type PageTracker } from './reset.js';
 import { PageWatch } from './written-pages.js';
 import { FdLedger } from '../p2/fd-ledger.js';
 import { ResponseEvents, wasiHttp, type Exchange } from './types.js';
@@ -112,20 +113,27 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
   /** Why instances are made afresh although the transpile allowed a reset (the first reason met). */
   let resetRefused: string | undefined;
   const copies = new MemoryCopies();
-  /** The thread's watch of written pages (opened when a first memory is large enough to want it), or why there is none. */
-  let pages: PageWatch | string | undefined;
-  const pageWatch = (): PageWatch | undefined => {
-    // A shared host's guest: its ledger, so that a thread ended by a kill leaks neither descriptor.
-    const c = options.component;
-    pages ??= PageWatch.open(
-      c.kind === 'hosted'
-        ? { ledger: new FdLedger(c.guest.fdLedger), filterLetsItRun: c.guest.userfaultfd === true }
-        : { filterLetsItRun: c.config.component?.userfaultfd === true },
-    );
+  /**
+   * The thread's tracker of written pages (opened when a first memory is
+   * large enough to want it): userfaultfd where the kernel and the seccomp
+   * filter allow it, else each memory mapped on its image; or why neither.
+   */
+  let pages: PageWatch | ImageWatch | string | undefined;
+  const pageTracker = (): PageTracker | undefined => {
+    if (pages === undefined) {
+      // A shared host's guest: its ledger, so that a thread ended by a kill leaks none of the descriptors.
+      const c = options.component;
+      const ledger = c.kind === 'hosted' ? new FdLedger(c.guest.fdLedger) : undefined;
+      const uffd = PageWatch.open(
+        c.kind === 'hosted' ? { ledger, filterLetsItRun: c.guest.userfaultfd === true } : { filterLetsItRun: c.config.component?.userfaultfd === true },
+      );
+      const image = typeof uffd === 'string' ? ImageWatch.open(ledger ? { ledger } : {}) : undefined;
+      pages = typeof uffd !== 'string' ? uffd : typeof image !== 'string' ? image! : `${uffd}; ${image}`;
+    }
     return typeof pages === 'string' ? undefined : pages;
   };
   const stateOf = (watch: InstanceWatch): InstanceState | undefined => {
-    const state = watch.capture(copies, pageWatch);
+    const state = watch.capture(copies, pageTracker);
     if (typeof state !== 'string') return state;
     resetRefused ??= state;
     return undefined;
@@ -180,8 +188,9 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
     exchange: http.exchange,
     reps,
     resetRefused: () => resetRefused,
-    /** How resets copy memory back: only written pages, or whole (and why), once a memory large enough asked. */
-    resetCopies: (): string | undefined => (pages === undefined ? undefined : typeof pages === 'string' ? `whole memory: ${pages}` : 'written pages'),
+    /** How resets copy memory back: only written pages (as the kernel tells them), or whole (and why), once a memory large enough asked. */
+    resetCopies: (): string | undefined =>
+      pages === undefined ? undefined : typeof pages === 'string' ? `whole memory: ${pages}` : pages instanceof PageWatch ? 'written pages' : `written pages (image, ${pages.how})`,
     close: () => {
       if (typeof pages === 'object') pages.close();
     },

@@ -1,0 +1,394 @@
+// Which pages of a guest's memory were written since it was made, where
+// userfaultfd cannot say (written-pages.ts: Linux before 6.7, such as
+// Debian 12's 6.1; or a seccomp filter not known to let userfaultfd run, such
+// as Docker's default): a reset (reset.ts) then copies back those pages only,
+// not the whole memory.
+//
+// How: the memory's bytes as made are written once to an unnamed file in
+// /dev/shm (O_TMPFILE: no name anyone could open), and the file is mapped
+// private over the memory's own pages, at the same address (V8 never learns:
+// the same bytes at the same place). A page read maps the file's page; the
+// first write to a page, by anyone (the guest, jco's glue, our host
+// functions, the kernel in a read(2)), gives the memory a private copy of
+// it. /proc/self/pagemap tells the two apart on every kernel since 3.5 (its
+// "file page" bit), so the pages written are the private ones.
+//
+// Why not always: reading pagemap walks every page of the memory (~100 µs
+// for 10 MiB on this VM, where PAGEMAP_SCAN lists only the written ones in a
+// few µs). Measured on a componentize-js server, one thread: whole copies
+// ~900 µs of CPU a request, written pages by userfaultfd ~280 µs.
+//
+// Also: the pages a request only reads are the file's, one copy for every
+// instance mapped on it, not one each.
+//
+// Needs nothing a seccomp profile that lets Node run would refuse: openat,
+// mmap, madvise, pread.
+import { readSync, writeSync } from 'node:fs';
+import { declareNative, type Koffi } from '../../koffi-native.js';
+import type { FdLedger } from '../p2/fd-ledger.js';
+import { sys } from '../preview1/sys.js';
+
+const AT_FDCWD = -100;
+const SHM = Buffer.from('/dev/shm\0');
+const PAGEMAP = Buffer.from('/proc/self/pagemap\0');
+const O_RDONLY = 0;
+const O_RDWR = 2;
+const O_CLOEXEC = 0o2000000;
+// O_TMPFILE includes O_DIRECTORY, as the kernel defines it.
+const O_TMPFILE = 0o20200000;
+const PROT_READ_WRITE = 3;
+const MAP_PRIVATE = 0x02;
+const MAP_FIXED = 0x10;
+const MAP_ANONYMOUS = 0x20;
+const MADV_DONTNEED = 4;
+const PAGE = 4096;
+// A pagemap entry's high word (bits 32-63): 63 present, 62 swapped (or a migration entry), 61 a file page.
+const PM_PRESENT = 0x8000_0000;
+const PM_SWAPPED = 0x4000_0000;
+const PM_FILE = 0x2000_0000;
+
+// _IOWR('f', 16, struct pm_scan_arg) (96 bytes): Linux 6.7.
+const PAGEMAP_SCAN = 0xc0606610n;
+const PAGE_IS_FILE = 1n << 2n;
+const PAGE_IS_PRESENT = 1n << 3n;
+const PAGE_IS_SWAPPED = 1n << 4n;
+/** Regions one scan call can return (struct page_region: start, end, categories). */
+const REGIONS = 64;
+
+interface Calls {
+  ioctl(fd: number, request: bigint, arg: BigUint64Array): number;
+  mmap(addr: bigint, length: number, prot: number, flags: number, fd: number, offset: number): bigint;
+  madvise(addr: bigint, length: number, advice: number): number;
+  /** memmove(dst, dst, 0) returns dst: the address of a view's bytes. */
+  addressOf(view: ArrayBufferView): bigint;
+  errno(): number;
+}
+
+let calls: Calls | undefined;
+
+function declare(k: Koffi): Calls {
+  const libc = k.load('libc.so.6');
+  const memmove = libc.func('uintptr_t memmove(void *dst, void *src, size_t n)') as unknown as (a: unknown, b: unknown, n: number) => number | bigint;
+  const mmap = libc.func('uintptr_t mmap(uintptr_t addr, size_t length, int prot, int flags, int fd, long offset)') as unknown as (...a: unknown[]) => number | bigint;
+  const madvise = libc.func('int madvise(uintptr_t addr, size_t length, int advice)') as unknown as (...a: unknown[]) => number;
+  return {
+    ioctl: libc.func('int ioctl(int fd, unsigned long req, _Inout_ void *arg)') as unknown as Calls['ioctl'],
+    mmap: (addr, length, prot, flags, fd, offset) => BigInt(mmap(addr, length, prot, flags, fd, offset)),
+    madvise: (addr, length, advice) => madvise(addr, length, advice),
+    addressOf: (view) => BigInt(memmove(view, view, 0)),
+    errno: () => k.errno(),
+  };
+}
+
+/** A thread's images of memories as made, and its pagemap. */
+export class ImageWatch {
+  readonly #c: Calls;
+  readonly #pagemap: number;
+  readonly #ledger: FdLedger | undefined;
+  /** Each descriptor's slot in the ledger. */
+  readonly #slots = new Map<number, number>();
+  /** One file per copy (reset.ts's MemoryCopies shares a copy among instances whose memories are made alike, and so the file). */
+  readonly #files = new Map<Uint8Array, number>();
+  #closed = false;
+  /** Does the kernel list the written pages itself (PAGEMAP_SCAN, Linux 6.7), or are all entries read? */
+  #scans = true;
+  // Off the V8 heap (more than 64 bytes): the kernel writes regions here by address, and it must not move.
+  readonly #regions = new BigUint64Array(new ArrayBuffer(REGIONS * 3 * 8));
+  // The same, read as 32-bit halves (little-endian: x64 and arm64, the only ones opened): an address (< 2^48) as a Number without a BigInt per region.
+  readonly #regionWords = new Uint32Array(this.#regions.buffer);
+  readonly #regionsAt: bigint;
+  readonly #scanArg = new BigUint64Array(12);
+  /** Pagemap entries, where they are read (two words a page). */
+  #entries = new Uint32Array(0);
+  /** Why no file could be made (then no other is tried). */
+  #refused: string | undefined;
+
+  private constructor(c: Calls, pagemap: number, ledger: FdLedger | undefined) {
+    this.#c = c;
+    this.#pagemap = pagemap;
+    this.#ledger = ledger;
+    this.#record(pagemap);
+    this.#regionsAt = c.addressOf(this.#regions);
+  }
+
+  /**
+   * This thread's watch, or why there is none. `ledger`: where a shared
+   * host finds its descriptors if the thread is ended without closing them.
+   * `readEntries`: read every page's entry even where the kernel could list
+   * the written ones (what a kernel before 6.7 does; for tests and benches).
+   */
+  static open(options: { ledger?: FdLedger; readEntries?: boolean } = {}): ImageWatch | string {
+    if (process.arch !== 'x64' && process.arch !== 'arm64') return `no pagemap layout known on ${process.arch}`;
+    let c: Calls;
+    try {
+      c = calls ??= declareNative(declare);
+    } catch (err) {
+      return `cannot load koffi: ${(err as Error).message}`;
+    }
+    let pagemap: number;
+    try {
+      pagemap = sys().openat(AT_FDCWD, PAGEMAP, O_RDONLY | O_CLOEXEC, 0);
+    } catch (err) {
+      return `cannot open /proc/self/pagemap: ${(err as Error).message}`;
+    }
+    const watch = new ImageWatch(c, pagemap, options.ledger);
+    if (options.readEntries === true) watch.#scans = false;
+    const why = watch.#selfTest();
+    if (why !== undefined) {
+      watch.close();
+      return why;
+    }
+    return watch;
+  }
+
+  /** Does pagemap tell a page written from one read, on a memory of our own mapped as a guest's would be? */
+  #selfTest(): string | undefined {
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 1 }).buffer);
+    const saved = view.slice();
+    try {
+      const range = this.watch(view, saved);
+      if (!range) return this.#refused ?? 'cannot map a memory on its image';
+      let sum = 0;
+      for (let i = 0; i < view.length; i += PAGE) sum += view[i]!;
+      view[5 * PAGE + 7] = 1 + sum;
+      const runs: number[] = [];
+      if (!range.written((from, to) => runs.push(from, to))) {
+        this.#scans = false;
+        if (!range.written((from, to) => runs.push(from, to))) return `pagemap could not be read (errno ${this.#c.errno()})`;
+      }
+      if (runs.length !== 2 || runs[0] !== 5 * PAGE || runs[1] !== 6 * PAGE) return `pagemap does not tell the page written (${runs.join(',')})`;
+      return undefined;
+    } finally {
+      this.#forget(saved);
+    }
+  }
+
+  /** How the written pages are told: listed by the kernel, or every page's entry read. */
+  get how(): 'PAGEMAP_SCAN' | 'pagemap entries' {
+    return this.#scans ? 'PAGEMAP_SCAN' : 'pagemap entries';
+  }
+
+  /** Closes the file of `saved` (memories mapped on it keep it). */
+  #forget(saved: Uint8Array): void {
+    const fd = this.#files.get(saved);
+    if (fd === undefined) return;
+    this.#files.delete(saved);
+    const slot = this.#slots.get(fd);
+    if (slot !== undefined) this.#ledger!.forget(slot);
+    this.#slots.delete(fd);
+    sys().close(fd);
+  }
+
+  /**
+   * Maps the image of `saved` (what `view` holds now, byte for byte) over
+   * `view`'s pages; undefined when it cannot (then the memory is as it was).
+   */
+  watch(view: Uint8Array, saved: Uint8Array): ImageRange | undefined {
+    if (this.#closed || view.byteLength !== saved.byteLength || view.byteLength % PAGE !== 0) return undefined;
+    const fd = this.#fileOf(saved);
+    if (fd === undefined) return undefined;
+    const c = this.#c;
+    const start = c.addressOf(view);
+    if (start % BigInt(PAGE) !== 0n) return undefined;
+    if (c.mmap(start, view.byteLength, PROT_READ_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0) === start) return new ImageRange(this, start, view.byteLength);
+    // A failed MAP_FIXED may have unmapped the pages already: make them memory again, with the bytes they held.
+    if (c.mmap(start, view.byteLength, PROT_READ_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !== start) throw new Error(`cannot map a guest's memory back (errno ${c.errno()})`);
+    view.set(saved);
+    return undefined;
+  }
+
+  /** The file holding `saved`, made the first time it is asked for. */
+  #fileOf(saved: Uint8Array): number | undefined {
+    const known = this.#files.get(saved);
+    if (known !== undefined) return known;
+    if (this.#refused !== undefined) return undefined;
+    let fd: number;
+    try {
+      fd = sys().openat(AT_FDCWD, SHM, O_TMPFILE | O_RDWR | O_CLOEXEC, 0o600);
+    } catch (err) {
+      this.#refused = `cannot make a file in /dev/shm: ${(err as Error).message}`;
+      return undefined;
+    }
+    try {
+      for (let at = 0; at < saved.byteLength; ) at += writeSync(fd, saved, at, saved.byteLength - at, at);
+    } catch {
+      // Full (a container's /dev/shm is 64 MiB by default): this memory is copied whole, the next may fit.
+      sys().close(fd);
+      return undefined;
+    }
+    this.#files.set(saved, fd);
+    this.#record(fd);
+    return fd;
+  }
+
+  #record(fd: number): void {
+    if (this.#ledger) this.#slots.set(fd, this.#ledger.record(fd));
+  }
+
+  /**
+   * Calls `run(from, to)` (byte offsets from `start`) for each run of pages
+   * of [start, start + length) written since mapped or last dropped; false
+   * when pagemap could not be read.
+   */
+  written(start: bigint, length: number, run: (from: number, to: number) => void): boolean {
+    if (this.#closed) return false;
+    return this.#scans ? this.#scan(start, length, run) : this.#read(start, length, run);
+  }
+
+  /** PAGEMAP_SCAN: the kernel lists the private pages (not the file's: present or swapped), in runs. */
+  #scan(start: bigint, length: number, run: (from: number, to: number) => void): boolean {
+    const arg = this.#scanArg;
+    const words = this.#regionWords;
+    const base = Number(start);
+    const end = start + BigInt(length);
+    for (let from = start; from < end; ) {
+      arg[0] = 96n; // size
+      arg[1] = 0n; // flags
+      arg[2] = from;
+      arg[3] = end;
+      arg[4] = 0n; // walk_end (out)
+      arg[5] = this.#regionsAt; // vec
+      arg[6] = BigInt(REGIONS); // vec_len
+      arg[7] = 0n; // max_pages
+      arg[8] = PAGE_IS_FILE; // category_inverted: not the file's
+      arg[9] = PAGE_IS_FILE; // category_mask
+      arg[10] = PAGE_IS_PRESENT | PAGE_IS_SWAPPED; // category_anyof_mask
+      arg[11] = PAGE_IS_PRESENT; // return_mask
+      const n = this.#c.ioctl(this.#pagemap, PAGEMAP_SCAN, arg);
+      if (n < 0) return false;
+      for (let i = 0; i < n; i++) {
+        const w = 6 * i;
+        run(words[w]! + words[w + 1]! * 0x1_0000_0000 - base, words[w + 2]! + words[w + 3]! * 0x1_0000_0000 - base);
+      }
+      const walked = arg[4]!;
+      // The walk stops early only when the regions are full.
+      if (walked <= from) return false;
+      from = walked;
+    }
+    return true;
+  }
+
+  /** Before Linux 6.7: every page's entry read, and told apart here. */
+  #read(start: bigint, length: number, run: (from: number, to: number) => void): boolean {
+    const pages = length / PAGE;
+    if (this.#entries.length < 2 * pages) this.#entries = new Uint32Array(2 * pages);
+    const e = this.#entries;
+    const bytes = pages * 8;
+    const at = Number(start / BigInt(PAGE)) * 8;
+    try {
+      for (let done = 0; done < bytes; ) {
+        const n = readSync(this.#pagemap, e, done, bytes - done, at + done);
+        if (n <= 0) return false;
+        done += n;
+      }
+    } catch {
+      return false;
+    }
+    let first = -1;
+    for (let p = 0; p < pages; p++) {
+      const hi = e[2 * p + 1]!;
+      // Private (written) when present and not the file's, or swapped out (only a private page can be: the file's is dropped, not swapped, from a mapping).
+      const written = (hi & PM_SWAPPED) !== 0 || ((hi & PM_PRESENT) !== 0 && (hi & PM_FILE) === 0);
+      if (written && first < 0) first = p;
+      else if (!written && first >= 0) {
+        run(first * PAGE, p * PAGE);
+        first = -1;
+      }
+    }
+    if (first >= 0) run(first * PAGE, pages * PAGE);
+    return true;
+  }
+
+  /** Gives the pages of [start, start + length) back to the file (its private copies dropped). */
+  drop(start: bigint, length: number): boolean {
+    return this.#c.madvise(start, length, MADV_DONTNEED) === 0;
+  }
+
+  addressOf(view: Uint8Array): bigint {
+    return this.#c.addressOf(view);
+  }
+
+  /** Closes the pagemap and the files (the memories mapped on them keep them). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const fds = [this.#pagemap, ...this.#files.values()];
+    // Out of the ledger first: the host must never close a number the kernel has given to someone else since.
+    for (const slot of this.#slots.values()) this.#ledger!.forget(slot);
+    for (const fd of fds) sys().close(fd);
+  }
+}
+
+/**
+ * Resets between two drops of a memory's written pages at most: as
+ * written-pages.ts's PROTECT_EVERY, a page stays private from its first
+ * write until then and is copied back at each reset, written again or not.
+ * Copying a page back costs less than the fault of its next first write.
+ */
+export const DROP_EVERY = 64;
+const REGROW_SLACK = 16 * PAGE;
+
+/** One memory mapped on its image. */
+export class ImageRange {
+  readonly #watch: ImageWatch;
+  readonly #start: bigint;
+  readonly #length: number;
+  readonly #runs: number[] = [];
+  #wholeFromNowOn = false;
+  #resets = 0;
+  #oneRequest = 0;
+
+  constructor(watch: ImageWatch, start: bigint, length: number) {
+    this.#watch = watch;
+    this.#start = start;
+    this.#length = length;
+  }
+
+  /** Is `view` the memory mapped (same place, same length)? */
+  at(view: Uint8Array): boolean {
+    return this.#watch.addressOf(view) === this.#start && view.byteLength === this.#length;
+  }
+
+  /** Calls `run(from, to)` (byte offsets) for each run of pages written since the last drop; false when pagemap could not be read. */
+  written(run: (from: number, to: number) => void): boolean {
+    return this.#watch.written(this.#start, this.#length, run);
+  }
+
+  /**
+   * Copies `saved` back over `view` where pages were written; false when it
+   * did not (the caller copies all of it): pagemap could not be read, or one
+   * request wrote more than a quarter of the memory (then it is copied whole
+   * from now on, as written-pages.ts does). Every DROP_EVERY resets, or once
+   * the pages written outgrow twice one request's, the written pages are
+   * dropped instead: they are the file's again, which holds `saved`.
+   */
+  copyBack(view: Uint8Array, saved: Uint8Array): boolean {
+    if (this.#wholeFromNowOn) return false;
+    const runs = this.#runs;
+    runs.length = 0;
+    let bytes = 0;
+    if (!this.written((from, to) => {
+      runs.push(from, to);
+      bytes += to - from;
+    })) return false;
+    if (runs.length === 0) return true;
+    const oneRequest = this.#resets === 0;
+    if (oneRequest && bytes > this.#length / 4) {
+      this.#wholeFromNowOn = true;
+      return false;
+    }
+    if (oneRequest) this.#oneRequest = bytes;
+    if (++this.#resets < DROP_EVERY && bytes <= 2 * this.#oneRequest + REGROW_SLACK) {
+      for (let i = 0; i < runs.length; i += 2) view.set(saved.subarray(runs[i]!, runs[i + 1]!), runs[i]!);
+      return true;
+    }
+    this.#resets = 0;
+    for (let i = 0; i < runs.length; i += 2) {
+      if (!this.#watch.drop(this.#start + BigInt(runs[i]!), runs[i + 1]! - runs[i]!)) {
+        // Not dropped: copied back, as any other time.
+        view.set(saved.subarray(runs[i]!, runs[i + 1]!), runs[i]!);
+      }
+    }
+    return true;
+  }
+}

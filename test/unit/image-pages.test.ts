@@ -1,0 +1,221 @@
+// A memory mapped on its image (src/wasi-host/http/image-pages.ts): the
+// pages written are its private ones, as pagemap tells them on any kernel;
+// resets (src/wasi-host/http/reset.ts) copy back those only. Both ways of
+// reading pagemap are run: PAGEMAP_SCAN (Linux 6.7+, this machine's) and
+// every page's entry (what older kernels, as Debian 12's 6.1, get).
+import { closeSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FLAG, type HandleTable } from '../../src/wasi-host/http/abi.js';
+import { DROP_EVERY, ImageWatch, type ImageRange } from '../../src/wasi-host/http/image-pages.js';
+import { InstanceWatch, MemoryCopies, WATCHED_MIN_BYTES } from '../../src/wasi-host/http/reset.js';
+import { FdLedger } from '../../src/wasi-host/p2/fd-ledger.js';
+import { exportState } from '../../src/wasi-host/instrument/index.js';
+import { KERNEL_TELLS_WRITTEN_PAGES } from './helpers/kernel.js';
+import { wat } from './helpers/wasm.js';
+
+const PAGE = 4096;
+
+/** This process's descriptors on an unnamed file of /dev/shm. */
+function imageFiles(): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return /^\/dev\/shm\/#\d+ \(deleted\)$/.test(readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+function open(readEntries: boolean, ledger?: FdLedger): ImageWatch {
+  const w = ImageWatch.open({ readEntries, ...(ledger ? { ledger } : {}) });
+  if (typeof w === 'string') throw new Error(`no image watch on this machine: ${w}`);
+  return w;
+}
+
+/** The runs of written pages, as page numbers [from, to). */
+function writtenPages(range: ImageRange): number[][] {
+  const runs: number[][] = [];
+  expect(range.written((from, to) => runs.push([from / PAGE, to / PAGE]))).toBe(true);
+  return runs;
+}
+
+describe('an image watch', () => {
+  it('opens on this machine, and lists the written pages as the kernel can: PAGEMAP_SCAN from Linux 6.7, else every entry read', () => {
+    const w = open(false);
+    try {
+      expect(w.how).toBe(KERNEL_TELLS_WRITTEN_PAGES ? 'PAGEMAP_SCAN' : 'pagemap entries');
+    } finally {
+      w.close();
+    }
+    const entries = open(true);
+    expect(entries.how).toBe('pagemap entries');
+    entries.close();
+  });
+});
+
+describe.each([
+  ['PAGEMAP_SCAN', false],
+  ['pagemap entries', true],
+] as const)('a memory mapped on its image, written pages told by %s', (how, readEntries) => {
+  const skip = how === 'PAGEMAP_SCAN' && !KERNEL_TELLS_WRITTEN_PAGES;
+  const watch = skip ? undefined : open(readEntries);
+  afterAll(() => watch?.close());
+  const w = () => watch!;
+
+  it.skipIf(skip)('keeps its bytes, and lists the pages written by JavaScript and by the kernel (a read into it), not those only read', () => {
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 4 }).buffer);
+    for (let i = 0; i < view.length; i += 1009) view[i] = (i >> 10) & 255;
+    const saved = view.slice();
+    const range = w().watch(view, saved)!;
+    expect(range).toBeDefined();
+    expect(Buffer.compare(view, saved)).toBe(0);
+    expect(writtenPages(range)).toEqual([]);
+    view[3 * PAGE + 1] = 1;
+    view[4 * PAGE] = 1;
+    view[60 * PAGE - 1] = 1;
+    const fd = openSync('/dev/urandom', 'r');
+    try {
+      expect(readSync(fd, view, 20 * PAGE + 100, 10, null)).toBe(10);
+    } finally {
+      closeSync(fd);
+    }
+    expect(writtenPages(range)).toEqual([
+      [3, 5],
+      [20, 21],
+      [59, 60],
+    ]);
+  });
+
+  it.skipIf(skip)('copies the saved bytes back over the pages written, and drops them every DROP_EVERY resets (the file holds the same bytes)', () => {
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 64 }).buffer);
+    for (let i = 0; i < view.length; i += 997) view[i] = i & 255;
+    const saved = view.slice();
+    const range = w().watch(view, saved)!;
+    // More runs than one scan call returns (64), so the walk goes on where it stopped.
+    const twoHundred = Array.from({ length: 200 }, (_, p) => [2 * p, 2 * p + 1]);
+    for (let round = 0; round < DROP_EVERY; round++) {
+      for (let p = 0; p < 200; p++) view[p * 2 * PAGE + (round % 7)] = 0xee;
+      expect(writtenPages(range)).toEqual(twoHundred);
+      expect(range.copyBack(view, saved)).toBe(true);
+      expect(Buffer.compare(view, saved)).toBe(0);
+      expect(writtenPages(range)).toEqual(round < DROP_EVERY - 1 ? twoHundred : []);
+    }
+  });
+
+  it.skipIf(skip)('puts back every round of a mix of the same and other pages, across drops and regrowths', () => {
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 64 }).buffer);
+    for (let i = 0; i < view.length; i += 4093) view[i] = (i >> 12) & 255;
+    const saved = view.slice();
+    const range = w().watch(view, saved)!;
+    let seed = 12345;
+    const random = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    const hot = Array.from({ length: 24 }, () => random(view.length / PAGE));
+    for (let round = 0; round < 3 * DROP_EVERY; round++) {
+      for (const p of hot) view[p * PAGE + random(PAGE)] = 1 + random(255);
+      const others = round % 17 === 0 ? 200 : random(4);
+      for (let i = 0; i < others; i++) view[random(view.length)] = 1 + random(255);
+      expect(range.copyBack(view, saved)).toBe(true);
+      expect(Buffer.compare(view, saved), `round ${round}`).toBe(0);
+    }
+  });
+
+  it.skipIf(skip)('gives up on a memory a request wrote more than a quarter of: it is copied whole from then on', () => {
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 4 }).buffer);
+    const saved = view.slice();
+    const range = w().watch(view, saved)!;
+    view[0] = 1;
+    expect(range.copyBack(view, saved)).toBe(true);
+    expect(view[0]).toBe(0);
+    view.fill(2, 0, view.length / 2);
+    // Written since the last drop, these may be many requests' pages: dropped.
+    expect(range.copyBack(view, saved)).toBe(true);
+    expect(Buffer.compare(view, saved)).toBe(0);
+    view.fill(2, 0, view.length / 2);
+    expect(range.copyBack(view, saved)).toBe(false);
+    expect(view[0]).toBe(2);
+  });
+
+  it.skipIf(skip)('maps memories made alike on one file, and keeps a grown memory\'s first bytes', () => {
+    const copies = new MemoryCopies();
+    const before = imageFiles();
+    const memories = [0, 1, 2].map(() => new WebAssembly.Memory({ initial: 2, maximum: 4 }));
+    const ranges = memories.map((m) => {
+      const view = new Uint8Array(m.buffer);
+      view[77] = 7;
+      return w().watch(view, copies.of('0 memory', view))!;
+    });
+    expect(ranges.every((r) => r !== undefined)).toBe(true);
+    expect(imageFiles() - before).toBe(1);
+    // Each writes its own copy of a page: the others (and the file) do not see it.
+    new Uint8Array(memories[0]!.buffer)[78] = 8;
+    expect(new Uint8Array(memories[1]!.buffer)[78]).toBe(0);
+    memories[2]!.grow(1);
+    const grown = new Uint8Array(memories[2]!.buffer);
+    expect([grown[77], grown.length]).toEqual([7, 3 * 65536]);
+    grown[3 * 65536 - 1] = 1;
+  });
+});
+
+describe('an image watch and its descriptors', () => {
+  it("writes its descriptors in a shared host's ledger (a killed thread leaks none), and takes them out when closed", () => {
+    const ledger = new FdLedger();
+    const closed = open(false, ledger);
+    closed.watch(new Uint8Array(new WebAssembly.Memory({ initial: 1 }).buffer), new Uint8Array(65536));
+    closed.close();
+    expect(new FdLedger(ledger.buffer).closeAll(() => undefined)).toBe(0);
+    const killed = open(false, ledger);
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 1 }).buffer);
+    expect(killed.watch(view, view.slice())).toBeDefined();
+    const fds: number[] = [];
+    expect(new FdLedger(ledger.buffer).closeAll((fd) => fds.push(fd))).toBe(2);
+    const links = fds.map((fd) => readlinkSync(`/proc/self/fd/${fd}`)).sort();
+    expect(links[0]).toMatch(/^\/dev\/shm\/#\d+ \(deleted\)$/);
+    expect(links[1]).toBe(`/proc/${process.pid}/pagemap`);
+    fds.forEach((fd) => closeSync(fd));
+  });
+
+  it('cannot say anything once closed: a reset then copies the whole memory', () => {
+    const watch = open(false);
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 1 }).buffer);
+    const range = watch.watch(view, view.slice())!;
+    watch.close();
+    view[0] = 1;
+    expect(range.copyBack(view, new Uint8Array(view.length))).toBe(false);
+    expect(view[0]).toBe(1);
+    expect(watch.watch(view, view.slice())).toBeUndefined();
+  });
+});
+
+describe.each([false, true])('a reset of a guest of 1 MiB or more mapped on its image (every entry read: %s)', (readEntries) => {
+  const GUEST = `(module
+    (memory (export "memory") 17)
+    (data (i32.const 100) "made")
+    (func (export "poke") (param $at i32) (param $v i32) (i32.store (local.get $at) (local.get $v)))
+    (func (export "fill") (memory.fill (i32.const 0) (i32.const 0xab) (i32.const 1114112))))`;
+  const watch = open(readEntries);
+  afterAll(() => watch.close());
+
+  it('puts back what the guest and the host wrote, as the whole copy did', async () => {
+    const { bytes } = exportState(await wat(GUEST));
+    const made = new InstanceWatch();
+    made.handleTables([Object.assign([FLAG, 0], { _createdReps: new Set<number>() }) as HandleTable]);
+    const core = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
+    made.made(core, {});
+    const state = made.capture(undefined, () => watch);
+    if (typeof state === 'string') throw new Error(state);
+    const guest = core.exports as { poke(at: number, v: number): void; fill(): void; memory: WebAssembly.Memory };
+    expect(guest.memory.buffer.byteLength).toBeGreaterThanOrEqual(WATCHED_MIN_BYTES);
+    const fresh = new Uint8Array(guest.memory.buffer).slice();
+    expect(new TextDecoder().decode(fresh.subarray(100, 104))).toBe('made');
+    for (let round = 0; round < 3; round++) {
+      guest.poke(100, 0x5ec2e7);
+      guest.poke(17 * 65536 - 4, round + 1);
+      new Uint8Array(guest.memory.buffer)[500_000] = 9;
+      expect(state.restore(() => false, () => undefined)).toBe(true);
+      expect(Buffer.compare(new Uint8Array(guest.memory.buffer), fresh)).toBe(0);
+    }
+    guest.fill();
+    expect(state.restore(() => false, () => undefined)).toBe(true);
+    expect(Buffer.compare(new Uint8Array(guest.memory.buffer), fresh)).toBe(0);
+  });
+});
