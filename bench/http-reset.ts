@@ -14,6 +14,12 @@
 // are protected again every PROTECT_EVERY resets). Memories under 1 MiB are
 // always copied back whole.
 //
+// The ways of telling the written pages, each on an instance of its own:
+// userfaultfd on the instance's own memory; userfaultfd on the memory mapped
+// on its image (what a handler thread uses where it can: page-trackers.ts);
+// the image alone, with PAGEMAP_SCAN, and with every pagemap entry read
+// (what a kernel before 6.7, or a seccomp filter without userfaultfd, gets).
+//
 // BENCH_RUNS (default 200 for http-bench, a tenth of it for componentize-js).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +28,9 @@ import { pathToFileURL } from 'node:url';
 import { InstanceWatch, WATCHED_MIN_BYTES, type InstanceState } from '../src/wasi-host/http/reset.js';
 import { componentMaker } from '../src/wasi-host/http/source.js';
 import { PageWatch } from '../src/wasi-host/http/written-pages.js';
+import { ImageWatch } from '../src/wasi-host/http/image-pages.js';
+import { openPageTrackers } from '../src/wasi-host/http/page-trackers.js';
+import type { PageTracker } from '../src/wasi-host/http/reset.js';
 import { REPO } from '../test/unit/helpers/wasm.js';
 import { median } from './lib.mjs';
 
@@ -30,7 +39,18 @@ const { COMPONENT_ENTRY, ensureTranspiled } = (await import(pathToFileURL(join(R
 
 const runs = Number(process.env.BENCH_RUNS ?? 200);
 const work = mkdtempSync(join(tmpdir(), 'tugboat-bench-reset-'));
-const pages = PageWatch.open();
+const uffd = PageWatch.open();
+const both = openPageTrackers({ filterLetsItRun: true });
+const scanned = ImageWatch.open();
+const read = ImageWatch.open({ readEntries: true });
+/** Each way, or why it is not here. */
+const trackers: [string, PageTracker | undefined | string][] = [
+  ['whole memory', undefined],
+  ['userfaultfd', typeof uffd === 'string' ? uffd : { watch: (view) => uffd.watch(view) }],
+  ['userfaultfd, image', typeof both === 'string' ? both : both.how === 'written pages: userfaultfd, images' ? both : both.how],
+  ['image, PAGEMAP_SCAN', typeof scanned === 'string' ? scanned : scanned.how === 'PAGEMAP_SCAN' ? scanned : 'the kernel has no PAGEMAP_SCAN'],
+  ['image, pagemap entries', read],
+];
 
 type Dirt = (view: Uint8Array, i: number) => void;
 const ALL: Dirt = (view, i) => view.fill(i & 0xff);
@@ -56,20 +76,16 @@ async function measure(file: string, n: number): Promise<void> {
   const cell = (ms: number) => `${(ms * 1000).toFixed(1).padStart(7)} µs`;
   const a = median(made);
   console.log(`  ${file}: made anew ${cell(a)} (median of ${n})`);
-  // Two instances: one copied back whole, one (where the kernel tells) by its written pages.
-  const modes: [string, InstanceWatch, (() => PageWatch | undefined) | undefined][] = [
-    ['whole memory ', watches.at(-1)!, undefined],
-    ['written pages', watches.at(-2)!, typeof pages === 'string' ? undefined : () => pages],
-  ];
-  for (const [mode, watch, watchPages] of modes) {
-    if (mode === 'written pages' && typeof pages === 'string') {
-      console.log(`    put back, written pages: not here (${pages})`);
+  for (const [i, [mode, tracker]] of trackers.entries()) {
+    if (typeof tracker === 'string') {
+      console.log(`    put back, ${mode}: not here (${tracker})`);
       continue;
     }
-    const state = watch.capture(undefined, watchPages) as InstanceState | string;
+    const watch = watches.at(-1 - i)!;
+    const state = watch.capture(undefined, tracker && (() => tracker)) as InstanceState | string;
     if (typeof state === 'string') throw new Error(`${file}: ${state}`);
-    if (watchPages && state.bytes < WATCHED_MIN_BYTES) {
-      console.log(`    put back, written pages: not for a memory under ${WATCHED_MIN_BYTES >> 20} MiB (copied whole)`);
+    if (tracker && state.bytes < WATCHED_MIN_BYTES) {
+      console.log(`    put back, ${mode}: not for a memory under ${WATCHED_MIN_BYTES >> 20} MiB (copied whole)`);
       continue;
     }
     const memories = watch.cores.flatMap((c) => Object.values(c.exports).filter((v): v is WebAssembly.Memory => v instanceof WebAssembly.Memory));
@@ -85,15 +101,15 @@ async function measure(file: string, n: number): Promise<void> {
       const b = median(reset);
       cells.push(`${what}: ${cell(b)} (${(a / b).toFixed(1)}x faster)`);
     }
-    console.log(`    put back, ${mode} (memory ${(state.bytes / 1024).toFixed(0)} KiB), writes and reset: ${cells.join('; ')}`);
+    console.log(`    put back, ${mode.padEnd(22)} (memory ${(state.bytes / 1024).toFixed(0)} KiB), writes and reset: ${cells.join('; ')}`);
   }
 }
 
 try {
   console.log('http-reset: a fresh instance, made anew (baseline) against put back as made, in one process');
   await measure('http-bench.wasm', runs);
-  await measure('http-hello.wasm', Math.max(5, Math.round(runs / 10)));
+  await measure('http-hello.wasm', Math.max(trackers.length, Math.round(runs / 10)));
 } finally {
-  if (typeof pages !== 'string') pages.close();
+  for (const t of [uffd, both, scanned, read]) if (typeof t !== 'string') t.close();
   rmSync(work, { recursive: true, force: true });
 }

@@ -3,12 +3,14 @@
 // resets (src/wasi-host/http/reset.ts) copy back those only. Both ways of
 // reading pagemap are run: PAGEMAP_SCAN (Linux 6.7+, this machine's) and
 // every page's entry (what older kernels, as Debian 12's 6.1, get).
-import { closeSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FLAG, type HandleTable } from '../../src/wasi-host/http/abi.js';
 import { DROP_EVERY, ImageWatch, type ImageRange } from '../../src/wasi-host/http/image-pages.js';
 import { InstanceWatch, MemoryCopies, WATCHED_MIN_BYTES } from '../../src/wasi-host/http/reset.js';
 import { FdLedger } from '../../src/wasi-host/p2/fd-ledger.js';
+import { openPageTrackers } from '../../src/wasi-host/http/page-trackers.js';
+import { PROTECT_EVERY } from '../../src/wasi-host/http/written-pages.js';
 import { exportState } from '../../src/wasi-host/instrument/index.js';
 import { KERNEL_TELLS_WRITTEN_PAGES } from './helpers/kernel.js';
 import { wat } from './helpers/wasm.js';
@@ -217,5 +219,52 @@ describe.each([false, true])('a reset of a guest of 1 MiB or more mapped on its 
     guest.fill();
     expect(state.restore(() => false, () => undefined)).toBe(true);
     expect(Buffer.compare(new Uint8Array(guest.memory.buffer), fresh)).toBe(0);
+  });
+});
+
+describe('the trackers a handler thread opens', () => {
+  it('are userfaultfd on memories mapped on their images from Linux 6.7 (no seccomp filter on this test process), the images alone before', () => {
+    const t = openPageTrackers({ filterLetsItRun: false });
+    if (typeof t === 'string') throw new Error(t);
+    try {
+      expect(t.how).toBe(KERNEL_TELLS_WRITTEN_PAGES ? 'written pages: userfaultfd, images' : 'written pages: images, pagemap entries');
+    } finally {
+      t.close();
+    }
+  });
+
+  it.runIf(KERNEL_TELLS_WRITTEN_PAGES)('put back every round, and give the pages written back to the image each time userfaultfd protects them again', () => {
+    const t = openPageTrackers({ filterLetsItRun: false });
+    if (typeof t === 'string') throw new Error(t);
+    const probe = open(false);
+    try {
+      const view = new Uint8Array(new WebAssembly.Memory({ initial: 64 }).buffer);
+      for (let i = 0; i < view.length; i += 997) view[i] = i & 255;
+      const saved = view.slice();
+      const range = t.watch(view, saved)!;
+      /** Pages of the memory that are its own, not the image's: its mapping's anonymous ones (pagemap would count userfaultfd's markers on the others as swapped). */
+      const start = probe.addressOf(view).toString(16);
+      const privatePages = () => {
+        const smaps = readFileSync('/proc/self/smaps', 'latin1');
+        const at = smaps.search(new RegExp(`^0*${start}-`, 'm'));
+        expect(at).toBeGreaterThanOrEqual(0);
+        return Number(/^Anonymous:\s+(\d+) kB/m.exec(smaps.slice(at))![1]) / 4;
+      };
+      expect(privatePages()).toBe(0);
+      for (let round = 0; round < PROTECT_EVERY; round++) {
+        for (let p = 0; p < 10; p++) view[(p * 37 + round) * PAGE + 5] = 0xee;
+        expect(range.copyBack(view, saved)).toBe(true);
+        expect(Buffer.compare(view, saved), `round ${round}`).toBe(0);
+      }
+      // Protected again at the last round: the pages written went back to the image first.
+      expect(privatePages()).toBe(0);
+      view[9 * PAGE] = 1;
+      expect(privatePages()).toBe(1);
+      expect(range.copyBack(view, saved)).toBe(true);
+      expect(Buffer.compare(view, saved)).toBe(0);
+    } finally {
+      probe.close();
+      t.close();
+    }
   });
 });

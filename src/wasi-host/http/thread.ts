@@ -16,9 +16,8 @@ import { disposer, wasiIo, type ShimIo } from './io.js';
 import { InstancePool, type PoolStats } from './pool.js';
 import { Reps, SlotList, type RepScope } from './reps.js';
 import { componentMaker, type ComponentMaker, type HttpComponentSource } from './source.js';
-import { ImageWatch } from './image-pages.js';
+import { openPageTrackers, type PageTrackers } from './page-trackers.js';
 import { InstanceWatch, MemoryCopies, type InstanceState, type PageTracker } from './reset.js';
-import { PageWatch } from './written-pages.js';
 import { FdLedger } from '../p2/fd-ledger.js';
 import { ResponseEvents, wasiHttp, type Exchange } from './types.js';
 
@@ -113,22 +112,17 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
   /** Why instances are made afresh although the transpile allowed a reset (the first reason met). */
   let resetRefused: string | undefined;
   const copies = new MemoryCopies();
-  /**
-   * The thread's tracker of written pages (opened when a first memory is
-   * large enough to want it): userfaultfd where the kernel and the seccomp
-   * filter allow it, else each memory mapped on its image; or why neither.
-   */
-  let pages: PageWatch | ImageWatch | string | undefined;
+  /** The thread's trackers of written pages (opened when a first memory is large enough to want them), or why there are none. */
+  let pages: PageTrackers | string | undefined;
   const pageTracker = (): PageTracker | undefined => {
     if (pages === undefined) {
       // A shared host's guest: its ledger, so that a thread ended by a kill leaks none of the descriptors.
       const c = options.component;
-      const ledger = c.kind === 'hosted' ? new FdLedger(c.guest.fdLedger) : undefined;
-      const uffd = PageWatch.open(
-        c.kind === 'hosted' ? { ledger, filterLetsItRun: c.guest.userfaultfd === true } : { filterLetsItRun: c.config.component?.userfaultfd === true },
+      pages = openPageTrackers(
+        c.kind === 'hosted'
+          ? { ledger: new FdLedger(c.guest.fdLedger), filterLetsItRun: c.guest.userfaultfd === true }
+          : { filterLetsItRun: c.config.component?.userfaultfd === true },
       );
-      const image = typeof uffd === 'string' ? ImageWatch.open(ledger ? { ledger } : {}) : undefined;
-      pages = typeof uffd !== 'string' ? uffd : typeof image !== 'string' ? image! : `${uffd}; ${image}`;
     }
     return typeof pages === 'string' ? undefined : pages;
   };
@@ -190,7 +184,7 @@ async function instanceFactory(options: ThreadServeOptions, onError: (message: s
     resetRefused: () => resetRefused,
     /** How resets copy memory back: only written pages (as the kernel tells them), or whole (and why), once a memory large enough asked. */
     resetCopies: (): string | undefined =>
-      pages === undefined ? undefined : typeof pages === 'string' ? `whole memory: ${pages}` : pages instanceof PageWatch ? 'written pages' : `written pages (image, ${pages.how})`,
+      pages === undefined ? undefined : typeof pages === 'string' ? `whole memory: ${pages}` : pages.how,
     close: () => {
       if (typeof pages === 'object') pages.close();
     },

@@ -170,8 +170,13 @@ export class PageWatch {
     return undefined;
   }
 
-  /** Watches `view`'s bytes from now on (all of them protected); undefined when the kernel refuses. */
-  watch(view: Uint8Array): WatchedRange | undefined {
+  /**
+   * Watches `view`'s bytes from now on (all of them protected); undefined
+   * when the kernel refuses. `release(start, length)`: lets go of written
+   * pages before they are protected again (a memory mapped on its image,
+   * image-pages.ts: the pages become the file's again, shared).
+   */
+  watch(view: Uint8Array, options: { release?: (start: bigint, length: number) => boolean } = {}): WatchedRange | undefined {
     if (this.#closed) return undefined;
     const start = this.addressOf(view);
     const length = BigInt(view.byteLength);
@@ -181,7 +186,7 @@ export class PageWatch {
     reg[2] = UFFDIO_REGISTER_MODE_WP;
     reg[3] = 0n;
     if (this.#c.ioctl(this.#uffd, UFFDIO_REGISTER, reg) !== 0) return undefined;
-    return this.#protect(start, start + length) ? new WatchedRange(this, start, length) : undefined;
+    return this.#protect(start, start + length) ? new WatchedRange(this, start, length, options.release) : undefined;
   }
 
   /** Where `view`'s bytes are. */
@@ -276,11 +281,13 @@ export class WatchedRange {
   #resets = 0;
   /** Bytes one request wrote, at the first reset after the last protection. */
   #oneRequest = 0;
+  readonly #release: ((start: bigint, length: number) => boolean) | undefined;
 
-  constructor(watch: PageWatch, start: bigint, length: bigint) {
+  constructor(watch: PageWatch, start: bigint, length: bigint, release?: (start: bigint, length: number) => boolean) {
     this.#watch = watch;
     this.#start = start;
     this.#end = start + length;
+    this.#release = release;
   }
 
   /** Is `view` the memory watched (same place, same length)? */
@@ -326,10 +333,14 @@ export class WatchedRange {
     if (oneRequest) this.#oneRequest = bytes;
     if (++this.#resets < PROTECT_EVERY && bytes <= 2 * this.#oneRequest + REGROW_SLACK && bytes <= view.byteLength / 4) return true;
     this.#resets = 0;
+    // Copied back already: a page that fails to go back to its image holds the same bytes.
+    if (this.#release) for (let i = 0; i < runs.length; i += 2) this.#release(this.#start + BigInt(runs[i]!), runs[i + 1]! - runs[i]!);
     // Copying back wrote those pages: protected after it, not before, or the
     // copy would count as the next request's write. A walk that protects the
     // written pages costs far less than protecting the range (measured: ~280
-    // µs a request for a componentize-js memory, its PTEs all changed).
+    // µs a request for a componentize-js memory, its PTEs all changed). It
+    // protects the pages released as well (none: userfaultfd's
+    // "unpopulated" protection).
     return this.#watch.scan(this.#start, this.#end, true, undefined);
   }
 }
