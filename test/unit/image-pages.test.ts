@@ -6,7 +6,7 @@
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FLAG, type HandleTable } from '../../src/wasi-host/http/abi.js';
-import { DROP_EVERY, ImageWatch, type ImageRange } from '../../src/wasi-host/http/image-pages.js';
+import { ImageWatch, type ImageRange } from '../../src/wasi-host/http/image-pages.js';
 import { InstanceWatch, MemoryCopies, WATCHED_MIN_BYTES } from '../../src/wasi-host/http/reset.js';
 import { FdLedger } from '../../src/wasi-host/p2/fd-ledger.js';
 import { openPageTrackers } from '../../src/wasi-host/http/page-trackers.js';
@@ -88,23 +88,47 @@ describe.each([
     ]);
   });
 
-  it.skipIf(skip)('copies the saved bytes back over the pages written, and drops them every DROP_EVERY resets (the file holds the same bytes)', () => {
+  it.skipIf(skip)('copies the saved bytes back over the pages written, which stay the memory\'s own while requests write the same ones', () => {
     const view = new Uint8Array(new WebAssembly.Memory({ initial: 64 }).buffer);
     for (let i = 0; i < view.length; i += 997) view[i] = i & 255;
     const saved = view.slice();
     const range = w().watch(view, saved)!;
     // More runs than one scan call returns (64), so the walk goes on where it stopped.
     const twoHundred = Array.from({ length: 200 }, (_, p) => [2 * p, 2 * p + 1]);
-    for (let round = 0; round < DROP_EVERY; round++) {
+    for (let round = 0; round < 100; round++) {
       for (let p = 0; p < 200; p++) view[p * 2 * PAGE + (round % 7)] = 0xee;
       expect(writtenPages(range)).toEqual(twoHundred);
       expect(range.copyBack(view, saved)).toBe(true);
       expect(Buffer.compare(view, saved)).toBe(0);
-      expect(writtenPages(range)).toEqual(round < DROP_EVERY - 1 ? twoHundred : []);
+      expect(writtenPages(range)).toEqual(twoHundred);
     }
   });
 
-  it.skipIf(skip)('puts back every round of a mix of the same and other pages, across drops and regrowths', () => {
+  it.skipIf(skip)('gives the pages written back to the image once they outgrow twice one request\'s', () => {
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: 64 }).buffer);
+    for (let i = 0; i < view.length; i += 1021) view[i] = 3;
+    const saved = view.slice();
+    const range = w().watch(view, saved)!;
+    // Each request writes 20 pages of its own.
+    const request = (n: number) => {
+      for (let p = 0; p < 20; p++) view[(n * 20 + p) * PAGE + 1] = 1 + n;
+    };
+    request(0);
+    expect(range.copyBack(view, saved)).toBe(true);
+    request(1);
+    // Request 0's pages are still the memory's own, copied back with request 1's.
+    expect(writtenPages(range)).toEqual([[0, 40]]);
+    expect(range.copyBack(view, saved)).toBe(true);
+    expect(Buffer.compare(view, saved)).toBe(0);
+    request(2);
+    request(3);
+    // 80 pages: more than twice one request's 20 and 16 more; the image's again.
+    expect(range.copyBack(view, saved)).toBe(true);
+    expect(Buffer.compare(view, saved)).toBe(0);
+    expect(writtenPages(range)).toEqual([]);
+  });
+
+  it.skipIf(skip)('puts back every round of a mix of the same and other pages, across regrowths', () => {
     const view = new Uint8Array(new WebAssembly.Memory({ initial: 64 }).buffer);
     for (let i = 0; i < view.length; i += 4093) view[i] = (i >> 12) & 255;
     const saved = view.slice();
@@ -112,7 +136,7 @@ describe.each([
     let seed = 12345;
     const random = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
     const hot = Array.from({ length: 24 }, () => random(view.length / PAGE));
-    for (let round = 0; round < 3 * DROP_EVERY; round++) {
+    for (let round = 0; round < 200; round++) {
       for (const p of hot) view[p * PAGE + random(PAGE)] = 1 + random(255);
       const others = round % 17 === 0 ? 200 : random(4);
       for (let i = 0; i < others; i++) view[random(view.length)] = 1 + random(255);
@@ -129,7 +153,7 @@ describe.each([
     expect(range.copyBack(view, saved)).toBe(true);
     expect(view[0]).toBe(0);
     view.fill(2, 0, view.length / 2);
-    // Written since the last drop, these may be many requests' pages: dropped.
+    // Written since the last drop, these may be many requests' pages: regrown, dropped.
     expect(range.copyBack(view, saved)).toBe(true);
     expect(Buffer.compare(view, saved)).toBe(0);
     view.fill(2, 0, view.length / 2);
@@ -233,7 +257,7 @@ describe('the trackers a handler thread opens', () => {
     }
   });
 
-  it.runIf(KERNEL_TELLS_WRITTEN_PAGES)('put back every round, and give the pages written back to the image each time userfaultfd protects them again', () => {
+  it.runIf(KERNEL_TELLS_WRITTEN_PAGES)('put back every round; the pages written stay the memory\'s own across protections, and go back to the image once regrown', () => {
     const t = openPageTrackers({ filterLetsItRun: false });
     if (typeof t === 'string') throw new Error(t);
     const probe = open(false);
@@ -251,17 +275,22 @@ describe('the trackers a handler thread opens', () => {
         return Number(/^Anonymous:\s+(\d+) kB/m.exec(smaps.slice(at))![1]) / 4;
       };
       expect(privatePages()).toBe(0);
-      for (let round = 0; round < PROTECT_EVERY; round++) {
-        for (let p = 0; p < 10; p++) view[(p * 37 + round) * PAGE + 5] = 0xee;
+      const hot = (round: number) => {
+        for (let p = 0; p < 10; p++) view[p * 37 * PAGE + 5 + (round % 3)] = 0xee;
+      };
+      for (let round = 0; round < 2 * PROTECT_EVERY + 1; round++) {
+        hot(round);
         expect(range.copyBack(view, saved)).toBe(true);
         expect(Buffer.compare(view, saved), `round ${round}`).toBe(0);
       }
-      // Protected again at the last round: the pages written went back to the image first.
-      expect(privatePages()).toBe(0);
-      view[9 * PAGE] = 1;
-      expect(privatePages()).toBe(1);
+      // Protected again twice: the same ten pages, still the memory's own.
+      expect(privatePages()).toBe(10);
+      // A request that writes 60 more: regrown, all it wrote goes back to the image.
+      hot(0);
+      for (let p = 0; p < 60; p++) view[(400 + p) * PAGE] = 1;
       expect(range.copyBack(view, saved)).toBe(true);
       expect(Buffer.compare(view, saved)).toBe(0);
+      expect(privatePages()).toBe(0);
     } finally {
       probe.close();
       t.close();

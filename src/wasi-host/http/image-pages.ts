@@ -320,14 +320,17 @@ export class ImageWatch {
 }
 
 /**
- * Resets between two drops of a memory's written pages at most: as
- * written-pages.ts's PROTECT_EVERY, a page stays private from its first
- * write until then and is copied back at each reset, written again or not.
- * Copying a page back costs less than the fault of its next first write.
+ * Pages written since the last drop may outgrow twice one request's by this
+ * much before they are dropped (given back to the image). Until then a page
+ * stays private from its first write and is copied back at each reset,
+ * written again or not: a drop costs far more than the copy. Each run
+ * dropped is a TLB shootdown, and each page's next write a copy-on-write
+ * fault, which interrupts every CPU running another thread of the host
+ * (measured, componentize-js on two handler threads: dropping every 64th
+ * reset cost ~25% more CPU a request). The pages a guest writes again and
+ * again stay its own: ~76 of a componentize-js instance's 2,576.
  */
-export const DROP_EVERY = 64;
-const REGROW_SLACK = 16 * PAGE;
-
+export const REGROW_SLACK = 16 * PAGE;
 /** One memory mapped on its image. */
 export class ImageRange {
   readonly #watch: ImageWatch;
@@ -335,7 +338,7 @@ export class ImageRange {
   readonly #length: number;
   readonly #runs: number[] = [];
   #wholeFromNowOn = false;
-  #resets = 0;
+  /** Bytes one request wrote, at the first reset after the last drop (0: none since). */
   #oneRequest = 0;
 
   constructor(watch: ImageWatch, start: bigint, length: number) {
@@ -358,8 +361,8 @@ export class ImageRange {
    * Copies `saved` back over `view` where pages were written; false when it
    * did not (the caller copies all of it): pagemap could not be read, or one
    * request wrote more than a quarter of the memory (then it is copied whole
-   * from now on, as written-pages.ts does). Every DROP_EVERY resets, or once
-   * the pages written outgrow twice one request's, the written pages are
+   * from now on, as written-pages.ts does). Once the pages written since the
+   * last drop outgrow twice one request's (and REGROW_SLACK), they are
    * dropped instead: they are the file's again, which holds `saved`.
    */
   copyBack(view: Uint8Array, saved: Uint8Array): boolean {
@@ -372,17 +375,17 @@ export class ImageRange {
       bytes += to - from;
     })) return false;
     if (runs.length === 0) return true;
-    const oneRequest = this.#resets === 0;
+    const oneRequest = this.#oneRequest === 0;
     if (oneRequest && bytes > this.#length / 4) {
       this.#wholeFromNowOn = true;
       return false;
     }
     if (oneRequest) this.#oneRequest = bytes;
-    if (++this.#resets < DROP_EVERY && bytes <= 2 * this.#oneRequest + REGROW_SLACK) {
+    if (bytes <= 2 * this.#oneRequest + REGROW_SLACK) {
       for (let i = 0; i < runs.length; i += 2) view.set(saved.subarray(runs[i]!, runs[i + 1]!), runs[i]!);
       return true;
     }
-    this.#resets = 0;
+    this.#oneRequest = 0;
     for (let i = 0; i < runs.length; i += 2) {
       if (!this.#watch.drop(this.#start + BigInt(runs[i]!), runs[i + 1]! - runs[i]!)) {
         // Not dropped: copied back, as any other time.

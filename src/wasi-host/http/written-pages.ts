@@ -331,10 +331,14 @@ export class WatchedRange {
     for (let i = 0; i < runs.length; i += 2) view.set(saved.subarray(runs[i]!, runs[i + 1]!), runs[i]!);
     if (runs.length === 0) return true;
     if (oneRequest) this.#oneRequest = bytes;
-    if (++this.#resets < PROTECT_EVERY && bytes <= 2 * this.#oneRequest + REGROW_SLACK && bytes <= view.byteLength / 4) return true;
+    const regrown = bytes > 2 * this.#oneRequest + REGROW_SLACK || bytes > view.byteLength / 4;
+    if (++this.#resets < PROTECT_EVERY && !regrown) return true;
     this.#resets = 0;
-    // Copied back already: a page that fails to go back to its image holds the same bytes.
-    if (this.#release) for (let i = 0; i < runs.length; i += 2) this.#release(this.#start + BigInt(runs[i]!), runs[i + 1]! - runs[i]!);
+    // Given back to the image only once regrown, not at every protection: a
+    // release costs TLB shootdowns and copy-on-write faults that interrupt
+    // the host's other CPUs (image-pages.ts, REGROW_SLACK). Copied back
+    // already: a page that fails to go back holds the same bytes.
+    if (regrown && this.#release) for (let i = 0; i < runs.length; i += 2) this.#release(this.#start + BigInt(runs[i]!), runs[i + 1]! - runs[i]!);
     // Copying back wrote those pages: protected after it, not before, or the
     // copy would count as the next request's write. A walk that protects the
     // written pages costs far less than protecting the range (measured: ~280
