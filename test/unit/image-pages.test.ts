@@ -297,3 +297,19 @@ describe('the trackers a handler thread opens', () => {
     }
   });
 });
+
+describe('an instance whose state cannot be taken', () => {
+  async function madeFrom(text: string) {
+    const { bytes } = exportState(await wat(text));
+    const made = new InstanceWatch();
+    made.handleTables([Object.assign([FLAG, 0], { _createdReps: new Set<number>() }) as HandleTable]);
+    made.made(new WebAssembly.Instance(new WebAssembly.Module(bytes), {}), {});
+    return made;
+  }
+
+  it('fails as a whole when its memory cannot be watched for another reason (a memory mapped neither on its image nor back must never be used)', async () => {
+    const made = await madeFrom('(module (memory (export "memory") 17))');
+    const broken = { watch: (): never => { throw new Error("cannot map a guest's memory back (errno 12)"); } };
+    expect(() => made.capture(undefined, () => broken)).toThrow("cannot map a guest's memory back");
+  });
+});

@@ -100,9 +100,11 @@ export class InstanceWatch implements GlueHooks {
     let why: string | undefined;
     try {
       why = this.#collect(memories, globals, copies, pages);
-    } catch {
-      // A v128 global: JavaScript can neither read nor set it.
-      return 'a mutable global JavaScript cannot read (v128)';
+    } catch (err) {
+      // A v128 global: JavaScript can neither read nor set it (V8 throws a TypeError).
+      if (err instanceof TypeError) return 'a mutable global JavaScript cannot read (v128)';
+      // Anything else (a memory that could be mapped neither on its image nor back: image-pages.ts) leaves the instance unusable.
+      throw err;
     }
     return why ?? new InstanceState([...memories.values()], [...globals.values()], this.#tables);
   }
