@@ -55,7 +55,10 @@ const PAGE_IS_SWAPPED = 1n << 4n;
 /** Regions one scan call can return (struct page_region: start, end, categories). */
 const REGIONS = 64;
 
+const SC_PAGESIZE = 30;
+
 interface Calls {
+  pageSize(): number;
   ioctl(fd: number, request: bigint, arg: BigUint64Array): number;
   mmap(addr: bigint, length: number, prot: number, flags: number, fd: number, offset: number): bigint;
   madvise(addr: bigint, length: number, advice: number): number;
@@ -71,7 +74,9 @@ function declare(k: Koffi): Calls {
   const memmove = libc.func('uintptr_t memmove(void *dst, void *src, size_t n)') as unknown as (a: unknown, b: unknown, n: number) => number | bigint;
   const mmap = libc.func('uintptr_t mmap(uintptr_t addr, size_t length, int prot, int flags, int fd, long offset)') as unknown as (...a: unknown[]) => number | bigint;
   const madvise = libc.func('int madvise(uintptr_t addr, size_t length, int advice)') as unknown as (...a: unknown[]) => number;
+  const sysconf = libc.func('long sysconf(int name)') as unknown as (name: number) => number | bigint;
   return {
+    pageSize: () => Number(sysconf(SC_PAGESIZE)),
     ioctl: libc.func('int ioctl(int fd, unsigned long req, _Inout_ void *arg)') as unknown as Calls['ioctl'],
     mmap: (addr, length, prot, flags, fd, offset) => BigInt(mmap(addr, length, prot, flags, fd, offset)),
     madvise: (addr, length, advice) => madvise(addr, length, advice),
@@ -125,6 +130,8 @@ export class ImageWatch {
     } catch (err) {
       return `cannot load koffi: ${(err as Error).message}`;
     }
+    // Runs and pagemap entries are counted in 4 KiB pages (an arm64 kernel may have 16 or 64 KiB ones).
+    if (c.pageSize() !== PAGE) return `pages of ${c.pageSize()} bytes, not ${PAGE}`;
     let pagemap: number;
     try {
       pagemap = sys().openat(AT_FDCWD, PAGEMAP, O_RDONLY | O_CLOEXEC, 0);
