@@ -27,11 +27,10 @@ import { readSync, writeSync } from 'node:fs';
 import { declareNative, type Koffi } from '../../koffi-native.js';
 import type { FdLedger } from '../p2/fd-ledger.js';
 import { sys } from '../preview1/sys.js';
+import { openPagemap, PagemapScan, PAGE_IS_FILE, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, type ScanQuery } from './pagemap.js';
 
 const AT_FDCWD = -100;
 const SHM = Buffer.from('/dev/shm\0');
-const PAGEMAP = Buffer.from('/proc/self/pagemap\0');
-const O_RDONLY = 0;
 const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
 // O_TMPFILE includes O_DIRECTORY, as the kernel defines it.
@@ -47,13 +46,8 @@ const PM_PRESENT = 0x8000_0000;
 const PM_SWAPPED = 0x4000_0000;
 const PM_FILE = 0x2000_0000;
 
-// _IOWR('f', 16, struct pm_scan_arg) (96 bytes): Linux 6.7.
-const PAGEMAP_SCAN = 0xc0606610n;
-const PAGE_IS_FILE = 1n << 2n;
-const PAGE_IS_PRESENT = 1n << 3n;
-const PAGE_IS_SWAPPED = 1n << 4n;
-/** Regions one scan call can return (struct page_region: start, end, categories). */
-const REGIONS = 64;
+/** The pages not the file's (inverted), present or swapped out: the private ones. */
+const PRIVATE: ScanQuery = { flags: 0n, inverted: PAGE_IS_FILE, all: PAGE_IS_FILE, anyOf: PAGE_IS_PRESENT | PAGE_IS_SWAPPED, returned: PAGE_IS_PRESENT };
 
 const SC_PAGESIZE = 30;
 
@@ -97,12 +91,7 @@ export class ImageWatch {
   #closed = false;
   /** Does the kernel list the written pages itself (PAGEMAP_SCAN, Linux 6.7), or are all entries read? */
   #scans = true;
-  // Off the V8 heap (more than 64 bytes): the kernel writes regions here by address, and it must not move.
-  readonly #regions = new BigUint64Array(new ArrayBuffer(REGIONS * 3 * 8));
-  // The same, read as 32-bit halves (little-endian: x64 and arm64, the only ones opened): an address (< 2^48) as a Number without a BigInt per region.
-  readonly #regionWords = new Uint32Array(this.#regions.buffer);
-  readonly #regionsAt: bigint;
-  readonly #scanArg = new BigUint64Array(12);
+  readonly #scan: PagemapScan;
   /** Pagemap entries, where they are read (two words a page). */
   #entries = new Uint32Array(0);
   /** Why no file could be made (then no other is tried). */
@@ -113,7 +102,7 @@ export class ImageWatch {
     this.#pagemap = pagemap;
     this.#ledger = ledger;
     this.#record(pagemap);
-    this.#regionsAt = c.addressOf(this.#regions);
+    this.#scan = new PagemapScan(c.ioctl, c.addressOf);
   }
 
   /**
@@ -132,12 +121,8 @@ export class ImageWatch {
     }
     // Runs and pagemap entries are counted in 4 KiB pages (an arm64 kernel may have 16 or 64 KiB ones).
     if (c.pageSize() !== PAGE) return `pages of ${c.pageSize()} bytes, not ${PAGE}`;
-    let pagemap: number;
-    try {
-      pagemap = sys().openat(AT_FDCWD, PAGEMAP, O_RDONLY | O_CLOEXEC, 0);
-    } catch (err) {
-      return `cannot open /proc/self/pagemap: ${(err as Error).message}`;
-    }
+    const pagemap = openPagemap();
+    if (typeof pagemap === 'string') return pagemap;
     const watch = new ImageWatch(c, pagemap, options.ledger);
     if (options.readEntries === true) watch.#scans = false;
     const why = watch.#selfTest();
@@ -239,40 +224,7 @@ export class ImageWatch {
    */
   written(start: bigint, length: number, run: (from: number, to: number) => void): boolean {
     if (this.#closed) return false;
-    return this.#scans ? this.#scan(start, length, run) : this.#read(start, length, run);
-  }
-
-  /** PAGEMAP_SCAN: the kernel lists the private pages (not the file's: present or swapped), in runs. */
-  #scan(start: bigint, length: number, run: (from: number, to: number) => void): boolean {
-    const arg = this.#scanArg;
-    const words = this.#regionWords;
-    const base = Number(start);
-    const end = start + BigInt(length);
-    for (let from = start; from < end; ) {
-      arg[0] = 96n; // size
-      arg[1] = 0n; // flags
-      arg[2] = from;
-      arg[3] = end;
-      arg[4] = 0n; // walk_end (out)
-      arg[5] = this.#regionsAt; // vec
-      arg[6] = BigInt(REGIONS); // vec_len
-      arg[7] = 0n; // max_pages
-      arg[8] = PAGE_IS_FILE; // category_inverted: not the file's
-      arg[9] = PAGE_IS_FILE; // category_mask
-      arg[10] = PAGE_IS_PRESENT | PAGE_IS_SWAPPED; // category_anyof_mask
-      arg[11] = PAGE_IS_PRESENT; // return_mask
-      const n = this.#c.ioctl(this.#pagemap, PAGEMAP_SCAN, arg);
-      if (n < 0) return false;
-      for (let i = 0; i < n; i++) {
-        const w = 6 * i;
-        run(words[w]! + words[w + 1]! * 0x1_0000_0000 - base, words[w + 2]! + words[w + 3]! * 0x1_0000_0000 - base);
-      }
-      const walked = arg[4]!;
-      // The walk stops early only when the regions are full.
-      if (walked <= from) return false;
-      from = walked;
-    }
-    return true;
+    return this.#scans ? this.#scan.scan(this.#pagemap, start, start + BigInt(length), PRIVATE, run) : this.#read(start, length, run);
   }
 
   /** Before Linux 6.7: every page's entry read, and told apart here. */

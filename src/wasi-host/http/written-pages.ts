@@ -29,10 +29,13 @@ import { readFileSync } from 'node:fs';
 import { declareNative, type Koffi } from '../../koffi-native.js';
 import type { FdLedger } from '../p2/fd-ledger.js';
 import { sys } from '../preview1/sys.js';
+import { openPagemap, PagemapScan, PAGE_IS_WRITTEN, PM_SCAN_CHECK_WPASYNC, PM_SCAN_WP_MATCHING, type ScanQuery } from './pagemap.js';
+
+/** The pages written (not write-protected) since last protected; and the same, protected again by the walk. */
+const WRITTEN: ScanQuery = { flags: 0n, inverted: 0n, all: PAGE_IS_WRITTEN, anyOf: 0n, returned: PAGE_IS_WRITTEN };
+const WRITTEN_PROTECTED_AGAIN: ScanQuery = { ...WRITTEN, flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC };
 
 const SYS_USERFAULTFD: Partial<Record<string, number>> = { x64: 323, arm64: 282 };
-const AT_FDCWD = -100;
-const PAGEMAP = Buffer.from('/proc/self/pagemap\0');
 const O_CLOEXEC = 0o2000000;
 const O_NONBLOCK = 0o4000;
 const UFFD_USER_MODE_ONLY = 1;
@@ -45,13 +48,6 @@ const UFFDIO_REGISTER = 0xc020aa00n;
 const UFFDIO_WRITEPROTECT = 0xc018aa06n;
 const UFFDIO_REGISTER_MODE_WP = 2n;
 const UFFDIO_WRITEPROTECT_MODE_WP = 1n;
-// _IOWR('f', 16, struct pm_scan_arg) (96 bytes).
-const PAGEMAP_SCAN = 0xc0606610n;
-const PAGE_IS_WRITTEN = 2n;
-const PM_SCAN_WP_MATCHING = 1n;
-const PM_SCAN_CHECK_WPASYNC = 2n;
-/** Regions one scan call can return (struct page_region: start, end, categories). */
-const REGIONS = 64;
 
 type Ioctl = (fd: number, request: bigint, arg: BigUint64Array) => number;
 
@@ -94,12 +90,7 @@ export class PageWatch {
   readonly #ledger: FdLedger | undefined;
   readonly #slots: number[];
   #closed = false;
-  // Off the V8 heap (more than 64 bytes): the kernel writes regions here by address, and it must not move.
-  readonly #regions = new BigUint64Array(new ArrayBuffer(REGIONS * 3 * 8));
-  // The same, read as 32-bit halves (little-endian: x64 and arm64, the only ones opened): an address (< 2^48) as a Number without a BigInt per region.
-  readonly #regionWords = new Uint32Array(this.#regions.buffer);
-  readonly #regionsAt: bigint;
-  readonly #scanArg = new BigUint64Array(12);
+  readonly #scan: PagemapScan;
   readonly #rangeArg = new BigUint64Array(4);
 
   private constructor(c: Calls, uffd: number, pagemap: number, ledger: FdLedger | undefined) {
@@ -108,7 +99,7 @@ export class PageWatch {
     this.#pagemap = pagemap;
     this.#ledger = ledger;
     this.#slots = ledger ? [ledger.record(uffd), ledger.record(pagemap)] : [];
-    this.#regionsAt = BigInt(c.addressOf(this.#regions));
+    this.#scan = new PagemapScan(c.ioctl, (view) => BigInt(c.addressOf(view)));
   }
 
   /**
@@ -138,12 +129,10 @@ export class PageWatch {
       sys().close(uffd);
       return `userfaultfd has no asynchronous write-protect (UFFDIO_API: errno ${errno})`;
     }
-    let pagemap: number;
-    try {
-      pagemap = sys().openat(AT_FDCWD, PAGEMAP, O_CLOEXEC, 0);
-    } catch (err) {
+    const pagemap = openPagemap();
+    if (typeof pagemap === 'string') {
       sys().close(uffd);
-      return `cannot open /proc/self/pagemap: ${(err as Error).message}`;
+      return pagemap;
     }
     const watch = new PageWatch(c, uffd, pagemap, ledger);
     const why = watch.#selfTest();
@@ -211,35 +200,7 @@ export class PageWatch {
    */
   scan(start: bigint, end: bigint, protect: boolean, run: ((from: number, to: number) => void) | undefined): boolean {
     if (this.#closed) return false;
-    const arg = this.#scanArg;
-    const words = this.#regionWords;
-    const base = Number(start);
-    for (let from = start; from < end; ) {
-      arg[0] = 96n; // size
-      arg[1] = protect ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC : 0n; // flags
-      arg[2] = from;
-      arg[3] = end;
-      arg[4] = 0n; // walk_end (out)
-      arg[5] = this.#regionsAt; // vec
-      arg[6] = BigInt(REGIONS); // vec_len
-      arg[7] = 0n; // max_pages
-      arg[8] = 0n; // category_inverted
-      arg[9] = PAGE_IS_WRITTEN; // category_mask
-      arg[10] = 0n; // category_anyof_mask
-      arg[11] = PAGE_IS_WRITTEN; // return_mask
-      const n = this.#c.ioctl(this.#pagemap, PAGEMAP_SCAN, arg);
-      if (n < 0) return false;
-      if (run)
-        for (let i = 0; i < n; i++) {
-          const w = 6 * i;
-          run(words[w]! + words[w + 1]! * 0x1_0000_0000 - base, words[w + 2]! + words[w + 3]! * 0x1_0000_0000 - base);
-        }
-      const walked = arg[4]!;
-      // The walk stops early only when the regions are full.
-      if (walked <= from) return false;
-      from = walked;
-    }
-    return true;
+    return this.#scan.scan(this.#pagemap, start, end, protect ? WRITTEN_PROTECTED_AGAIN : WRITTEN, run);
   }
 
   /** Lets go of every range (the kernel unprotects them); no range may be scanned after. */
