@@ -19,7 +19,8 @@
 //
 // Where this is unavailable (an older kernel; a seccomp profile that refuses
 // userfaultfd, as Docker's default does without CAP_SYS_PTRACE), `open`
-// says why and resets copy the whole memory, as before. Under a seccomp
+// says why, and the thread tells written pages by the memory's image alone
+// (image-pages.ts, page-trackers.ts), or copies it whole. Under a seccomp
 // filter it is tried only when the caller knows the filter lets the call run
 // or fail with an errno: a profile may as well kill or trap on it, and a
 // speed-up must not cost a container its host. UFFD_USER_MODE_ONLY
