@@ -27,6 +27,7 @@ import { readSync, writeSync } from 'node:fs';
 import { declareNative, type Koffi } from '../../koffi-native.js';
 import type { FdLedger } from '../p2/fd-ledger.js';
 import { sys } from '../preview1/sys.js';
+import { WrittenRuns } from './written-runs.js';
 import { openPagemap, PagemapScan, PAGE_IS_FILE, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, type ScanQuery } from './pagemap.js';
 
 const AT_FDCWD = -100;
@@ -278,24 +279,22 @@ export class ImageWatch {
   }
 }
 
-/**
- * Pages written since the last drop may outgrow twice one request's by this
- * much before they are dropped (given back to the image). Until then a page
- * stays private from its first write and is copied back at each reset,
- * written again or not: a drop costs far more than the copy. Each run
- * dropped is a TLB shootdown, and each page's next write a copy-on-write
- * fault, which interrupts every CPU running another thread of the host
- * (measured, componentize-js on two handler threads: dropping every 64th
- * reset cost ~25% more CPU a request). The pages a guest writes again and
- * again stay its own: ~76 of a componentize-js instance's 2,576.
- */
-export const REGROW_SLACK = 16 * PAGE;
+// Pages written since the last drop go back to the image only once they
+// outgrow twice one request's (written-runs.ts). Until then a page stays
+// private from its first write and is copied back at each reset, written
+// again or not: a drop costs far more than the copy. Each run dropped is a
+// TLB shootdown, and each page's next write a copy-on-write fault, which
+// interrupts every CPU running another thread of the host (measured,
+// componentize-js on two handler threads: dropping every 64th reset cost
+// ~25% more CPU a request). The pages a guest writes again and again stay
+// its own: ~76 of a componentize-js instance's 2,576.
+
 /** One memory mapped on its image. */
 export class ImageRange {
   readonly #watch: ImageWatch;
   readonly #start: bigint;
   readonly #length: number;
-  readonly #runs: number[] = [];
+  readonly #runs = new WrittenRuns();
   #wholeFromNowOn = false;
   /** Bytes one request wrote, at the first reset after the last drop (0: none since). */
   #oneRequest = 0;
@@ -321,34 +320,30 @@ export class ImageRange {
    * did not (the caller copies all of it): pagemap could not be read, or one
    * request wrote more than a quarter of the memory (then it is copied whole
    * from now on, as written-pages.ts does). Once the pages written since the
-   * last drop outgrow twice one request's (and REGROW_SLACK), they are
+   * last drop outgrow twice one request's (written-runs.ts), they are
    * dropped instead: they are the file's again, which holds `saved`.
    */
   copyBack(view: Uint8Array, saved: Uint8Array): boolean {
     if (this.#wholeFromNowOn) return false;
     const runs = this.#runs;
-    runs.length = 0;
-    let bytes = 0;
-    if (!this.written((from, to) => {
-      runs.push(from, to);
-      bytes += to - from;
-    })) return false;
-    if (runs.length === 0) return true;
+    if (!this.written(runs.restart())) return false;
+    if (runs.list.length === 0) return true;
     const oneRequest = this.#oneRequest === 0;
-    if (oneRequest && bytes > this.#length / 4) {
+    if (oneRequest && runs.bytes > this.#length / 4) {
       this.#wholeFromNowOn = true;
       return false;
     }
-    if (oneRequest) this.#oneRequest = bytes;
-    if (bytes <= 2 * this.#oneRequest + REGROW_SLACK) {
-      for (let i = 0; i < runs.length; i += 2) view.set(saved.subarray(runs[i]!, runs[i + 1]!), runs[i]!);
+    if (oneRequest) this.#oneRequest = runs.bytes;
+    if (!runs.outgrew(this.#oneRequest)) {
+      runs.copy(view, saved);
       return true;
     }
     this.#oneRequest = 0;
-    for (let i = 0; i < runs.length; i += 2) {
-      if (!this.#watch.drop(this.#start + BigInt(runs[i]!), runs[i + 1]! - runs[i]!)) {
+    const list = runs.list;
+    for (let i = 0; i < list.length; i += 2) {
+      if (!this.#watch.drop(this.#start + BigInt(list[i]!), list[i + 1]! - list[i]!)) {
         // Not dropped: copied back, as any other time.
-        view.set(saved.subarray(runs[i]!, runs[i + 1]!), runs[i]!);
+        view.set(saved.subarray(list[i]!, list[i + 1]!), list[i]!);
       }
     }
     return true;

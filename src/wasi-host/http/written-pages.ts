@@ -30,6 +30,7 @@ import { readFileSync } from 'node:fs';
 import { declareNative, type Koffi } from '../../koffi-native.js';
 import type { FdLedger } from '../p2/fd-ledger.js';
 import { sys } from '../preview1/sys.js';
+import { WrittenRuns } from './written-runs.js';
 import { openPagemap, PagemapScan, PAGE_IS_WRITTEN, PM_SCAN_CHECK_WPASYNC, PM_SCAN_WP_MATCHING, type ScanQuery } from './pagemap.js';
 
 /** The pages written (not write-protected) since last protected; and the same, protected again by the walk. */
@@ -229,15 +230,13 @@ export class PageWatch {
  * those pages in the CPU's caches, which a guest can time as well.
  */
 export const PROTECT_EVERY = 64;
-/** Pages written since the last protection may outgrow twice one request's by this much before they are protected again. */
-const REGROW_SLACK = 16 * 4096;
 
 /** One watched memory (its bytes at the time it was watched). */
 export class WatchedRange {
   readonly #watch: PageWatch;
   readonly #start: bigint;
   readonly #end: bigint;
-  readonly #runs: number[] = [];
+  readonly #runs = new WrittenRuns();
   #wholeFromNowOn = false;
   /** Resets since the written pages were last protected (0: the pages listed are one request's). */
   #resets = 0;
@@ -279,28 +278,25 @@ export class WatchedRange {
   copyBack(view: Uint8Array, saved: Uint8Array): boolean {
     if (this.#wholeFromNowOn) return false;
     const runs = this.#runs;
-    runs.length = 0;
-    let bytes = 0;
-    if (!this.written((from, to) => {
-      runs.push(from, to);
-      bytes += to - from;
-    })) return false;
+    if (!this.written(runs.restart())) return false;
+    const bytes = runs.bytes;
     const oneRequest = this.#resets === 0;
     if (oneRequest && bytes > view.byteLength / 4) {
       this.#wholeFromNowOn = true;
       return false;
     }
-    for (let i = 0; i < runs.length; i += 2) view.set(saved.subarray(runs[i]!, runs[i + 1]!), runs[i]!);
-    if (runs.length === 0) return true;
+    runs.copy(view, saved);
+    if (runs.list.length === 0) return true;
     if (oneRequest) this.#oneRequest = bytes;
-    const regrown = bytes > 2 * this.#oneRequest + REGROW_SLACK || bytes > view.byteLength / 4;
+    const regrown = runs.outgrew(this.#oneRequest) || bytes > view.byteLength / 4;
     if (++this.#resets < PROTECT_EVERY && !regrown) return true;
     this.#resets = 0;
     // Given back to the image only once regrown, not at every protection: a
     // release costs TLB shootdowns and copy-on-write faults that interrupt
-    // the host's other CPUs (image-pages.ts, REGROW_SLACK). Copied back
+    // the host's other CPUs (image-pages.ts). Copied back
     // already: a page that fails to go back holds the same bytes.
-    if (regrown && this.#release) for (let i = 0; i < runs.length; i += 2) this.#release(this.#start + BigInt(runs[i]!), runs[i + 1]! - runs[i]!);
+    const list = runs.list;
+    if (regrown && this.#release) for (let i = 0; i < list.length; i += 2) this.#release(this.#start + BigInt(list[i]!), list[i + 1]! - list[i]!);
     // Copying back wrote those pages: protected after it, not before, or the
     // copy would count as the next request's write. A walk that protects the
     // written pages costs far less than protecting the range (measured: ~280
