@@ -28,7 +28,7 @@ import { declareNative, type Koffi } from '../../koffi-native.js';
 import type { FdLedger } from '../p2/fd-ledger.js';
 import { sys } from '../preview1/sys.js';
 import { WrittenRuns } from './written-runs.js';
-import { openPagemap, PagemapScan, PAGE_IS_FILE, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, type ScanQuery } from './pagemap.js';
+import { declareMemoryCalls, openPagemap, PagemapScan, type MemoryCalls, PAGE_IS_FILE, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, type ScanQuery } from './pagemap.js';
 
 const AT_FDCWD = -100;
 const SHM = Buffer.from('/dev/shm\0');
@@ -52,31 +52,24 @@ const PRIVATE: ScanQuery = { flags: 0n, inverted: PAGE_IS_FILE, all: PAGE_IS_FIL
 
 const SC_PAGESIZE = 30;
 
-interface Calls {
+interface Calls extends MemoryCalls {
   pageSize(): number;
-  ioctl(fd: number, request: bigint, arg: BigUint64Array): number;
   mmap(addr: bigint, length: number, prot: number, flags: number, fd: number, offset: number): bigint;
   madvise(addr: bigint, length: number, advice: number): number;
-  /** memmove(dst, dst, 0) returns dst: the address of a view's bytes. */
-  addressOf(view: ArrayBufferView): bigint;
-  errno(): number;
 }
 
 let calls: Calls | undefined;
 
 function declare(k: Koffi): Calls {
   const libc = k.load('libc.so.6');
-  const memmove = libc.func('uintptr_t memmove(void *dst, void *src, size_t n)') as unknown as (a: unknown, b: unknown, n: number) => number | bigint;
   const mmap = libc.func('uintptr_t mmap(uintptr_t addr, size_t length, int prot, int flags, int fd, long offset)') as unknown as (...a: unknown[]) => number | bigint;
   const madvise = libc.func('int madvise(uintptr_t addr, size_t length, int advice)') as unknown as (...a: unknown[]) => number;
   const sysconf = libc.func('long sysconf(int name)') as unknown as (name: number) => number | bigint;
   return {
+    ...declareMemoryCalls(k),
     pageSize: () => Number(sysconf(SC_PAGESIZE)),
-    ioctl: libc.func('int ioctl(int fd, unsigned long req, _Inout_ void *arg)') as unknown as Calls['ioctl'],
     mmap: (addr, length, prot, flags, fd, offset) => BigInt(mmap(addr, length, prot, flags, fd, offset)),
     madvise: (addr, length, advice) => madvise(addr, length, advice),
-    addressOf: (view) => BigInt(memmove(view, view, 0)),
-    errno: () => k.errno(),
   };
 }
 
@@ -103,7 +96,7 @@ export class ImageWatch {
     this.#pagemap = pagemap;
     this.#ledger = ledger;
     this.#record(pagemap);
-    this.#scan = new PagemapScan(c.ioctl, c.addressOf);
+    this.#scan = new PagemapScan(c);
   }
 
   /**

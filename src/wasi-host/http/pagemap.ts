@@ -2,6 +2,7 @@
 // it (written-pages.ts, image-pages.ts): its descriptor, and PAGEMAP_SCAN
 // (Linux 6.7), which lists the runs of pages of a range whose categories
 // match a query.
+import type { Koffi } from '../../koffi-native.js';
 import { sys } from '../preview1/sys.js';
 
 const AT_FDCWD = -100;
@@ -20,6 +21,27 @@ export const PAGE_IS_SWAPPED = 1n << 4n;
 /** Flags: write-protect the pages matched (userfaultfd's), checking that the range is in asynchronous mode. */
 export const PM_SCAN_WP_MATCHING = 1n;
 export const PM_SCAN_CHECK_WPASYNC = 2n;
+
+export type Ioctl = (fd: number, request: bigint, arg: BigUint64Array) => number;
+
+/** The libc calls both watches make (each declares its own others beside them, in its thread's koffi). */
+export interface MemoryCalls {
+  ioctl: Ioctl;
+  /** Where a view's bytes are (memmove(dst, dst, 0) returns dst). */
+  addressOf(view: ArrayBufferView): bigint;
+  errno(): number;
+}
+
+/** Declares the MemoryCalls in `k` (inside a watch's own declareNative). */
+export function declareMemoryCalls(k: Koffi): MemoryCalls {
+  const libc = k.load('libc.so.6');
+  const memmove = libc.func('uintptr_t memmove(void *dst, void *src, size_t n)') as unknown as (a: unknown, b: unknown, n: number) => number | bigint;
+  return {
+    ioctl: libc.func('int ioctl(int fd, unsigned long req, _Inout_ void *arg)') as unknown as Ioctl,
+    addressOf: (view) => BigInt(memmove(view, view, 0)),
+    errno: () => k.errno(),
+  };
+}
 
 /** The pagemap's descriptor, or why it cannot be opened. */
 export function openPagemap(): number | string {
@@ -41,7 +63,7 @@ export interface ScanQuery {
 
 /** One thread's PAGEMAP_SCAN calls: the argument and the regions the kernel fills, kept off the V8 heap. */
 export class PagemapScan {
-  readonly #ioctl: (fd: number, request: bigint, arg: BigUint64Array) => number;
+  readonly #ioctl: Ioctl;
   // Off the V8 heap (more than 64 bytes): the kernel writes regions here by address, and it must not move.
   readonly #regions = new BigUint64Array(new ArrayBuffer(REGIONS * 3 * 8));
   // The same, read as 32-bit halves (little-endian: x64 and arm64, the only ones opened): an address (< 2^48) as a Number without a BigInt per region.
@@ -49,9 +71,9 @@ export class PagemapScan {
   readonly #regionsAt: bigint;
   readonly #arg = new BigUint64Array(12);
 
-  constructor(ioctl: (fd: number, request: bigint, arg: BigUint64Array) => number, addressOf: (view: ArrayBufferView) => bigint) {
-    this.#ioctl = ioctl;
-    this.#regionsAt = addressOf(this.#regions);
+  constructor(c: MemoryCalls) {
+    this.#ioctl = c.ioctl;
+    this.#regionsAt = c.addressOf(this.#regions);
   }
 
   /**

@@ -31,7 +31,7 @@ import { declareNative, type Koffi } from '../../koffi-native.js';
 import type { FdLedger } from '../p2/fd-ledger.js';
 import { sys } from '../preview1/sys.js';
 import { WrittenRuns } from './written-runs.js';
-import { openPagemap, PagemapScan, PAGE_IS_WRITTEN, PM_SCAN_CHECK_WPASYNC, PM_SCAN_WP_MATCHING, type ScanQuery } from './pagemap.js';
+import { declareMemoryCalls, openPagemap, PagemapScan, type MemoryCalls, PAGE_IS_WRITTEN, PM_SCAN_CHECK_WPASYNC, PM_SCAN_WP_MATCHING, type ScanQuery } from './pagemap.js';
 
 /** The pages written (not write-protected) since last protected; and the same, protected again by the walk. */
 const WRITTEN: ScanQuery = { flags: 0n, inverted: 0n, all: PAGE_IS_WRITTEN, anyOf: 0n, returned: PAGE_IS_WRITTEN };
@@ -51,27 +51,15 @@ const UFFDIO_WRITEPROTECT = 0xc018aa06n;
 const UFFDIO_REGISTER_MODE_WP = 2n;
 const UFFDIO_WRITEPROTECT_MODE_WP = 1n;
 
-type Ioctl = (fd: number, request: bigint, arg: BigUint64Array) => number;
-
-interface Calls {
+interface Calls extends MemoryCalls {
   syscall(n: number, a: number): number | bigint;
-  ioctl: Ioctl;
-  /** memmove(dst, dst, 0) returns dst: the address of a view's bytes. */
-  addressOf(view: ArrayBufferView): number | bigint;
-  errno(): number;
 }
 
 let calls: Calls | undefined;
 
 function declare(k: Koffi): Calls {
   const libc = k.load('libc.so.6');
-  const memmove = libc.func('uintptr_t memmove(void *dst, void *src, size_t n)') as unknown as (a: unknown, b: unknown, n: number) => number | bigint;
-  return {
-    syscall: libc.func('long syscall(long n, long a)') as unknown as Calls['syscall'],
-    ioctl: libc.func('int ioctl(int fd, unsigned long req, _Inout_ void *arg)') as unknown as Ioctl,
-    addressOf: (view) => memmove(view, view, 0),
-    errno: () => k.errno(),
-  };
+  return { ...declareMemoryCalls(k), syscall: libc.func('long syscall(long n, long a)') as unknown as Calls['syscall'] };
 }
 
 /** Is a seccomp filter on for this process (/proc/self/status: Seccomp 2; 1, strict mode, would not let Node run at all)? */
@@ -101,7 +89,7 @@ export class PageWatch {
     this.#pagemap = pagemap;
     this.#ledger = ledger;
     this.#slots = ledger ? [ledger.record(uffd), ledger.record(pagemap)] : [];
-    this.#scan = new PagemapScan(c.ioctl, (view) => BigInt(c.addressOf(view)));
+    this.#scan = new PagemapScan(c);
   }
 
   /**
@@ -182,7 +170,7 @@ export class PageWatch {
 
   /** Where `view`'s bytes are. */
   addressOf(view: Uint8Array): bigint {
-    return BigInt(this.#c.addressOf(view));
+    return this.#c.addressOf(view);
   }
 
   /** Write-protects [start, end) (addresses): a range as it is registered (later protections go by the walk, PM_SCAN_WP_MATCHING). */
