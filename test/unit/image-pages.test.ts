@@ -3,17 +3,15 @@
 // resets (src/wasi-host/http/reset.ts) copy back those only. Both ways of
 // reading pagemap are run: PAGEMAP_SCAN (Linux 6.7+, this machine's) and
 // every page's entry (what older kernels, as Debian 12's 6.1, get).
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FLAG, type HandleTable } from '../../src/wasi-host/http/abi.js';
-import { ImageWatch, type ImageRange } from '../../src/wasi-host/http/image-pages.js';
-import { InstanceWatch, MemoryCopies, WATCHED_MIN_BYTES } from '../../src/wasi-host/http/reset.js';
+import { ImageWatch } from '../../src/wasi-host/http/image-pages.js';
+import { MemoryCopies } from '../../src/wasi-host/http/reset.js';
 import { FdLedger } from '../../src/wasi-host/p2/fd-ledger.js';
 import { openPageTrackers } from '../../src/wasi-host/http/page-trackers.js';
 import { PROTECT_EVERY } from '../../src/wasi-host/http/written-pages.js';
-import { exportState } from '../../src/wasi-host/instrument/index.js';
 import { KERNEL_TELLS_WRITTEN_PAGES } from './helpers/kernel.js';
-import { wat } from './helpers/wasm.js';
+import { expectMixedRoundsPutBack, expectResetsPutBack, expectWritesListed, watchedInstance, writtenPages } from './helpers/pages.js';
 
 const PAGE = 4096;
 
@@ -32,13 +30,6 @@ function open(readEntries: boolean, ledger?: FdLedger): ImageWatch {
   const w = ImageWatch.open({ readEntries, ...(ledger ? { ledger } : {}) });
   if (typeof w === 'string') throw new Error(`no image watch on this machine: ${w}`);
   return w;
-}
-
-/** The runs of written pages, as page numbers [from, to). */
-function writtenPages(range: ImageRange): number[][] {
-  const runs: number[][] = [];
-  expect(range.written((from, to) => runs.push([from / PAGE, to / PAGE]))).toBe(true);
-  return runs;
 }
 
 describe('an image watch', () => {
@@ -65,27 +56,7 @@ describe.each([
   const w = () => watch!;
 
   it.skipIf(skip)('keeps its bytes, and lists the pages written by JavaScript and by the kernel (a read into it), not those only read', () => {
-    const view = new Uint8Array(new WebAssembly.Memory({ initial: 4 }).buffer);
-    for (let i = 0; i < view.length; i += 1009) view[i] = (i >> 10) & 255;
-    const saved = view.slice();
-    const range = w().watch(view, saved)!;
-    expect(range).toBeDefined();
-    expect(Buffer.compare(view, saved)).toBe(0);
-    expect(writtenPages(range)).toEqual([]);
-    view[3 * PAGE + 1] = 1;
-    view[4 * PAGE] = 1;
-    view[60 * PAGE - 1] = 1;
-    const fd = openSync('/dev/urandom', 'r');
-    try {
-      expect(readSync(fd, view, 20 * PAGE + 100, 10, null)).toBe(10);
-    } finally {
-      closeSync(fd);
-    }
-    expect(writtenPages(range)).toEqual([
-      [3, 5],
-      [20, 21],
-      [59, 60],
-    ]);
+    expectWritesListed((view, saved) => w().watch(view, saved)!);
   });
 
   it.skipIf(skip)('copies the saved bytes back over the pages written, which stay the memory\'s own while requests write the same ones', () => {
@@ -129,20 +100,7 @@ describe.each([
   });
 
   it.skipIf(skip)('puts back every round of a mix of the same and other pages, across regrowths', () => {
-    const view = new Uint8Array(new WebAssembly.Memory({ initial: 64 }).buffer);
-    for (let i = 0; i < view.length; i += 4093) view[i] = (i >> 12) & 255;
-    const saved = view.slice();
-    const range = w().watch(view, saved)!;
-    let seed = 12345;
-    const random = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
-    const hot = Array.from({ length: 24 }, () => random(view.length / PAGE));
-    for (let round = 0; round < 200; round++) {
-      for (const p of hot) view[p * PAGE + random(PAGE)] = 1 + random(255);
-      const others = round % 17 === 0 ? 200 : random(4);
-      for (let i = 0; i < others; i++) view[random(view.length)] = 1 + random(255);
-      expect(range.copyBack(view, saved)).toBe(true);
-      expect(Buffer.compare(view, saved), `round ${round}`).toBe(0);
-    }
+    expectMixedRoundsPutBack((view, saved) => w().watch(view, saved)!, 200);
   });
 
   it.skipIf(skip)('gives up on a memory a request wrote more than a quarter of: it is copied whole from then on', () => {
@@ -213,36 +171,11 @@ describe('an image watch and its descriptors', () => {
 });
 
 describe.each([false, true])('a reset of a guest of 1 MiB or more mapped on its image (every entry read: %s)', (readEntries) => {
-  const GUEST = `(module
-    (memory (export "memory") 17)
-    (data (i32.const 100) "made")
-    (func (export "poke") (param $at i32) (param $v i32) (i32.store (local.get $at) (local.get $v)))
-    (func (export "fill") (memory.fill (i32.const 0) (i32.const 0xab) (i32.const 1114112))))`;
   const watch = open(readEntries);
   afterAll(() => watch.close());
 
   it('puts back what the guest and the host wrote, as the whole copy did', async () => {
-    const { bytes } = exportState(await wat(GUEST));
-    const made = new InstanceWatch();
-    made.handleTables([Object.assign([FLAG, 0], { _createdReps: new Set<number>() }) as HandleTable]);
-    const core = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
-    made.made(core, {});
-    const state = made.capture(undefined, () => watch);
-    if (typeof state === 'string') throw new Error(state);
-    const guest = core.exports as { poke(at: number, v: number): void; fill(): void; memory: WebAssembly.Memory };
-    expect(guest.memory.buffer.byteLength).toBeGreaterThanOrEqual(WATCHED_MIN_BYTES);
-    const fresh = new Uint8Array(guest.memory.buffer).slice();
-    expect(new TextDecoder().decode(fresh.subarray(100, 104))).toBe('made');
-    for (let round = 0; round < 3; round++) {
-      guest.poke(100, 0x5ec2e7);
-      guest.poke(17 * 65536 - 4, round + 1);
-      new Uint8Array(guest.memory.buffer)[500_000] = 9;
-      expect(state.restore(() => false, () => undefined)).toBe(true);
-      expect(Buffer.compare(new Uint8Array(guest.memory.buffer), fresh)).toBe(0);
-    }
-    guest.fill();
-    expect(state.restore(() => false, () => undefined)).toBe(true);
-    expect(Buffer.compare(new Uint8Array(guest.memory.buffer), fresh)).toBe(0);
+    await expectResetsPutBack(watch);
   });
 });
 
@@ -299,16 +232,8 @@ describe('the trackers a handler thread opens', () => {
 });
 
 describe('an instance whose state cannot be taken', () => {
-  async function madeFrom(text: string) {
-    const { bytes } = exportState(await wat(text));
-    const made = new InstanceWatch();
-    made.handleTables([Object.assign([FLAG, 0], { _createdReps: new Set<number>() }) as HandleTable]);
-    made.made(new WebAssembly.Instance(new WebAssembly.Module(bytes), {}), {});
-    return made;
-  }
-
   it('fails as a whole when its memory cannot be watched for another reason (a memory mapped neither on its image nor back must never be used)', async () => {
-    const made = await madeFrom('(module (memory (export "memory") 17))');
+    const { watch: made } = await watchedInstance('(module (memory (export "memory") 17))');
     const broken = { watch: (): never => { throw new Error("cannot map a guest's memory back (errno 12)"); } };
     expect(() => made.capture(undefined, () => broken)).toThrow("cannot map a guest's memory back");
   });

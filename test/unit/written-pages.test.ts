@@ -3,15 +3,12 @@
 // those (src/wasi-host/http/reset.ts). They need userfaultfd's
 // asynchronous write-protect and PAGEMAP_SCAN (Linux 6.7+, as this
 // machine's); on an older kernel they check that the watch says why not.
-import { openSync, closeSync, readSync, readlinkSync } from 'node:fs';
+import { closeSync, readlinkSync } from 'node:fs';
 import { FdLedger } from '../../src/wasi-host/p2/fd-ledger.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FLAG, type HandleTable } from '../../src/wasi-host/http/abi.js';
-import { InstanceWatch, WATCHED_MIN_BYTES } from '../../src/wasi-host/http/reset.js';
 import { PageWatch, PROTECT_EVERY } from '../../src/wasi-host/http/written-pages.js';
-import { exportState } from '../../src/wasi-host/instrument/index.js';
 import { KERNEL_TELLS_WRITTEN_PAGES } from './helpers/kernel.js';
-import { wat } from './helpers/wasm.js';
+import { expectMixedRoundsPutBack, expectResetsPutBack, expectWritesListed, writtenPages } from './helpers/pages.js';
 
 const PAGE = 4096;
 const opened = PageWatch.open();
@@ -24,13 +21,6 @@ function pages(): PageWatch {
   return opened;
 }
 
-/** The runs of written pages, as page numbers [from, to). */
-function writtenPages(range: NonNullable<ReturnType<PageWatch['watch']>>): number[][] {
-  const runs: number[][] = [];
-  expect(range.written((from, to) => runs.push([from / PAGE, to / PAGE]))).toBe(true);
-  return runs;
-}
-
 describe('a page watch', () => {
   it('is available on Linux 6.7 or later (no seccomp filter on this test process), and says why not before', () => {
     if (KERNEL_TELLS_WRITTEN_PAGES) expect(opened).toBeInstanceOf(PageWatch);
@@ -40,24 +30,7 @@ describe('a page watch', () => {
 
 describe.runIf(KERNEL_TELLS_WRITTEN_PAGES)('the pages of a memory the kernel saw written', () => {
   it('lists the pages written since protected: by JavaScript, by the kernel (a read into the memory), not the others', () => {
-    const view = new Uint8Array(new WebAssembly.Memory({ initial: 4 }).buffer);
-    const range = pages().watch(view)!;
-    expect(range).toBeDefined();
-    expect(writtenPages(range)).toEqual([]);
-    view[3 * PAGE + 1] = 1;
-    view[4 * PAGE] = 1;
-    view[60 * PAGE - 1] = 1;
-    const fd = openSync('/dev/urandom', 'r');
-    try {
-      expect(readSync(fd, view, 20 * PAGE + 100, 10, null)).toBe(10);
-    } finally {
-      closeSync(fd);
-    }
-    expect(writtenPages(range)).toEqual([
-      [3, 5],
-      [20, 21],
-      [59, 60],
-    ]);
+    expectWritesListed((view) => pages().watch(view)!);
   });
 
   it('copies the saved bytes back over the pages written, and protects them again every PROTECT_EVERY resets, not after each', () => {
@@ -102,22 +75,7 @@ describe.runIf(KERNEL_TELLS_WRITTEN_PAGES)('the pages of a memory the kernel saw
   });
 
   it('puts back every round of a mix of the same and other pages, across protections and regrowths', () => {
-    const view = new Uint8Array(new WebAssembly.Memory({ initial: 64 }).buffer);
-    for (let i = 0; i < view.length; i += 4093) view[i] = (i >> 12) & 255;
-    const saved = view.slice();
-    const range = pages().watch(view)!;
-    // A fixed seed: the same rounds every run.
-    let seed = 12345;
-    const random = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
-    const hot = Array.from({ length: 24 }, () => random(view.length / PAGE));
-    for (let round = 0; round < 3 * PROTECT_EVERY; round++) {
-      for (const p of hot) view[p * PAGE + random(PAGE)] = 1 + random(255);
-      // Some rounds also write elsewhere, now and then many pages (a regrowth).
-      const others = round % 17 === 0 ? 200 : random(4);
-      for (let i = 0; i < others; i++) view[random(view.length)] = 1 + random(255);
-      expect(range.copyBack(view, saved)).toBe(true);
-      expect(Buffer.compare(view, saved), `round ${round}`).toBe(0);
-    }
+    expectMixedRoundsPutBack((view) => pages().watch(view)!, 3 * PROTECT_EVERY);
   });
 
   it('gives up on a memory a request wrote more than a quarter of: it is copied whole from then on', () => {
@@ -170,36 +128,7 @@ describe.runIf(KERNEL_TELLS_WRITTEN_PAGES)('the pages of a memory the kernel saw
 });
 
 describe.runIf(KERNEL_TELLS_WRITTEN_PAGES)('a reset of a memory of 1 MiB or more, by its written pages', () => {
-  const GUEST = `(module
-    (memory (export "memory") 17)
-    (data (i32.const 100) "made")
-    (func (export "poke") (param $at i32) (param $v i32) (i32.store (local.get $at) (local.get $v)))
-    (func (export "fill") (memory.fill (i32.const 0) (i32.const 0xab) (i32.const 1114112))))`;
-
-  async function made() {
-    const { bytes } = exportState(await wat(GUEST));
-    const watch = new InstanceWatch();
-    watch.handleTables([Object.assign([FLAG, 0], { _createdReps: new Set<number>() }) as HandleTable]);
-    const core = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
-    watch.made(core, {});
-    const state = watch.capture(undefined, () => pages());
-    if (typeof state === 'string') throw new Error(state);
-    return { state, guest: core.exports as { poke(at: number, v: number): void; fill(): void; memory: WebAssembly.Memory } };
-  }
-
   it('puts back what the guest and the host wrote, as the whole copy did', async () => {
-    const { state, guest } = await made();
-    expect(guest.memory.buffer.byteLength).toBeGreaterThanOrEqual(WATCHED_MIN_BYTES);
-    const fresh = new Uint8Array(guest.memory.buffer).slice();
-    for (let round = 0; round < 3; round++) {
-      guest.poke(100, 0x5ec2e7);
-      guest.poke(17 * 65536 - 4, round + 1);
-      new Uint8Array(guest.memory.buffer)[500_000] = 9;
-      expect(state.restore(() => false, () => undefined)).toBe(true);
-      expect(Buffer.compare(new Uint8Array(guest.memory.buffer), fresh)).toBe(0);
-    }
-    guest.fill();
-    expect(state.restore(() => false, () => undefined)).toBe(true);
-    expect(Buffer.compare(new Uint8Array(guest.memory.buffer), fresh)).toBe(0);
+    await expectResetsPutBack({ watch: (view) => pages().watch(view) });
   });
 });
