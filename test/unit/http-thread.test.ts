@@ -1,6 +1,6 @@
 // One handler thread, in this process: the hand-written handler
-// (examples/components/http-bench.wat) served by serveOnThread through
-// node:http, as a handler thread serves it in a container.
+// (examples/components/http-bench.wat) served by serveOnThread through its
+// own HTTP server (wire/), as a handler thread serves it in a container.
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -16,7 +16,6 @@
 // a file), which keep their own implementation. The classes in the import
 // object only stand for the types (jco's glue checks instanceof against them
 // where preview2-shim's calls hand out streams).
-import type { EventEmitter } from 'node:events';
 import { CABI_DISPOSE, CABI_LOWER, CABI_REP, ErrResult, type FnType, type HostFn, type Lowering, type Ty } from './abi.js';
 import { lowering } from './lowered.js';
 import type { Reps } from './reps.js';
@@ -60,6 +59,16 @@ function byteCount(len: bigint | number): number {
  * chunks for the guest: flowing while less than HIGH_WATER bytes wait,
  * paused beyond. `source` null is an empty body.
  */
+/** A body's bytes as stream events: a client's IncomingMessage, or a served request (wire/request.ts). */
+export interface BodyEvents {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  once(event: 'end' | 'close', listener: () => void): unknown;
+  once(event: 'error', listener: (err: Error) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  isPaused(): boolean;
+}
+
 export class ReadableSource implements Waitable {
   readonly #queue: Buffer[] = [];
   #offset = 0;
@@ -67,9 +76,9 @@ export class ReadableSource implements Waitable {
   #ended = false;
   #error: Error | undefined;
   readonly #signal = new Signal();
-  readonly #source: (EventEmitter & { pause(): unknown; resume(): unknown; isPaused(): boolean }) | null;
+  readonly #source: BodyEvents | null;
 
-  constructor(source: (EventEmitter & { pause(): unknown; resume(): unknown; isPaused(): boolean }) | null) {
+  constructor(source: BodyEvents | null) {
     this.#source = source;
     if (!source) {
       this.#ended = true;
@@ -133,7 +142,7 @@ export class ReadableSource implements Waitable {
   }
 }
 
-/** What a body sink writes to: a ServerResponse or ClientRequest (Node's OutgoingMessage). */
+/** What a body sink writes to: a served response (wire/response.ts) or a ClientRequest. */
 export interface BodyTarget {
   write(chunk: Uint8Array): boolean;
   end(chunk?: Uint8Array): unknown;

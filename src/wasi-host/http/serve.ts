@@ -1,5 +1,5 @@
 // The server of an HTTP component: N handler threads, each with its own
-// node:http server on the same port (SO_REUSEPORT, the kernel spreads the
+// HTTP server (wire/) on the same port (SO_REUSEPORT, the kernel spreads the
 // connections) and its own pool of instances (thread.ts). The component's
 // core modules are compiled once, here, and shared by every thread (a
 // WebAssembly.Module posted to a worker shares its compiled code).

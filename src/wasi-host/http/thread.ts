@@ -1,10 +1,8 @@
-// One handler thread of an HTTP component: its own node:http server on the
-// shared port (SO_REUSEPORT: the kernel spreads connections over the
+// One handler thread of an HTTP component: its own HTTP server (wire/) on
+// the shared port (SO_REUSEPORT: the kernel spreads connections over the
 // threads), its own pool of instances, and the guest's handler called right
 // here, on the thread that owns the instance: no proxy, no other thread on a
 // request's path.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as p2 from '../p2/shim.js';
 import { trapMessage } from '../component-outcome.js';
 import { isTrap } from '../outcome.js';
@@ -20,6 +18,9 @@ import { openPageTrackers, type PageTrackers } from './page-trackers.js';
 import { InstanceWatch, MemoryCopies, type InstanceState, type PageTracker } from './reset.js';
 import { FdLedger } from '../p2/fd-ledger.js';
 import { ResponseEvents, wasiHttp, type Exchange } from './types.js';
+import type { WireRequest } from './wire/request.js';
+import type { WireResponse } from './wire/response.js';
+import { WireServer } from './wire/server.js';
 
 export interface ThreadServeOptions {
   /** The component, and the guest whose imports it gets (source.ts). */
@@ -196,6 +197,8 @@ function failureMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+const UNAVAILABLE = Buffer.from('service unavailable\n');
+
 /** How long the rest of a thread's pool waits at most for the first request to be over. */
 const FIRST_FILL_HOLD_MS = 100;
 
@@ -216,7 +219,7 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
   let draining = false;
   let drained: (() => void) | undefined;
   // The responses in flight (slots, not a Set: see SlotList).
-  const open = new SlotList<ServerResponse>();
+  const open = new SlotList<WireResponse>();
 
   /**
    * One request, from its arrival to its response's close: its response's
@@ -225,12 +228,12 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
    * promise per call and the closures of each.
    */
   class Served extends ResponseEvents implements CallDone {
-    readonly #req: IncomingMessage;
-    readonly #res: ServerResponse;
+    readonly #req: WireRequest;
+    readonly #res: WireResponse;
     readonly #slot: number;
     #instance: Instance | undefined;
     #exchange: Exchange | undefined;
-    constructor(req: IncomingMessage, res: ServerResponse) {
+    constructor(req: WireRequest, res: WireResponse) {
       super(res);
       this.#req = req;
       this.#res = res;
@@ -264,7 +267,7 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
     unserved(err: unknown): void {
       options.onRequestFailed(`no instance to serve the request: ${failureMessage(err)}`);
       const res = this.#res;
-      if (!res.headersSent) res.writeHead(503, ['content-type', 'text/plain']).end('service unavailable\n');
+      if (!res.headersSent) res.writeHead(503, ['content-type', 'text/plain']).end(UNAVAILABLE);
     }
     // Called from the guest's stack (the handler loop's next import), so never throws there.
     done(): void {
@@ -292,7 +295,7 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
     }
   }
 
-  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+  const onRequest = (req: WireRequest, res: WireResponse) => {
     const served = new Served(req, res);
     const instance = pool.take();
     if (instance) served.serve(instance);
@@ -303,20 +306,10 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
       );
   };
 
-  // A request with neither Content-Length nor Transfer-Encoding has no body
-  // (RFC 9112 §6.3), and the guest gets an empty one without its stream
-  // being read (types.ts); Node then skips the request stream's life cycle
-  // too (its end, its dump after the response, its close).
-  const server: Server = createServer({ optimizeEmptyRequests: true }, onRequest);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port: options.port, ...(options.host ? { host: options.host } : {}), reusePort: true }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const server = new WireServer(onRequest);
+  await server.listen({ port: options.port, ...(options.host ? { host: options.host } : {}) });
   return {
-    port: (server.address() as AddressInfo).port,
+    port: server.port,
     inFlight: () => inFlight,
     stats: () => {
       const refused = factory.resetRefused();
@@ -335,12 +328,11 @@ export async function serveOnThread(options: ThreadServeOptions): Promise<Thread
         open.forEach((res) => {
           if (!res.headersSent) res.shouldKeepAlive = false;
         });
-        server.close();
-        server.closeIdleConnections();
+        server.drain();
         const done = () => {
           pool.close();
           factory.close();
-          server.closeAllConnections();
+          server.close();
           resolve();
         };
         if (inFlight === 0) done();

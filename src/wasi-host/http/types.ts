@@ -1,7 +1,7 @@
-// wasi:http/types and wasi:http/outgoing-handler (0.2) over node:http, on
-// the thread that owns the instance: a request that Node's server parsed
-// becomes an IncomingRequest, the guest's OutgoingResponse is written to the
-// ServerResponse, and an outgoing request is a node:http(s) ClientRequest.
+// wasi:http/types and wasi:http/outgoing-handler (0.2), on the thread that
+// owns the instance: a request that the thread's server parsed (wire/)
+// becomes an IncomingRequest, the guest's OutgoingResponse is written to its
+// WireResponse, and an outgoing request is a node:http(s) ClientRequest.
 // Bodies are the streams of io.ts. Every function is lowered (abi.ts); the
 // classes are also what the import object carries, so that jco's glue
 // accepts the two objects it lifts itself, the handler's arguments.
@@ -9,11 +9,13 @@
 // Conventions (jco's, which abi.ts follows): a function returning result<T>
 // answers err when it throws a plain (non-Error) value, the value being the
 // error; an Error thrown is a trap.
-import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import { CABI_DISPOSE, CABI_REP, type FnType, type HostFn, type Lowering, type Ty } from './abi.js';
 import { Fields, type HeaderError } from './fields.js';
 import { disposer, failure, HostError, HostInputStream, HostOutputStream, HostPollable, markerClass, ReadableSource, withLowering, WritableSink, type BodyTarget, type Waitable } from './io.js';
 import type { Reps, RepScope } from './reps.js';
+import type { WireRequest } from './wire/request.js';
+import type { ResponseListener, WireResponse } from './wire/response.js';
 import { ENTRIES, FIELD_VALUE, ERROR_CODE, fn, futureResult, HEADER_ERROR, list, METHOD, method, option, own, result, SCHEME, borrow } from './wit.js';
 
 type Method =
@@ -36,8 +38,7 @@ function methodName(m: Method): string {
 }
 
 /** The request has no body (RFC 9112 §6.3: neither Content-Length nor Transfer-Encoding, or a zero length). */
-function bodyless(req: IncomingMessage): boolean {
-  // From rawHeaders: req.headers builds an object of every header on first use (~1 µs a request).
+function bodyless(req: WireRequest): boolean {
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!;
@@ -50,26 +51,25 @@ function bodyless(req: IncomingMessage): boolean {
 const INTERNAL_ERROR = Buffer.from('internal server error\n');
 
 /**
- * The ServerResponse of one exchange, as the body sink's target. The status
+ * The WireResponse of one exchange, as the body sink's target. The status
  * line and headers are written with the first bytes of the body (or its
  * end), so that a body finished in one go carries a Content-Length.
  */
 class ResponseTarget implements BodyTarget {
-  readonly #res: ServerResponse;
+  readonly #res: WireResponse;
   readonly #events: ResponseEvents;
   readonly #status: number;
   readonly #raw: string[];
   readonly #lengthGiven: boolean;
   #trailers = false;
-  constructor(res: ServerResponse, events: ResponseEvents, status: number, raw: string[]) {
+  constructor(res: WireResponse, events: ResponseEvents, status: number, raw: string[]) {
     this.#res = res;
     this.#events = events;
     this.#status = status;
     this.#raw = raw;
+    // A guest that promised a length must keep its promise: the response
+    // refuses extra bytes and a short end, and we turn that into an error.
     this.#lengthGiven = raw.some((v, i) => i % 2 === 0 && v === 'content-length');
-    // A guest that promised a length must keep its promise (Node then refuses
-    // extra bytes and a short end, and we turn that into an error).
-    if (this.#lengthGiven) res.strictContentLength = true;
   }
   #head(length: number | undefined): void {
     if (this.#res.headersSent) return;
@@ -101,7 +101,7 @@ class ResponseTarget implements BodyTarget {
   }
   on(event: 'drain' | 'error', listener: (err: Error) => void): this {
     if (event === 'error') this.#events.onError = listener;
-    else this.#res.on(event, listener);
+    else this.#res.on('drain', listener as () => void);
     return this;
   }
   once(_event: 'close', listener: () => void): this {
@@ -110,35 +110,16 @@ class ResponseTarget implements BodyTarget {
   }
 }
 
-/** Where a response's ResponseEvents are found by the two listeners every response shares. */
-const EVENTS = Symbol('tugboat.responseEvents');
-type WithEvents = ServerResponse & { [EVENTS]: ResponseEvents };
-
-// Without a sink, an error is a write after the end: the guest's mistake, not a reason to end the thread.
-function onResponseError(this: WithEvents, err: Error): void {
-  this[EVENTS].onError?.(err);
-}
-function onResponseClose(this: WithEvents): void {
-  const events = this[EVENTS];
-  events.onClose?.();
-  events.closed();
-}
-
 /**
- * A response's one 'error' and one 'close' listener, added when the request
- * comes in; the server and the body sink hang their callbacks here. Four
- * listeners of their own (two of them `once` wrappers, two listener arrays)
- * cost a request ~2 µs; the two listeners are functions shared by every
- * response (no closures made per request), which find this object on the
- * response. The server's own request state extends this class (`closed`).
+ * A response's listener, set when the request comes in; the server and the
+ * body sink hang their callbacks here (one object, no listener arrays). The
+ * server's own request state extends this class (`closed`).
  */
-export class ResponseEvents {
+export class ResponseEvents implements ResponseListener {
   onError: ((err: Error) => void) | undefined;
   onClose: (() => void) | undefined;
-  constructor(res: ServerResponse) {
-    (res as WithEvents)[EVENTS] = this;
-    res.on('error', onResponseError);
-    res.on('close', onResponseClose);
+  constructor(res: WireResponse) {
+    res.events = this;
   }
   /** The response is closed (sent, or its connection gone), after the body sink heard of it. */
   closed(): void {}
@@ -223,14 +204,14 @@ class Lifted {
 }
 
 export class IncomingRequest extends Lifted {
-  readonly #req: IncomingMessage;
+  readonly #req: WireRequest;
   #body: IncomingBody | undefined;
-  constructor(req: IncomingMessage) {
+  constructor(req: WireRequest) {
     super();
     this.#req = req;
   }
   method(): Method {
-    return methodOf(this.#req.method ?? 'GET');
+    return methodOf(this.#req.method);
   }
   pathWithQuery(): string | undefined {
     return this.#req.url;
@@ -239,7 +220,12 @@ export class IncomingRequest extends Lifted {
     return { tag: 'HTTP' };
   }
   authority(): string | undefined {
-    return this.#req.headers.host;
+    const raw = this.#req.rawHeaders;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!;
+      if (name.length === 4 && name.toLowerCase() === 'host') return raw[i + 1];
+    }
+    return undefined;
   }
   headers(): Fields {
     return Fields.fromRaw(this.#req.rawHeaders);
@@ -300,7 +286,7 @@ export class OutgoingResponse {
     return this.#body;
   }
   /** The response was set: it goes to `res` (its body, now or when the guest makes it). */
-  static send(r: OutgoingResponse, res: ServerResponse, events: ResponseEvents): void {
+  static send(r: OutgoingResponse, res: WireResponse, events: ResponseEvents): void {
     r.#target = new ResponseTarget(res, events, r.#status, r.#headers.toRaw());
     r.#body?.sink.attach(r.#target);
   }
@@ -556,11 +542,11 @@ class HttpExchange implements Exchange, AnswerTaker {
   readonly request: IncomingRequest;
   readonly outparam: ResponseOutparam;
   readonly #options: HttpHostOptions;
-  readonly #res: ServerResponse;
+  readonly #res: WireResponse;
   readonly #events: ResponseEvents;
   #answered = false;
   #response: OutgoingResponse | undefined;
-  constructor(reps: Reps, options: HttpHostOptions, req: IncomingMessage, res: ServerResponse, events: ResponseEvents, scope: RepScope | undefined) {
+  constructor(reps: Reps, options: HttpHostOptions, req: WireRequest, res: WireResponse, events: ResponseEvents, scope: RepScope | undefined) {
     this.#options = options;
     this.#res = res;
     this.#events = events;
@@ -703,7 +689,7 @@ export function wasiHttp(low: Lowering & { host: Reps }, options: HttpHostOption
   };
 
   /** One request: the handler's arguments (owned by `scope`, the instance), and how its answer reaches `res` (whose listeners are `events`). */
-  function exchange(req: IncomingMessage, res: ServerResponse, events: ResponseEvents, scope: RepScope | undefined): Exchange {
+  function exchange(req: WireRequest, res: WireResponse, events: ResponseEvents, scope: RepScope | undefined): Exchange {
     return new HttpExchange(reps, options, req, res, events, scope);
   }
 

@@ -1,6 +1,6 @@
 // An HTTP component guest of a shared host (pod and process isolation),
 // served as at `container` level by ../http/: handler threads with their own
-// node:http server on the guest's port and their own pool of instances. The
+// HTTP server (../http/wire/) on the guest's port and their own pool of instances. The
 // component comes from the host (its glue read through the cache entry's
 // descriptor, its core modules instrumented and compiled by the host's
 // cache), and its instances run under the guest's control array: pause
