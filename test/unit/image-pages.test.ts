@@ -140,6 +140,56 @@ describe.each([
   });
 });
 
+describe('the bytes as made, read from the image', () => {
+  it('are the file\'s own pages, shared by the memories made alike: a thread holds no copy of them (read-only, nothing anonymous)', () => {
+    const w = open(false);
+    try {
+      const copies = new MemoryCopies();
+      const before = imageFiles();
+      const made = () => {
+        const view = new Uint8Array(new WebAssembly.Memory({ initial: 32 }).buffer);
+        for (let i = 0; i < view.length; i += 4093) view[i] = (i >> 12) & 255;
+        return view;
+      };
+      const a = made();
+      const saved = copies.of('0 memory', a);
+      expect(w.watch(a, saved)).toBeDefined();
+      const image = w.image(saved)!;
+      expect(image).toBeDefined();
+      expect(Buffer.compare(image, saved)).toBe(0);
+      copies.adopt('0 memory', saved, image);
+      // The next instance made alike compares with the image and is mapped on the same file.
+      const b = made();
+      expect(copies.of('0 memory', b)).toBe(image);
+      const range = w.watch(b, image)!;
+      expect(w.image(image)).toBe(image);
+      expect(imageFiles() - before).toBe(1);
+      b[5 * PAGE] = 99;
+      expect(range.copyBack(b, image)).toBe(true);
+      expect(Buffer.compare(b, saved)).toBe(0);
+      const smaps = readFileSync('/proc/self/smaps', 'latin1');
+      const at = smaps.search(new RegExp(`^0*${w.addressOf(image).toString(16)}-\\S+ r--p .*/dev/shm/#\\d+ \\(deleted\\)$`, 'm'));
+      expect(at).toBeGreaterThanOrEqual(0);
+      const mapping = smaps.slice(at, smaps.indexOf('VmFlags', at));
+      expect(/^Rss:\s+(\d+) kB/m.exec(mapping)![1]).not.toBe('0');
+      expect(/^Anonymous:\s+(\d+) kB/m.exec(mapping)![1]).toBe('0');
+      // tmpfs pages count as dirty; those the memory b reads too are shared with it.
+      expect(/^Shared_Dirty:\s+(\d+) kB/m.exec(mapping)![1]).not.toBe('0');
+    } finally {
+      w.close();
+    }
+  });
+
+  it('are not had where the memory has no image', () => {
+    const w = open(false);
+    try {
+      expect(w.image(new Uint8Array(65536))).toBeUndefined();
+    } finally {
+      w.close();
+    }
+  });
+});
+
 describe('an image watch and its descriptors', () => {
   it("writes its descriptors in a shared host's ledger (a killed thread leaks none), and takes them out when closed", () => {
     const ledger = new FdLedger();

@@ -36,6 +36,7 @@ const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
 // O_TMPFILE includes O_DIRECTORY, as the kernel defines it.
 const O_TMPFILE = 0o20200000;
+const PROT_READ = 1;
 const PROT_READ_WRITE = 3;
 const MAP_PRIVATE = 0x02;
 const MAP_FIXED = 0x10;
@@ -80,8 +81,10 @@ export class ImageWatch {
   readonly #ledger: FdLedger | undefined;
   /** Each descriptor's slot in the ledger. */
   readonly #slots = new Map<number, number>();
-  /** One file per copy (reset.ts's MemoryCopies shares a copy among instances whose memories are made alike, and so the file). */
+  /** One file per copy (reset.ts's MemoryCopies shares a copy among instances whose memories are made alike, and so the file); an image read from its file (image()) names the same one. */
   readonly #files = new Map<Uint8Array, number>();
+  /** Each file's bytes as a view of the file's own pages (image()). */
+  readonly #images = new Map<number, Uint8Array>();
   #closed = false;
   /** Does the kernel list the written pages itself (PAGEMAP_SCAN, Linux 6.7), or are all entries read? */
   #scans = true;
@@ -183,6 +186,34 @@ export class ImageWatch {
     return undefined;
   }
 
+  /**
+   * The bytes of `saved` read from its file's own pages: a memory of V8's
+   * (so V8 unmaps it when it is collected, or the thread ends) with the
+   * file mapped read-only over it. The pages are the ones every memory
+   * mapped on the file reads, so a reset that copies from here holds no
+   * copy of its own: the thread's JS copy of a componentize-js memory
+   * (10 MiB) goes. Undefined where `saved` has no file or cannot be mapped.
+   */
+  image(saved: Uint8Array): Uint8Array | undefined {
+    const fd = this.#files.get(saved);
+    if (fd === undefined || this.#closed) return undefined;
+    const known = this.#images.get(fd);
+    if (known !== undefined) return known;
+    const WASM_PAGE = 65536;
+    if (saved.byteLength % WASM_PAGE !== 0 || saved.byteLength === 0) return undefined;
+    const view = new Uint8Array(new WebAssembly.Memory({ initial: saved.byteLength / WASM_PAGE }).buffer);
+    const c = this.#c;
+    const start = c.addressOf(view);
+    if (c.mmap(start, view.byteLength, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0) !== start) {
+      // As in watch(): the pages may be gone; they must be memory again before V8 meets them.
+      if (c.mmap(start, view.byteLength, PROT_READ_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !== start) throw new Error(`cannot map a memory back (errno ${c.errno()})`);
+      return undefined;
+    }
+    this.#images.set(fd, view);
+    this.#files.set(view, fd);
+    return view;
+  }
+
   /** The file holding `saved`, made the first time it is asked for. */
   #fileOf(saved: Uint8Array): number | undefined {
     const known = this.#files.get(saved);
@@ -265,7 +296,7 @@ export class ImageWatch {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const fds = [this.#pagemap, ...this.#files.values()];
+    const fds = [this.#pagemap, ...new Set(this.#files.values())];
     // Out of the ledger first: the host must never close a number the kernel has given to someone else since.
     for (const slot of this.#slots.values()) this.#ledger!.forget(slot);
     for (const fd of fds) sys().close(fd);

@@ -40,6 +40,10 @@ class Both implements PageTrackers {
     return this.uffd.watch(view, mapped ? { release: (start, length) => images!.drop(start, length) } : {}) ?? mapped;
   }
 
+  image(saved: Uint8Array): Uint8Array | undefined {
+    return this.images?.image(saved);
+  }
+
   close(): void {
     this.uffd.close();
     this.images?.close();
@@ -55,6 +59,10 @@ class ImagesOnly implements PageTrackers {
 
   watch(view: Uint8Array, saved: Uint8Array): WrittenRange | undefined {
     return this.images.watch(view, saved);
+  }
+
+  image(saved: Uint8Array): Uint8Array | undefined {
+    return this.images.image(saved);
   }
 
   close(): void {

@@ -32,6 +32,8 @@ import { FLAG, type HandleTable } from './abi.js';
 export interface PageTracker {
   /** Watches `view`, which holds `saved` byte for byte now; undefined when it cannot. */
   watch(view: Uint8Array, saved: Uint8Array): WrittenRange | undefined;
+  /** `saved`'s bytes read from the image a watched memory is mapped on (no copy of their own), where there is one. */
+  image?(saved: Uint8Array): Uint8Array | undefined;
 }
 
 /** One memory watched. */
@@ -120,9 +122,17 @@ export class InstanceWatch implements GlueHooks {
       for (const [name, value] of Object.entries(core.exports)) {
         if (name.startsWith(MEMORY_EXPORT) && value instanceof WebAssembly.Memory) {
           const view = new Uint8Array(value.buffer);
-          const bytes = copies ? copies.of(`${i} ${name}`, view) : view.slice();
+          const key = `${i} ${name}`;
+          let bytes = copies ? copies.of(key, view) : view.slice();
           // Watched once copied: the copy and the memory are equal from here on, but for the pages the kernel will list.
-          const written = pages && view.length >= WATCHED_MIN_BYTES ? pages()?.watch(view, bytes) : undefined;
+          const tracker = pages && view.length >= WATCHED_MIN_BYTES ? pages() : undefined;
+          const written = tracker?.watch(view, bytes);
+          // Where the memory is mapped on an image, resets copy from the image's pages, and the copy goes.
+          const image = written && tracker?.image?.(bytes);
+          if (image) {
+            copies?.adopt(key, bytes, image);
+            bytes = image;
+          }
           memories.set(value, { memory: value, bytes, view, written });
         }
         else if (name.startsWith(GLOBAL_EXPORT) && value instanceof WebAssembly.Global) globals.set(value, { global: value, value: value.value });
@@ -158,6 +168,11 @@ export class MemoryCopies {
     const copy = view.slice();
     this.#last.set(key, copy);
     return copy;
+  }
+
+  /** `image` holds what `copy` does (read from a file): it is shared from now on, and `copy` let go. */
+  adopt(key: string, copy: Uint8Array, image: Uint8Array): void {
+    if (this.#last.get(key) === copy) this.#last.set(key, image);
   }
 }
 
