@@ -336,14 +336,14 @@ export class Connection implements BodyFlow, ResponseWire {
     for (const p of this.#queue.splice(0)) p.req.cut();
     for (const res of this.#flushing.splice(0)) res.closed();
     const parser = this.#parser;
-    // After the parser's own stack has unwound (node:http's freeParser does the same).
+    // After the parser's own stack has unwound (node:http's freeParser does the same for a parser it does not pool).
     setImmediate(() => {
       try {
         parser.unconsume();
       } catch {
         // the handle is closed already
       }
-      parser.free();
+      parser.close();
     });
     this.#host.gone(this);
   }

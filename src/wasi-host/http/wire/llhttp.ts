@@ -21,6 +21,8 @@ export interface LlhttpParser {
   execute(data: Buffer): number | LlhttpError;
   remove(): void;
   free(): void;
+  /** Deletes the C++ parser now (node:http's closeParserInstance). */
+  close(): void;
   [slot: number]: unknown;
 }
 
