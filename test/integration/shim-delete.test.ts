@@ -184,6 +184,22 @@ describe('shim delete from sh: the same answer and the same side effects as Node
     expect(viaNode).toMatchObject({ code: 0, stderr: '', pid: 0, exitStatus: 137 });
   });
 
+  it.each([
+    ['{} (every default)', () => '{}'],
+    ['a newline after the object', (b: { root: string }) => `${JSON.stringify({ root: b.root, no_pivot_root: false })}\n`],
+    ['a key named twice (the last wins)', (b: { root: string }) => `{"root":"/nowhere","root":"${b.root}","systemd_cgroup":true,"systemd_cgroup":false}`],
+  ])('options.json read by sh: %s', async (_name, text) => {
+    const { viaNode } = await both(
+      async () => {
+        const b = bundle({ pid: '99' });
+        writeFileSync(join(b.dir, 'options.json'), text(b));
+        return b;
+      },
+      (b) => readdirSafe(b.dir),
+    );
+    expect(viaNode).toEqual({ code: 0, stderr: '', pid: 'init.pid', exitStatus: 137 });
+  });
+
   it('a running busybox under real runc (private root): runc delete --force kills it and removes its state', async () => {
     const { nodeSaw } = await both(
       async () => {
@@ -316,6 +332,8 @@ describe('shim delete: what sh leaves to Node', () => {
     ['an unknown key in options.json', (b) => void writeFileSync(join(b.dir, 'options.json'), JSON.stringify({ root: b.root, shim_cgroup: 'x' }))],
     ['systemd_cgroup as a string', (b) => void writeFileSync(join(b.dir, 'options.json'), JSON.stringify({ root: b.root, systemd_cgroup: 'yes' }))],
     ['pretty-printed options.json', (b) => void writeFileSync(join(b.dir, 'options.json'), JSON.stringify({ root: b.root }, null, 2))],
+    ['an empty line after options.json', (b) => void writeFileSync(join(b.dir, 'options.json'), `${JSON.stringify({ root: b.root })}\n\n`)],
+    ['a trailing comma in options.json', (b) => void writeFileSync(join(b.dir, 'options.json'), `{"root":"${b.root}",}`)],
     ['a relative runc root', (b) => void writeFileSync(join(b.dir, 'options.json'), JSON.stringify({ root: 'runc' }))],
     ['a runc binary not on PATH, for runc state', (b) => {
       writeFileSync(join(b.dir, 'options.json'), JSON.stringify({ root: b.root, binary_name: 'no-such-runc' }));
